@@ -1,0 +1,208 @@
+/**
+ * Fashion-MNIST loader: reads the four IDX `.gz` files, validates them, and makes the seeded,
+ * stratified subsets and the train/validation split the trainer and experiments need. Pure Node
+ * (fs + zlib); no tf here, so tests and scripts can load data without a backend.
+ *
+ * Images stay uint8 (47 MB for the training set); callers normalise batches with
+ * common/preprocess.ts normalizePixels so there is one definition of the input scaling.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/labels.ts";
+
+export const DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist";
+export const DATA_DIR_ENV = "FASHION_MNIST_DIR";
+
+export const FILES = {
+  trainImages: "train-images-idx3-ubyte.gz",
+  trainLabels: "train-labels-idx1-ubyte.gz",
+  testImages: "t10k-images-idx3-ubyte.gz",
+  testLabels: "t10k-labels-idx1-ubyte.gz",
+} as const;
+
+const HOW_TO_GET =
+  "Get the data with `apt-get install -y dataset-fashion-mnist` (Debian; files land in " +
+  `${DEFAULT_DATA_DIR}), or put the four official files (${Object.values(FILES).join(", ")}) ` +
+  `in a directory and pass it with --data-dir or the ${DATA_DIR_ENV} environment variable.`;
+
+export class DataError extends Error {
+  constructor(message: string) {
+    super(`${message}\n${HOW_TO_GET}`);
+    this.name = "DataError";
+  }
+}
+
+/** A labelled image set: N images of 784 uint8 pixels (row-major, light on dark). */
+export interface Split {
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+export interface Dataset {
+  train: Split;
+  test: Split;
+  dir: string;
+  /** sha256 of each decompressed file: identifies the data a model was trained on. */
+  fingerprint: Record<string, string>;
+}
+
+export function resolveDataDir(flag?: string): string {
+  return flag ?? process.env[DATA_DIR_ENV] ?? DEFAULT_DATA_DIR;
+}
+
+function readIdx(path: string, expectMagic: number, expectCount: number | undefined): { body: Uint8Array; dims: number[]; sha: string } {
+  if (!existsSync(path)) throw new DataError(`Cannot load Fashion-MNIST: ${path} does not exist.`);
+  let raw: Buffer;
+  try {
+    raw = gunzipSync(readFileSync(path));
+  } catch (e) {
+    throw new DataError(`Cannot load ${path}: it is not a valid gzip file (${(e as Error).message}); the file is corrupt or truncated.`);
+  }
+  if (raw.length < 8) throw new DataError(`Cannot load ${path}: ${raw.length} bytes is too short for an IDX header.`);
+  const magic = raw.readUInt32BE(0);
+  if (magic !== expectMagic) {
+    throw new DataError(
+      `Cannot load ${path}: IDX magic number is 0x${magic.toString(16).padStart(8, "0")}, expected 0x${expectMagic.toString(16).padStart(8, "0")} (wrong or corrupt file).`,
+    );
+  }
+  const ndim = magic & 0xff;
+  const header = 4 + 4 * ndim;
+  if (raw.length < header) throw new DataError(`Cannot load ${path}: truncated IDX header.`);
+  const dims: number[] = [];
+  for (let i = 0; i < ndim; i++) dims.push(raw.readUInt32BE(4 + 4 * i));
+  if (expectCount !== undefined && dims[0] !== expectCount) {
+    throw new DataError(`Cannot load ${path}: holds ${dims[0]} items, expected ${expectCount}.`);
+  }
+  if (ndim === 3 && (dims[1] !== IMAGE_SIZE || dims[2] !== IMAGE_SIZE)) {
+    throw new DataError(`Cannot load ${path}: images are ${dims[1]}x${dims[2]}, expected ${IMAGE_SIZE}x${IMAGE_SIZE}.`);
+  }
+  const want = dims.reduce((a, b) => a * b, 1);
+  const have = raw.length - header;
+  if (have !== want) {
+    throw new DataError(`Cannot load ${path}: body has ${have} bytes, the header promises ${want} (truncated or corrupt file).`);
+  }
+  const sha = createHash("sha256").update(raw).digest("hex");
+  return { body: new Uint8Array(raw.buffer, raw.byteOffset + header, want), dims, sha };
+}
+
+function readSplit(dir: string, images: string, labels: string, count: number | undefined, fp: Record<string, string>): Split {
+  const im = readIdx(join(dir, images), 0x00000803, count);
+  const lb = readIdx(join(dir, labels), 0x00000801, im.dims[0]);
+  for (let i = 0; i < lb.body.length; i++) {
+    if (lb.body[i] >= NUM_CLASSES) {
+      throw new DataError(`Cannot load ${join(dir, labels)}: label ${lb.body[i]} at index ${i} is not in 0..${NUM_CLASSES - 1}.`);
+    }
+  }
+  fp[images] = im.sha;
+  fp[labels] = lb.sha;
+  return { images: im.body, labels: lb.body, count: im.dims[0] };
+}
+
+/**
+ * Loads and validates the dataset. Counts are checked against the official 60,000/10,000
+ * unless `strictCounts` is false (tests use small hand-made IDX files).
+ */
+export function loadFashionMnist(dir = resolveDataDir(), opts: { strictCounts?: boolean } = {}): Dataset {
+  const strict = opts.strictCounts ?? true;
+  const fingerprint: Record<string, string> = {};
+  const train = readSplit(dir, FILES.trainImages, FILES.trainLabels, strict ? 60000 : undefined, fingerprint);
+  const test = readSplit(dir, FILES.testImages, FILES.testLabels, strict ? 10000 : undefined, fingerprint);
+  return { train, test, dir, fingerprint };
+}
+
+/** mulberry32: small, fast, seedable PRNG; every random choice in the trainer goes through it. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffle<T>(a: T[] | Int32Array, rand: () => number): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
+/** Copies the given rows of a split into a new split. */
+export function take(split: Split, idx: ArrayLike<number>): Split {
+  const n = idx.length;
+  const images = new Uint8Array(n * PIXELS);
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = idx[i];
+    images.set(split.images.subarray(k * PIXELS, (k + 1) * PIXELS), i * PIXELS);
+    labels[i] = split.labels[k];
+  }
+  return { images, labels, count: n };
+}
+
+/**
+ * Row indices of a stratified, seeded sample of n items: each class gets n/10 (the remainder
+ * goes to the first classes), drawn without replacement. Different seeds give different subsets.
+ */
+export function stratifiedIndices(labels: Uint8Array, n: number, seed: number): Int32Array {
+  if (n > labels.length) throw new RangeError(`Cannot take ${n} samples from a split of ${labels.length}`);
+  const byClass: number[][] = Array.from({ length: NUM_CLASSES }, () => []);
+  for (let i = 0; i < labels.length; i++) byClass[labels[i]].push(i);
+  const rand = rng(seed);
+  byClass.forEach((c) => shuffle(c, rand));
+  const present = byClass.filter((c) => c.length > 0);
+  const out: number[] = [];
+  const base = Math.floor(n / present.length);
+  let extra = n - base * present.length;
+  const short: number[] = [];
+  for (const c of present) {
+    const want = base + (extra > 0 ? 1 : 0);
+    if (extra > 0) extra--;
+    out.push(...c.slice(0, want));
+    if (c.length < want) short.push(want - c.length);
+  }
+  // A class too small for its share: fill from the rest so n is still met.
+  if (out.length < n) {
+    const used = new Set(out);
+    const rest = [];
+    for (let i = 0; i < labels.length; i++) if (!used.has(i)) rest.push(i);
+    shuffle(rest, rand);
+    out.push(...rest.slice(0, n - out.length));
+  }
+  const idx = Int32Array.from(out);
+  shuffle(idx, rand);
+  return idx;
+}
+
+export function stratifiedSubset(split: Split, n: number, seed: number): Split {
+  return take(split, stratifiedIndices(split.labels, n, seed));
+}
+
+/**
+ * Held-out validation split taken from the training set (never from test), stratified and
+ * seeded: returns disjoint {train, val}.
+ */
+export function trainValSplit(train: Split, valCount: number, seed: number): { train: Split; val: Split } {
+  const valIdx = stratifiedIndices(train.labels, valCount, seed);
+  const inVal = new Uint8Array(train.count);
+  for (const i of valIdx) inVal[i] = 1;
+  const rest: number[] = [];
+  for (let i = 0; i < train.count; i++) if (!inVal[i]) rest.push(i);
+  return { train: take(train, rest), val: take(train, valIdx) };
+}
+
+/** Writes a split as IDX gz buffers (tests build small or broken datasets with this). */
+export function encodeIdx(kind: "images" | "labels", data: Uint8Array, count: number): Uint8Array {
+  const dims = kind === "images" ? [count, IMAGE_SIZE, IMAGE_SIZE] : [count];
+  const header = Buffer.alloc(4 + 4 * dims.length);
+  header.writeUInt32BE(kind === "images" ? 0x803 : 0x801, 0);
+  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+}

@@ -1,0 +1,231 @@
+/**
+ * The one definition of every architecture: the convolutional VAE (encoder, decoder, loss) and
+ * the classifiers (logistic regression and a small MLP on the latent, a multi-layer CNN on
+ * pixels). Pure factories taking a config; training, export, experiments and tests all build
+ * models here, tests with tiny configs. Layouts are tfjs-native NHWC; the exporter converts.
+ *
+ * Every classifier outputs logits (no softmax layer), so the losses can use the stable
+ * log-softmax form; the ONNX exporter appends the Softmax.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { IMAGE_SIZE, NUM_CLASSES } from "../common/labels.ts";
+import { normalizePixels } from "../common/preprocess.ts";
+
+export interface VaeConfig {
+  /** Latent dimensions L; the encoder's last dense layer has 2L units (mu, log-variance). */
+  latent: number;
+  /** Filters of the 3 encoder convs (3x3, strides 2, 2, 1, same, relu): 28 -> 14 -> 7 -> 7. */
+  conv: [number, number, number];
+  /** Units of the encoder's hidden dense layer. */
+  encDense: number;
+  /** Units of the decoder's first two dense layers; the third has 7*7*conv[2]. */
+  decDense: [number, number];
+  /** Filters of the first two transposed convs (strides 2, 2); the third has 1 filter, stride 1. */
+  deconv: [number, number];
+  /** Kernel size of every conv and transposed conv. */
+  kernel: number;
+  /** Seeds the weight initialisers; the same seed gives the same initial weights. */
+  seed: number;
+}
+
+/** The reference VAE of the study and of ../notes (latent 4). */
+export const REFERENCE_VAE: Readonly<VaeConfig> = Object.freeze({
+  latent: 4,
+  conv: [32, 64, 64],
+  encDense: 128,
+  decDense: [128, 256],
+  deconv: [64, 32],
+  kernel: 3,
+  seed: 1,
+}) as VaeConfig;
+
+/** Same shape of network, a few thousand weights: for tests that must train in seconds. */
+export const TINY_VAE: Readonly<VaeConfig> = Object.freeze({
+  latent: 2,
+  conv: [4, 8, 8],
+  encDense: 16,
+  decDense: [16, 32],
+  deconv: [8, 4],
+  kernel: 3,
+  seed: 1,
+}) as VaeConfig;
+
+const VAE_KEYS = Object.keys(REFERENCE_VAE);
+
+/** Fills defaults and rejects unknown keys (a typo must not silently train another model). */
+export function vaeConfig(over: Partial<VaeConfig> = {}, base: VaeConfig = REFERENCE_VAE): VaeConfig {
+  for (const k of Object.keys(over)) {
+    if (!VAE_KEYS.includes(k)) throw new Error(`Unknown VAE config key "${k}" (known: ${VAE_KEYS.join(", ")})`);
+  }
+  const c = { ...base, ...over } as VaeConfig;
+  if (!Number.isInteger(c.latent) || c.latent < 1) throw new Error(`VAE latent must be a positive integer, got ${c.latent}`);
+  return c;
+}
+
+const STRIDES = [2, 2, 1] as const;
+const FEATURE = 7; // 28 / 2 / 2
+
+function init(seed: number) {
+  return tf.initializers.glorotUniform({ seed });
+}
+
+/** Encoder q(z|x): [N,28,28,1] in [0,1] -> [N, 2L] = concat(mu, logvar). Deterministic. */
+export function buildEncoder(cfg: VaeConfig): tf.Sequential {
+  const m = tf.sequential({ name: "encoder" });
+  cfg.conv.forEach((filters, i) => {
+    m.add(tf.layers.conv2d({
+      ...(i === 0 ? { inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] } : {}),
+      filters,
+      kernelSize: cfg.kernel,
+      strides: STRIDES[i],
+      padding: "same",
+      activation: "relu",
+      kernelInitializer: init(cfg.seed * 1000 + i),
+      name: `enc_conv${i + 1}`,
+    }));
+  });
+  m.add(tf.layers.flatten({ name: "enc_flatten" }));
+  m.add(tf.layers.dense({ units: cfg.encDense, activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 10), name: "enc_dense1" }));
+  m.add(tf.layers.dense({ units: 2 * cfg.latent, kernelInitializer: init(cfg.seed * 1000 + 11), name: "enc_moments" }));
+  return m;
+}
+
+/** Decoder p(x|z): [N, L] -> [N,28,28,1] Bernoulli logits. */
+export function buildDecoder(cfg: VaeConfig): tf.Sequential {
+  const m = tf.sequential({ name: "decoder" });
+  m.add(tf.layers.dense({ inputShape: [cfg.latent], units: cfg.decDense[0], activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 20), name: "dec_dense1" }));
+  m.add(tf.layers.dense({ units: cfg.decDense[1], activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 21), name: "dec_dense2" }));
+  m.add(tf.layers.dense({ units: FEATURE * FEATURE * cfg.conv[2], activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 22), name: "dec_dense3" }));
+  m.add(tf.layers.reshape({ targetShape: [FEATURE, FEATURE, cfg.conv[2]], name: "dec_reshape" }));
+  const filters = [cfg.deconv[0], cfg.deconv[1], 1];
+  filters.forEach((f, i) => {
+    m.add(tf.layers.conv2dTranspose({
+      filters: f,
+      kernelSize: cfg.kernel,
+      strides: STRIDES[i],
+      padding: "same",
+      activation: i < 2 ? "relu" : "linear",
+      kernelInitializer: init(cfg.seed * 1000 + 30 + i),
+      name: `dec_deconv${i + 1}`,
+    }));
+  });
+  return m;
+}
+
+/** Splits the encoder output into (mu, logvar). */
+export function splitMoments(out: tf.Tensor2D, latent: number): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
+  const [mu, logvar] = tf.split(out, [latent, latent], 1) as [tf.Tensor2D, tf.Tensor2D];
+  return { mu, logvar };
+}
+
+/** z = mu + exp(logvar / 2) * eps, eps ~ N(0, I). Sampling lives only in training code. */
+export function reparameterize(mu: tf.Tensor2D, logvar: tf.Tensor2D, seed?: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
+    return tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * Negative ELBO parts, each averaged over the batch: rec = summed binary cross-entropy of the
+ * 784 Bernoulli logits (stable form max(l,0) - l*x + log(1+exp(-|l|))); kl = KL(q(z|x) || N(0,I)).
+ */
+export function vaeLoss(x: tf.Tensor, logits: tf.Tensor, mu: tf.Tensor2D, logvar: tf.Tensor2D): { total: tf.Scalar; rec: tf.Scalar; kl: tf.Scalar } {
+  return tf.tidy(() => {
+    const n = x.shape[0]!;
+    const x2 = x.reshape([n, -1]);
+    const l2 = logits.reshape([n, -1]);
+    const bce = tf.add(tf.sub(tf.relu(l2), tf.mul(l2, x2)), tf.softplus(tf.neg(tf.abs(l2))));
+    const rec = tf.mean(tf.sum(bce, 1)) as tf.Scalar;
+    const klPer = tf.mul(-0.5, tf.sum(tf.sub(tf.sub(tf.add(1, logvar), tf.square(mu)), tf.exp(logvar)), 1));
+    const kl = tf.mean(klPer) as tf.Scalar;
+    return { total: tf.add(rec, kl) as tf.Scalar, rec, kl };
+  });
+}
+
+/** Mean sparse categorical cross-entropy from logits. */
+export function classLoss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const oneHot = tf.oneHot(labels.toInt(), logits.shape[1]);
+    return tf.mean(tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classifiers
+
+export type HeadKind = "logistic" | "mlp";
+
+export interface HeadConfig {
+  kind: HeadKind;
+  /** Hidden layer sizes of the MLP head (ignored for logistic). */
+  hidden: number[];
+  /** Dropout after each hidden layer of the MLP (0 disables; dropout masks are not seeded). */
+  dropout: number;
+  seed: number;
+}
+
+export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({ kind: "mlp", hidden: [128, 64], dropout: 0, seed: 7 }) as HeadConfig;
+
+/**
+ * A classifier on the latent mu: [N, L] -> [N, 10] logits. "logistic" is a single dense layer
+ * (multinomial logistic regression, trained by SGD); "mlp" is the study's "simple" network,
+ * here a small MLP (dense-relu blocks), trained by Adam. The latent has no spatial order, so
+ * a 1-D conv over it would only impose a fake one.
+ */
+export function buildHead(latent: number, cfg: HeadConfig): tf.Sequential {
+  const m = tf.sequential({ name: `head_${cfg.kind}` });
+  const hidden = cfg.kind === "logistic" ? [] : cfg.hidden;
+  hidden.forEach((units, i) => {
+    m.add(tf.layers.dense({ ...(i === 0 ? { inputShape: [latent] } : {}), units, activation: "relu", kernelInitializer: init(cfg.seed * 1000 + i), name: `head_dense${i + 1}` }));
+    if (cfg.dropout > 0) m.add(tf.layers.dropout({ rate: cfg.dropout, name: `head_dropout${i + 1}` }));
+  });
+  m.add(tf.layers.dense({ ...(hidden.length === 0 ? { inputShape: [latent] } : {}), units: NUM_CLASSES, kernelInitializer: init(cfg.seed * 1000 + 99), name: "head_logits" }));
+  return m;
+}
+
+export interface CnnConfig {
+  /** Filters of the conv blocks; each block is conv 3x3 stride 1 then conv 3x3 stride 2 (relu). */
+  filters: number[];
+  dense: number;
+  dropout: number;
+  seed: number;
+}
+
+export const DEFAULT_CNN: Readonly<CnnConfig> = Object.freeze({ filters: [32, 64], dense: 128, dropout: 0.3, seed: 11 }) as CnnConfig;
+export const TINY_CNN: Readonly<CnnConfig> = Object.freeze({ filters: [4, 8], dense: 16, dropout: 0, seed: 11 }) as CnnConfig;
+
+/**
+ * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,10] logits. Downsampling is by
+ * stride-2 convs rather than max-pooling: same accuracy class, and every op it needs has a fast
+ * training kernel here (the wasm backend has no fast pooling gradient).
+ */
+export function buildPixelCnn(cfg: CnnConfig): tf.Sequential {
+  const m = tf.sequential({ name: "pixel_cnn" });
+  let k = 0;
+  cfg.filters.forEach((filters, b) => {
+    for (const stride of [1, 2]) {
+      m.add(tf.layers.conv2d({
+        ...(k === 0 ? { inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] } : {}),
+        filters,
+        kernelSize: 3,
+        strides: stride,
+        padding: "same",
+        activation: "relu",
+        kernelInitializer: tf.initializers.heNormal({ seed: cfg.seed * 1000 + k }),
+        name: `cnn_conv${b + 1}${stride === 1 ? "a" : "b"}`,
+      }));
+      k++;
+    }
+  });
+  m.add(tf.layers.flatten({ name: "cnn_flatten" }));
+  m.add(tf.layers.dense({ units: cfg.dense, activation: "relu", kernelInitializer: tf.initializers.heNormal({ seed: cfg.seed * 1000 + 90 }), name: "cnn_dense1" }));
+  if (cfg.dropout > 0) m.add(tf.layers.dropout({ rate: cfg.dropout, name: "cnn_dropout" }));
+  m.add(tf.layers.dense({ units: NUM_CLASSES, kernelInitializer: init(cfg.seed * 1000 + 92), name: "cnn_logits" }));
+  return m;
+}
+
+/** uint8 rows [n*784] -> float [n,28,28,1] in [0,1]. The trainer's only input conversion. */
+export function imagesToTensor(u8: Uint8Array, n: number): tf.Tensor4D {
+  return tf.tensor4d(normalizePixels(u8.subarray(0, n * IMAGE_SIZE * IMAGE_SIZE)), [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
+}

@@ -1,0 +1,286 @@
+/**
+ * The VAE training loop: Adam on the negative ELBO (summed Bernoulli cross-entropy + KL) with
+ * the reparameterisation trick, optionally joined by a classifier head on mu whose weighted
+ * cross-entropy is added (the served bundle's "joint" mode; the study's protocol uses weight 0
+ * and trains heads later on the frozen encoder). Seeded: the shuffle of each epoch and the noise
+ * of each step derive from the config's seed, so a resumed run continues bit-for-bit.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { PIXELS } from "../common/labels.ts";
+import { normalizePixels } from "../common/preprocess.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { rng, shuffle, type Split } from "./data.ts";
+import {
+  buildDecoder,
+  buildEncoder,
+  buildHead,
+  classLoss,
+  type HeadConfig,
+  splitMoments,
+  type VaeConfig,
+  vaeLoss,
+} from "./model.ts";
+import { ProgressBar } from "./progress.ts";
+
+export interface TrainConfig {
+  vae: VaeConfig;
+  /** Classifier head trained jointly on mu, or null for a pure (unsupervised) VAE. */
+  head: HeadConfig | null;
+  /** Weight of the head's cross-entropy (per image) against the per-image negative ELBO. */
+  classWeight: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  seconds: number;
+  imagesPerSecond: number;
+  train: { loss: number; rec: number; kl: number; ce: number; acc: number };
+  val: { elbo: number; rec: number; kl: number; acc: number } | null;
+}
+
+export interface VaeModels {
+  encoder: tf.Sequential;
+  decoder: tf.Sequential;
+  head: tf.Sequential | null;
+}
+
+export interface TrainOptions {
+  val?: Split | null;
+  /** Where to write checkpoint.bin after every epoch (and on interrupt); none when omitted. */
+  checkpointPath?: string;
+  /** Resume from this checkpoint (its config wins; `epochs` may be raised by the caller). */
+  resumeFrom?: string;
+  /** Stop requested (e.g. Ctrl-C): the loop saves a checkpoint at the current step and returns. */
+  shouldStop?: () => boolean;
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** Called after each epoch, e.g. to print a summary. */
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+export function buildVaeModels(cfg: TrainConfig): VaeModels {
+  return {
+    encoder: buildEncoder(cfg.vae),
+    decoder: buildDecoder(cfg.vae),
+    head: cfg.head ? buildHead(cfg.vae.latent, cfg.head) : null,
+  };
+}
+
+function modelGroups(m: VaeModels): Record<string, tf.Sequential> {
+  const g: Record<string, tf.Sequential> = { encoder: m.encoder, decoder: m.decoder };
+  if (m.head) g.head = m.head;
+  return g;
+}
+
+/** Per-step noise seed: distinct for every (seed, step), stable across runs and resumes. */
+function stepSeed(seed: number, step: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0;
+}
+
+/** Fills `out` with normalised pixels of the given rows; the one batch assembly path. */
+function fillBatch(split: Split, rows: ArrayLike<number>, start: number, n: number, out: Float32Array, labels: Float32Array): void {
+  for (let i = 0; i < n; i++) {
+    const r = rows[start + i];
+    normalizePixels(split.images.subarray(r * PIXELS, (r + 1) * PIXELS), out.subarray(i * PIXELS, (i + 1) * PIXELS));
+    labels[i] = split.labels[r];
+  }
+}
+
+/** Negative ELBO (one noise sample per image) and head accuracy over a split, in batches. */
+export function evaluateVae(m: VaeModels, latent: number, split: Split, seed = 12345, batch = 500): { elbo: number; rec: number; kl: number; acc: number } {
+  let rec = 0, kl = 0, correct = 0;
+  const x = new Float32Array(batch * PIXELS);
+  const y = new Float32Array(batch);
+  const rows = Array.from({ length: split.count }, (_, i) => i);
+  for (let s = 0; s < split.count; s += batch) {
+    const n = Math.min(batch, split.count - s);
+    fillBatch(split, rows, s, n, x, y);
+    const [r, k, c] = tf.tidy(() => {
+      const xt = tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1]);
+      const { mu, logvar } = splitMoments(m.encoder.apply(xt) as tf.Tensor2D, latent);
+      const eps = tf.randomNormal(mu.shape, 0, 1, "float32", stepSeed(seed, s));
+      const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps));
+      const parts = vaeLoss(xt, m.decoder.apply(z) as tf.Tensor, mu, logvar);
+      let hits = tf.scalar(0);
+      if (m.head) {
+        const pred = tf.argMax(m.head.apply(mu) as tf.Tensor2D, 1);
+        hits = tf.sum(tf.equal(pred, tf.tensor1d(y.subarray(0, n), "int32")));
+      }
+      return [parts.rec.dataSync()[0], parts.kl.dataSync()[0], hits.dataSync()[0]];
+    });
+    rec += r * n;
+    kl += k * n;
+    correct += c;
+  }
+  return { elbo: (rec + kl) / split.count, rec: rec / split.count, kl: kl / split.count, acc: m.head ? correct / split.count : NaN };
+}
+
+/** Adam's running beta powers: not part of getWeights(), needed for an exact resume. */
+interface AdamInternals {
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+}
+
+function variablesOf(m: VaeModels): tf.Variable[] {
+  return Object.values(modelGroups(m)).flatMap((s) => s.trainableWeights.map((w) => w.read() as tf.Variable));
+}
+
+/**
+ * Trains the VAE (and the joint head, if configured) on `train`. Returns the models and the
+ * per-epoch history. With `resumeFrom`, rebuilds the models and the optimizer state from the
+ * checkpoint and continues at its step.
+ */
+export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOptions = {}): Promise<{ models: VaeModels; history: EpochRecord[]; stopped: boolean; config: TrainConfig }> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  let cfg = cfgIn;
+  let startEpoch = 0, startStep = 0, globalStep = 0;
+  let history: EpochRecord[] = [];
+  let restored: Float32Array[] | null = null;
+  let restoredNames: { group: string; name: string; shape: number[] }[] = [];
+  if (opts.resumeFrom) {
+    const ck = loadCheckpoint<TrainConfig>(opts.resumeFrom);
+    cfg = { ...ck.header.config, epochs: Math.max(cfgIn.epochs, ck.header.config.epochs) };
+    startEpoch = ck.header.epoch;
+    startStep = ck.header.stepInEpoch;
+    globalStep = ck.header.globalStep;
+    history = ck.header.history as EpochRecord[];
+    restored = ck.values;
+    restoredNames = ck.header.tensors;
+    log(`resuming from ${opts.resumeFrom}: epoch ${startEpoch + 1}, step ${startStep}, global step ${globalStep}`);
+  }
+  const models = buildVaeModels(cfg);
+  const groups = modelGroups(models);
+  const vars = variablesOf(models);
+  const optimizer = tf.train.adam(cfg.learningRate);
+
+  if (restored) {
+    let i = 0;
+    const optimizerWeights: tf.NamedTensor[] = [];
+    const betaPowers: Float32Array[] = [];
+    for (const t of restoredNames) {
+      const v = restored[i++];
+      if (t.group === "optimizer") optimizerWeights.push({ name: t.name, tensor: tf.tensor(v, t.shape) });
+      if (t.group === "adam_beta_powers") betaPowers.push(v);
+    }
+    for (const [g, model] of Object.entries(groups)) {
+      const own = restoredNames.map((t, k) => ({ t, v: restored![k] })).filter((e) => e.t.group === g);
+      if (own.length !== model.weights.length) {
+        throw new Error(`Cannot resume: checkpoint has ${own.length} ${g} weights, the model has ${model.weights.length}`);
+      }
+      const ts = own.map((e) => tf.tensor(e.v, e.t.shape));
+      model.setWeights(ts);
+      ts.forEach((t) => t.dispose());
+    }
+    // Adam's slots are created lazily on the first step; set them after one is known to exist.
+    if (optimizerWeights.length > 0) await optimizer.setWeights(optimizerWeights);
+    optimizerWeights.forEach((w) => w.tensor.dispose());
+    // setWeights recomputes beta^t with pow(), which differs in the last bit from the running
+    // product Adam keeps; restore the saved products so a resumed run is bit-identical.
+    if (betaPowers.length === 2) {
+      const a = optimizer as unknown as AdamInternals;
+      a.accBeta1.assign(tf.scalar(betaPowers[0][0]));
+      a.accBeta2.assign(tf.scalar(betaPowers[1][0]));
+    }
+  }
+
+  const save = async (epoch: number, stepInEpoch: number) => {
+    if (!opts.checkpointPath) return;
+    const groupsOut: Record<string, { name: string; tensor: tf.Tensor }[]> = {};
+    for (const [g, model] of Object.entries(groups)) {
+      groupsOut[g] = model.weights.map((w) => ({ name: w.originalName, tensor: w.read() }));
+    }
+    const ow = globalStep > 0 ? await optimizer.getWeights() : [];
+    groupsOut.optimizer = ow.map((w) => ({ name: w.name, tensor: w.tensor }));
+    const a = optimizer as unknown as AdamInternals;
+    groupsOut.adam_beta_powers = [{ name: "accBeta1", tensor: a.accBeta1 }, { name: "accBeta2", tensor: a.accBeta2 }];
+    saveCheckpoint(opts.checkpointPath, { config: cfg, epoch, stepInEpoch, globalStep, history, groups: groupsOut });
+  };
+
+  const B = cfg.batchSize;
+  const stepsPerEpoch = Math.floor(train.count / B);
+  if (stepsPerEpoch < 1) throw new Error(`Cannot train: ${train.count} images is fewer than one batch of ${B}`);
+  const x = new Float32Array(B * PIXELS);
+  const y = new Float32Array(B);
+  const bar = opts.progress === false ? null : new ProgressBar();
+  let stopped = false;
+
+  for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
+    const rows = Int32Array.from({ length: train.count }, (_, i) => i);
+    shuffle(rows, rng(cfg.seed * 7919 + epoch));
+    const t0 = performance.now();
+    const sums = { loss: 0, rec: 0, kl: 0, ce: 0, correct: 0, n: 0 };
+    for (let step = epoch === startEpoch ? startStep : 0; step < stepsPerEpoch; step++) {
+      if (opts.shouldStop?.()) {
+        await save(epoch, step);
+        log(`\nstopped at epoch ${epoch + 1} step ${step}${opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : ""}`);
+        stopped = true;
+        break;
+      }
+      fillBatch(train, rows, step * B, B, x, y);
+      const seed = stepSeed(cfg.seed, globalStep);
+      let parts: tf.Tensor1D | null = null;
+      const cost = optimizer.minimize(() => {
+        const xt = tf.tensor4d(x, [B, 28, 28, 1]);
+        const { mu, logvar } = splitMoments(models.encoder.apply(xt, { training: true }) as tf.Tensor2D, cfg.vae.latent);
+        const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
+        const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
+        const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
+        const l = vaeLoss(xt, logits, mu, logvar);
+        let total = l.total;
+        let ce = tf.scalar(0);
+        let hits = tf.scalar(0);
+        if (models.head) {
+          const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
+          const yt = tf.tensor1d(y, "float32");
+          ce = classLoss(hl, yt);
+          total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
+          hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat();
+        }
+        parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
+        return total;
+      }, false, vars);
+      cost?.dispose();
+      const [loss, rec, kl, ce, hits] = parts!.dataSync() as Float32Array;
+      (parts as tf.Tensor1D | null)?.dispose();
+      if (!Number.isFinite(loss)) throw new Error(`Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`);
+      sums.loss += loss, sums.rec += rec, sums.kl += kl, sums.ce += ce, sums.correct += hits, sums.n++;
+      globalStep++;
+      const elapsed = (performance.now() - t0) / 1000;
+      bar?.update({
+        label: `epoch ${epoch + 1}/${cfg.epochs}`,
+        done: step + 1,
+        total: stepsPerEpoch,
+        fields: {
+          loss: (sums.loss / sums.n).toFixed(1),
+          rec: (sums.rec / sums.n).toFixed(1),
+          kl: (sums.kl / sums.n).toFixed(2),
+          ...(models.head ? { ce: (sums.ce / sums.n).toFixed(3), acc: (sums.correct / (sums.n * B)).toFixed(3) } : {}),
+        },
+        rate: (sums.n * B) / Math.max(elapsed, 1e-9),
+        unit: "img",
+      });
+      await Promise.resolve(); // let a SIGINT handler run between steps
+    }
+    if (stopped) break;
+    const seconds = (performance.now() - t0) / 1000;
+    const val = opts.val ? evaluateVae(models, cfg.vae.latent, opts.val) : null;
+    const rec: EpochRecord = {
+      epoch: epoch + 1,
+      seconds,
+      imagesPerSecond: (sums.n * B) / seconds,
+      train: { loss: sums.loss / sums.n, rec: sums.rec / sums.n, kl: sums.kl / sums.n, ce: sums.ce / sums.n, acc: sums.correct / (sums.n * B) },
+      val: val ? { elbo: val.elbo, rec: val.rec, kl: val.kl, acc: val.acc } : null,
+    };
+    history.push(rec);
+    const valTxt = val ? `  val -ELBO ${val.elbo.toFixed(2)} (rec ${val.rec.toFixed(2)} kl ${val.kl.toFixed(2)})${models.head ? ` acc ${(val.acc * 100).toFixed(2)}%` : ""}` : "";
+    bar?.finish(`epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${rec.imagesPerSecond.toFixed(0)} img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`);
+    opts.onEpoch?.(rec);
+    await save(epoch + 1, 0);
+  }
+  optimizer.dispose();
+  return { models, history, stopped, config: cfg };
+}
