@@ -4,7 +4,8 @@
  * runtime imports, so the trainer, the server, the tests and the browser page share it.
  *
  * For photos it follows the dataset authors' own recipe: to grey, trim the plain background,
- * fit the longest edge to 28, centre on a 28x28 canvas, invert when the background is light.
+ * fit the longest edge to 28, centre on a 28x28 canvas, invert when the background is light;
+ * then stretch the contrast so the brightest pixel is white, as in the dataset.
  */
 import { IMAGE_SIZE, PIXELS } from "./labels.ts";
 
@@ -146,6 +147,12 @@ function fromPhoto(g: Float32Array, w: number, h: number): Float32Array {
   const dw = Math.max(1, Math.min(IMAGE_SIZE, Math.round(cw * s)));
   const dh = Math.max(1, Math.min(IMAGE_SIZE, Math.round(ch * s)));
   const small = resizeArea(crop, cw, ch, dw, dh);
+  // Stretch so the brightest pixel is white: dataset images use the full 0..255 range, and a
+  // grey garment shot on white would otherwise look faint to the model.
+  let peak = 0;
+  for (let i = 0; i < small.length; i++) if (small[i] > peak) peak = small[i];
+  const gain = peak > TRIM_THRESHOLD ? 255 / peak : 1;
+  for (let i = 0; i < small.length; i++) small[i] *= gain;
   const out = new Float32Array(PIXELS);
   const ox = (IMAGE_SIZE - dw) >> 1, oy = (IMAGE_SIZE - dh) >> 1;
   for (let y = 0; y < dh; y++) {

@@ -5,10 +5,12 @@
  * Flags are parsed once into a typed config; unknown flags are errors; Ctrl-C stops after the
  * current step and saves a checkpoint that `--resume` continues bit-for-bit.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { FlagError, formatHelp, parseFlags, type FlagSpecs } from "../common/flags.ts";
-import { loadFashionMnist, resolveDataDir, trainValSplit, DataError, type Split, stratifiedSubset } from "./data.ts";
+import { normalizePixels } from "../common/preprocess.ts";
+import { DataError, loadFashionMnist, resolveDataDir, type Split, stratifiedSubset, take, trainValSplit } from "./data.ts";
+import { gridPng, reconstruct } from "./figures.ts";
 import { initEngine } from "./engine/backend.ts";
 import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
@@ -47,8 +49,17 @@ const EXPORT_FLAGS = {
   threads: TRAIN_FLAGS.threads,
 } satisfies FlagSpecs;
 
+const RECON_FLAGS = {
+  "data-dir": TRAIN_FLAGS["data-dir"],
+  checkpoint: { type: "string", help: "checkpoint.bin of a trained VAE" },
+  out: { type: "string", help: "PNG file to write (test images above their reconstructions)" },
+  backend: TRAIN_FLAGS.backend,
+  threads: TRAIN_FLAGS.threads,
+} satisfies FlagSpecs;
+
 const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint, export a bundle
-       deno task train -- export --checkpoint <file> --out <dir>`;
+       deno task train -- export --checkpoint <file> --out <dir>
+       deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO`;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
@@ -124,7 +135,6 @@ async function cmdTrain(args: string[]): Promise<number> {
     log,
   });
   process.off("SIGINT", onSigint);
-  const { writeFileSync } = await import("node:fs");
   writeFileSync(join(outDir, "history.json"), JSON.stringify({ config: result.config, engine, history: result.history }, null, 2));
   if (result.stopped) {
     log(`resume with: deno task train -- --resume ${ckpt} --out ${outDir}`);
@@ -147,9 +157,37 @@ async function cmdExport(args: string[]): Promise<number> {
   const log = (s: string) => process.stderr.write(s + "\n");
   await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
-  // Resuming a finished run trains no further step and returns the checkpoint's models.
-  const r = await trainVae({ epochs: 0 } as TrainConfig, data.train, { resumeFrom: f.checkpoint as string, progress: false, log });
+  const r = await modelsFromCheckpoint(f.checkpoint as string, data.train, log);
   await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  return 0;
+}
+
+/** Rebuilds a finished run's models from its checkpoint (resuming trains no further step). */
+async function modelsFromCheckpoint(path: string, train: Split, log: (s: string) => void) {
+  return await trainVae({ epochs: 0 } as TrainConfig, train, { resumeFrom: path, progress: false, log });
+}
+
+async function cmdRecon(args: string[]): Promise<number> {
+  const { flags: f } = parseFlags(args, RECON_FLAGS, process.env);
+  if (f.help) {
+    console.log(formatHelp(USAGE, RECON_FLAGS));
+    return 0;
+  }
+  if (!f.checkpoint || !f.out) throw new FlagError("recon needs --checkpoint <file> and --out <png>");
+  const log = (s: string) => process.stderr.write(s + "\n");
+  await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
+  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
+  const { models, config } = await modelsFromCheckpoint(f.checkpoint as string, data.train, log);
+  // Two test images of each class, in class order, so every class shows up in the grid.
+  const picks: number[] = [];
+  for (let c = 0; c < 10; c++) for (let i = 0, k = 0; i < data.test.count && k < 2; i++) if (data.test.labels[i] === c) picks.push(i), k++;
+  const rows = [0, 1].flatMap((parity) => {
+    const sub = take(data.test, picks.filter((_, j) => j % 2 === parity));
+    return [normalizePixels(sub.images), reconstruct(models.encoder, models.decoder, config.vae.latent, sub.images, sub.count)];
+  });
+  writeFileSync(resolve(f.out as string), gridPng(rows, 10));
+  const elbo = evaluateVae(models, config.vae.latent, data.test);
+  log(`test -ELBO ${elbo.elbo.toFixed(2)} nats (rec ${elbo.rec.toFixed(2)}, KL ${elbo.kl.toFixed(2)}) on ${data.test.count} test images; grid written to ${f.out}`);
   return 0;
 }
 
@@ -160,13 +198,16 @@ export async function main(argvIn: string[]): Promise<number> {
   try {
     if (cmd === "train") return await cmdTrain(rest);
     if (cmd === "export") return await cmdExport(rest);
+    if (cmd === "recon") return await cmdRecon(rest);
     throw new FlagError(`Unknown command "${cmd}"\n${USAGE}`);
   } catch (e) {
     if (e instanceof FlagError || e instanceof DataError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
-    throw e;
+    // A plain message, not a rethrow: the wasm runtime's handler would print its whole source.
+    console.error(`error: ${(e as Error).message}${process.env.DEBUG ? `\n${(e as Error).stack}` : ""}`);
+    return 1;
   }
 }
 

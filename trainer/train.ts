@@ -277,7 +277,9 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     };
     history.push(rec);
     const valTxt = val ? `  val -ELBO ${val.elbo.toFixed(2)} (rec ${val.rec.toFixed(2)} kl ${val.kl.toFixed(2)})${models.head ? ` acc ${(val.acc * 100).toFixed(2)}%` : ""}` : "";
-    bar?.finish(`epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${rec.imagesPerSecond.toFixed(0)} img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`);
+    const summary = `epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${rec.imagesPerSecond.toFixed(0)} img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`;
+    if (bar) bar.finish(summary);
+    else log(summary);
     opts.onEpoch?.(rec);
     await save(epoch + 1, 0);
   }
