@@ -27,7 +27,7 @@ export class PreprocessError extends Error {
 }
 
 /** uint8 pixels (any count) -> float32 in [0, 1]. The dataset's and the service's normalisation. */
-export function normalizePixels(u8: ArrayLike<number>, out = new Float32Array(u8.length)): Float32Array {
+export function normalizePixels<T extends Float32Array<ArrayBufferLike> = Float32Array<ArrayBuffer>>(u8: ArrayLike<number>, out: T = new Float32Array(u8.length) as T): T {
   for (let i = 0; i < u8.length; i++) out[i] = u8[i] / 255;
   return out;
 }

@@ -159,7 +159,7 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
 
   if (restored) {
     let i = 0;
-    const optimizerWeights: tf.NamedTensor[] = [];
+    const optimizerWeights: { name: string; tensor: tf.Tensor }[] = [];
     const betaPowers: Float32Array[] = [];
     for (const t of restoredNames) {
       const v = restored[i++];
@@ -232,13 +232,13 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
         const l = vaeLoss(xt, logits, mu, logvar);
         let total = l.total;
         let ce = tf.scalar(0);
-        let hits = tf.scalar(0);
+        let hits: tf.Scalar = tf.scalar(0);
         if (models.head) {
           const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
           const yt = tf.tensor1d(y, "float32");
           ce = classLoss(hl, yt);
           total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
-          hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat();
+          hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat() as tf.Scalar;
         }
         parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
         return total;
