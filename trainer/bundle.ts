@@ -1,0 +1,440 @@
+/**
+ * Writes a model bundle: the exported ONNX files (model.onnx = encoder + latent classifier,
+ * decoder.onnx), an optional latent-map.json for the demo page, and manifest.json describing
+ * them. Metrics and probe cases come from running the exported model.onnx in onnxruntime-node,
+ * so they describe the file that will be served, not the tfjs model it came from; the tfjs
+ * outputs are only used to check export parity. The manifest is written last (temp file +
+ * rename) after the previous one is removed, so a reader never sees a manifest that promises
+ * files still being written. The written bundle is re-read and verified with common/bundle.ts.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import * as ort from "onnxruntime-node";
+import { createHash } from "node:crypto";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { readManifest, verifyBundleFiles } from "../common/bundle.ts";
+import { FASHION_LABELS, IMAGE_SIZE, PIXELS } from "../common/labels.ts";
+import {
+  encodeProbePixels,
+  type FileEntry,
+  type Manifest,
+  MANIFEST_FILE,
+  MANIFEST_FORMAT,
+  type Metrics,
+  type ProbeCase,
+  validateManifest,
+} from "../common/manifest.ts";
+import { normalizePixels } from "../common/preprocess.ts";
+import {
+  DECODER_IO,
+  exportDecoder,
+  exportServingModel,
+  ONNX_IR_VERSION,
+  ONNX_OPSET,
+  SERVING_IO,
+} from "./export/onnx.ts";
+import type { HeadConfig, VaeConfig } from "./model.ts";
+
+/** Probe values must reproduce within this (float32 runtimes differ by ~1e-6 on these graphs). */
+export const PROBE_TOLERANCE = 1e-4;
+export const PROBE_CASES = 8;
+/** Images on which the exported graphs are compared with the tfjs models before writing. */
+export const PARITY_IMAGES = 256;
+export const LATENT_MAP_POINTS = 2000;
+export const LATENT_MAP_FILE = "latent-map.json";
+export const LATENT_MAP_FORMAT = "latent-edge/latent-map@1";
+
+export interface LabelledImages {
+  /** count * 784 uint8 pixels, row-major, light on dark. */
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+export interface WriteBundleOptions {
+  name: string;
+  encoder: tf.LayersModel;
+  /** null writes a bundle without decoder.onnx (manifest "decoder": null). */
+  decoder: tf.LayersModel | null;
+  head: tf.LayersModel;
+  vaeConfig: VaeConfig;
+  headConfig: HeadConfig;
+  /** Free-form training record (epochs, batch size, seeds, losses...); stored as manifest.training. */
+  training: Record<string, unknown>;
+  /** sha256 per dataset file (trainer/data.ts Dataset.fingerprint); may instead come in `data.fingerprint`. */
+  fingerprint?: Record<string, string>;
+  /** The split the metrics are computed on (usually the test split or a subset of it). */
+  test: LabelledImages;
+  /** Test negative ELBO (nats per image, lower is better; trainer/train.ts evaluateVae().elbo), if known. */
+  testElbo?: number;
+  /** Extra metrics merged into manifest.metrics (e.g. validation accuracy). */
+  extraMetrics?: Record<string, unknown>;
+  /** Extra data descriptors merged into manifest.data (e.g. train subset size, seed). */
+  data?: Record<string, unknown>;
+  /** Points in latent-map.json; 0 leaves the file out. Default LATENT_MAP_POINTS. */
+  latentMapPoints?: number;
+  labels?: readonly string[];
+  /** Fixed clock for reproducible tests. */
+  now?: Date;
+}
+
+function sha256(b: Uint8Array | string): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+/** "20261126T131500Z": ISO 8601 basic format, sortable as a string. */
+export function compactUtc(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+}
+
+/** Runs model.onnx on all images in batches; returns flat probabilities [n*K], mu and logvar [n*L]. */
+async function runServing(
+  session: ort.InferenceSession,
+  set: LabelledImages,
+  K: number,
+  L: number,
+): Promise<{ probabilities: Float32Array; mu: Float32Array; logvar: Float32Array }> {
+  const probabilities = new Float32Array(set.count * K);
+  const mu = new Float32Array(set.count * L);
+  const logvar = new Float32Array(set.count * L);
+  const batch = 500;
+  for (let s = 0; s < set.count; s += batch) {
+    const n = Math.min(batch, set.count - s);
+    const x = normalizePixels(set.images.subarray(s * PIXELS, (s + n) * PIXELS));
+    const out = await session.run({
+      [SERVING_IO.input]: new ort.Tensor("float32", x, [n, 1, IMAGE_SIZE, IMAGE_SIZE]),
+    });
+    probabilities.set(out[SERVING_IO.probabilities].data as Float32Array, s * K);
+    mu.set(out[SERVING_IO.mu].data as Float32Array, s * L);
+    logvar.set(out[SERVING_IO.logvar].data as Float32Array, s * L);
+  }
+  return { probabilities, mu, logvar };
+}
+
+function argmax(a: ArrayLike<number>, from: number, len: number): number {
+  let best = 0;
+  for (let i = 1; i < len; i++) if (a[from + i] > a[from + best]) best = i;
+  return best;
+}
+
+/** Accuracy, per-class accuracy (recall) and confusion matrix (rows: true label, columns: predicted). */
+export function classificationMetrics(
+  probabilities: Float32Array,
+  labels: Uint8Array,
+  K: number,
+): Pick<Metrics, "testAccuracy" | "perClassAccuracy" | "confusion"> {
+  const n = labels.length;
+  const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    const p = argmax(probabilities, i * K, K);
+    confusion[labels[i]][p]++;
+    if (p === labels[i]) correct++;
+  }
+  const perClassAccuracy = confusion.map((row, k) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total === 0 ? 0 : row[k] / total;
+  });
+  return { testAccuracy: n === 0 ? 0 : correct / n, perClassAccuracy, confusion };
+}
+
+/** Up to `count` test rows, visiting classes round-robin so the probe covers as many classes as possible. */
+export function pickProbeRows(labels: Uint8Array, count: number, K: number): number[] {
+  const byClass: number[][] = Array.from({ length: K }, () => []);
+  labels.forEach((l, i) => byClass[l].push(i));
+  const rows: number[] = [];
+  for (let round = 0; rows.length < count; round++) {
+    let added = false;
+    for (let k = 0; k < K && rows.length < count; k++) {
+      if (round < byClass[k].length) {
+        rows.push(byClass[k][round]);
+        added = true;
+      }
+    }
+    if (!added) break;
+  }
+  return rows;
+}
+
+/**
+ * The 2-D coordinates of the demo page's latent map: mu itself when L = 2, otherwise its first
+ * two principal components (power iteration on the L x L covariance; L is small).
+ */
+export function latentMap(
+  mu: Float32Array,
+  L: number,
+  n: number,
+): { method: string; mean: number[]; components: number[][]; points: number[][] } {
+  const mean = new Array<number>(L).fill(0);
+  for (let i = 0; i < n; i++) for (let j = 0; j < L; j++) mean[j] += mu[i * L + j] / n;
+  let components: number[][];
+  let method: string;
+  if (L <= 2) {
+    method = "mu";
+    components = Array.from(
+      { length: 2 },
+      (_, r) => Array.from({ length: L }, (_, c) => (r === c ? 1 : 0)),
+    );
+  } else {
+    method = "pca";
+    const cov = Array.from({ length: L }, () => new Array<number>(L).fill(0));
+    for (let i = 0; i < n; i++) {
+      for (let a = 0; a < L; a++) {
+        for (let b = 0; b < L; b++) {
+          cov[a][b] += (mu[i * L + a] - mean[a]) * (mu[i * L + b] - mean[b]) / n;
+        }
+      }
+    }
+    components = [];
+    for (let k = 0; k < 2; k++) {
+      let v = Array.from({ length: L }, (_, i) => 1 + i * 0.01 * (k + 1)); // deterministic start
+      for (let it = 0; it < 500; it++) {
+        const w = cov.map((row) => row.reduce((s, x, j) => s + x * v[j], 0));
+        const norm = Math.hypot(...w) || 1;
+        v = w.map((x) => x / norm);
+      }
+      // Fix the sign so re-exports of similar models do not mirror the map.
+      const big = v.reduce((m, x, i) => (Math.abs(x) > Math.abs(v[m]) ? i : m), 0);
+      if (v[big] < 0) v = v.map((x) => -x);
+      const lambda = v.reduce((s, x, a) => s + x * cov[a].reduce((t, y, b) => t + y * v[b], 0), 0);
+      components.push(v);
+      for (let a = 0; a < L; a++) for (let b = 0; b < L; b++) cov[a][b] -= lambda * v[a] * v[b];
+    }
+  }
+  // Points use `mean` only for PCA: with mu itself the page shows raw latent coordinates.
+  const centre = method === "pca" ? mean : new Array<number>(L).fill(0);
+  const points: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    points.push(
+      components.map((c) => round4(c.reduce((s, x, j) => s + x * (mu[i * L + j] - centre[j]), 0))),
+    );
+  }
+  return {
+    method,
+    mean: centre.map(round4),
+    components: components.map((c) => c.map((x) => +x.toFixed(6))),
+    points,
+  };
+}
+
+function round4(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
+
+/**
+ * tfjs outputs of the source models on the given images; used to confirm the exported files
+ * reproduce them before anything is written.
+ */
+async function tfjsOutputs(opts: WriteBundleOptions, x: Float32Array, n: number) {
+  const tfjs = await import("@tensorflow/tfjs");
+  const L = opts.vaeConfig.latent;
+  const t = tfjs.tidy(() => {
+    const input = tfjs.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
+    const moments = opts.encoder.predict(input) as tf.Tensor2D;
+    const mu = moments.slice([0, 0], [n, L]);
+    return {
+      mu,
+      logvar: moments.slice([0, L], [n, L]),
+      probabilities: tfjs.softmax(opts.head.predict(mu) as tf.Tensor2D),
+      pixels: opts.decoder ? tfjs.sigmoid(opts.decoder.predict(mu) as tf.Tensor) : tfjs.zeros([0]),
+    };
+  });
+  const data = (v: tf.Tensor) => v.dataSync() as Float32Array;
+  const out = {
+    mu: data(t.mu),
+    logvar: data(t.logvar),
+    probabilities: data(t.probabilities),
+    pixels: opts.decoder ? data(t.pixels) : null,
+  };
+  tfjs.dispose(Object.values(t));
+  return out;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array, what: string): number {
+  if (a.length !== b.length) {
+    throw new Error(
+      `Export parity: ${what} has ${a.length} values in onnxruntime, ${b.length} in tfjs`,
+    );
+  }
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/**
+ * Exports, evaluates and writes the bundle into `dir` (created if needed); returns the manifest
+ * as re-read from disk. metrics.exportParityMaxAbsDiff records the largest |onnxruntime - tfjs|
+ * seen on the first PARITY_IMAGES evaluated images (probabilities, mu, logvar, decoder pixels).
+ */
+export async function writeBundle(dir: string, opts: WriteBundleOptions): Promise<Manifest> {
+  const labels = [...(opts.labels ?? FASHION_LABELS)];
+  const K = labels.length;
+  const L = opts.vaeConfig.latent;
+  const test = opts.test;
+  if (
+    test.count < 1 || test.images.length < test.count * PIXELS || test.labels.length < test.count
+  ) {
+    throw new Error(
+      `writeBundle: the test split must hold count=${test.count} >= 1 images and labels`,
+    );
+  }
+  const testSet = {
+    images: test.images.subarray(0, test.count * PIXELS),
+    labels: test.labels.subarray(0, test.count),
+    count: test.count,
+  };
+
+  const modelBytes = exportServingModel(opts.encoder, opts.head, L);
+  const decoderBytes = opts.decoder ? exportDecoder(opts.decoder, L) : null;
+
+  // Metrics and probes come from the exported file, run by the same runtime family as the server.
+  const session = await ort.InferenceSession.create(modelBytes);
+  let evald: { probabilities: Float32Array; mu: Float32Array; logvar: Float32Array };
+  let probeOut: Record<string, ort.Tensor>;
+  const rows = pickProbeRows(testSet.labels, PROBE_CASES, K);
+  const probeX = new Float32Array(rows.length * PIXELS);
+  rows.forEach((r, i) =>
+    normalizePixels(
+      testSet.images.subarray(r * PIXELS, (r + 1) * PIXELS),
+      probeX.subarray(i * PIXELS, (i + 1) * PIXELS),
+    )
+  );
+  try {
+    evald = await runServing(session, testSet, K, L);
+    probeOut = await session.run({
+      [SERVING_IO.input]: new ort.Tensor("float32", probeX, [
+        rows.length,
+        1,
+        IMAGE_SIZE,
+        IMAGE_SIZE,
+      ]),
+    });
+  } finally {
+    await session.release();
+  }
+  const probeProb = probeOut[SERVING_IO.probabilities].data as Float32Array;
+  const probeMu = probeOut[SERVING_IO.mu].data as Float32Array;
+
+  // Parity with the source tfjs models on the first PARITY_IMAGES evaluated images: a wrong
+  // export must not ship.
+  const pn = Math.min(PARITY_IMAGES, testSet.count);
+  const ref = await tfjsOutputs(opts, normalizePixels(testSet.images.subarray(0, pn * PIXELS)), pn);
+  let parity = Math.max(
+    maxAbsDiff(evald.probabilities.subarray(0, pn * K), ref.probabilities, "probabilities"),
+    maxAbsDiff(evald.mu.subarray(0, pn * L), ref.mu, "mu"),
+    maxAbsDiff(evald.logvar.subarray(0, pn * L), ref.logvar, "logvar"),
+  );
+  if (decoderBytes && ref.pixels) {
+    const dec = await ort.InferenceSession.create(decoderBytes);
+    try {
+      const out = await dec.run({ [DECODER_IO.input]: new ort.Tensor("float32", ref.mu, [pn, L]) });
+      parity = Math.max(
+        parity,
+        maxAbsDiff(out[DECODER_IO.output].data as Float32Array, ref.pixels, "pixels"),
+      );
+    } finally {
+      await dec.release();
+    }
+  }
+  if (!(parity <= PROBE_TOLERANCE)) {
+    throw new Error(
+      `writeBundle: the exported ONNX differs from the tfjs model by ${parity} on ${pn} test images (tolerance ${PROBE_TOLERANCE}); not writing ${dir}`,
+    );
+  }
+
+  const cases: ProbeCase[] = rows.map((r, i) => ({
+    pixels: encodeProbePixels(testSet.images.subarray(r * PIXELS, (r + 1) * PIXELS)),
+    index: argmax(probeProb, i * K, K),
+    probabilities: Array.from(probeProb.subarray(i * K, (i + 1) * K)),
+    mu: Array.from(probeMu.subarray(i * L, (i + 1) * L)),
+  }));
+
+  const metrics: Metrics = {
+    ...classificationMetrics(evald.probabilities, testSet.labels, K),
+    ...(opts.testElbo !== undefined ? { testElbo: opts.testElbo } : {}),
+    evaluatedOn: testSet.count,
+    confusionAxes: "rows: true label, columns: predicted label",
+    exportParityMaxAbsDiff: parity,
+    exportParityImages: pn,
+    ...opts.extraMetrics,
+  };
+
+  // Files first, manifest last. Removing the old manifest first means a crash mid-write leaves
+  // a directory no loader accepts, rather than an old manifest over new files.
+  await mkdir(dir, { recursive: true });
+  await rm(join(dir, MANIFEST_FILE), { force: true });
+  const files: FileEntry[] = [];
+  const put = async (role: string, path: string, bytes: Uint8Array) => {
+    await writeFile(join(dir, path), bytes);
+    files.push({ role, path, sha256: sha256(bytes), bytes: bytes.length });
+  };
+  await put("model", "model.onnx", modelBytes);
+  if (decoderBytes) await put("decoder", "decoder.onnx", decoderBytes);
+  const mapPoints = Math.min(opts.latentMapPoints ?? LATENT_MAP_POINTS, testSet.count);
+  if (mapPoints > 0) {
+    const map = latentMap(evald.mu, L, mapPoints);
+    const doc = {
+      format: LATENT_MAP_FORMAT,
+      // How to place a new mu on the map: point = components x (mu - mean).
+      ...map,
+      labels: Array.from(testSet.labels.subarray(0, mapPoints)),
+      source: `first ${mapPoints} images of the evaluation split`,
+    };
+    await put("latent-map", LATENT_MAP_FILE, new TextEncoder().encode(JSON.stringify(doc)));
+  } else {
+    await rm(join(dir, LATENT_MAP_FILE), { force: true });
+  }
+
+  const created = opts.now ?? new Date();
+  const spec = (name: string, shape: (number | "N")[]) => ({
+    name,
+    shape,
+    dtype: "float32" as const,
+  });
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    name: opts.name,
+    version: `${compactUtc(created)}-${files[0].sha256.slice(0, 8)}`,
+    created: created.toISOString(),
+    latentSize: L,
+    onnx: { irVersion: ONNX_IR_VERSION, opset: ONNX_OPSET },
+    input: {
+      ...spec(SERVING_IO.input, ["N", 1, IMAGE_SIZE, IMAGE_SIZE]),
+      range: [0, 1],
+      layout: "NCHW",
+      polarity: "light-on-dark",
+    },
+    outputs: {
+      probabilities: spec(SERVING_IO.probabilities, ["N", K]),
+      mu: spec(SERVING_IO.mu, ["N", L]),
+      logvar: spec(SERVING_IO.logvar, ["N", L]),
+    },
+    decoder: decoderBytes
+      ? {
+        input: spec(DECODER_IO.input, ["N", L]),
+        output: spec(DECODER_IO.output, ["N", IMAGE_SIZE, IMAGE_SIZE]),
+      }
+      : null,
+    labels,
+    files,
+    metrics,
+    // Everything needed to rebuild the models: the architecture configs travel with the weights.
+    training: { ...opts.training, vae: opts.vaeConfig, head: opts.headConfig },
+    data: {
+      dataset: "fashion-mnist",
+      ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
+      evaluation: { split: "test", count: testSet.count },
+      ...opts.data,
+    },
+    probe: { tolerance: PROBE_TOLERANCE, cases },
+  };
+  validateManifest(JSON.parse(JSON.stringify(manifest)));
+  const tmp = join(dir, `.${MANIFEST_FILE}.${process.pid}.tmp`);
+  await writeFile(tmp, JSON.stringify(manifest, null, 2) + "\n");
+  await rename(tmp, join(dir, MANIFEST_FILE));
+
+  // Read back through the same code the server uses.
+  const written = await readManifest(dir);
+  await verifyBundleFiles(dir, written);
+  return written;
+}

@@ -1,0 +1,454 @@
+/**
+ * Converts the layers of a tfjs Sequential (NHWC) into ONNX nodes (NCHW), one layer at a time,
+ * generically: Conv2D, Conv2DTranspose, Dense, Flatten, Reshape, Activation, and the dropout /
+ * noise layers (identity at inference). Weights are re-laid out once at export so the graph
+ * needs no runtime Transpose on the usual paths:
+ *
+ * - Conv kernels [KH,KW,Cin,Cout] -> [Cout,Cin,KH,KW]; ConvTranspose [KH,KW,Cout,Cin] ->
+ *   [Cin,Cout,KH,KW]; tfjs "same" padding becomes the explicit (asymmetric) pads tf uses.
+ * - ONNX flattens NCHW in (c,h,w) order, tfjs flattens NHWC in (h,w,c) order. A flat value
+ *   that is in (c,h,w) order is tagged `chwOf`; the Dense consuming it gets its kernel rows
+ *   permuted, and a Dense feeding a Reshape to [H,W,C] gets its output columns permuted, so
+ *   the Reshape can produce NCHW directly. Elementwise layers (and softmax over a vector, which
+ *   is permutation-equivariant) pass the tag through. Only when no Dense is adjacent does the
+ *   converter fall back to an explicit Transpose.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import type { GraphBuilder } from "./_proto.ts";
+
+/** A tensor flowing through the graph. `shape` is the tfjs per-example shape (no batch). */
+export interface Value {
+  name: string;
+  /** [H, W, C] (stored as NCHW in ONNX) or [F]. */
+  shape: number[];
+  /** Set on flat values whose ONNX element order is (c,h,w) of this [H,W,C], not tfjs's (h,w,c). */
+  chwOf?: [number, number, number];
+}
+
+/** Layers that are the identity at inference time. */
+const IDENTITY_LAYERS = new Set([
+  "Dropout",
+  "SpatialDropout1D",
+  "GaussianNoise",
+  "GaussianDropout",
+  "AlphaDropout",
+  "InputLayer",
+]);
+
+/** Layers that act elementwise (or permutation-equivariantly on a vector), so a `chwOf` tag survives them. */
+function isOrderFree(layer: tf.layers.Layer): boolean {
+  return IDENTITY_LAYERS.has(layer.getClassName()) || layer.getClassName() === "Activation";
+}
+
+type Config = Record<string, unknown>;
+
+function cfgOf(layer: tf.layers.Layer): Config {
+  return layer.getConfig() as Config;
+}
+
+function pair(v: unknown, what: string, layer: tf.layers.Layer): [number, number] {
+  const p = Array.isArray(v) ? v : [v, v];
+  if (p.length !== 2 || !p.every((x) => Number.isInteger(x))) {
+    throw new Error(
+      `ONNX export: layer ${layer.name} has an unsupported ${what} ${JSON.stringify(v)}`,
+    );
+  }
+  return p as [number, number];
+}
+
+function outShape(layer: tf.layers.Layer): number[] {
+  const s = layer.outputShape;
+  if (!Array.isArray(s) || Array.isArray(s[0])) {
+    throw new Error(`ONNX export: layer ${layer.name} has several outputs`);
+  }
+  return (s as (number | null)[]).slice(1) as number[];
+}
+
+function weights(layer: tf.layers.Layer): Float32Array[] {
+  return layer.getWeights().map((w) => w.dataSync() as Float32Array);
+}
+
+/** Index of (h,w,c) in tfjs NHWC flat order -> index in ONNX NCHW flat order. */
+function chwIndex(h: number, w: number, c: number, [H, W]: [number, number, number]): number {
+  return (c * H + h) * W + w;
+}
+
+/** Emits the node(s) of a Keras activation name; returns the output tensor name. */
+export function activation(
+  g: GraphBuilder,
+  x: Value,
+  act: unknown,
+  name: string,
+  output?: string,
+): string {
+  switch (act ?? "linear") {
+    case "linear":
+      return output ? g.op("Identity", name, [x.name], {}, output) : x.name;
+    case "relu":
+      return g.op("Relu", name, [x.name], {}, output);
+    case "sigmoid":
+      return g.op("Sigmoid", name, [x.name], {}, output);
+    case "tanh":
+      return g.op("Tanh", name, [x.name], {}, output);
+    case "softmax":
+      // Keras softmax is over the last (channel) axis, which is axis 1 in NCHW.
+      return g.op("Softmax", name, [x.name], { axis: x.shape.length === 3 ? 1 : -1 }, output);
+    default:
+      throw new Error(
+        `ONNX export: activation "${
+          String(act)
+        }" is not supported (use relu, linear, sigmoid, tanh or softmax)`,
+      );
+  }
+}
+
+export interface DenseOptions {
+  /** Permute output columns from (h,w,c) to (c,h,w) of this shape (the Dense feeds a Reshape). */
+  columnsChwOf?: [number, number, number];
+  /** Exact output name (e.g. a graph output). */
+  output?: string;
+  /** Keep only these output columns [start, end) (used to split the moments layer into mu / logvar). */
+  columns?: [number, number];
+}
+
+/** A Dense layer as one Gemm (+ activation), with the row/column permutations described above. */
+export function dense(
+  g: GraphBuilder,
+  x: Value,
+  layer: tf.layers.Layer,
+  opts: DenseOptions = {},
+): Value {
+  const cfg = cfgOf(layer);
+  if (x.shape.length !== 1) {
+    throw new Error(
+      `ONNX export: Dense layer ${layer.name} needs a flat input, got shape ${
+        JSON.stringify(x.shape)
+      }`,
+    );
+  }
+  const [kernel, bias] = weights(layer);
+  const inF = x.shape[0];
+  const outAll = kernel.length / inF;
+  const [c0, c1] = opts.columns ?? [0, outAll];
+  const outF = c1 - c0;
+  // ONNX row r takes the tfjs row that holds the same feature.
+  const rowSrc = new Int32Array(inF);
+  if (x.chwOf) {
+    const [H, W, C] = x.chwOf;
+    for (let h = 0; h < H; h++) {
+      for (let w = 0; w < W; w++) {
+        for (let c = 0; c < C; c++) rowSrc[chwIndex(h, w, c, x.chwOf)] = (h * W + w) * C + c;
+      }
+    }
+  } else {
+    for (let r = 0; r < inF; r++) rowSrc[r] = r;
+  }
+  const colSrc = new Int32Array(outF);
+  if (opts.columnsChwOf) {
+    const s = opts.columnsChwOf;
+    const [H, W, C] = s;
+    if (H * W * C !== outF) {
+      throw new Error(
+        `ONNX export: Dense layer ${layer.name} has ${outF} units, cannot reshape to ${
+          JSON.stringify(s)
+        }`,
+      );
+    }
+    for (let h = 0; h < H; h++) {
+      for (let w = 0; w < W; w++) {
+        for (let c = 0; c < C; c++) colSrc[chwIndex(h, w, c, s)] = c0 + (h * W + w) * C + c;
+      }
+    }
+  } else {
+    for (let j = 0; j < outF; j++) colSrc[j] = c0 + j;
+  }
+  const B = new Float32Array(inF * outF);
+  for (let r = 0; r < inF; r++) {
+    for (let j = 0; j < outF; j++) B[r * outF + j] = kernel[rowSrc[r] * outAll + colSrc[j]];
+  }
+  const inputs = [x.name, g.floatInit(`${layer.name}.kernel`, [inF, outF], B)];
+  if (cfg.useBias !== false && bias) {
+    inputs.push(
+      g.floatInit(`${layer.name}.bias`, [outF], Float32Array.from(colSrc, (k) => bias[k])),
+    );
+  }
+  const act = cfg.activation;
+  const linear = (act ?? "linear") === "linear";
+  const y = g.op("Gemm", `${layer.name}/Gemm`, inputs, {}, linear ? opts.output : undefined);
+  const v: Value = { name: y, shape: [outF], chwOf: opts.columnsChwOf };
+  return { ...v, name: linear ? y : activation(g, v, act, `${layer.name}/act`, opts.output) };
+}
+
+/** tf's "same" padding for one spatial axis: total = max((out-1)*s + k - in, 0), extra at the end. */
+function samePads(inSize: number, outSize: number, k: number, s: number): [number, number] {
+  const total = Math.max((outSize - 1) * s + k - inSize, 0);
+  const before = Math.floor(total / 2);
+  return [before, total - before];
+}
+
+function checkConvCfg(layer: tf.layers.Layer, cfg: Config): void {
+  if (cfg.dataFormat !== undefined && cfg.dataFormat !== "channelsLast") {
+    throw new Error(
+      `ONNX export: layer ${layer.name} uses dataFormat ${
+        String(cfg.dataFormat)
+      }; only channelsLast is supported`,
+    );
+  }
+  if (cfg.dilationRate !== undefined) {
+    const d = pair(cfg.dilationRate, "dilationRate", layer);
+    if (d[0] !== 1 || d[1] !== 1) {
+      throw new Error(`ONNX export: layer ${layer.name} uses dilation ${d}; only 1 is supported`);
+    }
+  }
+  if (cfg.padding !== "same" && cfg.padding !== "valid") {
+    throw new Error(
+      `ONNX export: layer ${layer.name} uses padding "${
+        String(cfg.padding)
+      }"; only same/valid are supported`,
+    );
+  }
+}
+
+/** Conv2D (NHWC, kernel [KH,KW,Cin,Cout]) -> ONNX Conv (NCHW, weight [Cout,Cin,KH,KW]). */
+export function conv2d(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value {
+  const cfg = cfgOf(layer);
+  checkConvCfg(layer, cfg);
+  if (x.shape.length !== 3) {
+    throw new Error(
+      `ONNX export: Conv2D layer ${layer.name} needs an [H,W,C] input, got ${
+        JSON.stringify(x.shape)
+      }`,
+    );
+  }
+  const [kh, kw] = pair(cfg.kernelSize, "kernelSize", layer);
+  const [sh, sw] = pair(cfg.strides, "strides", layer);
+  const [H, W, Cin] = x.shape;
+  const out = outShape(layer);
+  const Cout = out[2];
+  const [kernel, bias] = weights(layer);
+  const w = new Float32Array(kernel.length);
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      for (let ci = 0; ci < Cin; ci++) {
+        for (let co = 0; co < Cout; co++) {
+          w[((co * Cin + ci) * kh + a) * kw + b] = kernel[((a * kw + b) * Cin + ci) * Cout + co];
+        }
+      }
+    }
+  }
+  const [pt, pb] = cfg.padding === "same" ? samePads(H, out[0], kh, sh) : [0, 0];
+  const [pl, pr] = cfg.padding === "same" ? samePads(W, out[1], kw, sw) : [0, 0];
+  const inputs = [x.name, g.floatInit(`${layer.name}.kernel`, [Cout, Cin, kh, kw], w)];
+  if (cfg.useBias !== false && bias) inputs.push(g.floatInit(`${layer.name}.bias`, [Cout], bias));
+  const y = g.op("Conv", `${layer.name}/Conv`, inputs, {
+    kernel_shape: [kh, kw],
+    strides: [sh, sw],
+    pads: [pt, pl, pb, pr],
+    dilations: [1, 1],
+    group: 1,
+  });
+  const v: Value = { name: y, shape: out };
+  return { ...v, name: activation(g, v, cfg.activation, `${layer.name}/act`) };
+}
+
+/**
+ * Conv2DTranspose -> ONNX ConvTranspose. tfjs computes it as the input-gradient of a forward
+ * conv from an input of the output size m, so the forward conv's pads (before, after) are the
+ * ConvTranspose pads, and output_padding makes up the rest of m:
+ * m = s*(n-1) + output_padding + k - before - after.
+ */
+export function conv2dTranspose(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value {
+  const cfg = cfgOf(layer);
+  checkConvCfg(layer, cfg);
+  if (x.shape.length !== 3) {
+    throw new Error(
+      `ONNX export: Conv2DTranspose layer ${layer.name} needs an [H,W,C] input, got ${
+        JSON.stringify(x.shape)
+      }`,
+    );
+  }
+  const [kh, kw] = pair(cfg.kernelSize, "kernelSize", layer);
+  const [sh, sw] = pair(cfg.strides, "strides", layer);
+  const [H, W, Cin] = x.shape;
+  const out = outShape(layer);
+  const Cout = out[2];
+  const [kernel, bias] = weights(layer);
+  const w = new Float32Array(kernel.length);
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      for (let co = 0; co < Cout; co++) {
+        for (let ci = 0; ci < Cin; ci++) {
+          w[((ci * Cout + co) * kh + a) * kw + b] = kernel[((a * kw + b) * Cout + co) * Cin + ci];
+        }
+      }
+    }
+  }
+  const axis = (n: number, m: number, k: number, s: number): [number, number, number] => {
+    const [before, after] = cfg.padding === "same" ? samePads(m, n, k, s) : [0, 0];
+    const op = m - (s * (n - 1) + k - before - after);
+    if (op < 0 || op >= s) {
+      throw new Error(
+        `ONNX export: layer ${layer.name}: no ONNX padding reproduces ${n} -> ${m} (k=${k}, s=${s})`,
+      );
+    }
+    return [before, after, op];
+  };
+  const [pt, pb, oph] = axis(H, out[0], kh, sh);
+  const [pl, pr, opw] = axis(W, out[1], kw, sw);
+  const inputs = [x.name, g.floatInit(`${layer.name}.kernel`, [Cin, Cout, kh, kw], w)];
+  if (cfg.useBias !== false && bias) inputs.push(g.floatInit(`${layer.name}.bias`, [Cout], bias));
+  const y = g.op("ConvTranspose", `${layer.name}/ConvTranspose`, inputs, {
+    kernel_shape: [kh, kw],
+    strides: [sh, sw],
+    pads: [pt, pl, pb, pr],
+    output_padding: [oph, opw],
+    dilations: [1, 1],
+    group: 1,
+  });
+  const v: Value = { name: y, shape: out };
+  return { ...v, name: activation(g, v, cfg.activation, `${layer.name}/act`) };
+}
+
+/** The next layer after `i` that is not order-free (undefined at the end of the model). */
+function nextConsumer(layers: tf.layers.Layer[], i: number): tf.layers.Layer | undefined {
+  for (let j = i + 1; j < layers.length; j++) if (!isOrderFree(layers[j])) return layers[j];
+  return undefined;
+}
+
+function reshapeTarget(layer: tf.layers.Layer): number[] {
+  const t = cfgOf(layer).targetShape;
+  if (!Array.isArray(t) || !t.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new Error(
+      `ONNX export: Reshape layer ${layer.name} has target ${
+        JSON.stringify(t)
+      }; only explicit positive sizes are supported`,
+    );
+  }
+  return t as number[];
+}
+
+function isSpatialReshape(layer: tf.layers.Layer | undefined): layer is tf.layers.Layer {
+  return layer?.getClassName() === "Reshape" && reshapeTarget(layer).length === 3;
+}
+
+/** NCHW [H,W,C] value -> flat value in tfjs (h,w,c) order, via an explicit Transpose. */
+function flattenToNhwcOrder(g: GraphBuilder, x: Value, name: string): Value {
+  const t = g.op("Transpose", `${name}/ToNHWC`, [x.name], { perm: [0, 2, 3, 1] });
+  return {
+    name: g.op("Flatten", `${name}/Flatten`, [t], { axis: 1 }),
+    shape: [x.shape.reduce((a, b) => a * b, 1)],
+  };
+}
+
+/**
+ * Converts the first `count` of `layers` in order, starting from `x`. A smaller `count` lets the
+ * caller convert the remaining layers itself (the exporter splits the encoder's moments layer);
+ * the look-ahead still sees them, so a Flatten before a caller-converted Dense is folded too.
+ */
+export function convertLayers(
+  g: GraphBuilder,
+  layers: tf.layers.Layer[],
+  x: Value,
+  count = layers.length,
+): Value {
+  let v = x;
+  layers.slice(0, count).forEach((layer, i) => {
+    const kind = layer.getClassName();
+    const cfg = cfgOf(layer);
+    if (IDENTITY_LAYERS.has(kind)) return;
+    switch (kind) {
+      case "Activation":
+        v = { ...v, name: activation(g, v, cfg.activation, `${layer.name}/act`) };
+        return;
+      case "Conv2D":
+        v = conv2d(g, v, layer);
+        return;
+      case "Conv2DTranspose":
+        v = conv2dTranspose(g, v, layer);
+        return;
+      case "Dense": {
+        const next = nextConsumer(layers, i);
+        v = dense(
+          g,
+          v,
+          layer,
+          isSpatialReshape(next)
+            ? { columnsChwOf: reshapeTarget(next) as [number, number, number] }
+            : {},
+        );
+        return;
+      }
+      case "Flatten": {
+        if (v.shape.length === 1) return;
+        const next = nextConsumer(layers, i);
+        const size = v.shape.reduce((a, b) => a * b, 1);
+        if (next?.getClassName() === "Dense" || isSpatialReshape(next)) {
+          v = {
+            name: g.op("Flatten", `${layer.name}/Flatten`, [v.name], { axis: 1 }),
+            shape: [size],
+            chwOf: v.shape as [number, number, number],
+          };
+        } else {
+          v = flattenToNhwcOrder(g, v, layer.name);
+        }
+        return;
+      }
+      case "Reshape": {
+        const target = reshapeTarget(layer);
+        const inSize = v.shape.reduce((a, b) => a * b, 1);
+        if (target.reduce((a, b) => a * b, 1) !== inSize) {
+          throw new Error(
+            `ONNX export: Reshape layer ${layer.name} cannot reshape ${
+              JSON.stringify(v.shape)
+            } to ${JSON.stringify(target)}`,
+          );
+        }
+        if (target.length === 1) {
+          v = v.shape.length === 1 ? v : flattenToNhwcOrder(g, v, layer.name);
+        } else if (target.length === 3 && v.shape.length === 1) {
+          const [H, W, C] = target;
+          if (v.chwOf && JSON.stringify(v.chwOf) === JSON.stringify(target)) {
+            // The producer already emits (c,h,w) order: a plain Reshape yields NCHW.
+            v = {
+              name: g.op("Reshape", `${layer.name}/Reshape`, [
+                v.name,
+                g.int64Init(`${layer.name}.shape`, [-1, C, H, W]),
+              ]),
+              shape: target,
+            };
+          } else if (!v.chwOf) {
+            const r = g.op("Reshape", `${layer.name}/Reshape`, [
+              v.name,
+              g.int64Init(`${layer.name}.shape`, [-1, H, W, C]),
+            ]);
+            v = {
+              name: g.op("Transpose", `${layer.name}/ToNCHW`, [r], { perm: [0, 3, 1, 2] }),
+              shape: target,
+            };
+          } else {
+            throw new Error(
+              `ONNX export: Reshape layer ${layer.name} to ${
+                JSON.stringify(target)
+              } follows a flatten of ${JSON.stringify(v.chwOf)}; not supported`,
+            );
+          }
+        } else {
+          throw new Error(
+            `ONNX export: Reshape layer ${layer.name} from ${JSON.stringify(v.shape)} to ${
+              JSON.stringify(target)
+            } is not supported`,
+          );
+        }
+        return;
+      }
+      default:
+        throw new Error(`ONNX export: layer ${layer.name} of type ${kind} is not supported`);
+    }
+  });
+  if (v.chwOf && count === layers.length) {
+    throw new Error(
+      "ONNX export: internal error: a (c,h,w)-ordered value reached the end of the model",
+    );
+  }
+  return v;
+}
