@@ -1,0 +1,243 @@
+/**
+ * Classifies the Fashion-MNIST test set through the HTTP API and checks it against the bundle:
+ * every test image is encoded as a PNG file and sent in multipart batches to POST /v1/classify;
+ * the predictions must agree one by one with a direct onnxruntime run of the same bundle
+ * (serve/inference, no HTTP, no PNG), and the accuracy on the manifest's evaluation subset must
+ * equal the manifest's stated testAccuracy. Then the same images rendered as product photos
+ * (200x240 RGB JPEG, dark on white) go through ?preprocess=auto and their accuracy is printed.
+ *
+ * By default the API runs in-process (createApp + app.request, the same code path as the
+ * server minus the socket); --url sends to a running server instead, which must serve the
+ * same bundle version (checked from /v1/models).
+ *
+ *   npx deno run -A scripts/classify_testset.ts --bundle tests/testdata/tiny-bundle
+ *   npx deno run -A scripts/classify_testset.ts --url http://localhost:8000 --registry models
+ */
+import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
+import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
+import { PIXELS } from "../common/labels.ts";
+import { normalizePixels } from "../common/preprocess.ts";
+import { resolveActive } from "../common/registry.ts";
+import { imageAt, readTestImages, renderPhoto, serveBundle } from "../tests/service_helpers.ts";
+
+const FLAGS = {
+  bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
+  registry: {
+    type: "string",
+    default: "models",
+    help: "registry dir used when --bundle is absent",
+  },
+  model: { type: "string", help: "model name in the registry" },
+  backend: {
+    type: "string",
+    default: "native",
+    choices: ["native", "wasm"],
+    help: "backend for the direct run and the in-process app",
+  },
+  url: { type: "string", help: "base URL of a running server (default: in-process app)" },
+  count: {
+    type: "int",
+    default: 10000,
+    help: "test images to classify (from the start of the test set)",
+  },
+  "photo-count": {
+    type: "int",
+    default: 10000,
+    help: "test images to classify as product photos (0 skips)",
+  },
+  batch: { type: "int", default: 200, help: "PNG files per multipart request" },
+  "data-dir": {
+    type: "string",
+    env: "FASHION_MNIST_DIR",
+    default: "/usr/share/datasets/fashion-mnist",
+    help: "Fashion-MNIST IDX dir",
+  },
+} as const;
+
+const USAGE = "Usage: npx deno run -A scripts/classify_testset.ts [flags]";
+
+type Post = (path: string, body: FormData) => Promise<Response>;
+
+async function classifyFiles(
+  post: Post,
+  files: Uint8Array[],
+  type: string,
+  query: string,
+  batch: number,
+  expectVersion: string,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let start = 0; start < files.length; start += batch) {
+    const form = new FormData();
+    files.slice(start, start + batch).forEach((f, i) =>
+      form.append(
+        `f${i}`,
+        new Blob([f as Uint8Array<ArrayBuffer>], { type }),
+        `${start + i}.${type.split("/")[1]}`,
+      )
+    );
+    const res = await post(`/v1/classify${query}`, form);
+    const text = await res.text();
+    if (res.status !== 200) {
+      throw new Error(
+        `POST /v1/classify${query} (images ${start}..) answered ${res.status}: ${
+          text.slice(0, 300)
+        }`,
+      );
+    }
+    const body = JSON.parse(text);
+    if (body.model.version !== expectVersion) {
+      throw new Error(
+        `the server answered with model version ${body.model.version}, the local bundle is ${expectVersion}`,
+      );
+    }
+    for (const p of body.predictions) out.push(p.index);
+  }
+  return out;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+async function main(args: string[]): Promise<number> {
+  const { flags: f, positional } = parseFlags(args, FLAGS, Deno.env.toObject());
+  if (f.help) {
+    console.log(formatHelp(USAGE, FLAGS));
+    return 0;
+  }
+  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  const dir = (f.bundle as string | undefined) ??
+    (await resolveActive(f.registry as string, f.model as string | undefined)).dir;
+  const test = readTestImages(f.count as number, f["data-dir"] as string);
+  if (!test) {
+    throw new Error(
+      `Cannot read the Fashion-MNIST test set from ${
+        f["data-dir"]
+      } (t10k-*-ubyte.gz); set --data-dir`,
+    );
+  }
+  const served = await serveBundle(f.backend as "native" | "wasm", dir, {
+    maxBatch: Math.max(256, f.batch as number),
+  });
+  const { model } = served;
+  const mf = model.manifest;
+  console.log(
+    `Bundle ${model.name}@${model.version} (${dir}), backend ${model.backend}, ${test.count} test images`,
+  );
+
+  // 1. Direct onnxruntime run: raw bytes / 255, no codec, no HTTP.
+  let t0 = performance.now();
+  const direct = await model.encode(
+    normalizePixels(test.images.subarray(0, test.count * PIXELS)),
+    test.count,
+  );
+  const K = model.labels.length;
+  const directIdx = Array.from({ length: test.count }, (_, i) => {
+    let best = 0;
+    for (let k = 1; k < K; k++) {
+      if (direct.probabilities[i * K + k] > direct.probabilities[i * K + best]) best = k;
+    }
+    return best;
+  });
+  console.log(`direct run: ${Math.round(performance.now() - t0)} ms`);
+
+  // 2. The API, with every image as a PNG file.
+  const url = f.url as string | undefined;
+  const post: Post = url
+    ? (path, body) => fetch(new URL(path, url), { method: "POST", body })
+    : (path, body) => Promise.resolve(served.app.request(path, { method: "POST", body }));
+  if (url) {
+    const remote = await (await fetch(new URL("/v1/models", url))).json();
+    if (remote.active?.version !== model.version) {
+      throw new Error(
+        `${url} serves ${remote.active?.name}@${remote.active?.version}, not ${model.name}@${model.version}`,
+      );
+    }
+  }
+  const pngs = Array.from(
+    { length: test.count },
+    (_, i) => encodeGreyPng(imageAt(test, i), 28, 28),
+  );
+  t0 = performance.now();
+  const apiIdx = await classifyFiles(post, pngs, "image/png", "", f.batch as number, model.version);
+  const apiMs = performance.now() - t0;
+  const disagree = apiIdx.filter((p, i) => p !== directIdx[i]).length;
+  const correct = (idx: number[], from = 0, n = idx.length) =>
+    idx.slice(from, from + n).filter((p, i) => p === test.labels[from + i]).length;
+
+  // 3. The manifest's stated accuracy, on the subset it was measured on.
+  // data.evaluation {first: n} means the first n test images; absent means all 10,000.
+  const ev = (mf.data as { evaluation?: { first?: number; count?: number } }).evaluation;
+  const evCount = Math.min(test.count, ev?.count ?? ev?.first ?? 10000);
+  const evAcc = correct(apiIdx, 0, evCount) / evCount;
+  const stated = mf.metrics.testAccuracy;
+  const matches = Math.abs(evAcc - stated) < 0.5 / evCount;
+
+  const rows: [string, string][] = [
+    [
+      "API (PNG files) accuracy, all images",
+      `${pct(correct(apiIdx) / test.count)} (${correct(apiIdx)}/${test.count}), ${
+        Math.round(test.count / (apiMs / 1000))
+      } images/s`,
+    ],
+    [
+      "agreement API vs direct onnxruntime",
+      `${test.count - disagree}/${test.count}${
+        disagree ? `  (${disagree} differ!)` : " (identical)"
+      }`,
+    ],
+    [
+      `accuracy on manifest's evaluation set (first ${evCount})`,
+      `${pct(evAcc)}; manifest states ${pct(stated)} -> ${matches ? "EQUAL" : "DIFFERENT"}`,
+    ],
+  ];
+
+  // 4. Product photos through preprocess=auto.
+  const photoCount = Math.min(f["photo-count"] as number, test.count);
+  let photoOk = true;
+  if (photoCount > 0) {
+    t0 = performance.now();
+    const photos = Array.from(
+      { length: photoCount },
+      (_, i) => encodeJpeg(renderPhoto(imageAt(test, i)), 85),
+    );
+    const renderMs = performance.now() - t0;
+    t0 = performance.now();
+    const photoIdx = await classifyFiles(
+      post,
+      photos,
+      "image/jpeg",
+      "?preprocess=auto",
+      f.batch as number,
+      model.version,
+    );
+    const photoMs = performance.now() - t0;
+    const plainAcc = correct(apiIdx, 0, photoCount) / photoCount;
+    const photoAcc = correct(photoIdx) / photoCount;
+    rows.push([
+      `product photos (200x240 JPEG), first ${photoCount}`,
+      `${pct(photoAcc)} vs ${pct(plainAcc)} plain: drop ${
+        ((plainAcc - photoAcc) * 100).toFixed(2)
+      } points (render ${Math.round(renderMs / 1000)} s, classify ${Math.round(photoMs / 1000)} s)`,
+    ]);
+    photoOk = Number.isFinite(photoAcc);
+  }
+  const w = Math.max(...rows.map((r) => r[0].length));
+  console.log(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n"));
+  await served.slot.close();
+  return disagree === 0 && matches && photoOk ? 0 : 1;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(
+      e instanceof FlagError
+        ? `${e.message}\n\n${formatHelp(USAGE, FLAGS)}`
+        : `classify_testset: ${(e as Error).message}`,
+    );
+    Deno.exit(2);
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The HTTP API as a Hono app built from its dependencies (createApp({slot, config, metrics})),
+ * so tests drive it with app.request() and main.ts only adds Deno.serve. Each model request
+ * pins the current model for its whole life (slot.use), so a hot swap never mixes versions
+ * within a response, and names the version that answered in the body and X-Model-Version.
+ * Errors: handlers throw ApiError; the one onError below renders {"error": {code, message}}
+ * and logs anything unexpected as a 500.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { encodeGreyPng } from "../common/image_codec.ts";
+import { IMAGE_SIZE } from "../common/labels.ts";
+import { toBytes } from "../common/preprocess.ts";
+import { listVersions, type VersionInfo } from "../common/registry.ts";
+import type { ServeConfig } from "./config.ts";
+import { renderDocs } from "./docs.ts";
+import { ApiError, errorBody } from "./errors.ts";
+import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
+import { NoModelError } from "./inference/slot.ts";
+import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent } from "./inputs.ts";
+import { ServiceMetrics } from "./metrics.ts";
+import { openApiDoc } from "./openapi.ts";
+import { normalSource, sampleLatent } from "./sampling.ts";
+
+export type AppConfig = Pick<
+  ServeConfig,
+  "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
+>;
+
+export interface AppDeps {
+  slot: ModelSlot;
+  config: AppConfig;
+  metrics?: ServiceMetrics;
+  /** Where unexpected errors are reported (default console.error). */
+  log?: (message: string, error?: unknown) => void;
+}
+
+/** Routes with a fixed label for metrics; anything else counts as "other" (bounded cardinality). */
+const ROUTES = [
+  "/v1/classify",
+  "/v1/latent",
+  "/v1/reconstruct",
+  "/v1/decode",
+  "/v1/models",
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/openapi.json",
+  "/docs",
+];
+
+function modelRef(m: LoadedModel) {
+  return { name: m.name, version: m.version };
+}
+
+function setModelHeaders(c: Context, m: LoadedModel): void {
+  c.header("X-Model-Name", m.name);
+  c.header("X-Model-Version", m.version);
+}
+
+function argmax(a: Float32Array, from: number, len: number): number {
+  let best = 0;
+  for (let i = 1; i < len; i++) if (a[from + i] > a[from + best]) best = i;
+  return best;
+}
+
+function pngResponse(c: Context, pixels: Float32Array): Response {
+  const png = encodeGreyPng(toBytes(pixels), IMAGE_SIZE, IMAGE_SIZE);
+  return c.body(png as Uint8Array<ArrayBuffer>, 200, {
+    "Content-Type": "image/png",
+    "Cache-Control": "no-store",
+  });
+}
+
+function intParam(c: Context, name: string, min: number, max: number): number | undefined {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "") return undefined;
+  const v = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ApiError(
+      400,
+      "bad_parameter",
+      `${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return v;
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const { slot, config } = deps;
+  const metrics = deps.metrics ?? new ServiceMetrics();
+  const log = deps.log ?? ((msg: string, e?: unknown) => console.error(msg, e ?? ""));
+  const limits: InputLimits = {
+    maxBodyBytes: config.maxBodyBytes,
+    maxPixels: config.maxPixels,
+    maxBatch: config.maxBatch,
+  };
+  const doc = openApiDoc({ ...limits, maxSamples: config.maxSamples });
+  const app = new Hono();
+
+  // Counts and times every request, and names the active model on responses that did not
+  // already name the model that produced them.
+  app.use("*", async (c, next) => {
+    const start = performance.now();
+    await next();
+    const route = ROUTES.includes(c.req.path) ? c.req.path : "other";
+    metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    metrics.latency.observe((performance.now() - start) / 1000, { route });
+    const active = slot.current;
+    if (active && !c.res.headers.has("X-Model-Version")) {
+      c.res.headers.set("X-Model-Name", active.name);
+      c.res.headers.set("X-Model-Version", active.version);
+    }
+  });
+
+  // Runs fn with the current model pinned; an empty slot is a 503, not a crash.
+  const withModel = <T>(fn: (m: LoadedModel) => Promise<T>): Promise<T> =>
+    slot.use(fn).catch((e) => {
+      if (e instanceof NoModelError) throw new ApiError(503, "not_ready", e.message);
+      throw e;
+    });
+
+  app.post("/v1/classify", async (c) => {
+    const mode = parsePreprocessMode(c.req.query("preprocess"));
+    const batch = await readImageBatch(c.req.raw, limits, mode);
+    return await withModel(async (m) => {
+      const out = await m.encode(batch.images, batch.count);
+      metrics.images.inc({ route: "/v1/classify" }, batch.count);
+      const K = m.labels.length, L = m.latentSize;
+      const predictions = [];
+      for (let i = 0; i < out.count; i++) {
+        const index = argmax(out.probabilities, i * K, K);
+        predictions.push({
+          label: m.labels[index],
+          index,
+          confidence: out.probabilities[i * K + index],
+          probabilities: Array.from(out.probabilities.subarray(i * K, (i + 1) * K)),
+          latent: {
+            mu: Array.from(out.mu.subarray(i * L, (i + 1) * L)),
+            logvar: Array.from(out.logvar.subarray(i * L, (i + 1) * L)),
+          },
+        });
+      }
+      setModelHeaders(c, m);
+      return c.json({ model: modelRef(m), predictions });
+    });
+  });
+
+  app.post("/v1/latent", async (c) => {
+    const mode = parsePreprocessMode(c.req.query("preprocess"));
+    const samples = intParam(c, "samples", 0, config.maxSamples) ?? 0;
+    const seedParam = intParam(c, "seed", 0, 0xffffffff);
+    const batch = await readImageBatch(c.req.raw, limits, mode);
+    return await withModel(async (m) => {
+      const out = await m.encode(batch.images, batch.count);
+      metrics.images.inc({ route: "/v1/latent" }, batch.count);
+      const L = m.latentSize;
+      // Echo the seed so any response can be reproduced, even when the client sent none.
+      const seed = seedParam ?? Math.floor(Math.random() * 0x100000000);
+      const normal = normalSource(seed);
+      const latents = [];
+      for (let i = 0; i < out.count; i++) {
+        const mu = out.mu.subarray(i * L, (i + 1) * L),
+          logvar = out.logvar.subarray(i * L, (i + 1) * L);
+        const entry: { mu: number[]; logvar: number[]; samples?: number[][] } = {
+          mu: Array.from(mu),
+          logvar: Array.from(logvar),
+        };
+        if (samples > 0) entry.samples = sampleLatent(mu, logvar, samples, normal);
+        latents.push(entry);
+      }
+      setModelHeaders(c, m);
+      return c.json(
+        samples > 0 ? { model: modelRef(m), seed, latents } : { model: modelRef(m), latents },
+      );
+    });
+  });
+
+  const needDecoder = (m: LoadedModel) => {
+    if (!m.hasDecoder) {
+      throw new ApiError(
+        501,
+        "no_decoder",
+        `Model ${m.name}@${m.version} was exported without a decoder`,
+      );
+    }
+  };
+
+  app.post("/v1/reconstruct", async (c) => {
+    const mode = parsePreprocessMode(c.req.query("preprocess"));
+    const batch = await readImageBatch(c.req.raw, limits, mode);
+    if (batch.count !== 1) {
+      throw new ApiError(
+        422,
+        "one_image_only",
+        `/v1/reconstruct takes exactly one image, got ${batch.count}`,
+      );
+    }
+    return await withModel(async (m) => {
+      needDecoder(m);
+      const out = await m.encode(batch.images, 1);
+      metrics.images.inc({ route: "/v1/reconstruct" }, 1);
+      const px = await m.decode(out.mu, 1);
+      setModelHeaders(c, m);
+      return pngResponse(c, px);
+    });
+  });
+
+  app.post("/v1/decode", async (c) => {
+    return await withModel(async (m) => {
+      needDecoder(m);
+      const z = await readLatent(c.req.raw, limits, m.latentSize);
+      const px = await m.decode(z, 1);
+      setModelHeaders(c, m);
+      return pngResponse(c, px);
+    });
+  });
+
+  app.get("/v1/models", async (c) => {
+    const m = slot.current;
+    if (!m) throw new ApiError(503, "not_ready", `No model is loaded: ${slot.reason}`);
+    let versions: VersionInfo[] | { version: string; active: boolean; hasManifest: boolean }[];
+    let source: string;
+    if (config.bundle !== undefined) {
+      source = "bundle";
+      versions = [{ version: m.version, active: true, hasManifest: true }];
+    } else {
+      source = "registry";
+      try {
+        versions = await listVersions(config.registry, m.name);
+      } catch {
+        versions = []; // the registry may have moved since loading; the active model still serves
+      }
+    }
+    const mf = m.manifest;
+    setModelHeaders(c, m);
+    return c.json({
+      active: {
+        name: m.name,
+        version: m.version,
+        created: mf.created,
+        backend: m.backend,
+        latentSize: m.latentSize,
+        labels: m.labels,
+        decoder: m.hasDecoder,
+        metrics: mf.metrics,
+        probe: m.probe,
+      },
+      source,
+      versions: versions.map((v) => ({
+        version: v.version,
+        active: v.active,
+        hasManifest: v.hasManifest,
+      })),
+    });
+  });
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", (c) => {
+    const m = slot.current;
+    if (!m) return c.json(errorBody("not_ready", `No model is loaded: ${slot.reason}`), 503);
+    return c.json({ status: "ready", model: modelRef(m), backend: m.backend });
+  });
+
+  app.get("/metrics", (c) => {
+    const m = slot.current;
+    metrics.setActive(m ? { name: m.name, version: m.version, backend: m.backend } : null);
+    return c.body(metrics.render(), 200, {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  });
+
+  app.get("/openapi.json", (c) => c.json(doc));
+  app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));
+
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}; see /docs`), 404)
+  );
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+    if (err instanceof HTTPException) {
+      return c.json(errorBody("http_error", err.message || "request failed"), err.status);
+    }
+    log(`Unhandled error on ${c.req.method} ${c.req.path}:`, err);
+    return c.json(errorBody("internal", "Internal error; the server log has the details"), 500);
+  });
+
+  return app;
+}

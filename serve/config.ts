@@ -1,0 +1,137 @@
+/**
+ * The server's configuration: every flag with its type, default and help text, parsed once
+ * (common/flags.ts) into a typed, validated ServeConfig. Unknown flags, stray arguments and
+ * out-of-range values are errors. Pure: the caller passes argv and the environment.
+ */
+import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
+import { DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
+import type { BackendChoice } from "./inference/backend.ts";
+
+export interface ServeConfig {
+  port: number;
+  host: string;
+  registry: string;
+  model: string | undefined;
+  bundle: string | undefined;
+  backend: BackendChoice;
+  threads: number;
+  maxBodyBytes: number;
+  maxPixels: number;
+  maxBatch: number;
+  maxSamples: number;
+}
+
+export const FLAG_SPECS = {
+  port: {
+    type: "int",
+    default: 8000,
+    env: "PORT",
+    help: "TCP port to listen on (0 picks a free port)",
+  },
+  host: { type: "string", default: "0.0.0.0", help: "interface to bind" },
+  registry: {
+    type: "string",
+    default: "models",
+    help: "model registry dir: <registry>/<name>/<version>/ + <name>/CURRENT",
+  },
+  model: { type: "string", help: "model name in the registry (needed when it holds several)" },
+  bundle: { type: "string", help: "serve this bundle directory directly, bypassing the registry" },
+  backend: {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "native", "wasm"],
+    help:
+      "onnxruntime: native (onnxruntime-node), wasm (onnxruntime-web), auto = native if it loads",
+  },
+  // Two: the machines this targets are small, and wasm needs an explicit count under Deno.
+  threads: { type: "int", default: 2, help: "onnxruntime threads per session" },
+  "max-body-bytes": {
+    type: "int",
+    default: 4 * 1024 * 1024,
+    help: "largest request body accepted (413 above)",
+  },
+  "max-pixels": {
+    type: "int",
+    default: DEFAULT_MAX_PIXELS,
+    help: "most declared pixels per image and per request, checked before decoding (413 above)",
+  },
+  "max-batch": {
+    type: "int",
+    default: 256,
+    help: "most images per request, and per onnxruntime run",
+  },
+  "max-samples": {
+    type: "int",
+    default: 64,
+    help: "most latent samples per image on /v1/latent?samples=k",
+  },
+} as const;
+
+export const USAGE =
+  "Usage: deno task serve [flags]\n\nServes a Fashion-MNIST VAE bundle over HTTP (see GET /docs once running).";
+
+export function helpText(): string {
+  return formatHelp(USAGE, FLAG_SPECS);
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function positive(name: string, v: number, min = 1): number {
+  if (v < min) throw new ConfigError(`--${name} must be >= ${min}, got ${v}`);
+  return v;
+}
+
+/** Parses argv (without the program name). Returns null config when --help was asked for. */
+export function parseConfig(
+  args: readonly string[],
+  env: Record<string, string | undefined> = {},
+): { config: ServeConfig | null } {
+  let parsed;
+  try {
+    parsed = parseFlags(args, FLAG_SPECS, env);
+  } catch (e) {
+    if (e instanceof FlagError) throw new ConfigError(e.message);
+    throw e;
+  }
+  const { flags, positional } = parsed;
+  if (flags.help) return { config: null };
+  if (positional.length) {
+    throw new ConfigError(
+      `Unexpected argument(s) ${
+        positional.map((p) => JSON.stringify(p)).join(" ")
+      }; all options are --flags`,
+    );
+  }
+  const port = flags.port as number;
+  if (port < 0 || port > 65535) throw new ConfigError(`--port must be 0..65535, got ${port}`);
+  if (flags.bundle !== undefined && flags.model !== undefined) {
+    throw new ConfigError(
+      "--bundle serves one directory and bypasses the registry; do not combine it with --model",
+    );
+  }
+  return {
+    config: {
+      port,
+      host: flags.host as string,
+      registry: flags.registry as string,
+      model: flags.model as string | undefined,
+      bundle: flags.bundle as string | undefined,
+      backend: flags.backend as BackendChoice,
+      threads: positive("threads", flags.threads as number),
+      maxBodyBytes: positive("max-body-bytes", flags["max-body-bytes"] as number, 1024),
+      maxPixels: positive("max-pixels", flags["max-pixels"] as number, 784),
+      maxBatch: positive("max-batch", flags["max-batch"] as number),
+      maxSamples: positive("max-samples", flags["max-samples"] as number, 0),
+    },
+  };
+}
+
+/** Defaults, for tests and embedders that build the app without argv. */
+export function defaultConfig(over: Partial<ServeConfig> = {}): ServeConfig {
+  return { ...parseConfig([]).config!, ...over };
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { ConfigError, defaultConfig, helpText, parseConfig } from "./config.ts";
+
+Deno.test("parseConfig() fills defaults: port 8000, registry models, auto backend, 4 MB bodies, batch 256", () => {
+  const c = defaultConfig();
+  assert.equal(c.port, 8000);
+  assert.equal(c.registry, "models");
+  assert.equal(c.backend, "auto");
+  assert.equal(c.maxBodyBytes, 4 * 1024 * 1024);
+  assert.equal(c.maxBatch, 256);
+  assert.equal(c.maxPixels, 25_000_000);
+  assert.equal(c.bundle, undefined);
+});
+
+Deno.test("parseConfig() reads flags and PORT from the environment; the flag wins", () => {
+  assert.equal(parseConfig([], { PORT: "9001" }).config!.port, 9001);
+  assert.equal(parseConfig(["--port", "9002"], { PORT: "9001" }).config!.port, 9002);
+  const c = parseConfig(["--bundle=x", "--backend", "wasm", "--threads", "1", "--max-batch", "8"])
+    .config!;
+  assert.deepEqual([c.bundle, c.backend, c.threads, c.maxBatch], ["x", "wasm", 1, 8]);
+});
+
+Deno.test("parseConfig() rejects unknown flags, stray arguments and bad values", () => {
+  assert.throws(
+    () => parseConfig(["--prot", "1"]),
+    (e) => e instanceof ConfigError && /Unknown flag --prot/.test(e.message),
+  );
+  assert.throws(() => parseConfig(["serve"]), /Unexpected argument/);
+  assert.throws(() => parseConfig(["--backend", "gpu"]), /must be one of auto, native, wasm/);
+  assert.throws(() => parseConfig(["--port", "70000"]), /0\.\.65535/);
+  assert.throws(() => parseConfig(["--max-batch", "0"]), /--max-batch must be >= 1/);
+  assert.throws(() => parseConfig(["--bundle", "a", "--model", "b"]), /bypasses the registry/);
+});
+
+Deno.test("parseConfig() returns null for --help, and the help lists every flag", () => {
+  assert.equal(parseConfig(["--help"]).config, null);
+  for (
+    const f of [
+      "--port",
+      "--registry",
+      "--model",
+      "--bundle",
+      "--backend",
+      "--threads",
+      "--max-body-bytes",
+      "--max-pixels",
+      "--max-batch",
+    ]
+  ) {
+    assert.ok(helpText().includes(f), f);
+  }
+});

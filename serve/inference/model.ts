@@ -1,0 +1,262 @@
+/**
+ * A loaded, validated model bundle: its manifest plus an encoder (and optional decoder) session,
+ * each behind a BatchRunner. loadModel() refuses a bundle unless the manifest validates, every
+ * file matches its sha256, the sessions expose the manifest's tensors, and the manifest's probe
+ * images reproduce their recorded outputs on this runtime. A LoadedModel counts the requests
+ * using it, so a newer model can replace it (see slot.ts) while those requests finish on it;
+ * close() waits for them before releasing the sessions. Inputs and outputs are plain typed
+ * arrays, so the same class could front sessions living in a Worker.
+ */
+import { readFile } from "node:fs/promises";
+import {
+  BundleError,
+  bundleFile,
+  checkProbe,
+  checkSessionIO,
+  readManifest,
+  verifyBundleFiles,
+} from "../../common/bundle.ts";
+import type { Manifest } from "../../common/manifest.ts";
+import { PIXELS } from "../../common/labels.ts";
+import type { Backend, BackendName, Session } from "./backend.ts";
+import { BatchRunner } from "./runner.ts";
+
+export interface EncodeOutput {
+  count: number;
+  /** count x K, row-major. */
+  probabilities: Float32Array;
+  /** count x L. */
+  mu: Float32Array;
+  /** count x L. */
+  logvar: Float32Array;
+}
+
+export interface LoadOptions {
+  backend: Backend;
+  /** Largest batch per session run (requests are coalesced up to it). */
+  maxBatch: number;
+  /** Observes every session run: which graph and how many rows. */
+  onBatch?: (graph: "model" | "decoder", rows: number) => void;
+}
+
+export interface ProbeSummary {
+  cases: number;
+  maxAbsDiff: number;
+}
+
+export class LoadedModel {
+  readonly name: string;
+  readonly version: string;
+  readonly labels: readonly string[];
+  readonly latentSize: number;
+  #inflight = 0;
+  #closing: Promise<void> | null = null;
+  #idle: (() => void) | null = null;
+
+  constructor(
+    readonly manifest: Manifest,
+    readonly dir: string,
+    readonly backend: BackendName,
+    private readonly encoder: BatchRunner,
+    private readonly decoder: BatchRunner | null,
+    readonly maxBatch: number,
+    public probe: ProbeSummary | null = null,
+  ) {
+    this.name = manifest.name;
+    this.version = manifest.version;
+    this.labels = manifest.labels;
+    this.latentSize = manifest.latentSize;
+  }
+
+  get hasDecoder(): boolean {
+    return this.decoder !== null;
+  }
+
+  /** Requests currently pinning this model. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /**
+   * Pins the model for one request; call the returned function when done. A closing model
+   * refuses new pins, so a request never starts on a model that is being released.
+   */
+  acquire(): () => void {
+    if (this.#closing) throw new Error(`model ${this.name}@${this.version} is being unloaded`);
+    this.#inflight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.#inflight === 0 && this.#idle) this.#idle();
+    };
+  }
+
+  /** Encodes `count` images (count x 784 floats in [0, 1], light on dark). Any count. */
+  async encode(images: Float32Array, count: number): Promise<EncodeOutput> {
+    if (images.length !== count * PIXELS) {
+      throw new Error(`encode(): ${images.length} floats for ${count} images of ${PIXELS}`);
+    }
+    const K = this.labels.length, L = this.latentSize;
+    const o = this.manifest.outputs;
+    const out: EncodeOutput = {
+      count,
+      probabilities: new Float32Array(count * K),
+      mu: new Float32Array(count * L),
+      logvar: new Float32Array(count * L),
+    };
+    const jobs: Promise<void>[] = [];
+    for (let start = 0; start < count; start += this.maxBatch) {
+      const n = Math.min(this.maxBatch, count - start);
+      jobs.push(
+        this.encoder.run({
+          [this.manifest.input.name]: {
+            data: images.subarray(start * PIXELS, (start + n) * PIXELS),
+            dims: [n, 1, 28, 28],
+          },
+        })
+          .then((r) => {
+            const take = (name: string, width: number, into: Float32Array) => {
+              const t = r[name];
+              if (!t || t.data.length !== n * width) {
+                throw new Error(
+                  `model output "${name}" holds ${
+                    t?.data.length ?? 0
+                  } values for ${n} images, expected ${n * width}`,
+                );
+              }
+              into.set(t.data, start * width);
+            };
+            take(o.probabilities.name, K, out.probabilities);
+            take(o.mu.name, L, out.mu);
+            take(o.logvar.name, L, out.logvar);
+          }),
+      );
+    }
+    await Promise.all(jobs);
+    return out;
+  }
+
+  /** Decodes `count` latent vectors (count x L) to count x 784 pixels in [0, 1]. */
+  async decode(z: Float32Array, count: number): Promise<Float32Array> {
+    if (!this.decoder || !this.manifest.decoder) {
+      throw new Error(`model ${this.name}@${this.version} has no decoder`);
+    }
+    const L = this.latentSize;
+    if (z.length !== count * L) {
+      throw new Error(`decode(): ${z.length} floats for ${count} vectors of ${L}`);
+    }
+    const spec = this.manifest.decoder;
+    const out = new Float32Array(count * PIXELS);
+    const jobs: Promise<void>[] = [];
+    for (let start = 0; start < count; start += this.maxBatch) {
+      const n = Math.min(this.maxBatch, count - start);
+      jobs.push(
+        this.decoder.run({
+          [spec.input.name]: { data: z.subarray(start * L, (start + n) * L), dims: [n, L] },
+        }).then((r) => {
+          const t = r[spec.output.name];
+          if (!t || t.data.length !== n * PIXELS) {
+            throw new Error(
+              `decoder output "${spec.output.name}" holds ${
+                t?.data.length ?? 0
+              } values for ${n} vectors, expected ${n * PIXELS}`,
+            );
+          }
+          out.set(t.data, start * PIXELS);
+        }),
+      );
+    }
+    await Promise.all(jobs);
+    return out;
+  }
+
+  /** Refuses new requests, waits for the in-flight ones, then releases the sessions. Idempotent. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = (async () => {
+        if (this.#inflight > 0) await new Promise<void>((r) => (this.#idle = r));
+        this.encoder.close();
+        this.decoder?.close();
+        await this.encoder.session.release();
+        await this.decoder?.session.release();
+      })();
+    }
+    return this.#closing;
+  }
+}
+
+async function createChecked(
+  backend: Backend,
+  dir: string,
+  manifest: Manifest,
+  role: "model" | "decoder",
+): Promise<Session> {
+  const path = bundleFile(dir, manifest, role);
+  let session: Session;
+  try {
+    session = await backend.createSession(new Uint8Array(await readFile(path)));
+  } catch (e) {
+    throw new BundleError(
+      dir,
+      path,
+      `${backend.name} onnxruntime cannot load it (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  try {
+    checkSessionIO(manifest, session, { role, dir });
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+  return session;
+}
+
+/**
+ * Loads and validates the bundle in `dir` on `backend`. Throws BundleError naming the file or
+ * field at fault; on failure every session created so far is released.
+ */
+export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
+  const manifest = await readManifest(dir);
+  await verifyBundleFiles(dir, manifest);
+  const encSession = await createChecked(opts.backend, dir, manifest, "model");
+  let decSession: Session | null = null;
+  try {
+    if (manifest.decoder) decSession = await createChecked(opts.backend, dir, manifest, "decoder");
+  } catch (e) {
+    await encSession.release();
+    throw e;
+  }
+  const runner = (s: Session, graph: "model" | "decoder") =>
+    new BatchRunner(s, {
+      maxBatch: opts.maxBatch,
+      onBatch: opts.onBatch ? (rows) => opts.onBatch!(graph, rows) : undefined,
+    });
+  const model = new LoadedModel(
+    manifest,
+    dir,
+    opts.backend.name,
+    runner(encSession, "model"),
+    decSession ? runner(decSession, "decoder") : null,
+    opts.maxBatch,
+  );
+  try {
+    model.probe = await checkProbe(manifest, (images, n) => model.encode(images, n), dir);
+    if (model.hasDecoder) {
+      // The decoder has no recorded outputs; check that it runs and stays in [0, 1].
+      const px = await model.decode(Float32Array.from(manifest.probe.cases[0].mu), 1);
+      const bad = px.findIndex((v) => !(v >= 0 && v <= 1));
+      if (bad >= 0) {
+        throw new BundleError(
+          dir,
+          "decoder",
+          `pixel ${bad} of a probe reconstruction is ${px[bad]}, outside [0, 1]`,
+        );
+      }
+    }
+  } catch (e) {
+    await model.close();
+    throw e;
+  }
+  return model;
+}

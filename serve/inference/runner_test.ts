@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import type { Session, TensorData } from "./backend.ts";
+import { BatchRunner } from "./runner.ts";
+
+/** A fake session: output y = 2x per row; records batch sizes and detects overlapping runs. */
+function fakeSession(delayMs = 5) {
+  const batches: number[] = [];
+  let active = 0, overlapped = false;
+  const session: Session = {
+    inputNames: ["x"],
+    outputNames: ["y"],
+    async run(feeds: Record<string, TensorData>) {
+      if (active++ > 0) overlapped = true;
+      batches.push(feeds.x.dims[0]);
+      await new Promise((r) => setTimeout(r, delayMs));
+      active--;
+      return { y: { data: feeds.x.data.map((v) => v * 2), dims: feeds.x.dims } };
+    },
+    async release() {},
+  };
+  return { session, batches, overlapped: () => overlapped };
+}
+
+const rows = (values: number[][]): TensorData => ({
+  data: Float32Array.from(values.flat()),
+  dims: [values.length, values[0].length],
+});
+
+Deno.test("BatchRunner never overlaps runs and coalesces waiting jobs into one batch", async () => {
+  const f = fakeSession();
+  const r = new BatchRunner(f.session, { maxBatch: 8 });
+  const jobs = Array.from({ length: 6 }, (_, i) => r.run({ x: rows([[i, i + 0.5]]) }));
+  const outs = await Promise.all(jobs);
+  outs.forEach((o, i) => assert.deepEqual(Array.from(o.y.data), [2 * i, 2 * i + 1]));
+  assert.equal(f.overlapped(), false);
+  assert.deepEqual(f.batches, [1, 5]); // first job runs alone, the five queued behind it run together
+});
+
+Deno.test("BatchRunner keeps batches within maxBatch and splits outputs per job", async () => {
+  const f = fakeSession();
+  const r = new BatchRunner(f.session, { maxBatch: 4, onBatch: () => {} });
+  const outs = await Promise.all([
+    r.run({ x: rows([[1], [2]]) }),
+    r.run({ x: rows([[3], [4], [5]]) }),
+    r.run({ x: rows([[6]]) }),
+    r.run({ x: rows([[7], [8]]) }),
+  ]);
+  assert.deepEqual(outs.map((o) => Array.from(o.y.data)), [[2, 4], [6, 8, 10], [12], [14, 16]]);
+  assert.ok(f.batches.every((b) => b <= 4), `batches ${f.batches}`);
+  assert.deepEqual(outs.map((o) => o.y.dims[0]), [2, 3, 1, 2]);
+});
+
+Deno.test("BatchRunner rejects a job above maxBatch, inconsistent dims, and runs after close()", async () => {
+  const r = new BatchRunner(fakeSession().session, { maxBatch: 2 });
+  await assert.rejects(r.run({ x: rows([[1], [2], [3]]) }), /1\.\.2 rows/);
+  await assert.rejects(r.run({ x: { data: new Float32Array(3), dims: [2, 1] } }), /holds 3 values/);
+  r.close();
+  await assert.rejects(r.run({ x: rows([[1]]) }), /released/);
+});
+
+Deno.test("BatchRunner rejects every job of a failed batch and keeps serving", async () => {
+  let fail = true;
+  const session: Session = {
+    inputNames: ["x"],
+    outputNames: ["y"],
+    async run(feeds) {
+      await new Promise((r) => setTimeout(r, 2));
+      if (fail) throw new Error("boom");
+      return { y: feeds.x };
+    },
+    async release() {},
+  };
+  const r = new BatchRunner(session, { maxBatch: 8 });
+  const results = await Promise.allSettled([r.run({ x: rows([[1]]) }), r.run({ x: rows([[2]]) })]);
+  assert.ok(results.every((x) => x.status === "rejected"));
+  fail = false;
+  assert.deepEqual(Array.from((await r.run({ x: rows([[3]]) })).y.data), [3]);
+});

@@ -1,0 +1,139 @@
+/**
+ * A minimal Prometheus registry for the service: counters, gauges and histograms with labels,
+ * rendered in the text exposition format (version 0.0.4). Small enough to read in one sitting,
+ * and it keeps the service free of a metrics dependency. ServiceMetrics names the series the
+ * service exports so the app and tests agree on them.
+ */
+
+type Labels = Record<string, string>;
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function labelKey(labels: Labels): string {
+  const keys = Object.keys(labels).sort();
+  return keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",")}}` : "";
+}
+
+function fmt(v: number): string {
+  if (v === Infinity) return "+Inf";
+  return Number.isInteger(v) ? String(v) : String(+v.toPrecision(10));
+}
+
+interface Metric {
+  render(): string[];
+}
+
+class Counter implements Metric {
+  #values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge" = "counter",
+  ) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const k = labelKey(labels);
+    this.#values.set(k, (this.#values.get(k) ?? 0) + by);
+  }
+  set(labels: Labels, value: number): void {
+    this.#values.set(labelKey(labels), value);
+  }
+  reset(): void {
+    this.#values.clear();
+  }
+  get(labels: Labels = {}): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+  render(): string[] {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    for (const [k, v] of this.#values) lines.push(`${this.name}${k} ${fmt(v)}`);
+    return lines;
+  }
+}
+
+class Histogram implements Metric {
+  #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
+  observe(value: number, labels: Labels = {}): void {
+    const k = labelKey(labels);
+    let s = this.#series.get(k);
+    if (!s) {
+      this.#series.set(
+        k,
+        s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 },
+      );
+    }
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) s.counts[i]++;
+    s.sum += value;
+    s.count++;
+  }
+  count(labels: Labels = {}): number {
+    return this.#series.get(labelKey(labels))?.count ?? 0;
+  }
+  render(): string[] {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const s of this.#series.values()) {
+      this.buckets.forEach((b, i) =>
+        lines.push(`${this.name}_bucket${labelKey({ ...s.labels, le: fmt(b) })} ${s.counts[i]}`)
+      );
+      lines.push(`${this.name}_bucket${labelKey({ ...s.labels, le: "+Inf" })} ${s.count}`);
+      lines.push(`${this.name}_sum${labelKey(s.labels)} ${fmt(s.sum)}`);
+      lines.push(`${this.name}_count${labelKey(s.labels)} ${s.count}`);
+    }
+    return lines;
+  }
+}
+
+/** The series this service exports. One instance per app; tests make their own. */
+export class ServiceMetrics {
+  readonly requests = new Counter(
+    "http_requests_total",
+    "HTTP requests by route, method and status.",
+  );
+  readonly latency = new Histogram(
+    "http_request_duration_seconds",
+    "Time from request to response, by route.",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  readonly images = new Counter(
+    "images_classified_total",
+    "Images run through the encoder, by endpoint.",
+  );
+  readonly batchSize = new Histogram(
+    "inference_batch_size",
+    "Rows per onnxruntime run, by graph (model or decoder).",
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+  );
+  readonly modelInfo = new Counter(
+    "model_info",
+    "The active model: 1 for the loaded name/version/backend.",
+    "gauge",
+  );
+  readonly ready = new Counter(
+    "model_ready",
+    "1 when a validated model is serving, else 0.",
+    "gauge",
+  );
+
+  /** Records which model is active (or none). */
+  setActive(model: { name: string; version: string; backend: string } | null): void {
+    this.modelInfo.reset();
+    if (model) {
+      this.modelInfo.set({ name: model.name, version: model.version, backend: model.backend }, 1);
+    }
+    this.ready.set({}, model ? 1 : 0);
+  }
+
+  render(): string {
+    const all: Metric[] = [
+      this.requests,
+      this.latency,
+      this.images,
+      this.batchSize,
+      this.modelInfo,
+      this.ready,
+    ];
+    return all.flatMap((m) => m.render()).join("\n") + "\n";
+  }
+}
