@@ -23,7 +23,7 @@ import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train
 const TRAIN_FLAGS = {
   "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files", env: "FASHION_MNIST_DIR" },
   latent: { type: "int", default: 16, help: "latent dimensions L" },
-  epochs: { type: "int", default: 12, help: "training epochs" },
+  epochs: { type: "int", help: "training epochs (default 12; with --resume, the checkpoint's)" },
   "batch-size": { type: "int", default: 128, help: "images per Adam step" },
   lr: { type: "number", default: 1e-3, help: "Adam learning rate" },
   seed: { type: "int", default: 1, help: "seed for weights, shuffling and noise" },
@@ -108,7 +108,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     vae: vaeConfig({ latent: f.latent as number, seed: f.seed as number }, REFERENCE_VAE),
     head,
     classWeight: head ? (f["class-weight"] as number) : 0,
-    epochs: f.epochs as number,
+    epochs: (f.epochs as number | undefined) ?? (f.resume ? 0 : 12),
     batchSize: f["batch-size"] as number,
     learningRate: f.lr as number,
     seed: f.seed as number,
@@ -162,9 +162,9 @@ async function cmdExport(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Rebuilds a finished run's models from its checkpoint (resuming trains no further step). */
+/** Rebuilds a run's models from its checkpoint, training no further step. */
 async function modelsFromCheckpoint(path: string, train: Split, log: (s: string) => void) {
-  return await trainVae({ epochs: 0 } as TrainConfig, train, { resumeFrom: path, progress: false, log });
+  return await trainVae({ epochs: 0 } as TrainConfig, train, { resumeFrom: path, restoreOnly: true, progress: false, log });
 }
 
 async function cmdRecon(args: string[]): Promise<number> {

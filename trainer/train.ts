@@ -52,8 +52,10 @@ export interface TrainOptions {
   val?: Split | null;
   /** Where to write checkpoint.bin after every epoch (and on interrupt); none when omitted. */
   checkpointPath?: string;
-  /** Resume from this checkpoint (its config wins; `epochs` may be raised by the caller). */
+  /** Resume from this checkpoint: its config wins, except `epochs` when the caller's is > 0. */
   resumeFrom?: string;
+  /** With resumeFrom: only rebuild the checkpoint's models, train no step (export, figures). */
+  restoreOnly?: boolean;
   /** Stop requested (e.g. Ctrl-C): the loop saves a checkpoint at the current step and returns. */
   shouldStop?: () => boolean;
   progress?: boolean;
@@ -143,14 +145,14 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
   let restoredNames: { group: string; name: string; shape: number[] }[] = [];
   if (opts.resumeFrom) {
     const ck = loadCheckpoint<TrainConfig>(opts.resumeFrom);
-    cfg = { ...ck.header.config, epochs: Math.max(cfgIn.epochs, ck.header.config.epochs) };
+    cfg = { ...ck.header.config, epochs: cfgIn.epochs > 0 ? cfgIn.epochs : ck.header.config.epochs };
     startEpoch = ck.header.epoch;
     startStep = ck.header.stepInEpoch;
     globalStep = ck.header.globalStep;
     history = ck.header.history as EpochRecord[];
     restored = ck.values;
     restoredNames = ck.header.tensors;
-    log(`resuming from ${opts.resumeFrom}: epoch ${startEpoch + 1}, step ${startStep}, global step ${globalStep}`);
+    if (!opts.restoreOnly) log(`resuming from ${opts.resumeFrom}: epoch ${startEpoch + 1}, step ${startStep}, global step ${globalStep}`);
   }
   const models = buildVaeModels(cfg);
   const groups = modelGroups(models);
@@ -185,6 +187,10 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
       a.accBeta1.assign(tf.scalar(betaPowers[0][0]));
       a.accBeta2.assign(tf.scalar(betaPowers[1][0]));
     }
+  }
+  if (opts.restoreOnly) {
+    optimizer.dispose();
+    return { models, history, stopped: false, config: cfg };
   }
 
   const save = async (epoch: number, stepInEpoch: number) => {

@@ -1,0 +1,179 @@
+/**
+ * Benchmarks one training step of the reference VAE (trainer/model.ts REFERENCE_VAE, batch 128,
+ * Adam 1e-3, summed-BCE + KL loss) on random [0,1] images: first the fast engine
+ * (trainer/engine: wasm + our training kernels), then, in the same process, the stock tfjs wasm
+ * backend with a naive composite filter gradient (the only way stock wasm can train convs), and
+ * prints the speed ratio. `--profile` adds per-kernel times of one fast step.
+ *
+ *   node --import tsx scripts/bench_train.ts [--steps N] [--warmup N] [--threads T]
+ *        [--naive-steps N] [--batch N] [--profile]
+ */
+import * as os from "node:os";
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { initEngine } from "../trainer/engine/backend.ts";
+import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
+import { buildDecoder, buildEncoder, REFERENCE_VAE, reparameterize, splitMoments, vaeLoss } from "../trainer/model.ts";
+
+interface Flags { steps: number; warmup: number; threads: number | undefined; naiveSteps: number; batch: number; profile: boolean }
+
+const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
+  --steps N        timed steps of the fast engine (default 10)
+  --warmup N       untimed steps first (default 3)
+  --threads T      wasm threads (default: the engine's default)
+  --naive-steps N  timed steps of stock wasm + naive filter gradient (default 2; 0 skips)
+  --batch N        batch size (default 128)
+  --profile        print per-kernel times of one fast step`;
+
+function parseFlags(argv: string[]): Flags {
+  const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false };
+  const ints: Record<string, keyof Flags> = { "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch" };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--help" || a === "-h") {
+      console.log(HELP);
+      process.exit(0);
+    } else if (a === "--profile") f.profile = true;
+    else if (a in ints) {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error(`bench_train: ${a} needs a non-negative integer, got "${argv[i]}"`);
+      (f as unknown as Record<string, number>)[ints[a]] = v;
+    } else throw new Error(`bench_train: unknown flag "${a}"\n${HELP}`);
+  }
+  return f;
+}
+
+const EPOCH = 60_000;
+
+/** Builds the reference VAE and returns a closure running one Adam step (returns the loss). */
+function makeTrainer(batch: number) {
+  const cfg = REFERENCE_VAE;
+  const enc = buildEncoder(cfg), dec = buildDecoder(cfg);
+  const opt = tf.train.adam(1e-3);
+  const vars = [...enc.trainableWeights, ...dec.trainableWeights].map((w) => (w as unknown as { val: tf.Variable }).val);
+  // A few fixed random batches, same values on every engine (seeded).
+  const xs = [0, 1, 2].map((s) => tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 100 + s));
+  let step = 0;
+  const run = (): number => {
+    const x = xs[step % xs.length];
+    const seed = step++;
+    const cost = opt.minimize(() => {
+      const { mu, logvar } = splitMoments(enc.apply(x) as tf.Tensor2D, cfg.latent);
+      const logits = dec.apply(reparameterize(mu, logvar, seed)) as tf.Tensor;
+      return vaeLoss(x, logits, mu, logvar).total;
+    }, true, vars)!;
+    const v = cost.dataSync()[0];
+    cost.dispose();
+    return v;
+  };
+  const dispose = () => {
+    enc.dispose();
+    dec.dispose();
+    opt.dispose();
+    tf.dispose(xs);
+  };
+  return { run, dispose };
+}
+
+function timeSteps(run: () => number, warmup: number, steps: number) {
+  const losses: number[] = [];
+  for (let i = 0; i < warmup; i++) losses.push(run());
+  const ms: number[] = [];
+  // CPU time of this process (all its threads): on shared cores the wall time mostly measures
+  // the neighbours, CPU time per step does not.
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    losses.push(run());
+    ms.push(performance.now() - t0);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / Math.max(1, steps);
+  const sorted = [...ms].sort((a, b) => a - b);
+  const mean = ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length);
+  return { mean, median: sorted[Math.floor(sorted.length / 2)] ?? NaN, min: sorted[0] ?? NaN, cpuMs, losses };
+}
+
+/**
+ * The baseline: what stock tfjs wasm needs to train a conv at all, a composite filter gradient
+ * built from wasm kernels: pad x, KH*KW strided slices concatenated (im2col), one matmul with
+ * transposeA (stock BatchMatMul, naive path).
+ */
+function registerNaiveFilterGradient() {
+  const k = (name: string) => tf.getKernel(name, "wasm")!.kernelFunc as unknown as (a: object) => tf.TensorInfo;
+  tf.registerKernel({
+    kernelName: "Conv2DBackpropFilter",
+    backendName: "wasm",
+    kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, tf.TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> }) => {
+      const { x, dy } = inputs;
+      const filterShape = attrs.filterShape as [number, number, number, number];
+      const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, attrs.strides as number, 1, attrs.pad as "same", undefined, false, "channelsLast");
+      const [B, , , Cin] = x.shape;
+      const { strideHeight: s1, strideWidth: s2, filterHeight: KH, filterWidth: KW, outHeight: OH, outWidth: OW, padInfo: p } = info;
+      const xp = k("PadV2")({ inputs: { x }, backend, attrs: { paddings: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]], constantValue: 0 } });
+      const cols: tf.TensorInfo[] = [];
+      for (let kh = 0; kh < KH; kh++) {
+        for (let kw = 0; kw < KW; kw++) {
+          cols.push(k("StridedSlice")({ inputs: { x: xp }, backend, attrs: { begin: [0, kh, kw, 0], end: [B, kh + (OH - 1) * s1 + 1, kw + (OW - 1) * s2 + 1, Cin], strides: [1, s1, s2, 1], beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0 } }));
+        }
+      }
+      const cat = k("Concat")({ inputs: cols, backend, attrs: { axis: 3 } });
+      const a = k("Reshape")({ inputs: { x: cat }, backend, attrs: { shape: [B * OH * OW, KH * KW * Cin] } });
+      const d = k("Reshape")({ inputs: { x: dy }, backend, attrs: { shape: [B * OH * OW, filterShape[3]] } });
+      const m = k("BatchMatMul")({ inputs: { a, b: d }, backend, attrs: { transposeA: true, transposeB: false } });
+      const out = k("Reshape")({ inputs: { x: m }, backend, attrs: { shape: filterShape } });
+      for (const t of [xp, ...cols, cat, a, d, m]) backend.disposeData(t.dataId);
+      return out;
+    }) as unknown as tf.KernelFunc,
+  });
+}
+
+function profileOneStep(run: () => number) {
+  return tf.profile(() => {
+    run();
+  }).then((p) => {
+    const by = new Map<string, { ms: number; n: number }>();
+    for (const kinfo of p.kernels) {
+      const e = by.get(kinfo.name) ?? { ms: 0, n: 0 };
+      by.set(kinfo.name, { ms: e.ms + (kinfo.kernelTimeMs as number), n: e.n + 1 });
+    }
+    const rows = [...by].sort((a, b) => b[1].ms - a[1].ms);
+    const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+    console.log(`per-kernel time of one step (kernels total ${total.toFixed(0)} ms; top 15):`);
+    for (const [name, e] of rows.slice(0, 15)) console.log(`  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(7)} ms  ${String(e.n).padStart(4)} calls`);
+  });
+}
+
+const fmt = (ms: number) => ms.toFixed(0);
+
+async function main() {
+  const flags = parseFlags(process.argv.slice(2));
+  const info = await initEngine({ backend: "wasm", threads: flags.threads });
+  console.log(`reference VAE ${JSON.stringify(REFERENCE_VAE)}, batch ${flags.batch}, Adam 1e-3`);
+
+  const fast = makeTrainer(flags.batch);
+  const f = timeSteps(fast.run, flags.warmup, flags.steps);
+  const perEpoch = (f.median * EPOCH) / flags.batch / 1000;
+  const loads = os.loadavg().map((l) => l.toFixed(1)).join(" ");
+  console.log(`fast engine (${info.description}): ${flags.steps} steps after ${flags.warmup} warm-up: ` +
+    `mean ${fmt(f.mean)} ms/step, median ${fmt(f.median)}, min ${fmt(f.min)}, CPU ${fmt(f.cpuMs)} ms/step; ` +
+    `${((flags.batch * 1000) / f.median).toFixed(0)} images/s; projected ${perEpoch.toFixed(0)} s per 60k epoch (median)`);
+  console.log(`load average ${loads} on ${os.cpus().length} cores (others' work inflates wall times)`);
+  console.log(`fast engine losses: ${f.losses.map((l) => l.toFixed(2)).join(" ")}`);
+  if (flags.profile) await profileOneStep(fast.run);
+  fast.dispose();
+
+  if (flags.naiveSteps > 0) {
+    unregisterWasmTrainingKernels();
+    registerNaiveFilterGradient();
+    const naive = makeTrainer(flags.batch);
+    const n = timeSteps(naive.run, 0, flags.naiveSteps);
+    console.log(`stock wasm + naive filter gradient: ${flags.naiveSteps} steps (no warm-up): mean ${fmt(n.mean)} ms/step, CPU ${fmt(n.cpuMs)} ms/step, ` +
+      `min ${fmt(n.min)}; projected ${((n.min * EPOCH) / flags.batch / 1000).toFixed(0)} s per 60k epoch (min)`);
+    console.log(`naive losses: ${n.losses.map((l) => l.toFixed(2)).join(" ")} (first must match the fast engine's first)`);
+    console.log(`speed-up of the fast engine: ${(n.min / f.median).toFixed(1)}x (naive min / fast median)`);
+    naive.dispose();
+  }
+}
+
+await main();
