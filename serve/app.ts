@@ -14,6 +14,7 @@ import { IMAGE_SIZE } from "../common/labels.ts";
 import { toBytes } from "../common/preprocess.ts";
 import { listVersions, type VersionInfo } from "../common/registry.ts";
 import type { ServeConfig } from "./config.ts";
+import { demoRoutes } from "./demo/mod.ts";
 import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
@@ -21,6 +22,8 @@ import { NoModelError } from "./inference/slot.ts";
 import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent } from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
+import { adminRoutes } from "./admin.ts";
+import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 
 export type AppConfig = Pick<
@@ -34,6 +37,10 @@ export interface AppDeps {
   metrics?: ServiceMetrics;
   /** Where unexpected errors are reported (default console.error). */
   log?: (message: string, error?: unknown) => void;
+  /** Hot swapping (serve/reload.ts): its status shows in /v1/models, and it backs /v1/admin. */
+  reloader?: Reloader;
+  /** Enables /v1/admin (serve/admin.ts) when set; requests need `Authorization: Bearer <it>`. */
+  adminToken?: string;
 }
 
 /** Routes with a fixed label for metrics; anything else counts as "other" (bounded cardinality). */
@@ -48,6 +55,10 @@ const ROUTES = [
   "/metrics",
   "/openapi.json",
   "/docs",
+  "/v1/admin/reload",
+  "/",
+  "/v1/preprocess",
+  "/v1/models/active/latent-map",
 ];
 
 function modelRef(m: LoadedModel) {
@@ -85,6 +96,21 @@ function intParam(c: Context, name: string, min: number, max: number): number | 
     );
   }
   return v;
+}
+
+/** Hot-swap state for /v1/models: the last rejected bundle stays visible here. */
+function reloadInfo(r: Reloader) {
+  const s = r.status();
+  return {
+    lastError: s.lastError,
+    reload: {
+      source: s.source,
+      reloading: s.reloading,
+      swaps: s.swaps,
+      failures: s.failures,
+      lastSwap: s.lastSwap,
+    },
+  };
 }
 
 export function createApp(deps: AppDeps): Hono {
@@ -228,7 +254,9 @@ export function createApp(deps: AppDeps): Hono {
     } else {
       source = "registry";
       try {
-        versions = await listVersions(config.registry, m.name);
+        versions = deps.reloader
+          ? await deps.reloader.source.versions(m.name) as typeof versions
+          : await listVersions(config.registry, m.name);
       } catch {
         versions = []; // the registry may have moved since loading; the active model still serves
       }
@@ -253,6 +281,7 @@ export function createApp(deps: AppDeps): Hono {
         active: v.active,
         hasManifest: v.hasManifest,
       })),
+      ...(deps.reloader ? reloadInfo(deps.reloader) : {}),
     });
   });
 
@@ -272,8 +301,18 @@ export function createApp(deps: AppDeps): Hono {
     });
   });
 
+  // The admin API exists only with a token; without one, say how to enable it.
+  if (deps.reloader && deps.adminToken) {
+    app.route("/v1/admin", adminRoutes({ token: deps.adminToken, reloader: deps.reloader }));
+  } else {
+    app.all("/v1/admin/*", () => {
+      throw new ApiError(404, "admin_disabled", "The admin API is off; start the server with --admin-token (or ADMIN_TOKEN)");
+    });
+  }
+
   app.get("/openapi.json", (c) => c.json(doc));
   app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));
+  app.route("/", demoRoutes({ slot, limits, openApi: doc })); // the demo page: serve/demo/
 
   app.notFound((c) =>
     c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}; see /docs`), 404)

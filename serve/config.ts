@@ -19,6 +19,11 @@ export interface ServeConfig {
   maxPixels: number;
   maxBatch: number;
   maxSamples: number;
+  /** Enables /v1/admin; never logged. */
+  adminToken: string | undefined;
+  watch: boolean;
+  pollMs: number;
+  cacheDir: string;
 }
 
 export const FLAG_SPECS = {
@@ -32,7 +37,8 @@ export const FLAG_SPECS = {
   registry: {
     type: "string",
     default: "models",
-    help: "model registry dir: <registry>/<name>/<version>/ + <name>/CURRENT",
+    help:
+      "model registry: a dir <registry>/<name>/<version>/ + <name>/CURRENT, or an http(s):// URL of the same layout (read-only, needs --model)",
   },
   model: { type: "string", help: "model name in the registry (needed when it holds several)" },
   bundle: { type: "string", help: "serve this bundle directory directly, bypassing the registry" },
@@ -59,6 +65,28 @@ export const FLAG_SPECS = {
     type: "int",
     default: 256,
     help: "most images per request, and per onnxruntime run",
+  },
+  "admin-token": {
+    type: "string",
+    env: "ADMIN_TOKEN",
+    help: "enables POST /v1/admin/* for requests with Authorization: Bearer <token>",
+  },
+  watch: {
+    type: "boolean",
+    default: true,
+    help: "watch the registry dir and hot-swap to a newly activated version",
+  },
+  // Five seconds: cheap (one small read), and the bound on how late a replica whose file
+  // events cannot see the publisher (network mount, HTTP registry) notices a new version.
+  "poll-ms": {
+    type: "int",
+    default: 5000,
+    help: "also re-read the registry's CURRENT every N ms (0: never; HTTP registries only poll)",
+  },
+  "cache-dir": {
+    type: "string",
+    default: ".registry-cache",
+    help: "where bundles from an HTTP(S) registry are downloaded and verified",
   },
   "max-samples": {
     type: "int",
@@ -114,11 +142,22 @@ export function parseConfig(
       "--bundle serves one directory and bypasses the registry; do not combine it with --model",
     );
   }
+  const registry = flags.registry as string;
+  if (/^https?:\/\//i.test(registry) && flags.bundle === undefined && flags.model === undefined) {
+    throw new ConfigError(
+      "--registry as a URL needs --model <name>: an HTTP registry cannot list its models",
+    );
+  }
+  const adminToken = flags["admin-token"] as string | undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    // The value itself is not echoed: it may be a real secret with a typo.
+    throw new ConfigError(`--admin-token / ADMIN_TOKEN must be at least 16 characters, got ${adminToken.length}`);
+  }
   return {
     config: {
       port,
       host: flags.host as string,
-      registry: flags.registry as string,
+      registry,
       model: flags.model as string | undefined,
       bundle: flags.bundle as string | undefined,
       backend: flags.backend as BackendChoice,
@@ -127,6 +166,10 @@ export function parseConfig(
       maxPixels: positive("max-pixels", flags["max-pixels"] as number, 784),
       maxBatch: positive("max-batch", flags["max-batch"] as number),
       maxSamples: positive("max-samples", flags["max-samples"] as number, 0),
+      adminToken: adminToken || undefined,
+      watch: flags.watch as boolean,
+      pollMs: positive("poll-ms", flags["poll-ms"] as number, 0),
+      cacheDir: flags["cache-dir"] as string,
     },
   };
 }

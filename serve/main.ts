@@ -1,22 +1,24 @@
 /**
- * The server binary (`deno task serve`): parse flags, pick the onnxruntime backend, find the
- * bundle (--bundle, or the registry's CURRENT version of --model), load and validate it, and
- * serve createApp() with Deno.serve. When no model can be loaded it says why and how to get
+ * The server binary (`deno task serve`): parse flags, pick the onnxruntime backend, load the
+ * first bundle through the Reloader (--bundle, or the registry's CURRENT version of --model,
+ * from a directory or an HTTP(S) registry), follow the registry for hot swaps (serve/watch.ts),
+ * and serve createApp() with Deno.serve. When no model can be loaded it says why and how to get
  * one, and still serves /healthz (with /readyz answering 503), so orchestration sees a live
  * but unready process instead of a crash loop. Everything else lives in app.ts and inference/.
  */
-import { resolve } from "node:path";
-import { resolveActive } from "../common/registry.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, helpText, parseConfig, type ServeConfig } from "./config.ts";
-import {
-  type Backend,
-  loadBackend,
-  type LoadedModel,
-  loadModel,
-  ModelSlot,
-} from "./inference/mod.ts";
+import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "./inference/mod.ts";
 import { ServiceMetrics } from "./metrics.ts";
+import {
+  BundleSource,
+  DirSource,
+  HttpSource,
+  isHttpRegistry,
+  type RegistrySource,
+} from "./registry_source.ts";
+import { Reloader } from "./reload.ts";
+import { watchRegistry, type Watcher } from "./watch.ts";
 
 const HOW_TO_GET_A_MODEL = [
   "To get a model:",
@@ -25,48 +27,28 @@ const HOW_TO_GET_A_MODEL = [
   "  - or publish to the registry: models/<name>/<version>/ plus models/<name>/CURRENT naming the version.",
 ].join("\n");
 
-async function findBundle(config: ServeConfig): Promise<{ dir: string; origin: string }> {
-  if (config.bundle !== undefined) return { dir: resolve(config.bundle), origin: "--bundle" };
-  const active = await resolveActive(config.registry, config.model);
-  return {
-    dir: active.dir,
-    origin: `registry ${resolve(config.registry)} (${active.name}/CURRENT = ${active.version})`,
-  };
+/** Where versions come from: --bundle, an HTTP(S) registry, or a registry directory. */
+function makeSource(config: ServeConfig): RegistrySource {
+  if (config.bundle !== undefined) return new BundleSource(config.bundle);
+  if (isHttpRegistry(config.registry)) {
+    return new HttpSource(config.registry, config.model!, config.cacheDir);
+  }
+  return new DirSource(config.registry, config.model);
 }
 
-async function loadInitial(
-  config: ServeConfig,
-  backend: Backend,
-  metrics: ServiceMetrics,
-): Promise<{ model: LoadedModel | null; reason: string }> {
-  let where = "";
-  try {
-    const { dir, origin } = await findBundle(config);
-    where = dir;
-    const t0 = performance.now();
-    const model = await loadModel(dir, {
-      backend,
-      maxBatch: config.maxBatch,
-      onBatch: (graph, rows) => metrics.batchSize.observe(rows, { graph }),
-    });
-    console.log(
-      `Model ${model.name} version ${model.version} loaded from ${origin} in ${
-        Math.round(performance.now() - t0)
-      } ms ` +
-        `(sha256 verified, ${model.probe?.cases} probe images within ${model.manifest.probe.tolerance}, max diff ${
-          model.probe?.maxAbsDiff.toExponential(1)
-        })`,
-    );
-    return { model, reason: "" };
-  } catch (e) {
-    const msg = (e as Error).message;
+/** Starts following the registry: file events on a local one, polling as the safety net. */
+function follow(config: ServeConfig, reloader: Reloader): Watcher | null {
+  const source = reloader.source;
+  if (source.kind === "bundle") return null;
+  const dir = source.kind === "dir" && config.watch ? source.watchDir : undefined;
+  if (!dir && config.pollMs === 0) {
     console.error(
-      `No model is being served: ${
-        where ? `cannot load ${where}: ` : ""
-      }${msg}\n${HOW_TO_GET_A_MODEL}`,
+      `Not following ${source.description} (--no-watch / --poll-ms 0): new versions need POST /v1/admin/reload`,
     );
-    return { model: null, reason: msg };
   }
+  return watchRegistry(dir, (why) => void reloader.request({ kind: "follow", reason: why }), {
+    pollMs: config.pollMs,
+  });
 }
 
 async function main(): Promise<number> {
@@ -95,9 +77,28 @@ async function main(): Promise<number> {
   const { backend, note } = loaded;
   console.log(`Backend: ${note}, ${config.threads} thread(s)`);
   const metrics = new ServiceMetrics();
-  const { model, reason } = await loadInitial(config, backend, metrics);
-  const slot = new ModelSlot(model, reason);
-  const app = createApp({ slot, config, metrics });
+  const slot = new ModelSlot(null, "the first model is still loading");
+  const reloader = new Reloader({
+    slot,
+    source: makeSource(config),
+    metrics,
+    load: (dir) =>
+      loadModel(dir, {
+        backend,
+        maxBatch: config.maxBatch,
+        onBatch: (graph, rows) => metrics.batchSize.observe(rows, { graph }),
+      }),
+  });
+  // The first load goes through the reloader too, so a bad bundle at start is reported the
+  // same way (lastError, metrics) and a later publish can still make the server ready.
+  const first = await reloader.request({ kind: "follow", reason: "startup" });
+  if (first.status === "failed") {
+    console.error(`No model is being served: ${first.error}\n${HOW_TO_GET_A_MODEL}`);
+  }
+  const model = slot.current;
+  const watcher = follow(config, reloader);
+  const app = createApp({ slot, config, metrics, reloader, adminToken: config.adminToken });
+  if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
   const server = Deno.serve({
     port: config.port,
@@ -114,8 +115,11 @@ async function main(): Promise<number> {
 
   const stop = async () => {
     console.log("Shutting down: finishing in-flight requests");
+    watcher?.close();
     await server.shutdown();
+    await reloader.idle();
     await slot.close();
+    if (backend instanceof WorkerBackend) backend.close();
   };
   for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => void stop());
   await server.finished;

@@ -116,6 +116,25 @@ export class ServiceMetrics {
     "gauge",
   );
 
+  readonly swaps = new Counter(
+    "model_swaps_total",
+    "Hot swaps to a new model version that completed.",
+  );
+  readonly reloadFailures = new Counter(
+    "model_reload_failures_total",
+    "Reloads that rejected a bundle (or could not read the registry); the old model kept serving.",
+  );
+  readonly lastFailure = new Counter(
+    "model_reload_last_failure_timestamp_seconds",
+    "Unix time of the last rejected reload.",
+    "gauge",
+  );
+  readonly swapSeconds = new Histogram(
+    "model_swap_duration_seconds",
+    "Time to read the registry, load, validate and warm up a new version, up to the switch.",
+    [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+
   /** Records which model is active (or none). */
   setActive(model: { name: string; version: string; backend: string } | null): void {
     this.modelInfo.reset();
@@ -133,6 +152,10 @@ export class ServiceMetrics {
       this.batchSize,
       this.modelInfo,
       this.ready,
+      this.swaps,
+      this.reloadFailures,
+      this.lastFailure,
+      this.swapSeconds,
     ];
     return all.flatMap((m) => m.render()).join("\n") + "\n";
   }

@@ -193,6 +193,36 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           },
         },
       },
+      "/v1/admin/reload": {
+        post: {
+          summary: "Re-read the registry and hot-swap to its CURRENT version (admin token needed)",
+          description:
+            "Enabled only when the server has an admin token (--admin-token / ADMIN_TOKEN); " +
+            "requires `Authorization: Bearer <token>`. The new bundle is validated beside the " +
+            "old one; a bad bundle is rejected and the old one keeps serving.",
+          responses: {
+            "200": { description: "Reload status: active version, last error", content: { "application/json": {} } },
+            "401": errorResponse("No bearer token."),
+            "403": errorResponse("Wrong token."),
+            "404": errorResponse("The admin API is disabled (no token configured)."),
+            "422": errorResponse("The new bundle failed validation; the active one keeps serving."),
+          },
+        },
+      },
+      "/v1/admin/models/{version}/activate": {
+        post: {
+          summary: "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
+          parameters: [{ name: "version", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "200": { description: "Activated", content: { "application/json": {} } },
+            "401": errorResponse("No bearer token."),
+            "403": errorResponse("Wrong token."),
+            "404": errorResponse("No such version, or the admin API is disabled."),
+            "409": errorResponse("The registry is read-only (an HTTP registry): activate on the publisher."),
+            "422": errorResponse("The version failed validation; the active one keeps serving."),
+          },
+        },
+      },
       "/healthz": {
         get: {
           summary: "Liveness: the process answers",

@@ -354,6 +354,10 @@ Deno.test("GET /healthz, /readyz, /openapi.json and /docs answer; every route is
     "/metrics",
     "/openapi.json",
     "/docs",
+    "/",
+    "/demo/*",
+    "/v1/preprocess",
+    "/v1/models/active/latent-map",
   ];
   for (const p of routes) assert.ok(doc.paths[p], `${p} is missing from /openapi.json`);
   const registered = new Set(

@@ -43,8 +43,9 @@ async function startServer(args: string[]): Promise<Server> {
   const log: string[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
     let buf = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
+    const decoder = new TextDecoder();
+    for await (const bytes of stream) {
+      buf += decoder.decode(bytes, { stream: true });
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
     }

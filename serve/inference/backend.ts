@@ -32,11 +32,28 @@ export interface Session {
 export interface Backend {
   readonly name: BackendName;
   createSession(model: Uint8Array): Promise<Session>;
+  /**
+   * When present, loadModel() asks for a private backend per model and disposes it once the
+   * model's sessions are released (worker.ts: one Deno Worker per model, so retiring a model
+   * returns its WebAssembly memory).
+   */
+  isolate?(): Promise<IsolatedBackend>;
+}
+
+/** A backend owned by one model; dispose() frees what the sessions could not (a worker). */
+export interface IsolatedBackend extends Backend {
+  dispose(): Promise<void>;
 }
 
 export interface BackendOptions {
   /** Intra-op threads (native) / wasm worker threads. */
   threads: number;
+  /**
+   * Run each model's sessions in a Deno Worker of its own (worker.ts). Defaults to true for
+   * wasm, whose memory only comes back when its worker ends, and false for native, whose
+   * session.release() does return memory (scripts/bench_swap_memory.ts measures both).
+   */
+  isolate?: boolean;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -75,25 +92,46 @@ function wrap(ort: Ort, session: Ort): Session {
   };
 }
 
+/**
+ * How each runtime is set up: which package, the wasm thread count, the session options. One
+ * definition, used here and sent to session workers (worker.ts), which load the same package.
+ */
+export function runtimeSetup(name: BackendName, threads: number) {
+  const t = Math.max(1, threads);
+  return name === "wasm"
+    ? {
+      module: "onnxruntime-web",
+      wasmNumThreads: t,
+      sessionOptions: { executionProviders: ["wasm"], graphOptimizationLevel: "all" },
+    }
+    : {
+      module: "onnxruntime-node",
+      wasmNumThreads: undefined,
+      sessionOptions: {
+        executionProviders: ["cpu"],
+        graphOptimizationLevel: "all",
+        intraOpNumThreads: t,
+        interOpNumThreads: 1,
+      },
+    };
+}
+
 let wasmThreads: number | null = null;
 
 async function loadWasm(opts: BackendOptions): Promise<Backend> {
   const ort = await import("onnxruntime-web");
+  const setup = runtimeSetup("wasm", opts.threads);
   // numThreads is global to the wasm module and must be set before the first session;
   // left unset, the runtime probes for threads in a way that stalls under Deno.
   if (wasmThreads === null) {
-    wasmThreads = Math.max(1, opts.threads);
+    wasmThreads = setup.wasmNumThreads!;
     ort.env.wasm.numThreads = wasmThreads;
   }
   ort.env.logLevel = "error";
   return {
     name: "wasm",
     async createSession(model) {
-      const s = await ort.InferenceSession.create(model, {
-        executionProviders: ["wasm"],
-        graphOptimizationLevel: "all",
-      });
-      return wrap(ort, s);
+      return wrap(ort, await ort.InferenceSession.create(model, setup.sessionOptions as Ort));
     },
   };
 }
@@ -111,16 +149,11 @@ async function loadNative(opts: BackendOptions): Promise<Backend> {
   }
   const ort = await import("onnxruntime-node");
   ort.env.logLevel = "error";
+  const setup = runtimeSetup("native", opts.threads);
   return {
     name: "native",
     async createSession(model) {
-      const s = await ort.InferenceSession.create(model, {
-        executionProviders: ["cpu"],
-        graphOptimizationLevel: "all",
-        intraOpNumThreads: Math.max(1, opts.threads),
-        interOpNumThreads: 1,
-      });
-      return wrap(ort, s);
+      return wrap(ort, await ort.InferenceSession.create(model, setup.sessionOptions as Ort));
     },
   };
 }
@@ -133,22 +166,32 @@ export async function loadBackend(
   choice: BackendChoice,
   opts: BackendOptions,
 ): Promise<{ backend: Backend; note: string }> {
+  const inWorkers = async (name: BackendName, note: string) => {
+    const { WorkerBackend } = await import("./worker.ts");
+    const backend = new WorkerBackend(name, { threads: opts.threads });
+    await backend.start();
+    return { backend, note: `${note}; one worker per loaded model` };
+  };
+  // Workers as used here are Deno's; elsewhere (Node scripts) sessions stay in-process.
+  const canIsolate = "Deno" in globalThis;
+  const isolateWasm = canIsolate && (opts.isolate ?? true);
+  const isolateNative = canIsolate && (opts.isolate ?? false);
   if (choice === "wasm") {
-    return { backend: await loadWasm(opts), note: "wasm (onnxruntime-web), as requested" };
+    const note = "wasm (onnxruntime-web), as requested";
+    return isolateWasm ? await inWorkers("wasm", note) : { backend: await loadWasm(opts), note };
   }
   if (choice === "native") {
-    return { backend: await loadNative(opts), note: "native (onnxruntime-node), as requested" };
+    const note = "native (onnxruntime-node), as requested";
+    const backend = await loadNative(opts); // checks permissions and the addon in this thread
+    return isolateNative ? await inWorkers("native", note) : { backend, note };
   }
   try {
-    return {
-      backend: await loadNative(opts),
-      note: "native (onnxruntime-node), chosen by --backend auto",
-    };
+    const backend = await loadNative(opts);
+    const note = "native (onnxruntime-node), chosen by --backend auto";
+    return isolateNative ? await inWorkers("native", note) : { backend, note };
   } catch (e) {
     const reason = (e as Error).message.split("\n")[0];
-    return {
-      backend: await loadWasm(opts),
-      note: `wasm (onnxruntime-web): native unavailable (${reason})`,
-    };
+    const note = `wasm (onnxruntime-web): native unavailable (${reason})`;
+    return isolateWasm ? await inWorkers("wasm", note) : { backend: await loadWasm(opts), note };
   }
 }

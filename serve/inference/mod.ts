@@ -7,10 +7,12 @@ export {
   type Backend,
   type BackendChoice,
   type BackendName,
+  type IsolatedBackend,
   loadBackend,
   type Session,
   type TensorData,
 } from "./backend.ts";
 export { BatchRunner } from "./runner.ts";
+export { WorkerBackend } from "./worker.ts";
 export { type EncodeOutput, LoadedModel, loadModel, type LoadOptions } from "./model.ts";
 export { ModelSlot, NoModelError } from "./slot.ts";

@@ -61,6 +61,8 @@ export class LoadedModel {
     private readonly decoder: BatchRunner | null,
     readonly maxBatch: number,
     public probe: ProbeSummary | null = null,
+    /** Frees what outlives the sessions (the model's worker, see worker.ts). */
+    private readonly dispose: (() => Promise<void>) | null = null,
   ) {
     this.name = manifest.name;
     this.version = manifest.version;
@@ -178,8 +180,12 @@ export class LoadedModel {
         if (this.#inflight > 0) await new Promise<void>((r) => (this.#idle = r));
         this.encoder.close();
         this.decoder?.close();
-        await this.encoder.session.release();
-        await this.decoder?.session.release();
+        try {
+          await this.encoder.session.release();
+          await this.decoder?.session.release();
+        } finally {
+          await this.dispose?.();
+        }
       })();
     }
     return this.#closing;
@@ -219,12 +225,22 @@ async function createChecked(
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
-  const encSession = await createChecked(opts.backend, dir, manifest, "model");
+  // A backend that isolates models (worker.ts) gives this model a runtime of its own.
+  const iso = opts.backend.isolate ? await opts.backend.isolate() : null;
+  const backend = iso ?? opts.backend;
+  let encSession: Session;
   let decSession: Session | null = null;
   try {
-    if (manifest.decoder) decSession = await createChecked(opts.backend, dir, manifest, "decoder");
+    encSession = await createChecked(backend, dir, manifest, "model");
+  } catch (e) {
+    await iso?.dispose();
+    throw e;
+  }
+  try {
+    if (manifest.decoder) decSession = await createChecked(backend, dir, manifest, "decoder");
   } catch (e) {
     await encSession.release();
+    await iso?.dispose();
     throw e;
   }
   const runner = (s: Session, graph: "model" | "decoder") =>
@@ -239,6 +255,8 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
     runner(encSession, "model"),
     decSession ? runner(decSession, "decoder") : null,
     opts.maxBatch,
+    null,
+    iso ? () => iso.dispose() : null,
   );
   try {
     model.probe = await checkProbe(manifest, (images, n) => model.encode(images, n), dir);

@@ -1,0 +1,335 @@
+/**
+ * The write side of the model registry (common/registry.ts reads it). Layout per model:
+ * `<registry>/<name>/<version>/` one immutable bundle, `<name>/CURRENT` the active version id,
+ * `<name>/HISTORY` one JSON line per activation (publish, activate, rollback), which is how
+ * rollback knows the previous version. Every change a reader can see is a rename: a bundle is
+ * copied into a hidden temporary directory and renamed into place, and CURRENT/HISTORY are
+ * written to a temporary file and renamed over the old one, so readers (servers watching the
+ * directory, possibly on other hosts) see the old state or the new one, never half of either.
+ * Writers take a per-model lock directory (mkdir is atomic) so two publishers do not interleave.
+ * No bundle validation here beyond the manifest and checksums: the caller passes a `verify`
+ * hook that loads the copy in a runtime (trainer/publish.ts does it with onnxruntime).
+ * Pure node:fs/promises, for Deno and Node.
+ */
+import { randomBytes } from "node:crypto";
+import { cp, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { readManifest, verifyBundleFiles } from "./bundle.ts";
+import type { Manifest } from "./manifest.ts";
+import { CURRENT_FILE, listVersions, RegistryError } from "./registry.ts";
+
+export const HISTORY_FILE = "HISTORY";
+const LOCK_DIR = ".lock";
+/** A lock older than this is taken to belong to a crashed writer and is broken. */
+const STALE_LOCK_MS = 120_000;
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export interface HistoryEntry {
+  version: string;
+  /** ISO time of the activation. */
+  time: string;
+  action: "publish" | "activate" | "rollback";
+}
+
+export interface PublishOptions {
+  /** Registry root (default "models"). */
+  registry: string;
+  /** Model name; defaults to the manifest's name. */
+  name?: string;
+  /** Loads the copied bundle in a runtime and throws if it is unusable (onnxruntime, probe). */
+  verify?: (dir: string, manifest: Manifest) => Promise<void>;
+  /** Versions kept after publishing (the active and previous ones always are). 0 keeps all. */
+  keep?: number;
+  /** Copy and verify but leave CURRENT alone. */
+  activate?: boolean;
+}
+
+export interface PublishResult {
+  name: string;
+  version: string;
+  dir: string;
+  /** The version that was active before, if any. */
+  previous: string | null;
+  /** False when the version was already in the registry with identical files. */
+  copied: boolean;
+  pruned: string[];
+}
+
+function tmpName(prefix: string): string {
+  return `.${prefix}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const dir = resolve(path, "..");
+  const tmp = join(dir, tmpName("write"));
+  const fh = await open(tmp, "w");
+  try {
+    await fh.writeFile(text);
+    await fh.sync(); // the rename must not become visible before the data it points to
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Runs fn holding `<registry>/<name>/.lock`; waits up to `waitMs` for another writer. */
+export async function withRegistryLock<T>(
+  modelDir: string,
+  fn: () => Promise<T>,
+  waitMs = 30_000,
+): Promise<T> {
+  const lock = join(modelDir, LOCK_DIR);
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > STALE_LOCK_MS) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Cannot lock ${modelDir}: ${lock} has been held by another publisher for ${
+            Math.round(age / 1000)
+          } s (remove it if no publisher is running)`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+/** The activation history, oldest first (empty when the file does not exist). */
+export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(join(modelDir, HISTORY_FILE), "utf8");
+  } catch {
+    return [];
+  }
+  const out: HistoryEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line);
+      if (typeof e.version === "string" && SAFE_ID.test(e.version)) out.push(e);
+    } catch {
+      // a hand-edited or foreign line: skip it rather than block every later publish
+    }
+  }
+  return out;
+}
+
+/**
+ * The activation stack implied by the history: publish/activate push, rollback pops. The top
+ * is the active version, the one below it is what `rollback` re-activates.
+ */
+export function activationStack(history: readonly HistoryEntry[]): string[] {
+  const stack: string[] = [];
+  for (const e of history) {
+    if (e.action === "rollback") {
+      stack.pop();
+      if (stack[stack.length - 1] !== e.version) stack.push(e.version);
+    } else if (stack[stack.length - 1] !== e.version) {
+      stack.push(e.version);
+    }
+  }
+  return stack;
+}
+
+async function readCurrentOrNull(modelDir: string): Promise<string | null> {
+  try {
+    const v = (await readFile(join(modelDir, CURRENT_FILE), "utf8")).trim();
+    return SAFE_ID.test(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Points CURRENT at `version` and appends to HISTORY; caller holds the lock. */
+async function flip(modelDir: string, version: string, action: HistoryEntry["action"]) {
+  const history = await readHistory(modelDir);
+  history.push({ version, time: new Date().toISOString(), action });
+  // Bounded: rollback only ever needs the last few entries.
+  const kept = history.slice(-200);
+  await writeFileAtomic(
+    join(modelDir, HISTORY_FILE),
+    kept.map((e) => JSON.stringify(e)).join("\n") + "\n",
+  );
+  // CURRENT last: it is what servers react to, and the history must already explain it.
+  await writeFileAtomic(join(modelDir, CURRENT_FILE), version + "\n");
+}
+
+function modelDirOf(registry: string, name: string): string {
+  if (!SAFE_ID.test(name)) {
+    throw new RegistryError("no-model", `Model name "${name}" is not a plain directory name`);
+  }
+  return join(resolve(registry), name);
+}
+
+/**
+ * Makes `version` (already in the registry) the active one: checks its manifest and checksums,
+ * then flips CURRENT. Returns the previously active version.
+ */
+export async function activateVersion(
+  registry: string,
+  name: string,
+  version: string,
+  action: HistoryEntry["action"] = "activate",
+): Promise<{ previous: string | null }> {
+  const modelDir = modelDirOf(registry, name);
+  if (!SAFE_ID.test(version)) {
+    throw new RegistryError("no-version", `Version "${version}" is not a plain directory name`);
+  }
+  const dir = join(modelDir, version);
+  if (!(await exists(dir))) {
+    throw new RegistryError(
+      "no-version",
+      `Cannot activate ${name}@${version}: ${dir} does not exist`,
+    );
+  }
+  const manifest = await readManifest(dir);
+  await verifyBundleFiles(dir, manifest);
+  return await withRegistryLock(modelDir, async () => {
+    const previous = await readCurrentOrNull(modelDir);
+    await flip(modelDir, version, action);
+    return { previous };
+  });
+}
+
+/** Re-activates the version that was active before the current one (see activationStack). */
+export async function rollback(
+  registry: string,
+  name: string,
+): Promise<{ from: string | null; to: string }> {
+  const modelDir = modelDirOf(registry, name);
+  return await withRegistryLock(modelDir, async () => {
+    const current = await readCurrentOrNull(modelDir);
+    const stack = activationStack(await readHistory(modelDir));
+    if (current !== null && stack[stack.length - 1] !== current) stack.push(current); // hand-edited CURRENT
+    // Walk down past versions that were pruned or removed by hand.
+    for (let i = stack.length - 2; i >= 0; i--) {
+      const v = stack[i];
+      if (v === current || !(await exists(join(modelDir, v, "manifest.json")))) continue;
+      await verifyBundleFiles(join(modelDir, v), await readManifest(join(modelDir, v)));
+      await flip(modelDir, v, "rollback");
+      return { from: current, to: v };
+    }
+    throw new RegistryError(
+      "no-version",
+      `Cannot roll back model "${name}": the history of ${modelDir} names no earlier version that still exists`,
+    );
+  });
+}
+
+/**
+ * Removes old versions so at most `keep` remain, most recently activated first (then newest
+ * id). Never removes the active or the previous version, nor unknown entries. Caller holds
+ * the lock. Returns the removed versions.
+ */
+async function pruneLocked(modelDir: string, registry: string, name: string, keep: number) {
+  if (keep <= 0) return [];
+  const current = await readCurrentOrNull(modelDir);
+  const stack = activationStack(await readHistory(modelDir));
+  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2]]);
+  const lastUse = new Map<string, number>();
+  (await readHistory(modelDir)).forEach((e, i) => lastUse.set(e.version, i));
+  const versions = (await listVersions(registry, name)).map((v) => v.version);
+  versions.sort((a, b) => (lastUse.get(b) ?? -1) - (lastUse.get(a) ?? -1) || (a < b ? 1 : -1));
+  const removed: string[] = [];
+  let kept = 0;
+  for (const v of versions) {
+    if (protectedSet.has(v) || kept < keep) {
+      kept++;
+      continue;
+    }
+    // Rename first so a reader never loads a half-deleted bundle, then delete.
+    const trash = join(modelDir, tmpName(`trash-${v}`));
+    await rename(join(modelDir, v), trash);
+    await rm(trash, { recursive: true, force: true });
+    removed.push(v);
+  }
+  return removed;
+}
+
+export async function prune(registry: string, name: string, keep: number): Promise<string[]> {
+  const modelDir = modelDirOf(registry, name);
+  return await withRegistryLock(modelDir, () => pruneLocked(modelDir, registry, name, keep));
+}
+
+/**
+ * Publishes the bundle in `src`: validates its manifest and checksums, copies it into a
+ * temporary directory inside the registry, verifies the copy (checksums again, then
+ * `opts.verify`), renames it to `<name>/<version>/`, flips CURRENT and prunes. A version
+ * already present is reused when its files are identical and refused otherwise (versions are
+ * immutable: servers may already run them). On any failure CURRENT is untouched.
+ */
+export async function publishBundle(src: string, opts: PublishOptions): Promise<PublishResult> {
+  const srcDir = resolve(src);
+  const manifest = await readManifest(srcDir);
+  await verifyBundleFiles(srcDir, manifest);
+  const name = opts.name ?? manifest.name;
+  const modelDir = modelDirOf(opts.registry, name);
+  const version = manifest.version;
+  const dest = join(modelDir, version);
+  await mkdir(modelDir, { recursive: true });
+
+  let copied = false;
+  if (await exists(dest)) {
+    const theirs = await readManifest(dest).catch(() => null);
+    const same = theirs !== null &&
+      JSON.stringify(theirs.files) === JSON.stringify(manifest.files);
+    if (!same) {
+      throw new RegistryError(
+        "no-version",
+        `Cannot publish ${name}@${version}: ${dest} already exists with different files (versions are immutable; export a new version)`,
+      );
+    }
+    await verifyBundleFiles(dest, theirs);
+    await opts.verify?.(dest, theirs);
+  } else {
+    // Copy beside the destination (same filesystem, so the rename is atomic), verify, rename.
+    const tmp = join(modelDir, tmpName(`incoming-${version}`));
+    try {
+      await cp(srcDir, tmp, { recursive: true });
+      const copy = await readManifest(tmp);
+      await verifyBundleFiles(tmp, copy);
+      await opts.verify?.(tmp, copy);
+      await rename(tmp, dest);
+      copied = true;
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+  return await withRegistryLock(modelDir, async () => {
+    const previous = await readCurrentOrNull(modelDir);
+    if (opts.activate !== false && previous !== version) await flip(modelDir, version, "publish");
+    const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0);
+    return { name, version, dir: dest, previous, copied, pruned };
+  });
+}

@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { resolveActive } from "./registry.ts";
+import {
+  activateVersion,
+  activationStack,
+  prune,
+  publishBundle,
+  readHistory,
+  rollback,
+} from "./registry_write.ts";
+
+const TINY = new URL("../tests/testdata/tiny-bundle", import.meta.url).pathname;
+
+/** Copies of the tiny bundle under distinct version ids (checksums unchanged: only the id moves). */
+async function bundles(root: string, ids: string[]): Promise<string[]> {
+  const out = [];
+  for (const id of ids) {
+    const dir = join(root, "src", id);
+    await cp(TINY, dir, { recursive: true });
+    const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
+    m.version = id;
+    await writeFile(join(dir, "manifest.json"), JSON.stringify(m));
+    out.push(dir);
+  }
+  return out;
+}
+
+test("activationStack() pushes activations and pops on rollback", () => {
+  const e = (version: string, action: "publish" | "activate" | "rollback") => ({
+    version,
+    action,
+    time: "",
+  });
+  assert.deepEqual(activationStack([e("a", "publish"), e("b", "publish"), e("c", "publish")]), [
+    "a",
+    "b",
+    "c",
+  ]);
+  assert.deepEqual(
+    activationStack([e("a", "publish"), e("b", "publish"), e("c", "publish"), e("b", "rollback")]),
+    ["a", "b"],
+  );
+  assert.deepEqual(activationStack([e("a", "publish"), e("a", "activate")]), ["a"]);
+});
+
+test("publishBundle() copies in, flips CURRENT, records history; rollback() walks back; prune() spares active and previous", async () => {
+  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
+  const reg = join(root, "models");
+  try {
+    const [a, b, c, d] = await bundles(root, ["v1", "v2", "v3", "v4"]);
+    const r1 = await publishBundle(a, { registry: reg });
+    assert.deepEqual([r1.name, r1.version, r1.previous, r1.copied], [
+      "fashion-vae",
+      "v1",
+      null,
+      true,
+    ]);
+    await publishBundle(b, { registry: reg });
+    await publishBundle(c, { registry: reg });
+    assert.equal((await resolveActive(reg)).version, "v3");
+    // Same version again with identical files: accepted, not copied.
+    assert.equal((await publishBundle(c, { registry: reg })).copied, false);
+    // No temporary or lock entries are left behind.
+    assert.deepEqual((await readdir(join(reg, "fashion-vae"))).sort(), [
+      "CURRENT",
+      "HISTORY",
+      "v1",
+      "v2",
+      "v3",
+    ]);
+
+    assert.deepEqual(await rollback(reg, "fashion-vae"), { from: "v3", to: "v2" });
+    assert.deepEqual(await rollback(reg, "fashion-vae"), { from: "v2", to: "v1" });
+    await assert.rejects(rollback(reg, "fashion-vae"), /no earlier version/);
+    await activateVersion(reg, "fashion-vae", "v3");
+    assert.deepEqual(
+      (await readHistory(join(reg, "fashion-vae"))).map((h) => `${h.action}:${h.version}`),
+      ["publish:v1", "publish:v2", "publish:v3", "rollback:v2", "rollback:v1", "activate:v3"],
+    );
+    // keep 1: v3 is active and v1 (the version below it) previous, so only v2 goes.
+    assert.deepEqual(await prune(reg, "fashion-vae", 1), ["v2"]);
+    const r4 = await publishBundle(d, { registry: reg, keep: 2 });
+    assert.deepEqual(r4.pruned, ["v1"]);
+    assert.deepEqual(
+      (await readdir(join(reg, "fashion-vae"))).filter((n) => n.startsWith("v")).sort(),
+      ["v3", "v4"],
+    );
+    assert.deepEqual(await rollback(reg, "fashion-vae"), { from: "v4", to: "v3" });
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+test("publishBundle() refuses a changed bundle under an existing version and a failed verify, leaving CURRENT alone", async () => {
+  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
+  const reg = join(root, "models");
+  try {
+    const [a, b] = await bundles(root, ["v1", "v2"]);
+    await publishBundle(a, { registry: reg });
+    // Same id, different files: versions are immutable.
+    const m = JSON.parse(await readFile(join(b, "manifest.json"), "utf8"));
+    m.version = "v1";
+    m.files = m.files.filter((f: { role: string }) => f.role !== "latent-map");
+    await writeFile(join(b, "manifest.json"), JSON.stringify(m));
+    await assert.rejects(
+      publishBundle(b, { registry: reg }),
+      /already exists with different files/,
+    );
+    m.version = "v2";
+    await writeFile(join(b, "manifest.json"), JSON.stringify(m));
+    await assert.rejects(
+      publishBundle(b, { registry: reg, verify: () => Promise.reject(new Error("probe failed")) }),
+      /probe failed/,
+    );
+    assert.equal((await resolveActive(reg)).version, "v1");
+    assert.deepEqual((await readdir(join(reg, "fashion-vae"))).sort(), [
+      "CURRENT",
+      "HISTORY",
+      "v1",
+    ]);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});

@@ -1,0 +1,194 @@
+/**
+ * A Backend whose sessions live in Deno Workers, one worker per loaded model. onnxruntime-web
+ * keeps one WebAssembly heap per runtime instance and that heap only grows: releasing a
+ * session returns its memory to the wasm allocator, never to the OS. So a service that swaps
+ * models would grow by every model it ever loaded; giving each model its own worker and
+ * terminating the worker when the model retires returns all of it. loadModel() calls
+ * isolate() for a private backend per model and dispose() after releasing its sessions.
+ *
+ * A worker pays ~0.2-1 s to load and instantiate the runtime before its first session, so the
+ * pool keeps one initialised standby worker: isolate() hands it out at once and starts the next
+ * standby in the background, which keeps that cost out of the publish-to-serving time.
+ * The interface stays the plain-typed-array Session of backend.ts.
+ */
+import type { SessionValueMetadata } from "../../common/bundle.ts";
+import {
+  type Backend,
+  type BackendName,
+  type IsolatedBackend,
+  runtimeSetup,
+  type Session,
+  type TensorData,
+} from "./backend.ts";
+
+/** The worker's protocol (see _session_worker.js). */
+type Body =
+  | { op: "init"; ortUrl: string; setup: ReturnType<typeof runtimeSetup> }
+  | { op: "create"; model: Uint8Array }
+  | { op: "run"; session: number; feeds: Record<string, TensorData> }
+  | { op: "release"; session: number };
+type WorkerReply = { id: number; ok: true; result: unknown } | {
+  id: number;
+  ok: false;
+  error: string;
+};
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+/** One worker and its request/reply bookkeeping. */
+class SessionWorker {
+  #worker: Worker;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #dead: Error | null = null;
+  readonly ready: Promise<void>;
+
+  constructor(backend: BackendName, threads: number) {
+    this.#worker = new Worker(new URL("./_session_worker.js", import.meta.url), {
+      type: "module",
+    });
+    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
+      const p = this.#pending.get(e.data.id);
+      if (!p) return;
+      this.#pending.delete(e.data.id);
+      if (e.data.ok) p.resolve(e.data.result);
+      else p.reject(new Error(e.data.error));
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault(); // a crashed model worker must not take the server down
+      this.#fail(new Error(`the ${backend} session worker crashed: ${e.message}`));
+    };
+    const setup = runtimeSetup(backend, threads);
+    // Resolved here, where the import map and node_modules apply, and loaded by URL there.
+    const ortUrl = import.meta.resolve(setup.module);
+    this.ready = this.call({ op: "init", ortUrl, setup }).then(() => {});
+    this.ready.catch(() => {}); // observed by whoever awaits it; no unhandled rejection meanwhile
+  }
+
+  #fail(err: Error): void {
+    this.#dead ??= err;
+    for (const p of this.#pending.values()) p.reject(this.#dead);
+    this.#pending.clear();
+  }
+
+  call(body: Body, transfer: Transferable[] = []): Promise<unknown> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ ...body, id }, transfer);
+    });
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+    this.#fail(new Error("the session worker was terminated (its model was retired)"));
+  }
+}
+
+interface CreateReply {
+  session: number;
+  inputNames: string[];
+  outputNames: string[];
+  inputMetadata?: SessionValueMetadata[];
+  outputMetadata?: SessionValueMetadata[];
+}
+
+function isolatedOn(w: SessionWorker, name: BackendName): IsolatedBackend {
+  return {
+    name,
+    async createSession(model: Uint8Array): Promise<Session> {
+      const r = await w.call({ op: "create", model }) as CreateReply;
+      return {
+        inputNames: r.inputNames,
+        outputNames: r.outputNames,
+        inputMetadata: r.inputMetadata,
+        outputMetadata: r.outputMetadata,
+        async run(feeds) {
+          // Inputs are copied, not transferred: they are often views into a caller's buffer.
+          return await w.call({ op: "run", session: r.session, feeds }) as Record<
+            string,
+            TensorData
+          >;
+        },
+        async release() {
+          await w.call({ op: "release", session: r.session }).catch(() => {});
+        },
+      };
+    },
+    dispose() {
+      w.terminate();
+      return Promise.resolve();
+    },
+  };
+}
+
+export interface WorkerBackendOptions {
+  threads: number;
+  /** Keep one initialised worker ready for the next model (default true). */
+  standby?: boolean;
+}
+
+/** A Backend that gives every model a fresh worker running the `name` runtime. */
+export class WorkerBackend implements Backend {
+  #standby: SessionWorker | null = null;
+  #closed = false;
+
+  constructor(readonly name: BackendName, readonly opts: WorkerBackendOptions) {}
+
+  /** Starts the runtime in a worker and checks it works; call once before serving. */
+  async start(): Promise<void> {
+    const w = this.#spawn();
+    try {
+      await w.ready;
+    } catch (e) {
+      w.terminate();
+      this.#standby = null;
+      throw e;
+    }
+  }
+
+  #spawn(): SessionWorker {
+    const w = new SessionWorker(this.name, this.opts.threads);
+    this.#standby = w;
+    return w;
+  }
+
+  async isolate(): Promise<IsolatedBackend> {
+    if (this.#closed) throw new Error("the worker backend was closed");
+    const w = this.#standby ?? new SessionWorker(this.name, this.opts.threads);
+    this.#standby = null;
+    try {
+      await w.ready;
+    } catch (e) {
+      w.terminate();
+      throw new Error(`cannot start a ${this.name} session worker: ${(e as Error).message}`);
+    }
+    if (this.opts.standby !== false && !this.#closed) this.#spawn();
+    return isolatedOn(w, this.name);
+  }
+
+  /** A session created directly (not through isolate()) gets a worker of its own. */
+  async createSession(model: Uint8Array): Promise<Session> {
+    const iso = await this.isolate();
+    let s: Session;
+    try {
+      s = await iso.createSession(model);
+    } catch (e) {
+      await iso.dispose();
+      throw e;
+    }
+    return { ...s, run: (f) => s.run(f), release: () => s.release().then(() => iso.dispose()) };
+  }
+
+  /** Resolves once the standby worker (if any) has its runtime initialised. */
+  async standbyReady(): Promise<void> {
+    await this.#standby?.ready.catch(() => {});
+  }
+
+  /** Terminates the standby worker (models' workers go with their models). */
+  close(): void {
+    this.#closed = true;
+    this.#standby?.terminate();
+    this.#standby = null;
+  }
+}

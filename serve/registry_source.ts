@@ -1,0 +1,299 @@
+/**
+ * Where the service gets its model versions from, behind one small interface the reloader
+ * uses: which version is active (CURRENT), a local directory holding that version's verified
+ * files, the known versions, and (for a writable registry) making a version active. Three
+ * sources: a registry directory (local or a shared mount; common/registry.ts layout), a
+ * read-only HTTP(S) registry with the same layout (CURRENT, manifest.json and the files it
+ * lists are fetched, checked against the manifest's sha256 and kept in a local cache, so
+ * replicas on several machines can follow one publisher), and a fixed bundle directory
+ * (--bundle; nothing to follow).
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { readManifest, verifyBundleFiles } from "../common/bundle.ts";
+import { MANIFEST_FILE, ManifestError, validateManifest } from "../common/manifest.ts";
+import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../common/registry.ts";
+import { activateVersion } from "../common/registry_write.ts";
+
+export interface VersionRef {
+  name: string;
+  version: string;
+}
+
+export interface SourceVersion {
+  version: string;
+  active: boolean;
+  hasManifest: boolean;
+}
+
+export interface RegistrySource {
+  readonly kind: "dir" | "http" | "bundle";
+  /** For logs: where versions come from. */
+  readonly description: string;
+  /** A local directory to watch for changes, when there is one. */
+  readonly watchDir?: string;
+  /** The version CURRENT names now. Cheap: called on every change event and poll. */
+  current(): Promise<VersionRef>;
+  /** A local directory holding `version`'s files (downloaded and sha256-checked for http). */
+  localDir(ref: VersionRef): Promise<string>;
+  /** Changes whenever the files of a version change (so a failed version is retried then). */
+  fingerprint(ref: VersionRef): Promise<string>;
+  versions(name: string): Promise<SourceVersion[]>;
+  /** Points CURRENT at `version`; absent for read-only sources. */
+  activate?(ref: VersionRef): Promise<void>;
+  /** Drops cached copies other than `keep` (http cache only). */
+  retain?(name: string, keep: string[]): Promise<void>;
+}
+
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** A registry directory: `<root>/<name>/<version>/` + `<name>/CURRENT`. */
+export class DirSource implements RegistrySource {
+  readonly kind = "dir";
+  readonly root: string;
+  readonly watchDir: string;
+  constructor(root: string, readonly model?: string) {
+    this.root = resolve(root);
+    this.watchDir = this.root;
+  }
+  get description(): string {
+    return `registry ${this.root}`;
+  }
+  async current(): Promise<VersionRef> {
+    const a = await resolveActive(this.root, this.model);
+    return { name: a.name, version: a.version };
+  }
+  localDir(ref: VersionRef): Promise<string> {
+    return Promise.resolve(join(this.root, ref.name, ref.version));
+  }
+  async fingerprint(ref: VersionRef): Promise<string> {
+    const dir = join(this.root, ref.name, ref.version);
+    try {
+      const names = (await readdir(dir)).sort();
+      const parts = await Promise.all(
+        names.map(async (n) => {
+          const s = await stat(join(dir, n));
+          return `${n}:${s.size}:${s.mtimeMs}`;
+        }),
+      );
+      return parts.join("|");
+    } catch {
+      return "missing";
+    }
+  }
+  async versions(name: string): Promise<SourceVersion[]> {
+    return (await listVersions(this.root, name)).map(({ version, active, hasManifest }) => ({
+      version,
+      active,
+      hasManifest,
+    }));
+  }
+  async activate(ref: VersionRef): Promise<void> {
+    await activateVersion(this.root, ref.name, ref.version);
+  }
+}
+
+/** One bundle directory served as is (--bundle). */
+export class BundleSource implements RegistrySource {
+  readonly kind = "bundle";
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+  }
+  get description(): string {
+    return `--bundle ${this.dir}`;
+  }
+  async current(): Promise<VersionRef> {
+    const m = await readManifest(this.dir);
+    return { name: m.name, version: m.version };
+  }
+  localDir(): Promise<string> {
+    return Promise.resolve(this.dir);
+  }
+  async fingerprint(): Promise<string> {
+    return await stat(join(this.dir, MANIFEST_FILE)).then(
+      (s) => `${s.size}:${s.mtimeMs}`,
+      () => "",
+    );
+  }
+  async versions(): Promise<SourceVersion[]> {
+    const m = await readManifest(this.dir).catch(() => null);
+    return m ? [{ version: m.version, active: true, hasManifest: true }] : [];
+  }
+}
+
+export class HttpSourceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HttpSourceError";
+  }
+}
+
+/**
+ * A read-only registry over HTTP(S): `<base>/<name>/CURRENT`, `<base>/<name>/<version>/manifest.json`
+ * and the files it lists. Downloads go to `<cache>/<name>/.<version>.*.tmp` and are renamed to
+ * `<cache>/<name>/<version>/` only after every file matched its size and sha256.
+ */
+export class HttpSource implements RegistrySource {
+  readonly kind = "http";
+  readonly base: string;
+  readonly cacheDir: string;
+  #downloads = new Map<string, Promise<string>>();
+
+  constructor(
+    base: string,
+    readonly model: string,
+    cacheDir: string,
+    readonly fetchFn: typeof fetch = fetch,
+    readonly timeoutMs = 30_000,
+  ) {
+    this.base = base.endsWith("/") ? base : base + "/";
+    this.cacheDir = resolve(cacheDir);
+    if (!SAFE_ID.test(model)) {
+      throw new HttpSourceError(`Model name "${model}" is not a plain name`);
+    }
+  }
+  get description(): string {
+    return `HTTP registry ${this.base} (cache ${this.cacheDir})`;
+  }
+
+  async #get(path: string): Promise<Response> {
+    const url = new URL(path, this.base).href;
+    let res: Response;
+    try {
+      res = await this.fetchFn(url, {
+        cache: "no-store",
+        signal: AbortSignal.timeout(this.timeoutMs),
+      } as RequestInit);
+    } catch (e) {
+      throw new HttpSourceError(`Cannot fetch ${url}: ${(e as Error).message}`);
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new HttpSourceError(`Cannot fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+    }
+    return res;
+  }
+
+  async current(): Promise<VersionRef> {
+    const text = await (await this.#get(`${this.model}/${CURRENT_FILE}`)).text();
+    const version = text.trim();
+    if (!SAFE_ID.test(version)) {
+      throw new RegistryError(
+        "bad-current",
+        `${this.base}${this.model}/${CURRENT_FILE} must hold one version id, got ${
+          JSON.stringify(text.slice(0, 80))
+        }`,
+      );
+    }
+    return { name: this.model, version };
+  }
+
+  localDir(ref: VersionRef): Promise<string> {
+    // Concurrent callers for one version share a download.
+    const key = `${ref.name}/${ref.version}`;
+    let p = this.#downloads.get(key);
+    if (!p) {
+      p = this.#download(ref).finally(() => this.#downloads.delete(key));
+      this.#downloads.set(key, p);
+    }
+    return p;
+  }
+
+  async #download(ref: VersionRef): Promise<string> {
+    const dest = join(this.cacheDir, ref.name, ref.version);
+    try {
+      await verifyBundleFiles(dest, await readManifest(dest));
+      return dest; // already cached and intact
+    } catch {
+      // not cached, or damaged: fetch again
+    }
+    const prefix = `${ref.name}/${ref.version}/`;
+    const manifestText = await (await this.#get(prefix + MANIFEST_FILE)).text();
+    let manifest;
+    try {
+      manifest = validateManifest(JSON.parse(manifestText));
+    } catch (e) {
+      const why = e instanceof ManifestError || e instanceof SyntaxError ? e.message : String(e);
+      throw new HttpSourceError(
+        `${this.base}${prefix}${MANIFEST_FILE} is not a valid manifest: ${why}`,
+      );
+    }
+    if (manifest.version !== ref.version) {
+      throw new HttpSourceError(
+        `${this.base}${prefix}${MANIFEST_FILE} declares version ${manifest.version}, the registry path says ${ref.version}`,
+      );
+    }
+    await mkdir(join(this.cacheDir, ref.name), { recursive: true });
+    const tmp = join(
+      this.cacheDir,
+      ref.name,
+      `.${ref.version}.${Math.random().toString(36).slice(2)}.tmp`,
+    );
+    try {
+      await mkdir(tmp);
+      for (const f of manifest.files) {
+        const bytes = new Uint8Array(await (await this.#get(prefix + f.path)).arrayBuffer());
+        const sha = createHash("sha256").update(bytes).digest("hex");
+        if (bytes.length !== f.bytes || sha !== f.sha256) {
+          throw new HttpSourceError(
+            `${this.base}${prefix}${f.path}: got ${bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
+          );
+        }
+        await writeFile(join(tmp, f.path), bytes);
+      }
+      await writeFile(join(tmp, MANIFEST_FILE), manifestText);
+      await rm(dest, { recursive: true, force: true });
+      await rename(tmp, dest);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return dest;
+  }
+
+  fingerprint(): Promise<string> {
+    return Promise.resolve(""); // remote files are immutable; a failed version is retried on force
+  }
+
+  async versions(name: string): Promise<SourceVersion[]> {
+    let active: string | null = null;
+    try {
+      active = (await this.current()).version;
+    } catch {
+      active = null;
+    }
+    let cached: string[] = [];
+    try {
+      cached = (await readdir(join(this.cacheDir, name))).filter((n) => SAFE_ID.test(n));
+    } catch {
+      cached = [];
+    }
+    if (active && !cached.includes(active)) cached.push(active);
+    return cached.sort().map((version) => ({
+      version,
+      active: version === active,
+      hasManifest: true,
+    }));
+  }
+
+  async retain(name: string, keep: string[]): Promise<void> {
+    let entries: string[];
+    try {
+      entries = await readdir(join(this.cacheDir, name));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (SAFE_ID.test(e) && !keep.includes(e)) {
+        await rm(join(this.cacheDir, name, e), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+/** True for an http:// or https:// registry location. */
+export function isHttpRegistry(registry: string): boolean {
+  return /^https?:\/\//i.test(registry);
+}

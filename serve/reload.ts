@@ -1,0 +1,289 @@
+/**
+ * Hot swapping: the Reloader moves the service to the version its registry source names, or to
+ * one an admin asks for, without dropping a request. Protocol: load the new bundle beside the
+ * old one (loadModel validates manifest, sha256, graph IO names and shapes, probe set), warm it
+ * up with a one-image run, switch atomically (ModelSlot.swap: new requests go to the new
+ * model, in-flight ones finish on the old), then retire the old model (its sessions released,
+ * its worker, if any, terminated). A bundle that fails any step is rejected: the old model keeps
+ * serving, and the failure is kept as lastError, logged and counted. Reloads are serialised,
+ * and requests arriving while one runs are coalesced into the latest, so a burst of publishes
+ * loads at most one intermediate version. A version that failed is not retried on every change
+ * event unless its files change or the reload is forced (admin).
+ */
+import type { LoadedModel } from "./inference/model.ts";
+import type { ModelSlot } from "./inference/slot.ts";
+import type { ServiceMetrics } from "./metrics.ts";
+import type { RegistrySource, VersionRef } from "./registry_source.ts";
+
+export type ReloadRequest =
+  | { kind: "follow"; reason: string; force?: boolean }
+  | { kind: "activate"; version: string; reason: string };
+
+export interface ReloadOutcome {
+  status: "swapped" | "unchanged" | "failed";
+  /** The version serving after this reload (null when none). */
+  version: string | null;
+  previous: string | null;
+  /** The version that was tried, when one was. */
+  target?: string;
+  error?: string;
+  /** "read-only" when an activation needs a writable registry; "not-found" for an unknown version. */
+  errorKind?: "read-only" | "not-found" | "invalid";
+  /** Wall time of this reload (read pointer, load, validate, warm up, switch), ms. */
+  ms: number;
+  /** True when this caller's request was merged into a later one (its outcome is the later one's). */
+  superseded?: boolean;
+}
+
+export interface ReloadStatus {
+  source: string;
+  active: string | null;
+  reloading: boolean;
+  swaps: number;
+  failures: number;
+  lastSwap: { version: string; previous: string | null; time: string; ms: number } | null;
+  lastError: { message: string; time: string; version: string | null } | null;
+}
+
+export interface ReloaderOptions {
+  slot: ModelSlot;
+  source: RegistrySource;
+  /** Loads and validates a bundle directory (serve/inference loadModel with the server's backend). */
+  load: (dir: string) => Promise<LoadedModel>;
+  metrics?: ServiceMetrics;
+  log?: (line: string) => void;
+}
+
+interface Queued {
+  req: ReloadRequest;
+  waiters: { resolve: (o: ReloadOutcome) => void; superseded: boolean }[];
+}
+
+class ReloadFailure extends Error {
+  constructor(message: string, readonly kind: ReloadOutcome["errorKind"] = "invalid") {
+    super(message);
+  }
+}
+
+export class Reloader {
+  readonly source: RegistrySource;
+  #slot: ModelSlot;
+  #load: (dir: string) => Promise<LoadedModel>;
+  #metrics?: ServiceMetrics;
+  #log: (line: string) => void;
+  #pending: Queued | null = null;
+  #running: Promise<void> | null = null;
+  #swaps = 0;
+  #failures = 0;
+  #lastSwap: ReloadStatus["lastSwap"] = null;
+  #lastError: ReloadStatus["lastError"] = null;
+  /** The last version that failed and the fingerprint of its files then. */
+  #failed: { key: string; fingerprint: string; message: string } | null = null;
+
+  constructor(opts: ReloaderOptions) {
+    this.#slot = opts.slot;
+    this.source = opts.source;
+    this.#load = opts.load;
+    this.#metrics = opts.metrics;
+    this.#log = opts.log ?? ((l) => console.log(l));
+  }
+
+  /**
+   * Queues a reload and resolves with its outcome. While one runs, later requests wait and
+   * only the latest of them runs next; the others resolve with that one's outcome.
+   */
+  request(req: ReloadRequest): Promise<ReloadOutcome> {
+    return new Promise((resolve) => {
+      if (this.#pending) {
+        for (const w of this.#pending.waiters) w.superseded = true;
+        this.#pending.req = req;
+        this.#pending.waiters.push({ resolve, superseded: false });
+      } else {
+        this.#pending = { req, waiters: [{ resolve, superseded: false }] };
+      }
+      this.#running ??= this.#drain();
+    });
+  }
+
+  /** Resolves when no reload is running or queued. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  status(): ReloadStatus {
+    return {
+      source: this.source.description,
+      active: this.#slot.current?.version ?? null,
+      reloading: this.#running !== null,
+      swaps: this.#swaps,
+      failures: this.#failures,
+      lastSwap: this.#lastSwap,
+      lastError: this.#lastError,
+    };
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#pending) {
+        const q = this.#pending;
+        this.#pending = null;
+        const out = await this.#reloadOnce(q.req);
+        for (const w of q.waiters) w.resolve(w.superseded ? { ...out, superseded: true } : out);
+      }
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  async #reloadOnce(req: ReloadRequest): Promise<ReloadOutcome> {
+    const t0 = performance.now();
+    const before = this.#slot.current;
+    const previous = before?.version ?? null;
+    let target: VersionRef | null = null;
+    // Taken before loading: if the files change while (or after) they fail, they are retried.
+    let fingerprint: string | null = null;
+    try {
+      if (req.kind === "follow") {
+        target = await this.source.current();
+      } else {
+        const name = before?.name ?? (await this.source.current()).name;
+        target = { name, version: req.version };
+        if (!this.source.activate) {
+          throw new ReloadFailure(
+            `Cannot activate ${name}@${req.version}: the ${this.source.kind} source ${this.source.description} is read-only (publish to the registry instead)`,
+            "read-only",
+          );
+        }
+        const known = await this.source.versions(name);
+        if (!known.some((v) => v.version === req.version)) {
+          throw new ReloadFailure(
+            `Cannot activate ${name}@${req.version}: no such version in ${this.source.description} (known: ${
+              known.map((v) => v.version).join(", ") || "none"
+            })`,
+            "not-found",
+          );
+        }
+      }
+      const force = req.kind === "activate" || req.force === true;
+      if (before && before.name === target.name && before.version === target.version) {
+        if (req.kind === "activate") await this.source.activate!(target); // keep CURRENT in step
+        return {
+          status: "unchanged",
+          version: previous,
+          previous,
+          target: target.version,
+          ms: performance.now() - t0,
+        };
+      }
+      const key = `${target.name}@${target.version}`;
+      fingerprint = await this.source.fingerprint(target);
+      if (
+        !force && this.#failed?.key === key && this.#failed.fingerprint === fingerprint
+      ) {
+        // Already rejected with these very files; say so without loading it again.
+        return {
+          status: "failed",
+          version: previous,
+          previous,
+          target: target.version,
+          error: this.#failed.message,
+          errorKind: "invalid",
+          ms: performance.now() - t0,
+        };
+      }
+      const next = await this.#loadChecked(target);
+      if (req.kind === "activate") {
+        try {
+          await this.source.activate!(target);
+        } catch (e) {
+          await next.close();
+          throw new ReloadFailure(`Cannot point CURRENT at ${key}: ${(e as Error).message}`);
+        }
+      }
+      const ms = performance.now() - t0;
+      // The switch: one assignment inside swap(); it resolves once the old model has drained
+      // and been released, which is awaited so at most two models are ever loaded at once.
+      const retired = this.#slot.swap(next);
+      this.#swaps++;
+      this.#failed = null;
+      this.#lastSwap = {
+        version: next.version,
+        previous,
+        time: new Date().toISOString(),
+        ms: Math.round(ms),
+      };
+      this.#metrics?.swaps.inc({});
+      this.#metrics?.swapSeconds.observe(ms / 1000);
+      this.#log(
+        `Model ${next.name} version ${next.version} loaded from ${this.source.description} in ${
+          Math.round(ms)
+        } ms (sha256 verified, ${next.probe?.cases} probe images within ${next.manifest.probe.tolerance}, max diff ${
+          next.probe?.maxAbsDiff.toExponential(1)
+        }); ${previous ? `replaced ${previous} (${req.reason})` : `now serving (${req.reason})`}`,
+      );
+      await retired;
+      if (this.source.retain) {
+        await this.source.retain(next.name, [next.version, ...(previous ? [previous] : [])])
+          .catch(() => {});
+      }
+      return { status: "swapped", version: next.version, previous, target: next.version, ms };
+    } catch (e) {
+      const message = (e as Error).message;
+      const kind = e instanceof ReloadFailure ? e.kind : "invalid";
+      if (target && kind === "invalid") {
+        this.#failed = {
+          key: `${target.name}@${target.version}`,
+          fingerprint: fingerprint ?? "",
+          message,
+        };
+      }
+      this.#failures++;
+      this.#lastError = {
+        message,
+        time: new Date().toISOString(),
+        version: target?.version ?? null,
+      };
+      this.#metrics?.reloadFailures.inc({});
+      this.#metrics?.lastFailure.set({}, Date.now() / 1000);
+      if (!this.#slot.current) this.#slot.reason = message;
+      this.#log(
+        `Rejected ${
+          target ? `${target.name}@${target.version}` : "reload"
+        } (${req.reason}): ${message}; ${
+          before ? `still serving ${before.version}` : "no model is being served"
+        }`,
+      );
+      return {
+        status: "failed",
+        version: this.#slot.current?.version ?? null,
+        previous,
+        target: target?.version,
+        error: message,
+        errorKind: kind,
+        ms: performance.now() - t0,
+      };
+    }
+  }
+
+  /** Downloads (if remote), loads, validates and warms up `target`; closes it on any failure. */
+  async #loadChecked(target: VersionRef): Promise<LoadedModel> {
+    const dir = await this.source.localDir(target);
+    const model = await this.#load(dir);
+    try {
+      if (model.name !== target.name || model.version !== target.version) {
+        throw new ReloadFailure(
+          `Bundle ${dir}: manifest names ${model.name}@${model.version}, the registry path says ${target.name}@${target.version}`,
+        );
+      }
+      // Warm-up in the shape most requests have (one image), so the first real request after
+      // the switch does not pay for first-run allocations.
+      const probe = model.manifest.probe.cases[0];
+      const px = Uint8Array.from(atob(probe.pixels), (c) => c.charCodeAt(0));
+      await model.encode(Float32Array.from(px, (v) => v / 255), 1);
+      return model;
+    } catch (e) {
+      await model.close();
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import type { Manifest } from "../common/manifest.ts";
+import type { Session } from "./inference/backend.ts";
+import { LoadedModel } from "./inference/model.ts";
+import { BatchRunner } from "./inference/runner.ts";
+import { ModelSlot } from "./inference/slot.ts";
+import { ServiceMetrics } from "./metrics.ts";
+import type { RegistrySource, VersionRef } from "./registry_source.ts";
+import { Reloader } from "./reload.ts";
+
+/** A LoadedModel over a fake session (one label, always 1.0); records release(). */
+function fakeModel(version: string, released: string[]): LoadedModel {
+  const session: Session = {
+    inputNames: ["image"],
+    outputNames: ["probabilities", "mu", "logvar"],
+    run: (feeds) => {
+      const n = feeds.image.dims[0];
+      return Promise.resolve({
+        probabilities: { data: new Float32Array(n * 2).fill(0.5), dims: [n, 2] },
+        mu: { data: new Float32Array(n), dims: [n, 1] },
+        logvar: { data: new Float32Array(n), dims: [n, 1] },
+      });
+    },
+    release: () => (released.push(version), Promise.resolve()),
+  };
+  const manifest = {
+    name: "m",
+    version,
+    labels: ["a", "b"],
+    latentSize: 1,
+    input: { name: "image" },
+    outputs: {
+      probabilities: { name: "probabilities" },
+      mu: { name: "mu" },
+      logvar: { name: "logvar" },
+    },
+    decoder: null,
+    probe: { tolerance: 1e-4, cases: [{ pixels: btoa("\0".repeat(784)) }] },
+  } as unknown as Manifest;
+  return new LoadedModel(
+    manifest,
+    `/fake/${version}`,
+    "native",
+    new BatchRunner(session, { maxBatch: 8 }),
+    null,
+    8,
+  );
+}
+
+/** A source whose CURRENT is a variable; every version whose name starts with "bad" fails to load. */
+function fakeSource(state: { current: string }): RegistrySource {
+  return {
+    kind: "dir",
+    description: "fake registry",
+    current: () => Promise.resolve({ name: "m", version: state.current }),
+    localDir: (ref: VersionRef) => Promise.resolve(`/fake/${ref.version}`),
+    fingerprint: () => Promise.resolve("same"),
+    versions: () => Promise.resolve([]),
+  };
+}
+
+Deno.test("Reloader serialises reloads and coalesces the ones queued behind a running load into the latest", async () => {
+  const state = { current: "v1" };
+  const loads: string[] = [], released: string[] = [];
+  let gate: Promise<void> = Promise.resolve();
+  const slot = new ModelSlot();
+  const metrics = new ServiceMetrics();
+  const r = new Reloader({
+    slot,
+    source: fakeSource(state),
+    metrics,
+    log: () => {},
+    load: async (dir) => {
+      const v = dir.split("/").pop()!;
+      loads.push(v);
+      await gate;
+      if (v.startsWith("bad")) throw new Error(`Bundle ${dir}: model.onnx: sha256 mismatch`);
+      return fakeModel(v, released);
+    },
+  });
+  assert.equal((await r.request({ kind: "follow", reason: "start" })).status, "swapped");
+  let open!: () => void;
+  gate = new Promise((res) => (open = res));
+  state.current = "v2";
+  const first = r.request({ kind: "follow", reason: "publish v2" });
+  await new Promise((res) => setTimeout(res, 10)); // v2's load is now running, held by the gate
+  state.current = "v3";
+  const second = r.request({ kind: "follow", reason: "publish v3" });
+  state.current = "v4";
+  const third = r.request({ kind: "follow", reason: "publish v4" });
+  open();
+  const [o1, o2, o3] = await Promise.all([first, second, third]);
+  assert.deepEqual(loads, ["v1", "v2", "v4"], "v3 was coalesced away");
+  assert.equal(o1.version, "v2");
+  assert.equal(o2.version, "v4");
+  assert.equal(o2.superseded, true);
+  assert.equal(o3.version, "v4");
+  assert.equal(o3.superseded, undefined);
+  assert.deepEqual(released, ["v1", "v2"]);
+  assert.equal(slot.current?.version, "v4");
+  assert.equal(metrics.swaps.get(), 3);
+
+  // A failing version: rejected, counted, the old model stays; not reloaded until forced.
+  state.current = "bad5";
+  const bad = await r.request({ kind: "follow", reason: "publish bad5" });
+  assert.equal(bad.status, "failed");
+  assert.match(bad.error!, /sha256 mismatch/);
+  assert.equal(slot.current?.version, "v4");
+  assert.equal(r.status().lastError?.version, "bad5");
+  assert.equal(metrics.reloadFailures.get(), 1);
+  await r.request({ kind: "follow", reason: "poll" });
+  assert.equal(loads.filter((v) => v === "bad5").length, 1);
+  await r.request({ kind: "follow", reason: "admin", force: true });
+  assert.equal(loads.filter((v) => v === "bad5").length, 2);
+  // Activation needs a writable source.
+  const ro = await r.request({ kind: "activate", version: "v1", reason: "admin" });
+  assert.equal(ro.errorKind, "read-only");
+  await slot.close();
+});

@@ -1,0 +1,201 @@
+/**
+ * The publisher: puts a bundle into the model registry and manages which version is active.
+ *   publish <bundle-dir>   copy in (temp dir + rename), verify, flip CURRENT, prune
+ *   activate <version>     make a version already in the registry the active one
+ *   rollback               re-activate the version that was active before the current one
+ *   prune                  drop old versions beyond --keep (never the active or previous one)
+ *   list                   versions, the active one marked
+ * Verification is what the server will do before serving: manifest schema, sha256 of every
+ * file, onnxruntime-node loads each graph with the declared input/output names and shapes, and
+ * the probe images reproduce their recorded outputs. A bundle failing any of it never reaches
+ * CURRENT. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
+ * (--allow-ffi, as tests do). The registry layout itself lives in common/registry_write.ts.
+ */
+import { readFile } from "node:fs/promises";
+import { BundleError, bundleFile, checkProbe, checkSessionIO } from "../common/bundle.ts";
+import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
+import type { Manifest } from "../common/manifest.ts";
+import { listVersions, resolveActive } from "../common/registry.ts";
+import {
+  activateVersion,
+  prune,
+  publishBundle,
+  type PublishResult,
+  rollback,
+} from "../common/registry_write.ts";
+
+export const PUBLISH_FLAGS = {
+  registry: {
+    type: "string",
+    default: "models",
+    env: "MODEL_REGISTRY",
+    help: "registry directory (<registry>/<name>/<version>/ + CURRENT)",
+  },
+  name: { type: "string", help: "model name (default: the manifest's name, or the only model)" },
+  // Five: enough to roll back a few steps, few enough that a small disk never fills up.
+  keep: { type: "int", default: 5, help: "versions kept after publish/prune (0 keeps all)" },
+} satisfies FlagSpecs;
+
+export const PUBLISH_USAGE =
+  `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5]
+       deno task publish -- activate <version> | rollback | prune | list  [--registry models]`;
+
+/**
+ * Loads the bundle's graphs in onnxruntime-node and checks them against the manifest: IO names,
+ * dtypes and shapes, the probe set within its tolerance, decoder output within [0, 1].
+ * Throws BundleError naming the file and the reason.
+ */
+export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Promise<void> {
+  const ort = await import("onnxruntime-node");
+  ort.env.logLevel = "error";
+  // deno-lint-ignore no-explicit-any
+  const load = async (role: "model" | "decoder"): Promise<any> => {
+    const path = bundleFile(dir, manifest, role);
+    let s;
+    try {
+      s = await ort.InferenceSession.create(new Uint8Array(await readFile(path)), {
+        intraOpNumThreads: 1,
+      });
+    } catch (e) {
+      throw new BundleError(
+        dir,
+        path,
+        `onnxruntime-node cannot load it (${(e as Error).message.split("\n")[0]})`,
+      );
+    }
+    try {
+      checkSessionIO(manifest, s, { role, dir });
+    } catch (e) {
+      await s.release();
+      throw e;
+    }
+    return s;
+  };
+  const model = await load("model");
+  try {
+    const o = manifest.outputs;
+    await checkProbe(manifest, async (images, n) => {
+      const r = await model.run({
+        [manifest.input.name]: new ort.Tensor("float32", images, [n, 1, 28, 28]),
+      });
+      return {
+        probabilities: r[o.probabilities.name].data as Float32Array,
+        mu: r[o.mu.name].data as Float32Array,
+      };
+    }, dir);
+  } finally {
+    await model.release();
+  }
+  if (!manifest.decoder) return;
+  const dec = await load("decoder");
+  try {
+    const z = Float32Array.from(manifest.probe.cases[0].mu);
+    const r = await dec.run({
+      [manifest.decoder.input.name]: new ort.Tensor("float32", z, [1, manifest.latentSize]),
+    });
+    const px = r[manifest.decoder.output.name].data as Float32Array;
+    const bad = px.findIndex((v) => !(v >= 0 && v <= 1));
+    if (px.length !== 784 || bad >= 0) {
+      throw new BundleError(
+        dir,
+        "decoder",
+        px.length !== 784
+          ? `a probe reconstruction has ${px.length} pixels, expected 784`
+          : `pixel ${bad} of a probe reconstruction is ${px[bad]}, outside [0, 1]`,
+      );
+    }
+  } finally {
+    await dec.release();
+  }
+}
+
+/** Publishes with full verification (what `deno task publish` and `train --publish` run). */
+export function publish(
+  bundleDir: string,
+  opts: { registry: string; name?: string; keep?: number },
+): Promise<PublishResult> {
+  return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
+}
+
+async function modelName(registry: string, name: string | undefined): Promise<string> {
+  return name ?? (await resolveActive(registry)).name;
+}
+
+/** The `publish` CLI; returns the exit status. `log` receives progress lines. */
+export async function publishMain(
+  argv: string[],
+  log: (s: string) => void = (s) => console.error(s),
+  env: Record<string, string | undefined> = {},
+): Promise<number> {
+  const args = argv[0] === "--" ? argv.slice(1) : argv;
+  const { flags: f, positional } = parseFlags(args, PUBLISH_FLAGS, env);
+  if (f.help) {
+    console.log(formatHelp(PUBLISH_USAGE, PUBLISH_FLAGS));
+    return 0;
+  }
+  const registry = f.registry as string;
+  const name = f.name as string | undefined;
+  const keep = f.keep as number;
+  const [cmd, ...rest] = positional;
+  const noMore = (n: number) => {
+    if (rest.length !== n) {
+      throw new FlagError(`"${cmd}" takes ${n} argument(s), got ${rest.length}\n${PUBLISH_USAGE}`);
+    }
+  };
+  if (cmd === undefined) {
+    throw new FlagError(`Name a bundle directory or a command\n${PUBLISH_USAGE}`);
+  }
+  if (cmd === "activate") {
+    noMore(1);
+    const n = await modelName(registry, name);
+    const { previous } = await activateVersion(registry, n, rest[0]);
+    log(`${n}: active version ${rest[0]} (was ${previous ?? "none"})`);
+  } else if (cmd === "rollback") {
+    noMore(0);
+    const n = await modelName(registry, name);
+    const r = await rollback(registry, n);
+    log(`${n}: rolled back from ${r.from ?? "none"} to ${r.to}`);
+  } else if (cmd === "prune") {
+    noMore(0);
+    const n = await modelName(registry, name);
+    const removed = await prune(registry, n, keep);
+    log(`${n}: removed ${removed.length ? removed.join(", ") : "nothing"} (keep ${keep})`);
+  } else if (cmd === "list") {
+    noMore(0);
+    const n = await modelName(registry, name);
+    for (const v of await listVersions(registry, n)) {
+      console.log(`${v.active ? "*" : " "} ${v.version}${v.hasManifest ? "" : "  (no manifest)"}`);
+    }
+  } else {
+    const bundleDir = cmd === "publish" ? rest[0] : cmd;
+    if (cmd === "publish") noMore(1);
+    else if (rest.length) throw new FlagError(`Unexpected argument(s): ${rest.join(" ")}`);
+    const t0 = performance.now();
+    const r = await publish(bundleDir, { registry, name, keep });
+    log(
+      `published ${r.name}@${r.version} to ${r.dir} (${r.copied ? "copied" : "already present"}, ` +
+        `verified with onnxruntime-node) in ${Math.round(performance.now() - t0)} ms; ` +
+        `CURRENT was ${r.previous ?? "none"}` +
+        (r.pruned.length ? `; pruned ${r.pruned.join(", ")}` : ""),
+    );
+  }
+  return 0;
+}
+
+/** Exit status for an error thrown by publishMain: 2 for usage, 1 for a refused bundle. */
+export function reportPublishError(e: unknown, log: (s: string) => void): number {
+  if (e instanceof FlagError) {
+    log(`error: ${e.message}`);
+    return 2;
+  }
+  log(`error: ${(e as Error).message}`);
+  return 1;
+}
+
+// deno-lint-ignore no-explicit-any
+const proc = (globalThis as any).process;
+if (proc?.argv?.[1]?.endsWith("trainer/publish.ts")) {
+  const log = (s: string) => proc.stderr.write(s + "\n");
+  publishMain(proc.argv.slice(2), log, proc.env).catch((e) => reportPublishError(e, log))
+    .then((code: number) => proc.exit(code));
+}
