@@ -23,7 +23,7 @@ export function formatDuration(s: number): string {
 export class ProgressBar {
   private lastDecile = -1;
   private readonly tty: boolean;
-  private readonly start = performance.now();
+  private start = performance.now();
 
   constructor(private readonly out: NodeJS.WriteStream = process.stderr, private readonly width = 24) {
     this.tty = Boolean(out.isTTY);
@@ -53,9 +53,11 @@ export class ProgressBar {
     }
   }
 
-  /** Ends the bar's line and prints a summary line. */
+  /** Ends the bar's line and prints a summary line; the next update starts a new bar (and ETA). */
   finish(summary: string): void {
     if (this.tty) this.out.write("\r\x1b[2K");
     this.out.write(summary + "\n");
+    this.start = performance.now();
+    this.lastDecile = -1;
   }
 }
