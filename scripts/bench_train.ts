@@ -5,8 +5,13 @@
  * backend with a naive composite filter gradient (the only way stock wasm can train convs), and
  * prints the speed ratio. `--profile` adds per-kernel times of one fast step.
  *
+ * `--engine ort` compares instead, side by side in the same run (steps alternate, so load
+ * changes hit both alike), the fast tfjs wasm engine with the onnxruntime training graph
+ * (trainer/engine/ort_train.ts: forward + backward + Adam in one graph), on the same batches
+ * and noise (their losses must agree), and prints the ratio.
+ *
  *   node --import tsx scripts/bench_train.ts [--steps N] [--warmup N] [--threads T]
- *        [--naive-steps N] [--batch N] [--profile]
+ *        [--naive-steps N] [--batch N] [--profile] [--engine tfjs|ort] [--ort-threads T]
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
@@ -15,7 +20,7 @@ import { initEngine } from "../trainer/engine/backend.ts";
 import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
 import { buildDecoder, buildEncoder, REFERENCE_VAE, reparameterize, splitMoments, vaeLoss } from "../trainer/model.ts";
 
-interface Flags { steps: number; warmup: number; threads: number | undefined; naiveSteps: number; batch: number; profile: boolean }
+interface Flags { steps: number; warmup: number; threads: number | undefined; naiveSteps: number; batch: number; profile: boolean; engine: "tfjs" | "ort"; ortThreads: number | undefined }
 
 const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
   --steps N        timed steps of the fast engine (default 10)
@@ -23,27 +28,42 @@ const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
   --threads T      wasm threads (default: the engine's default)
   --naive-steps N  timed steps of stock wasm + naive filter gradient (default 2; 0 skips)
   --batch N        batch size (default 128)
-  --profile        print per-kernel times of one fast step`;
+  --profile        print per-kernel times of one fast step
+  --engine E       tfjs (default): fast wasm engine vs stock wasm; ort: fast wasm engine vs the
+                   onnxruntime training graph, alternating steps (naive steps default to 0)
+  --ort-threads T  onnxruntime intra-op threads (default: --threads, else 1)`;
 
 function parseFlags(argv: string[]): Flags {
-  const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false };
-  const ints: Record<string, keyof Flags> = { "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch" };
+  const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false, engine: "tfjs", ortThreads: undefined };
+  const ints: Record<string, keyof Flags> = { "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch", "--ort-threads": "ortThreads" };
+  let naiveGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--help" || a === "-h") {
       console.log(HELP);
       process.exit(0);
     } else if (a === "--profile") f.profile = true;
-    else if (a in ints) {
+    else if (a === "--engine") {
+      const e = argv[++i];
+      if (e !== "tfjs" && e !== "ort") throw new Error(`bench_train: --engine must be tfjs or ort, got "${e}"`);
+      f.engine = e;
+    } else if (a in ints) {
+      if (a === "--naive-steps") naiveGiven = true;
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v < 0) throw new Error(`bench_train: ${a} needs a non-negative integer, got "${argv[i]}"`);
       (f as unknown as Record<string, number>)[ints[a]] = v;
     } else throw new Error(`bench_train: unknown flag "${a}"\n${HELP}`);
   }
+  if (f.engine === "ort" && !naiveGiven) f.naiveSteps = 0;
   return f;
 }
 
 const EPOCH = 60_000;
+
+/** A few fixed random batches, same values on every engine (seeded). */
+function benchBatches(batch: number): tf.Tensor4D[] {
+  return [0, 1, 2].map((s) => tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 100 + s));
+}
 
 /** Builds the reference VAE and returns a closure running one Adam step (returns the loss). */
 function makeTrainer(batch: number) {
@@ -51,8 +71,7 @@ function makeTrainer(batch: number) {
   const enc = buildEncoder(cfg), dec = buildDecoder(cfg);
   const opt = tf.train.adam(1e-3);
   const vars = [...enc.trainableWeights, ...dec.trainableWeights].map((w) => (w as unknown as { val: tf.Variable }).val);
-  // A few fixed random batches, same values on every engine (seeded).
-  const xs = [0, 1, 2].map((s) => tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 100 + s));
+  const xs = benchBatches(batch);
   let step = 0;
   const run = (): number => {
     const x = xs[step % xs.length];
@@ -146,10 +165,88 @@ function profileOneStep(run: () => number) {
 
 const fmt = (ms: number) => ms.toFixed(0);
 
+/**
+ * The same training as makeTrainer (same initial weights, batches, seeded noise, Adam 1e-3) on
+ * the onnxruntime training graph. Returns an async step closure (returns the loss).
+ */
+async function makeOrtTrainer(batch: number, threads: number) {
+  const cfg = REFERENCE_VAE;
+  const models = { encoder: buildEncoder(cfg), decoder: buildDecoder(cfg), head: null };
+  const { OrtTrainer } = await import("../trainer/engine/ort_train.ts");
+  const t = await OrtTrainer.create(models, { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads });
+  const xs = benchBatches(batch).map((x) => {
+    const v = x.dataSync() as Float32Array;
+    x.dispose();
+    return v;
+  });
+  let step = 0;
+  const run = async (): Promise<number> => {
+    const x = xs[step % xs.length];
+    const seed = step++;
+    const eps = tf.tidy(() => tf.randomNormal([batch, cfg.latent], 0, 1, "float32", seed).dataSync() as Float32Array);
+    return (await t.step(x, eps)).loss;
+  };
+  const dispose = async () => {
+    models.encoder.dispose();
+    models.decoder.dispose();
+    await t.dispose();
+  };
+  return { run, dispose };
+}
+
+interface Timing { ms: number[]; cpuMs: number; losses: number[] }
+
+function summarize(t: Timing) {
+  const sorted = [...t.ms].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)] ?? NaN, min: sorted[0] ?? NaN, cpu: t.cpuMs / Math.max(1, t.ms.length) };
+}
+
+/** Alternates one step of each engine per round, so the neighbours' load hits both alike. */
+async function compareWithOrt(flags: Flags, fastDescription: string) {
+  const threads = flags.ortThreads ?? flags.threads ?? 1;
+  const fast = makeTrainer(flags.batch);
+  const ort = await makeOrtTrainer(flags.batch, threads);
+  const tf_: Timing = { ms: [], cpuMs: 0, losses: [] }, or: Timing = { ms: [], cpuMs: 0, losses: [] };
+  const timed = async (into: Timing, fn: () => number | Promise<number>, record: boolean) => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const loss = await fn();
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    into.losses.push(loss);
+    if (record) {
+      into.ms.push(ms);
+      into.cpuMs += (c.user + c.system) / 1000;
+    }
+  };
+  for (let i = 0; i < flags.warmup + flags.steps; i++) {
+    await timed(tf_, fast.run, i >= flags.warmup);
+    await timed(or, ort.run, i >= flags.warmup);
+  }
+  const a = summarize(tf_), b = summarize(or);
+  const row = (name: string, s: ReturnType<typeof summarize>) =>
+    `${name.padEnd(44)} ${fmt(s.median).padStart(6)} ${fmt(s.min).padStart(6)} ${fmt(s.cpu).padStart(8)} ${((flags.batch * 1000) / s.median).toFixed(0).padStart(9)} ${((s.median * EPOCH) / flags.batch / 1000).toFixed(0).padStart(10)}`;
+  console.log(`${flags.steps} alternating steps after ${flags.warmup} warm-up, batch ${flags.batch}:`);
+  console.log(`${"engine".padEnd(44)} ${"median".padStart(6)} ${"min".padStart(6)} ${"CPU ms".padStart(8)} ${"images/s".padStart(9)} ${"s/epoch".padStart(10)}`);
+  console.log(row(fastDescription.slice(0, 44), a));
+  console.log(row(`onnxruntime graph, ${threads} thread${threads > 1 ? "s" : ""}`, b));
+  console.log(`(ms per step; s/epoch = median x 60,000 / batch; CPU = process CPU time per step, all threads)`);
+  console.log(`speed-up of onnxruntime: ${(a.median / b.median).toFixed(2)}x wall (median), ${(a.min / b.min).toFixed(2)}x (min), ${(a.cpu / b.cpu).toFixed(2)}x CPU`);
+  console.log(`tfjs losses: ${tf_.losses.map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(`ort  losses: ${or.losses.map((l) => l.toFixed(2)).join(" ")} (same batches and noise: must agree)`);
+  fast.dispose();
+  await ort.dispose();
+}
+
 async function main() {
   const flags = parseFlags(process.argv.slice(2));
   const info = await initEngine({ backend: "wasm", threads: flags.threads });
   console.log(`reference VAE ${JSON.stringify(REFERENCE_VAE)}, batch ${flags.batch}, Adam 1e-3`);
+  if (flags.engine === "ort") {
+    console.log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores (others' work inflates wall times)`);
+    await compareWithOrt(flags, info.description);
+    return;
+  }
 
   const fast = makeTrainer(flags.batch);
   const f = timeSteps(fast.run, flags.warmup, flags.steps);

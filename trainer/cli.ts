@@ -2,6 +2,7 @@
  * The trainer's command line (`deno task train -- ...` runs it under Node). Subcommands:
  *   train   train the VAE (+ joint head), checkpoint every epoch, export a bundle at the end
  *   export  write a bundle from a checkpoint
+ *   publish put a bundle into the model registry, activate, roll back (trainer/publish.ts)
  * Flags are parsed once into a typed config; unknown flags are errors; Ctrl-C stops after the
  * current step and saves a checkpoint that `--resume` continues bit-for-bit.
  */
@@ -11,6 +12,7 @@ import { FlagError, formatHelp, parseFlags, type FlagSpecs } from "../common/fla
 import { normalizePixels } from "../common/preprocess.ts";
 import { DataError, loadFashionMnist, resolveDataDir, type Split, stratifiedSubset, take, trainValSplit } from "./data.ts";
 import { gridPng, reconstruct } from "./figures.ts";
+import { loadCheckpoint } from "./checkpoint.ts";
 import { initEngine } from "./engine/backend.ts";
 import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
@@ -37,7 +39,10 @@ const TRAIN_FLAGS = {
   name: { type: "string", default: "fashion-vae", help: "model name written into the bundle" },
   backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend" },
   threads: { type: "int", default: 1, help: "wasm threads" },
+  engine: { type: "string", default: "tfjs", choices: ["tfjs", "ort"], help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
+  "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
+  publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
 } satisfies FlagSpecs;
 
 const EXPORT_FLAGS = {
@@ -59,7 +64,8 @@ const RECON_FLAGS = {
 
 const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint, export a bundle
        deno task train -- export --checkpoint <file> --out <dir>
-       deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO`;
+       deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO
+       deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)`;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
@@ -96,12 +102,17 @@ async function cmdTrain(args: string[]): Promise<number> {
   }
   if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
   const log = (s: string) => process.stderr.write(s + "\n");
-  const engine = await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
+  let engine = await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
+  // A resumed run trains on the images its checkpoint was trained on, whatever the flags say.
+  const resumed = f.resume ? loadCheckpoint<TrainConfig>(f.resume as string).header.config : null;
+  const trainCount = resumed?.data?.trainCount ?? (f["train-count"] as number);
+  const valCount = resumed?.data?.valCount ?? (f["val-count"] as number);
+  const dataSeed = resumed?.seed ?? (f.seed as number);
   let train = data.train;
-  if ((f["train-count"] as number) > 0) train = stratifiedSubset(train, f["train-count"] as number, f.seed as number);
+  if (trainCount > 0) train = stratifiedSubset(train, trainCount, dataSeed);
   let val: Split | null = null;
-  if ((f["val-count"] as number) > 0) ({ train, val } = trainValSplit(train, f["val-count"] as number, f.seed as number));
+  if (valCount > 0) ({ train, val } = trainValSplit(train, valCount, dataSeed));
   const headKind = f.head as string;
   const head: HeadConfig | null = headKind === "none" ? null : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"] };
   const cfg: TrainConfig = {
@@ -112,10 +123,12 @@ async function cmdTrain(args: string[]): Promise<number> {
     batchSize: f["batch-size"] as number,
     learningRate: f.lr as number,
     seed: f.seed as number,
+    data: { trainCount, valCount },
   };
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
+  if (f.engine === "ort") engine = { ...engine, description: `onnxruntime training graph, ${f["ort-threads"]} thread(s) (tfjs ${engine.description} for evaluation/export)` };
   log(`training on ${train.count} images${val ? `, validating on ${val.count}` : ""}; engine ${engine.description}; run dir ${outDir}`);
 
   let stop = false;
@@ -133,6 +146,8 @@ async function cmdTrain(args: string[]): Promise<number> {
     shouldStop: () => stop,
     progress: f.progress as boolean,
     log,
+    engine: f.engine as "tfjs" | "ort",
+    ortThreads: f["ort-threads"] as number,
   });
   process.off("SIGINT", onSigint);
   writeFileSync(join(outDir, "history.json"), JSON.stringify({ config: result.config, engine, history: result.history }, null, 2));
@@ -142,7 +157,14 @@ async function cmdTrain(args: string[]): Promise<number> {
   }
   log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
-    await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
+    const manifest = await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
+    if (manifest && f.publish) {
+      const { publish } = await import("./publish.ts");
+      const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
+      log(`published ${r.name}@${r.version} to ${r.dir}; CURRENT was ${r.previous ?? "none"}`);
+    }
+  } else if (f.publish) {
+    log("--publish needs the exported bundle; it is skipped with --no-export");
   }
   return 0;
 }
@@ -199,6 +221,11 @@ export async function main(argvIn: string[]): Promise<number> {
     if (cmd === "train") return await cmdTrain(rest);
     if (cmd === "export") return await cmdExport(rest);
     if (cmd === "recon") return await cmdRecon(rest);
+    if (cmd === "publish") {
+      const { publishMain, reportPublishError } = await import("./publish.ts");
+      const log = (s: string) => process.stderr.write(s + "\n");
+      return await publishMain(rest, log, process.env).catch((e) => reportPublishError(e, log));
+    }
     throw new FlagError(`Unknown command "${cmd}"\n${USAGE}`);
   } catch (e) {
     if (e instanceof FlagError || e instanceof DataError) {

@@ -21,6 +21,7 @@ import {
   vaeLoss,
 } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
+import type { OrtTrainer } from "./engine/ort_train.ts";
 
 export interface TrainConfig {
   vae: VaeConfig;
@@ -32,6 +33,8 @@ export interface TrainConfig {
   batchSize: number;
   learningRate: number;
   seed: number;
+  /** Which training images (the CLI's --train-count/--val-count), so a resume selects the same. */
+  data?: { trainCount: number; valCount: number };
 }
 
 export interface EpochRecord {
@@ -62,6 +65,16 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Called after each epoch, e.g. to print a summary. */
   onEpoch?: (r: EpochRecord) => void;
+  /**
+   * Which engine runs the training steps: "tfjs" (default: optimizer.minimize on the current tfjs
+   * backend) or "ort" (engine/ort_train.ts: forward + backward + Adam as one onnxruntime graph;
+   * same data order, noise and Adam, results equal up to float error). With "ort" the weights
+   * are written back to the tfjs models at every epoch end and checkpoint, so evaluation, export
+   * and checkpoints (interchangeable between engines) are unchanged.
+   */
+  engine?: "tfjs" | "ort";
+  /** onnxruntime intra-op threads for engine "ort" (default 1). */
+  ortThreads?: number;
 }
 
 export function buildVaeModels(cfg: TrainConfig): VaeModels {
@@ -193,24 +206,69 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     return { models, history, stopped: false, config: cfg };
   }
 
+  let ort: OrtTrainer | null = null;
+  if (opts.engine === "ort") {
+    const { OrtTrainer, adamStateFromTfjs } = await import("./engine/ort_train.ts");
+    ort = await OrtTrainer.create(models, { latent: cfg.vae.latent, batchSize: cfg.batchSize, learningRate: cfg.learningRate, classWeight: cfg.classWeight, threads: opts.ortThreads });
+    const state = await adamStateFromTfjs(optimizer);
+    if (state) ort.setOptimizerState(state);
+  }
+
   const save = async (epoch: number, stepInEpoch: number) => {
     if (!opts.checkpointPath) return;
     const groupsOut: Record<string, { name: string; tensor: tf.Tensor }[]> = {};
     for (const [g, model] of Object.entries(groups)) {
       groupsOut[g] = model.weights.map((w) => ({ name: w.originalName, tensor: w.read() }));
     }
-    const ow = globalStep > 0 ? await optimizer.getWeights() : [];
-    groupsOut.optimizer = ow.map((w) => ({ name: w.name, tensor: w.tensor }));
-    const a = optimizer as unknown as AdamInternals;
-    groupsOut.adam_beta_powers = [{ name: "accBeta1", tensor: a.accBeta1 }, { name: "accBeta2", tensor: a.accBeta2 }];
+    if (ort) {
+      const { adamStateToCheckpoint } = await import("./engine/ort_train.ts");
+      Object.assign(groupsOut, adamStateToCheckpoint(ort.getOptimizerState(), vars, globalStep > 0));
+    } else {
+      const ow = globalStep > 0 ? await optimizer.getWeights() : [];
+      groupsOut.optimizer = ow.map((w) => ({ name: w.name, tensor: w.tensor }));
+      const a = optimizer as unknown as AdamInternals;
+      groupsOut.adam_beta_powers = [{ name: "accBeta1", tensor: a.accBeta1 }, { name: "accBeta2", tensor: a.accBeta2 }];
+    }
     saveCheckpoint(opts.checkpointPath, { config: cfg, epoch, stepInEpoch, globalStep, history, groups: groupsOut });
+    if (ort) tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
   };
+  // With engine "ort" the trained weights live in the trainer until written back.
+  const sync = () => ort?.writeTo(models);
 
   const B = cfg.batchSize;
   const stepsPerEpoch = Math.floor(train.count / B);
   if (stepsPerEpoch < 1) throw new Error(`Cannot train: ${train.count} images is fewer than one batch of ${B}`);
   const x = new Float32Array(B * PIXELS);
   const y = new Float32Array(B);
+  /** One tfjs step: returns [total, rec, kl, ce, hits]. */
+  const tfjsStep = (seed: number): number[] => {
+    let parts: tf.Tensor1D | null = null;
+    const cost = optimizer.minimize(() => {
+      const xt = tf.tensor4d(x, [B, 28, 28, 1]);
+      const { mu, logvar } = splitMoments(models.encoder.apply(xt, { training: true }) as tf.Tensor2D, cfg.vae.latent);
+      const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
+      const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
+      const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
+      const l = vaeLoss(xt, logits, mu, logvar);
+      let total = l.total;
+      let ce = tf.scalar(0);
+      let hits: tf.Scalar = tf.scalar(0);
+      if (models.head) {
+        const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
+        const yt = tf.tensor1d(y, "float32");
+        ce = classLoss(hl, yt);
+        total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
+        hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat() as tf.Scalar;
+      }
+      parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
+      return total;
+    }, false, vars);
+    cost?.dispose();
+    const out = Array.from(parts!.dataSync());
+    (parts as tf.Tensor1D | null)?.dispose();
+    return out;
+  };
+
   const bar = opts.progress === false ? null : new ProgressBar();
   let stopped = false;
 
@@ -221,6 +279,7 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     const sums = { loss: 0, rec: 0, kl: 0, ce: 0, correct: 0, n: 0 };
     for (let step = epoch === startEpoch ? startStep : 0; step < stepsPerEpoch; step++) {
       if (opts.shouldStop?.()) {
+        sync();
         await save(epoch, step);
         log(`\nstopped at epoch ${epoch + 1} step ${step}${opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : ""}`);
         stopped = true;
@@ -228,30 +287,7 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
       }
       fillBatch(train, rows, step * B, B, x, y);
       const seed = stepSeed(cfg.seed, globalStep);
-      let parts: tf.Tensor1D | null = null;
-      const cost = optimizer.minimize(() => {
-        const xt = tf.tensor4d(x, [B, 28, 28, 1]);
-        const { mu, logvar } = splitMoments(models.encoder.apply(xt, { training: true }) as tf.Tensor2D, cfg.vae.latent);
-        const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
-        const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
-        const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
-        const l = vaeLoss(xt, logits, mu, logvar);
-        let total = l.total;
-        let ce = tf.scalar(0);
-        let hits: tf.Scalar = tf.scalar(0);
-        if (models.head) {
-          const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
-          const yt = tf.tensor1d(y, "float32");
-          ce = classLoss(hl, yt);
-          total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
-          hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat() as tf.Scalar;
-        }
-        parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
-        return total;
-      }, false, vars);
-      cost?.dispose();
-      const [loss, rec, kl, ce, hits] = parts!.dataSync() as Float32Array;
-      (parts as tf.Tensor1D | null)?.dispose();
+      const [loss, rec, kl, ce, hits] = ort ? await ortStep(ort, x, y, seed) : tfjsStep(seed);
       if (!Number.isFinite(loss)) throw new Error(`Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`);
       sums.loss += loss, sums.rec += rec, sums.kl += kl, sums.ce += ce, sums.correct += hits, sums.n++;
       globalStep++;
@@ -269,10 +305,12 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
         rate: (sums.n * B) / Math.max(elapsed, 1e-9),
         unit: "img",
       });
-      await Promise.resolve(); // let a SIGINT handler run between steps
+      // Yield to the event loop (a macrotask, not a microtask) so a SIGINT handler can run.
+      await new Promise<void>((r) => setImmediate(r));
     }
     if (stopped) break;
     const seconds = (performance.now() - t0) / 1000;
+    sync();
     const val = opts.val ? evaluateVae(models, cfg.vae.latent, opts.val) : null;
     const rec: EpochRecord = {
       epoch: epoch + 1,
@@ -289,6 +327,16 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     opts.onEpoch?.(rec);
     await save(epoch + 1, 0);
   }
+  sync();
+  await ort?.dispose();
   optimizer.dispose();
   return { models, history, stopped, config: cfg };
+}
+
+/** One ort step with the tfjs loop's noise (same seeded tf.randomNormal): [total, rec, kl, ce, hits]. */
+async function ortStep(t: OrtTrainer, x: Float32Array, y: Float32Array, seed: number): Promise<number[]> {
+  const latent = t.opts.latent;
+  const eps = tf.tidy(() => tf.randomNormal([t.opts.batchSize, latent], 0, 1, "float32", seed).dataSync() as Float32Array);
+  const r = await t.step(x, eps, y);
+  return [r.loss, r.rec, r.kl, r.ce, r.correct];
 }

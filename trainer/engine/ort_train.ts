@@ -1,0 +1,368 @@
+/**
+ * The "ort" training engine: one VAE training step (forward, hand-written backward, loss parts)
+ * runs as a single ONNX graph in onnxruntime-node (native MLAS kernels, intra-op threads),
+ * including tfjs's exact Adam update (same formula, same float32 rounding at every operation,
+ * epsilon 1e-7 = the float32 backends' epsilon()); a JS Adam (applyAdam) does the same.
+ *
+ * The tfjs Sequential models stay the one definition of the architecture and the source/target
+ * of the weights: the graph is built from them (./_ort_graph.ts, reusing the ONNX exporter's layer
+ * conversion), `readFrom` loads their weights, `writeTo` stores the trained weights back, and the
+ * optimizer state converts to/from tfjs's Adam layout (per tfjs weight, NHWC), so checkpoints are
+ * interchangeable between the engines.
+ *
+ *   const t = await OrtTrainer.create(models, { latent, batchSize, learningRate, classWeight, threads });
+ *   const r = await t.step(x, eps, labels);   // x: [B,28,28,1] floats in [0,1], eps: [B,L]
+ *   t.writeTo(models);                         // before evaluating / exporting / checkpointing
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as ort from "onnxruntime-node";
+import { buildTrainingGraph, type FilterGradMethod, type ParamInput, TRAIN_IO, type TrainingGraph } from "./_ort_graph.ts";
+
+export interface OrtModels {
+  encoder: tf.Sequential;
+  decoder: tf.Sequential;
+  head: tf.Sequential | null;
+}
+
+export interface OrtTrainerOptions {
+  latent: number;
+  batchSize: number;
+  learningRate: number;
+  /** Weight of the head's cross-entropy (ignored without a head). Default 0. */
+  classWeight?: number;
+  /** onnxruntime intra-op threads (default 1: on these 2 shared, busy cores 2 was not faster). */
+  threads?: number;
+  /** Let idle intra-op threads spin (lower latency, burns the shared cores). Default false. */
+  spin?: boolean;
+  beta1?: number;
+  beta2?: number;
+  /** Default 1e-7, what tf.train.adam takes from a float32 backend's epsilon(). */
+  epsilon?: number;
+  /** How the graph computes conv filter gradients (default "dilated-conv", measured faster). */
+  filterGrad?: FilterGradMethod;
+  /** Where Adam runs: "graph" (default, inside the training graph) or "js" (applyAdam); same results. */
+  adam?: AdamWhere;
+}
+
+export interface StepResult {
+  loss: number;
+  rec: number;
+  kl: number;
+  ce: number;
+  correct: number;
+}
+
+/** Adam state in tfjs's layout: one m and one v per tfjs weight (model order, NHWC shapes). */
+export interface AdamState {
+  iterations: number;
+  /** The running products beta1^t, beta2^t as float32 (exactly what tfjs keeps). */
+  accBeta1: number;
+  accBeta2: number;
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+const f = Math.fround;
+
+export type AdamWhere = "graph" | "js";
+
+export class OrtTrainer {
+  readonly graph: TrainingGraph;
+  readonly params: ParamInput[];
+  /** All parameters, ONNX layouts, concatenated (ParamInput.offset); replaced after each graph-Adam step. */
+  private p: Float32Array;
+  private m: Float32Array;
+  private v: Float32Array;
+  private readonly feeds: Record<string, ort.Tensor>;
+  private readonly xBuf: Float32Array;
+  private readonly epsBuf: Float32Array;
+  private readonly labelBuf: Float32Array | null;
+  private readonly cwBuf = new Float32Array(1);
+  private readonly scalars = new Float32Array(3);
+  private accBeta1: number;
+  private accBeta2: number;
+  iterations = 0;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  learningRate: number;
+
+  private constructor(private session: ort.InferenceSession, private gradSession: ort.InferenceSession | null, graph: TrainingGraph, readonly opts: OrtTrainerOptions) {
+    this.graph = graph;
+    this.params = graph.params;
+    this.p = new Float32Array(graph.size);
+    this.m = new Float32Array(graph.size);
+    this.v = new Float32Array(graph.size);
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.epsilon = opts.epsilon ?? 1e-7;
+    this.learningRate = opts.learningRate;
+    this.accBeta1 = f(this.beta1);
+    this.accBeta2 = f(this.beta2);
+    const B = opts.batchSize, L = opts.latent;
+    this.xBuf = new Float32Array(B * 28 * 28);
+    this.epsBuf = new Float32Array(B * L);
+    this.labelBuf = graph.hasHead ? new Float32Array(B * graph.numClasses) : null;
+    this.cwBuf[0] = opts.classWeight ?? 0;
+    this.feeds = {
+      [TRAIN_IO.x]: new ort.Tensor("float32", this.xBuf, [B, 1, 28, 28]),
+      [TRAIN_IO.eps]: new ort.Tensor("float32", this.epsBuf, [B, L]),
+    };
+    if (this.labelBuf) {
+      this.feeds[TRAIN_IO.labels] = new ort.Tensor("float32", this.labelBuf, [B, graph.numClasses]);
+      this.feeds[TRAIN_IO.classWeight] = new ort.Tensor("float32", this.cwBuf, []);
+    }
+    this.feeds[TRAIN_IO.adamScalars] = new ort.Tensor("float32", this.scalars, [3]);
+    this.bindState();
+  }
+
+  /** (Re)creates the feeds of the state arrays (they are replaced by graph-Adam outputs). */
+  private bindState(): void {
+    const n = this.graph.size;
+    this.feeds[TRAIN_IO.params] = new ort.Tensor("float32", this.p, [n]);
+    this.feeds[TRAIN_IO.adamM] = new ort.Tensor("float32", this.m, [n]);
+    this.feeds[TRAIN_IO.adamV] = new ort.Tensor("float32", this.v, [n]);
+  }
+
+  /**
+   * Builds the graph from the models, opens the session(s) and loads the models' weights.
+   * `adam: "graph"` (default) runs the Adam update inside the training graph; "js" computes
+   * gradients in the graph and Adam here (same results; slower, see the benchmark).
+   */
+  static async create(models: OrtModels, opts: OrtTrainerOptions): Promise<OrtTrainer> {
+    const threads = opts.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw new Error(`ort engine: threads must be a positive integer, got ${threads}`);
+    const sessionOpts: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
+    };
+    const adam = { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
+    const where = opts.adam ?? "graph";
+    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam, filterGrad: opts.filterGrad };
+    const grads = buildTrainingGraph({ ...spec, mode: "grads" });
+    const graph = where === "graph" ? buildTrainingGraph({ ...spec, mode: "adam" }) : grads;
+    const session = await ort.InferenceSession.create(graph.bytes, sessionOpts);
+    // With graph Adam, the gradient-only session (tests, tools) is opened on first use.
+    const t = new OrtTrainer(session, where === "js" ? session : null, graph, opts);
+    t.gradGraph = grads;
+    t.sessionOpts = sessionOpts;
+    t.readFrom(models);
+    return t;
+  }
+
+  private gradGraph!: TrainingGraph;
+  private sessionOpts!: ort.InferenceSession.SessionOptions;
+
+  get classWeight(): number {
+    return this.cwBuf[0];
+  }
+
+  /** ONNX-layout flat vector -> tfjs-layout arrays (one per tfjs weight). */
+  private toTfjs(flatOnnx: Float32Array): Float32Array[] {
+    const flat = new Float32Array(this.graph.totalWeights);
+    for (const p of this.params) {
+      const src = p.src, o = p.offset;
+      for (let j = 0; j < src.length; j++) flat[src[j]] = flatOnnx[o + j];
+    }
+    return this.graph.slots.map((s) => flat.slice(s.offset, s.offset + s.size));
+  }
+
+  /** tfjs-layout arrays (one per tfjs weight) -> into the ONNX-layout flat vector. */
+  private fromTfjs(perWeight: ArrayLike<number>[], into: Float32Array): void {
+    const flat = new Float32Array(this.graph.totalWeights);
+    this.graph.slots.forEach((s, k) => {
+      if (perWeight[k].length !== s.size) throw new Error(`ort engine: weight ${s.layer.name}[${s.index}] has ${perWeight[k].length} values, expected ${s.size}`);
+      flat.set(perWeight[k], s.offset);
+    });
+    for (const p of this.params) {
+      const src = p.src, o = p.offset;
+      for (let j = 0; j < src.length; j++) into[o + j] = flat[src[j]];
+    }
+  }
+
+  /** Loads the models' current weights (models of the same architecture as the graph's). */
+  readFrom(models: OrtModels): void {
+    const per: Float32Array[] = [];
+    const groups: Record<string, tf.Sequential | null> = { encoder: models.encoder, decoder: models.decoder, head: models.head };
+    const cache = new Map<string, Float32Array[]>();
+    for (const s of this.graph.slots) {
+      const model = groups[s.model];
+      if (!model) throw new Error(`ort engine: the trainer has ${s.model} weights, the models have no ${s.model}`);
+      const key = `${s.model}/${s.layer.name}`;
+      let ws = cache.get(key);
+      if (!ws) {
+        const layer = model.getLayer(s.layer.name);
+        cache.set(key, (ws = layer.getWeights().map((w) => w.dataSync() as Float32Array)));
+      }
+      per.push(ws[s.index]);
+    }
+    this.fromTfjs(per, this.p);
+  }
+
+  /** The current parameters in tfjs layout, one array per tfjs weight (model, layer, weight order). */
+  weightsTfjs(): Float32Array[] {
+    return this.toTfjs(this.p);
+  }
+
+  /** Copies the trained parameters into the tfjs models (which then evaluate/export/checkpoint as usual). */
+  writeTo(models: OrtModels): void {
+    const per = this.weightsTfjs();
+    const groups: Record<string, tf.Sequential | null> = { encoder: models.encoder, decoder: models.decoder, head: models.head };
+    const slots = this.graph.slots;
+    for (const [name, model] of Object.entries(groups)) {
+      if (!model) continue;
+      const own = slots.map((s, k) => ({ s, k })).filter((e) => e.s.model === name);
+      if (own.length !== model.weights.length) throw new Error(`ort engine: ${name} has ${model.weights.length} weights, the trainer ${own.length}`);
+      const ts = own.map((e) => tf.tensor(per[e.k], e.s.shape));
+      model.setWeights(ts);
+      tf.dispose(ts);
+    }
+  }
+
+  getOptimizerState(): AdamState {
+    return { iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2, m: this.toTfjs(this.m), v: this.toTfjs(this.v) };
+  }
+
+  setOptimizerState(s: AdamState): void {
+    this.fromTfjs(s.m, this.m);
+    this.fromTfjs(s.v, this.v);
+    this.iterations = s.iterations;
+    this.accBeta1 = f(s.accBeta1);
+    this.accBeta2 = f(s.accBeta2);
+  }
+
+  private fill(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): void {
+    if (x.length !== this.xBuf.length) throw new Error(`ort engine: x has ${x.length} values, expected ${this.xBuf.length} (batch ${this.opts.batchSize} x 784)`);
+    if (eps.length !== this.epsBuf.length) throw new Error(`ort engine: eps has ${eps.length} values, expected ${this.epsBuf.length}`);
+    this.xBuf.set(x);
+    this.epsBuf.set(eps);
+    if (this.labelBuf) {
+      if (!labels || labels.length !== this.opts.batchSize) throw new Error(`ort engine: the head needs ${this.opts.batchSize} labels`);
+      const K = this.graph.numClasses;
+      this.labelBuf.fill(0);
+      for (let i = 0; i < labels.length; i++) this.labelBuf[i * K + labels[i]] = 1;
+    }
+  }
+
+  private static parts(out: ort.InferenceSession.OnnxValueMapType): StepResult {
+    const num = (k: string) => (out[k] ? (out[k].data as Float32Array)[0] : 0);
+    return { loss: num(TRAIN_IO.loss), rec: num(TRAIN_IO.rec), kl: num(TRAIN_IO.kl), ce: num(TRAIN_IO.ce), correct: num(TRAIN_IO.correct) };
+  }
+
+  /** Loss parts and the flat gradient (ONNX layout) of one batch; no update. */
+  async forwardBackward(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): Promise<{ parts: StepResult; grads: Float32Array }> {
+    if (!this.gradSession) this.gradSession = await ort.InferenceSession.create(this.gradGraph.bytes, this.sessionOpts);
+    this.fill(x, eps, labels);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of this.gradSession.inputNames) feeds[name] = this.feeds[name];
+    const out = await this.gradSession.run(feeds);
+    return { parts: OrtTrainer.parts(out), grads: out[TRAIN_IO.grads].data as Float32Array };
+  }
+
+  /** Gradients in tfjs layout (one per tfjs weight), for tests and tools. */
+  async gradientsTfjs(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): Promise<{ parts: StepResult; grads: Float32Array[] }> {
+    const r = await this.forwardBackward(x, eps, labels);
+    return { parts: r.parts, grads: this.toTfjs(r.grads) };
+  }
+
+  /** One training step (gradients, then Adam). x is [B,28,28,1] (= NCHW with C=1), eps [B,L], labels [B] class ids. */
+  async step(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): Promise<StepResult> {
+    if (this.graph.mode === "grads") {
+      const { parts, grads } = await this.forwardBackward(x, eps, labels);
+      this.applyAdam(grads);
+      return parts;
+    }
+    this.fill(x, eps, labels);
+    this.scalars[0] = f(1 - this.accBeta1);
+    this.scalars[1] = f(1 - this.accBeta2);
+    this.scalars[2] = f(-this.learningRate);
+    const out = await this.session.run(this.feeds);
+    this.p = out[TRAIN_IO.paramsOut].data as Float32Array;
+    this.m = out[TRAIN_IO.adamMOut].data as Float32Array;
+    this.v = out[TRAIN_IO.adamVOut].data as Float32Array;
+    this.bindState();
+    this.advanceBetaPowers();
+    return OrtTrainer.parts(out);
+  }
+
+  private advanceBetaPowers(): void {
+    this.accBeta1 = f(this.accBeta1 * f(this.beta1));
+    this.accBeta2 = f(this.accBeta2 * f(this.beta2));
+    this.iterations++;
+  }
+
+  /** Adam update from gradients in tfjs layout (one per tfjs weight): tests, external gradients. */
+  applyGradientsTfjs(grads: Float32Array[]): void {
+    const onnx = new Float32Array(this.graph.size);
+    this.fromTfjs(grads, onnx);
+    this.applyAdam(onnx);
+  }
+
+  /**
+   * tfjs AdamOptimizer.applyGradients, operation by operation in float32 (the graph's Adam does
+   * the same ops):
+   *   m = m*b1 + g*(1-b1); v = v*b2 + g^2*(1-b2)
+   *   p = (m/(1-accB1)) / (sqrt(v/(1-accB2)) + eps) * (-lr) + p
+   *   accB1 *= b1; accB2 *= b2
+   */
+  applyAdam(g: Float32Array): void {
+    const b1 = f(this.beta1), b2 = f(this.beta2);
+    const c1 = f(1 - this.beta1), c2 = f(1 - this.beta2);
+    const d1 = f(1 - this.accBeta1), d2 = f(1 - this.accBeta2);
+    const eps = f(this.epsilon), nlr = f(-this.learningRate);
+    const m = this.m, v = this.v, p = this.p;
+    for (let j = 0; j < g.length; j++) {
+      const gj = g[j];
+      const mj = f(f(m[j] * b1) + f(gj * c1));
+      const vj = f(f(v[j] * b2) + f(f(gj * gj) * c2));
+      m[j] = mj;
+      v[j] = vj;
+      p[j] = f(f(f(f(mj / d1) / f(f(Math.sqrt(f(vj / d2))) + eps)) * nlr) + p[j]);
+    }
+    this.advanceBetaPowers();
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+    if (this.gradSession && this.gradSession !== this.session) await this.gradSession.release();
+  }
+}
+
+/** Adam state of a tf.train.adam optimizer (null before its first step: no slots yet). */
+export async function adamStateFromTfjs(optimizer: tf.Optimizer): Promise<AdamState | null> {
+  const w = await optimizer.getWeights();
+  if (w.length <= 1) return null;
+  const n = (w.length - 1) / 2;
+  const a = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
+  return {
+    iterations: w[0].tensor.dataSync()[0],
+    accBeta1: a.accBeta1.dataSync()[0],
+    accBeta2: a.accBeta2.dataSync()[0],
+    m: w.slice(1, 1 + n).map((e) => e.tensor.dataSync() as Float32Array),
+    v: w.slice(1 + n).map((e) => e.tensor.dataSync() as Float32Array),
+  };
+}
+
+/**
+ * The checkpoint groups tfjs's trainVae writes for its Adam ("optimizer": iter, m..., v...;
+ * "adam_beta_powers"), from an ort trainer's state, so either engine can resume the other's
+ * checkpoints. `vars` are the tfjs variables in trainer order (names are informative, shapes
+ * matter); `started` false writes no slots, like tfjs before its first step. The caller disposes
+ * the tensors.
+ */
+export function adamStateToCheckpoint(s: AdamState, vars: { name: string; shape: number[] }[], started: boolean): Record<string, { name: string; tensor: tf.Tensor }[]> {
+  const optimizer = started
+    ? [
+      { name: "iter", tensor: tf.scalar(s.iterations, "int32") as tf.Tensor },
+      ...s.m.map((m, i) => ({ name: `${vars[i].name}/m`, tensor: tf.tensor(m, vars[i].shape) })),
+      ...s.v.map((v, i) => ({ name: `${vars[i].name}/v`, tensor: tf.tensor(v, vars[i].shape) })),
+    ]
+    : [];
+  return {
+    optimizer,
+    adam_beta_powers: [{ name: "accBeta1", tensor: tf.scalar(s.accBeta1) }, { name: "accBeta2", tensor: tf.scalar(s.accBeta2) }],
+  };
+}
