@@ -1,0 +1,287 @@
+/**
+ * The units of work a worker process runs, and what they report back. A "latent" job trains (or
+ * loads from the cache) the unsupervised VAE of one latent size, freezes it, and trains the
+ * logistic and MLP heads of its cells on latent mu of stratified labelled subsets; it also
+ * yields figure data (2-D scatter, reconstructions) and the test ELBO. A "cnn" job trains the
+ * pixel-CNN baseline on one subset. `calibrate` times a few steps of each kind so the parent can
+ * estimate the run before committing to it. Every cell is scored on the same test images.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { PIXELS } from "../../common/labels.ts";
+import { normalizePixels, toBytes } from "../../common/preprocess.ts";
+import { loadCheckpoint } from "../checkpoint.ts";
+import { accuracy, encodeMu, predict, trainHead } from "../classifiers.ts";
+import { type Split, stratifiedIndices, stratifiedSubset, take } from "../data.ts";
+import { reconstruct } from "../figures.ts";
+import { buildEncoder, TINY_VAE, type VaeConfig } from "../model.ts";
+import { evaluateVae, type TrainConfig, trainVae } from "../train.ts";
+import { trainCnnBaseline } from "./cnn_fit.ts";
+import { type ExperimentConfig, headSteps, shortHash } from "./config.ts";
+import type { CellResult, CellSpec, Results, VaeResult } from "./results.ts";
+
+export interface LatentJob {
+  kind: "latent";
+  id: string;
+  latent: number;
+  cells: CellSpec[];
+  scatter: boolean;
+  recon: boolean;
+}
+
+export interface CnnJob {
+  kind: "cnn";
+  id: string;
+  cell: CellSpec;
+}
+
+export type Job = LatentJob | CnnJob;
+
+/** Messages a job sends while it runs; the parent persists each one as it arrives. */
+export type JobEvent =
+  | { type: "cell"; cell: CellResult }
+  | { type: "vae"; vae: VaeResult }
+  | { type: "scatter"; scatter: NonNullable<Results["figures"]["scatter"]> }
+  | { type: "recon"; latent: number; pixels: string; testImages: string }
+  | { type: "log"; line: string };
+
+export interface JobContext {
+  cfg: ExperimentConfig;
+  train: Split;
+  /** The scored test images (all 10,000, or the first testCount). */
+  test: Split;
+  /** The full test split: figure 2 shows its first 10 images whatever testCount is. */
+  testFull: Split;
+  /** Fingerprint of the training images, part of the VAE cache key. */
+  dataId: string;
+  cacheDir: string;
+  /** Engine of the VAE's training steps (../train.ts TrainOptions.engine); heads and CNN use tfjs. */
+  vaeEngine: VaeEngine;
+  emit: (e: JobEvent) => void;
+}
+
+export type VaeEngine = "tfjs" | "ort";
+
+/**
+ * "auto" picks the onnxruntime training graph (several times faster per VAE step, same results up
+ * to float rounding) when one tiny step of it works here, else tfjs; the reason is returned.
+ */
+export async function resolveVaeEngine(want: VaeEngine | "auto", train: Split): Promise<{ engine: VaeEngine; note: string }> {
+  if (want !== "auto") return { engine: want, note: "as asked" };
+  try {
+    const r = await trainVae({ vae: { ...TINY_VAE }, head: null, classWeight: 0, epochs: 1, batchSize: 16, learningRate: 1e-3, seed: 1 }, take(train, Int32Array.from({ length: 16 }, (_, i) => i)), { progress: false, log: () => {}, engine: "ort" });
+    r.models.encoder.dispose();
+    r.models.decoder.dispose();
+    return { engine: "ort", note: "auto: onnxruntime training works here" };
+  } catch (e) {
+    return { engine: "tfjs", note: `auto: onnxruntime training unavailable (${(e as Error).message.split("\n")[0]})` };
+  }
+}
+
+export function vaeTrainConfig(cfg: ExperimentConfig, latent: number): TrainConfig {
+  const vae: VaeConfig = { ...cfg.vae.arch, latent };
+  return { vae, head: null, classWeight: 0, epochs: cfg.vae.epochs, batchSize: cfg.vae.batchSize, learningRate: cfg.vae.learningRate, seed: cfg.vae.arch.seed };
+}
+
+/** The unlabelled images the VAE trains on: all of train, or a seeded stratified subset. */
+export function vaeTrainSplit(cfg: ExperimentConfig, train: Split): Split {
+  return cfg.vae.trainCount > 0 && cfg.vae.trainCount < train.count ? stratifiedSubset(train, cfg.vae.trainCount, cfg.dataSeed - 1) : train;
+}
+
+/** Cache file of a VAE: the name carries the latent; the hash, the config and data it came from. */
+export function vaeCachePath(ctx: Pick<JobContext, "cfg" | "cacheDir" | "dataId">, latent: number): string {
+  const t = vaeTrainConfig(ctx.cfg, latent);
+  return join(ctx.cacheDir, `vae-L${latent}-${shortHash({ t, trainCount: ctx.cfg.vae.trainCount, data: ctx.dataId })}.bin`);
+}
+
+/**
+ * Epochs a cached checkpoint has finished; 0 when absent or unreadable (a corrupt file is then
+ * retrained from scratch and overwritten). Checkpoints are written at epoch ends only.
+ */
+export function cachedEpochs(path: string): number {
+  if (!existsSync(path)) return 0;
+  try {
+    return loadCheckpoint<TrainConfig>(path).header.epoch;
+  } catch {
+    return 0;
+  }
+}
+
+function headCfg(cfg: ExperimentConfig, c: CellSpec) {
+  const kind = c.classifier === "logistic" ? "logistic" : "mlp";
+  const head = kind === "logistic" ? cfg.heads.logistic : cfg.heads.mlp;
+  const fit = kind === "logistic" ? cfg.heads.logisticFit : cfg.heads.mlpFit;
+  // Each seed is another subset and another initialisation and shuffle.
+  return { head: { ...head, seed: head.seed + c.seed }, fit: { ...fit, seed: fit.seed + c.seed } };
+}
+
+/** Gathers rows of a row-major [n * width] matrix. */
+function gather(m: Float32Array, width: number, idx: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(idx.length * width);
+  for (let i = 0; i < idx.length; i++) out.set(m.subarray(idx[i] * width, (idx[i] + 1) * width), i * width);
+  return out;
+}
+
+function b64(u8: Uint8Array): string {
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString("base64");
+}
+
+/** Trains or loads the VAE of a latent size; an interrupted training resumes from its cache file. */
+async function obtainVae(ctx: JobContext, latent: number) {
+  const path = vaeCachePath(ctx, latent);
+  mkdirSync(ctx.cacheDir, { recursive: true });
+  const cfg = vaeTrainConfig(ctx.cfg, latent);
+  const done = cachedEpochs(path);
+  const log = (line: string) => ctx.emit({ type: "log", line: `L=${latent}: ${line}` });
+  const split = vaeTrainSplit(ctx.cfg, ctx.train);
+  if (done >= cfg.epochs) log(`loading cached VAE ${path}`);
+  else log(`training VAE on ${split.count} unlabelled images, ${cfg.epochs} epochs${done > 0 ? ` (resuming after epoch ${done})` : ""}`);
+  const t0 = performance.now();
+  const r = await trainVae(cfg, split, { checkpointPath: path, resumeFrom: done > 0 ? path : undefined, progress: false, log, engine: ctx.vaeEngine });
+  const seconds = done >= cfg.epochs ? 0 : (performance.now() - t0) / 1000;
+  const trained = r.history.filter((h) => h.epoch > done);
+  const ips = trained.length ? trained.reduce((a, h) => a + h.imagesPerSecond, 0) / trained.length : null;
+  return { models: r.models, path, seconds, cached: done >= cfg.epochs, imagesPerSecond: ips };
+}
+
+export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<void> {
+  const { cfg, train, test } = ctx;
+  const L = job.latent;
+  const vae = await obtainVae(ctx, L);
+  const { encoder, decoder } = vae.models;
+  try {
+    const elbo = evaluateVae(vae.models, L, test);
+    ctx.emit({
+      type: "vae",
+      vae: { latent: L, trainSeconds: vae.seconds, cached: vae.cached, checkpoint: vae.path, epochs: cfg.vae.epochs, imagesPerSecond: vae.imagesPerSecond, testElbo: elbo.elbo, testRec: elbo.rec, testKl: elbo.kl },
+    });
+    const muTest = encodeMu(encoder, L, test);
+    // Large cell sets encode the whole training set once and gather rows; small ones only their rows.
+    const wanted = job.cells.reduce((a, c) => a + c.samples, 0);
+    const muAll = wanted > train.count / 3 ? encodeMu(encoder, L, train) : null;
+    for (const c of job.cells) {
+      const t0 = performance.now();
+      const idx = stratifiedIndices(train.labels, c.samples, cfg.dataSeed + c.seed);
+      const sub = take(train, idx);
+      const mu = muAll ? gather(muAll, L, idx) : encodeMu(encoder, L, sub);
+      const { head, fit } = headCfg(cfg, c);
+      const model = trainHead(head, L, mu, sub.labels, sub.count, fit);
+      const trainAcc = accuracy(predict(model, mu, sub.count, [L]), sub.labels);
+      const testAcc = accuracy(predict(model, muTest, test.count, [L]), test.labels);
+      model.dispose();
+      const seconds = (performance.now() - t0) / 1000;
+      const steps = headSteps(sub.count, fit);
+      ctx.emit({ type: "cell", cell: { ...c, trainAcc, testAcc, trainEvalCount: sub.count, testCount: test.count, steps, seconds } });
+    }
+    if (job.scatter) {
+      const sub = stratifiedSubset(train, Math.min(cfg.scatterCount, train.count), cfg.dataSeed);
+      const mu = encodeMu(encoder, L, sub);
+      const x: number[] = [], y: number[] = [];
+      for (let i = 0; i < sub.count; i++) {
+        // 4 decimals are plenty for a plot and keep results.json small.
+        x.push(Math.round(mu[i * L] * 1e4) / 1e4);
+        y.push(Math.round(mu[i * L + (L > 1 ? 1 : 0)] * 1e4) / 1e4);
+      }
+      ctx.emit({ type: "scatter", scatter: { latent: L, x, y, label: Array.from(sub.labels) } });
+    }
+    if (job.recon) {
+      const first = ctx.testFull.images.subarray(0, 10 * PIXELS);
+      const rec = reconstruct(encoder, decoder, L, first, 10);
+      ctx.emit({ type: "recon", latent: L, pixels: b64(toBytes(rec)), testImages: b64(first) });
+    }
+  } finally {
+    encoder.dispose();
+    decoder.dispose();
+  }
+}
+
+export function runCnnJob(ctx: JobContext, job: CnnJob): void {
+  const { cfg, train, test } = ctx;
+  const c = job.cell;
+  const t0 = performance.now();
+  const sub = stratifiedSubset(train, c.samples, cfg.dataSeed + c.seed);
+  const arch = { ...cfg.cnn.arch, seed: cfg.cnn.arch.seed + c.seed };
+  // A line at most every 30 s: long cells show they are alive, short ones stay quiet.
+  let lastLog = t0;
+  const progress = (step: number, steps: number) => {
+    if (performance.now() - lastLog < 30_000) return;
+    lastLog = performance.now();
+    ctx.emit({ type: "log", line: `${job.id}: step ${step}/${steps}, ${((lastLog - t0) / 1000).toFixed(0)} s` });
+  };
+  const { model, steps } = trainCnnBaseline(arch, sub, { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed }, progress);
+  const nTrain = Math.min(sub.count, cfg.trainAccMax);
+  const trainAcc = accuracy(predict(model, normalizePixels(sub.images.subarray(0, nTrain * PIXELS)), nTrain, [28, 28, 1]), sub.labels.subarray(0, nTrain));
+  const testAcc = accuracy(predict(model, normalizePixels(test.images), test.count, [28, 28, 1]), test.labels);
+  model.dispose();
+  const seconds = (performance.now() - t0) / 1000;
+  ctx.emit({ type: "cell", cell: { ...c, trainAcc, testAcc, trainEvalCount: nTrain, testCount: test.count, steps, seconds } });
+}
+
+/** Seconds per unit of work, measured on this machine now (with whatever else is running). */
+export interface Calibration {
+  vaeStep: number;
+  cnnStep: number;
+  logisticStep: number;
+  mlpStep: number;
+  /** Seconds per image through the encoder (encodeMu) and through the CNN (predict). */
+  encodeImage: number;
+  cnnPredictImage: number;
+}
+
+function seconds(f: () => void): number {
+  const t0 = performance.now();
+  f();
+  return (performance.now() - t0) / 1000;
+}
+
+/**
+ * Times short runs of the real loops and takes differences, so model building and the first
+ * (slow, allocating) step cancel out. A few seconds for the full config, well under one quick.
+ */
+export async function calibrate(cfg: ExperimentConfig, train: Split, vaeEngine: VaeEngine): Promise<Calibration> {
+  const vcfg = vaeTrainConfig(cfg, cfg.table2Latent);
+  const B = vcfg.batchSize;
+  const vaeRun = async (steps: number) => {
+    const t0 = performance.now();
+    const r = await trainVae({ ...vcfg, epochs: 1 }, stratifiedSubset(train, B * steps, 7), { progress: false, log: () => {}, engine: vaeEngine });
+    r.models.encoder.dispose();
+    r.models.decoder.dispose();
+    return (performance.now() - t0) / 1000;
+  };
+  const v1 = await vaeRun(1), v4 = await vaeRun(4);
+  const fitC = cfg.cnn.fit;
+  const sub = stratifiedSubset(train, Math.max(fitC.batchSize * 4, 512), 8);
+  const cnnRun = (steps: number) => seconds(() => trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: steps, maxSteps: steps }).model.dispose());
+  const c1 = cnnRun(1), c4 = cnnRun(4);
+  const L = cfg.table2Latent;
+  const mu = new Float32Array(sub.count * L).map((_, i) => Math.sin(i));
+  const headRun = (kind: "logistic" | "mlp", steps: number) =>
+    seconds(() => {
+      const fit = kind === "logistic" ? cfg.heads.logisticFit : cfg.heads.mlpFit;
+      trainHead(kind === "logistic" ? cfg.heads.logistic : cfg.heads.mlp, L, mu, sub.labels, sub.count, { ...fit, minSteps: steps, maxSteps: steps }).dispose();
+    });
+  const l1 = headRun("logistic", 10), l2 = headRun("logistic", 210);
+  const m1 = headRun("mlp", 10), m2 = headRun("mlp", 210);
+  const encoder = buildEncoder(vcfg.vae);
+  encodeMu(encoder, L, take(sub, [0, 1])); // first call allocates; time the second
+  const eTime = seconds(() => encodeMu(encoder, L, sub));
+  encoder.dispose();
+  const cnn = trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }).model;
+  const px = normalizePixels(sub.images);
+  const pTime = seconds(() => predict(cnn, px, sub.count, [28, 28, 1]));
+  cnn.dispose();
+  return {
+    vaeStep: Math.max(1e-4, (v4 - v1) / 3),
+    cnnStep: Math.max(1e-4, (c4 - c1) / 3),
+    logisticStep: Math.max(1e-6, (l2 - l1) / 200),
+    mlpStep: Math.max(1e-6, (m2 - m1) / 200),
+    encodeImage: eTime / sub.count,
+    cnnPredictImage: pTime / sub.count,
+  };
+}
+
+/** Tensors alive now: a worker checks it between jobs to catch leaks early. */
+export function liveTensors(): number {
+  return tf.memory().numTensors;
+}

@@ -1,0 +1,109 @@
+/**
+ * What is left to do and how long it will take. `planJobs` turns the config and the cells
+ * already in results.json into jobs (one per VAE latent, one per CNN cell); `estimateJob`
+ * prices a job from measured per-step speeds; `schedule` simulates the parent's dispatch
+ * (longest job first to the first free worker), which is also the order jobs are run in, so the
+ * printed estimate is the plan's own wall time, not a sum divided by the worker count.
+ */
+import { type ExperimentConfig, cnnSteps, headSteps, seedsFor, vaeLatents } from "./config.ts";
+import type { Calibration, Job, LatentJob } from "./jobs.ts";
+import { type CellSpec, cellKey, type Classifier, type Results } from "./results.ts";
+
+function headCells(cfg: ExperimentConfig, latent: number, samples: number[]): CellSpec[] {
+  const out: CellSpec[] = [];
+  for (const n of samples) {
+    for (let s = 0; s < seedsFor(cfg, n); s++) {
+      for (const classifier of ["logistic", "mlp"] as Classifier[]) out.push({ key: cellKey(classifier, latent, n, s), classifier, latent, samples: n, seed: s });
+    }
+  }
+  return out;
+}
+
+/** Head cells of one latent: Table 1's if it is a Table 1 row, Table 2's if it is Table 2's latent. */
+export function latentCells(cfg: ExperimentConfig, latent: number, table2: boolean): CellSpec[] {
+  const samples = new Set<number>();
+  if (cfg.latents.includes(latent)) samples.add(cfg.table1Samples);
+  if (table2) cfg.samples.forEach((n) => samples.add(n));
+  return headCells(cfg, latent, [...samples].sort((a, b) => a - b));
+}
+
+export function cnnCells(cfg: ExperimentConfig): CellSpec[] {
+  const out: CellSpec[] = [];
+  for (const n of cfg.samples) {
+    for (let s = 0; s < seedsFor(cfg, n); s++) out.push({ key: cellKey("cnn", null, n, s), classifier: "cnn", latent: null, samples: n, seed: s });
+  }
+  return out;
+}
+
+/** The latent jobs and CNN jobs still to run (finished cells and figure data are skipped). */
+export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
+  const jobs: Job[] = [];
+  for (const L of vaeLatents(cfg)) {
+    const cells = latentCells(cfg, L, L === cfg.table2Latent).filter((c) => !r.cells[c.key]);
+    const scatter = L === cfg.scatterLatent && !r.figures.scatter;
+    const recon = cfg.reconLatents.includes(L) && !r.figures.recon[L];
+    if (cells.length || scatter || recon || !r.vaes[L]) jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
+  }
+  for (const c of cnnCells(cfg)) if (!r.cells[c.key]) jobs.push({ kind: "cnn", id: `cnn N=${c.samples} seed ${c.seed}`, cell: c });
+  return jobs;
+}
+
+/**
+ * The Table 2 head cells at our best latent (when it is not Table 2's latent): run once every
+ * Table 1 row is done, since only then is "best" known.
+ */
+export function bestLatentJob(cfg: ExperimentConfig, r: Results, best: number): LatentJob | null {
+  if (best === cfg.table2Latent) return null;
+  const cells = latentCells(cfg, best, true).filter((c) => !r.cells[c.key]);
+  return cells.length ? { kind: "latent", id: `heads at best L=${best}`, latent: best, cells, scatter: false, recon: false } : null;
+}
+
+export interface Sizes {
+  trainCount: number;
+  vaeTrainCount: number;
+  testCount: number;
+  /** Epochs of each latent's VAE already in the cache. */
+  cachedEpochs: (latent: number) => number;
+}
+
+/** Seconds a job should take at the measured speeds. */
+export function estimateJob(cfg: ExperimentConfig, job: Job, cal: Calibration, z: Sizes): number {
+  if (job.kind === "cnn") {
+    const n = job.cell.samples;
+    const batchShare = Math.min(cfg.cnn.fit.batchSize, n) / cfg.cnn.fit.batchSize;
+    return cnnSteps(n, cfg.cnn.fit) * cal.cnnStep * batchShare + (z.testCount + Math.min(n, cfg.trainAccMax)) * cal.cnnPredictImage;
+  }
+  const epochs = Math.max(0, cfg.vae.epochs - z.cachedEpochs(job.latent));
+  const vae = epochs * Math.floor(z.vaeTrainCount / cfg.vae.batchSize) * cal.vaeStep;
+  const wanted = job.cells.reduce((a, c) => a + c.samples, 0);
+  const encoded = z.testCount * 3.5 + (wanted > z.trainCount / 3 ? z.trainCount : wanted) + (job.scatter ? cfg.scatterCount : 0);
+  const heads = job.cells.reduce((a, c) => {
+    const logistic = c.classifier === "logistic";
+    return a + headSteps(c.samples, logistic ? cfg.heads.logisticFit : cfg.heads.mlpFit) * (logistic ? cal.logisticStep : cal.mlpStep);
+  }, 0);
+  return vae + encoded * cal.encodeImage + heads;
+}
+
+export interface Schedule {
+  wallSeconds: number;
+  cpuSeconds: number;
+  /** Jobs in dispatch order with their worker and estimated start and end. */
+  order: { job: Job; worker: number; start: number; end: number; seconds: number }[];
+}
+
+/** Longest job first, to whichever worker frees up first (the dispatch rule of ./run.ts). */
+export function orderJobs(jobs: Job[], cost: (j: Job) => number): Job[] {
+  return [...jobs].sort((a, b) => cost(b) - cost(a));
+}
+
+export function schedule(jobs: Job[], workers: number, cost: (j: Job) => number): Schedule {
+  const free = new Array(Math.max(1, workers)).fill(0);
+  const order: Schedule["order"] = [];
+  for (const job of orderJobs(jobs, cost)) {
+    const w = free.indexOf(Math.min(...free));
+    const seconds = cost(job);
+    order.push({ job, worker: w, start: free[w], end: free[w] + seconds, seconds });
+    free[w] += seconds;
+  }
+  return { wallSeconds: Math.max(...free), cpuSeconds: order.reduce((a, o) => a + o.seconds, 0), order };
+}

@@ -1,0 +1,285 @@
+/**
+ * The experiment's conductor. Forks worker processes (./worker.ts, one wasm thread each, so two
+ * workers use both cores), has each measure its step speeds while the others do the same, plans
+ * the remaining jobs and prints the estimated wall time, then hands out jobs longest first. It
+ * is the only writer of results.json, saving after every finished cell so an interrupted run
+ * resumes with the same --out; at the end of every session it redraws the figures and report.md.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { EngineBackend } from "../engine/backend.ts";
+import { formatDuration } from "../progress.ts";
+import { accuracySpec, reconPng, renderSvg, scatterSpec } from "./charts.ts";
+import { type ExperimentConfig, resultsHash } from "./config.ts";
+import { type Calibration, cachedEpochs, type Job, vaeCachePath, type VaeEngine } from "./jobs.ts";
+import { bestLatentJob, estimateJob, orderJobs, planJobs, schedule, type Sizes } from "./plan.ts";
+import { bestLatent, renderReport } from "./report.ts";
+import { loadResults, type Results, saveResults } from "./results.ts";
+import type { FromWorker, ToWorker } from "./worker.ts";
+
+export interface RunOptions {
+  cfg: ExperimentConfig;
+  outDir: string;
+  cacheDir: string;
+  dataDir: string;
+  backend: EngineBackend;
+  threads: number;
+  /** Engine of the VAE training steps: "auto" = onnxruntime when it works, else tfjs. */
+  vaeEngine: VaeEngine | "auto";
+  /** Plan and estimate only: no job is run. */
+  estimateOnly: boolean;
+  log: (line: string) => void;
+}
+
+export class Interrupted extends Error {
+  constructor() {
+    super("interrupted");
+    this.name = "Interrupted";
+  }
+}
+
+export function machineInfo(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    os: `${os.type()} ${os.release()} (${os.platform()}/${os.arch()})`,
+    cpus: cpus[0]?.model ?? "unknown",
+    cpuCount: cpus.length,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
+}
+
+/** Averages the workers' calibrations (each measured while the others ran: the real contention). */
+function meanCalibration(cs: Calibration[]): Calibration {
+  const out = { ...cs[0] };
+  for (const k of Object.keys(out) as (keyof Calibration)[]) out[k] = cs.reduce((a, c) => a + c[k], 0) / cs.length;
+  return out;
+}
+
+function describe(cal: Calibration, cfg: ExperimentConfig): string {
+  return `VAE ${(cal.vaeStep * 1000).toFixed(0)} ms/step (${(cfg.vae.batchSize / cal.vaeStep).toFixed(0)} img/s), ` +
+    `CNN ${(cal.cnnStep * 1000).toFixed(0)} ms/step (${(cfg.cnn.fit.batchSize / cal.cnnStep).toFixed(0)} img/s), ` +
+    `logistic ${(cal.logisticStep * 1000).toFixed(2)} ms/step, MLP ${(cal.mlpStep * 1000).toFixed(2)} ms/step, ` +
+    `encode ${(1 / cal.encodeImage).toFixed(0)} img/s, CNN inference ${(1 / cal.cnnPredictImage).toFixed(0)} img/s`;
+}
+
+/** Writes figures and report.md from the results (whatever part of the run exists). */
+export async function writeOutputs(outDir: string, r: Results): Promise<string[]> {
+  const written: string[] = [];
+  const fig1 = Boolean(r.figures.scatter);
+  if (r.figures.scatter) {
+    writeFileSync(join(outDir, "fig1-latent-scatter.svg"), await renderSvg(scatterSpec(r.figures.scatter)));
+    written.push("fig1-latent-scatter.svg");
+  }
+  const recon = reconPng(r);
+  if (recon) {
+    writeFileSync(join(outDir, "fig2-reconstructions.png"), recon.png);
+    written.push("fig2-reconstructions.png");
+  }
+  const fig3 = Object.keys(r.cells).length > 0;
+  if (fig3) {
+    writeFileSync(join(outDir, "fig3-accuracy-vs-samples.svg"), await renderSvg(accuracySpec(r)));
+    written.push("fig3-accuracy-vs-samples.svg");
+  }
+  writeFileSync(join(outDir, "report.md"), renderReport(r, { fig1, fig2: recon?.latents ?? null, fig3 }));
+  written.push("report.md");
+  return written;
+}
+
+interface Worker {
+  id: number;
+  child: ChildProcess;
+  job: Job | null;
+  jobStart: number;
+}
+
+export async function runExperiments(o: RunOptions): Promise<{ results: Results; estimateSeconds: number; written: string[] }> {
+  const { cfg, log } = o;
+  if (!o.estimateOnly) mkdirSync(o.outDir, { recursive: true });
+  const resultsPath = join(o.outDir, "results.json");
+  const r = loadResults(resultsPath, cfg, resultsHash(cfg));
+  r.machine = machineInfo();
+  const session = { startedAt: new Date().toISOString(), seconds: 0, finished: false };
+  if (!o.estimateOnly) r.sessions.push(session);
+  const t0 = performance.now();
+  const save = () => {
+    session.seconds = (performance.now() - t0) / 1000;
+    saveResults(resultsPath, r);
+  };
+  if (Object.keys(r.cells).length) log(`resuming ${resultsPath}: ${Object.keys(r.cells).length} cells already done`);
+
+  // Workers: tsx is passed explicitly (not inherited execArgv, which may hold --test and friends).
+  const tsx = import.meta.resolve("tsx");
+  const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url));
+  const workers: Worker[] = [];
+  let fail: (e: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+  let finishing = false;
+  for (let i = 0; i < cfg.jobs; i++) {
+    const child = fork(workerPath, [], { execArgv: ["--import", tsx], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    child.on("exit", (code, signal) => {
+      if (!finishing) fail(new Error(`worker ${i + 1} (pid ${child.pid}) exited unexpectedly (${signal ?? `code ${code}`})${workers[i]?.job ? ` while running ${workers[i].job!.id}` : ""}`));
+    });
+    workers.push({ id: i + 1, child, job: null, jobStart: 0 });
+  }
+  const stopWorkers = () => {
+    finishing = true;
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGTERM");
+  };
+  const onSigint = () => {
+    finishing = true; // the workers get the same Ctrl-C; their exit is expected now
+    log("\nCtrl-C: stopping the workers; finished cells are saved");
+    fail(new Interrupted());
+  };
+  process.on("SIGINT", onSigint);
+
+  const written: string[] = [];
+  let estimateSeconds = 0;
+  try {
+    // 1. Init and calibrate all workers at once, so each measures under the others' load.
+    log(`starting ${cfg.jobs} worker${cfg.jobs > 1 ? "s" : ""} (engine init, data load, speed calibration)...`);
+    const ready = await Promise.race([
+      Promise.all(workers.map((w) =>
+        new Promise<Extract<FromWorker, { type: "ready" }>>((resolve) => {
+          const onMsg = (m: FromWorker) => {
+            if (m.type === "ready") {
+              w.child.off("message", onMsg);
+              resolve(m);
+            } else if (m.type === "error") fail(new Error(`worker ${w.id} failed to start: ${m.message}`));
+          };
+          w.child.on("message", onMsg);
+          const init: ToWorker = { type: "init", worker: w.id, cfg, dataDir: o.dataDir, cacheDir: o.cacheDir, backend: o.backend, threads: o.threads, vaeEngine: o.vaeEngine, calibrate: true };
+          w.child.send(init);
+        })
+      )),
+      failed,
+    ]);
+    r.engine = `${ready[0].engine}; VAE training steps: ${ready[0].vaeEngine === "ort" ? "onnxruntime training graph (1 thread)" : "tfjs"} (${ready[0].vaeEngineNote})`;
+    if (ready.some((m) => m.vaeEngine !== ready[0].vaeEngine)) throw new Error(`workers disagree on the VAE engine (${ready.map((m) => m.vaeEngine).join(", ")}): ${ready.map((m) => m.vaeEngineNote).join("; ")}`);
+    r.data = ready[0].data;
+    const cal = meanCalibration(ready.map((m) => m.calibration!));
+    log(`engine: ${r.engine}; measured speeds (per worker, ${cfg.jobs} running): ${describe(cal, cfg)}`);
+
+    // 2. Plan and estimate.
+    const ctxForCache = { cfg, cacheDir: o.cacheDir, dataId: r.data.fingerprint["train-images-idx3-ubyte.gz"] ?? r.data.dir };
+    const sizes: Sizes = {
+      trainCount: 60000,
+      vaeTrainCount: cfg.vae.trainCount > 0 ? Math.min(cfg.vae.trainCount, 60000) : 60000,
+      testCount: cfg.testCount > 0 ? Math.min(cfg.testCount, 10000) : 10000,
+      cachedEpochs: (L) => cachedEpochs(vaeCachePath(ctxForCache, L)),
+    };
+    const cost = (j: Job) => estimateJob(cfg, j, cal, sizes);
+    const jobs = planJobs(cfg, r);
+    const plan = schedule(jobs, cfg.jobs, cost);
+    const startup = (performance.now() - t0) / 1000;
+    estimateSeconds = plan.wallSeconds + startup;
+    r.estimate = { wallSeconds: estimateSeconds, cpuSeconds: plan.cpuSeconds, jobs: cfg.jobs, calibration: cal };
+    const load = os.loadavg()[0];
+    log(`plan: ${jobs.length} jobs, ${formatDuration(plan.cpuSeconds)} of work on ${cfg.jobs} worker${cfg.jobs > 1 ? "s" : ""}: ` +
+      `estimated wall time ${formatDuration(estimateSeconds)} (h:mm:ss, incl. ${startup.toFixed(0)} s start-up)` +
+      (cfg.latents.length > 1 ? `, plus the Table 2 heads at our best latent if it is not ${cfg.table2Latent}` : ""));
+    // Speeds were measured under the current load; say so when other work competes for the cores.
+    if (load > os.cpus().length + 0.5) log(`note: load average ${load.toFixed(1)} on ${os.cpus().length} cores while measuring: other work is running, so the estimate holds only while it does`);
+    if (o.estimateOnly) {
+      for (const s of plan.order) log(`  worker ${s.worker + 1}: ${formatDuration(s.start).padStart(7)} – ${formatDuration(s.end).padStart(7)}  ${s.job.id}`);
+      stopWorkers();
+      return { results: r, estimateSeconds, written };
+    }
+    save();
+
+    // 3. Dispatch: the queue stays in longest-first order; a free worker takes the head.
+    const queue = orderJobs(jobs, cost);
+    const total = { jobs: jobs.length, done: 0 };
+    const ratio = { actual: 0, estimated: 0 };
+    let bestScheduled = false;
+    const latentPending = () => queue.some((j) => j.kind === "latent") || workers.some((w) => w.job?.kind === "latent");
+    await Promise.race([
+      failed,
+      new Promise<void>((resolve) => {
+        const next = (w: Worker) => {
+          if (!bestScheduled && !latentPending()) {
+            bestScheduled = true;
+            const best = bestLatent(r);
+            r.bestLatent = best;
+            const extra = best !== null ? bestLatentJob(cfg, r, best) : null;
+            if (extra) {
+              log(`our best latent is ${best} (not ${cfg.table2Latent}): adding its Table 2 heads, ~${formatDuration(cost(extra))}`);
+              queue.push(extra);
+              total.jobs++;
+              queue.splice(0, queue.length, ...orderJobs(queue, cost));
+            }
+          }
+          const job = queue.shift();
+          if (!job) {
+            if (workers.every((x) => x.job === null)) resolve();
+            return;
+          }
+          w.job = job;
+          w.jobStart = performance.now();
+          log(`[w${w.id}] start ${job.id} (est. ${formatDuration(cost(job))})`);
+          const msg: ToWorker = { type: "job", job };
+          w.child.send(msg);
+        };
+        for (const w of workers) {
+          w.child.on("message", (m: FromWorker) => {
+            if (m.type === "event") {
+              const e = m.event;
+              if (e.type === "log") log(`[w${w.id}] ${e.line}`);
+              else if (e.type === "cell") {
+                r.cells[e.cell.key] = e.cell;
+                log(`[w${w.id}] ${e.cell.key}: train ${(e.cell.trainAcc * 100).toFixed(1)}%, test ${(e.cell.testAcc * 100).toFixed(1)}% (${e.cell.seconds.toFixed(1)} s)`);
+                save();
+              } else if (e.type === "vae") {
+                r.vaes[e.vae.latent] = e.vae;
+                log(`[w${w.id}] VAE L=${e.vae.latent}: test -ELBO ${e.vae.testElbo.toFixed(2)}${e.vae.cached ? " (cached)" : `, trained in ${formatDuration(e.vae.trainSeconds)}`}`);
+                save();
+              } else if (e.type === "scatter") {
+                r.figures.scatter = e.scatter;
+                save();
+              } else if (e.type === "recon") {
+                r.figures.recon[e.latent] = e.pixels;
+                r.figures.testImages = e.testImages;
+                save();
+              }
+            } else if (m.type === "done") {
+              r.jobs.push({ id: m.jobId, worker: w.id, seconds: m.seconds });
+              total.done++;
+              // Re-estimate the rest from how the finished jobs compared with their estimates.
+              ratio.actual += m.seconds;
+              ratio.estimated += cost(w.job!);
+              const now = performance.now();
+              const left = queue.reduce((a, j) => a + cost(j), 0) +
+                workers.filter((x) => x !== w && x.job).reduce((a, x) => a + Math.max(0, cost(x.job!) - (now - x.jobStart) / 1000), 0);
+              const eta = (left * (ratio.actual / ratio.estimated)) / cfg.jobs;
+              log(`[w${w.id}] done ${m.jobId} in ${formatDuration(m.seconds)}; ${total.done}/${total.jobs} jobs, ${formatDuration((now - t0) / 1000)} elapsed, ~${formatDuration(eta)} left`);
+              w.job = null;
+              save();
+              next(w);
+            } else if (m.type === "error") {
+              fail(new Error(`job "${m.jobId ?? "?"}" failed in worker ${w.id}: ${m.message}`));
+            }
+          });
+          next(w);
+        }
+      }),
+    ]);
+    session.finished = true;
+    r.bestLatent = bestLatent(r);
+    return { results: r, estimateSeconds, written };
+  } finally {
+    process.off("SIGINT", onSigint);
+    stopWorkers();
+    if (!o.estimateOnly) {
+      save();
+      try {
+        written.push(...(await writeOutputs(o.outDir, r)));
+      } catch (e) {
+        log(`could not write the report and figures: ${(e as Error).message}`);
+      }
+    }
+  }
+}
