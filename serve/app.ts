@@ -76,6 +76,13 @@ function argmax(a: Float32Array, from: number, len: number): number {
   return best;
 }
 
+/** a[from..to) as plain numbers for JSON: a loop, several times cheaper than Array.from(view). */
+function numbers(a: Float32Array, from: number, to: number): number[] {
+  const out = new Array<number>(to - from);
+  for (let i = from; i < to; i++) out[i - from] = a[i];
+  return out;
+}
+
 function pngResponse(c: Context, pixels: Float32Array): Response {
   const png = encodeGreyPng(toBytes(pixels), IMAGE_SIZE, IMAGE_SIZE);
   return c.body(png as Uint8Array<ArrayBuffer>, 200, {
@@ -161,10 +168,10 @@ export function createApp(deps: AppDeps): Hono {
           label: m.labels[index],
           index,
           confidence: out.probabilities[i * K + index],
-          probabilities: Array.from(out.probabilities.subarray(i * K, (i + 1) * K)),
+          probabilities: numbers(out.probabilities, i * K, (i + 1) * K),
           latent: {
-            mu: Array.from(out.mu.subarray(i * L, (i + 1) * L)),
-            logvar: Array.from(out.logvar.subarray(i * L, (i + 1) * L)),
+            mu: numbers(out.mu, i * L, (i + 1) * L),
+            logvar: numbers(out.logvar, i * L, (i + 1) * L),
           },
         });
       }
@@ -306,7 +313,11 @@ export function createApp(deps: AppDeps): Hono {
     app.route("/v1/admin", adminRoutes({ token: deps.adminToken, reloader: deps.reloader }));
   } else {
     app.all("/v1/admin/*", () => {
-      throw new ApiError(404, "admin_disabled", "The admin API is off; start the server with --admin-token (or ADMIN_TOKEN)");
+      throw new ApiError(
+        404,
+        "admin_disabled",
+        "The admin API is off; start the server with --admin-token (or ADMIN_TOKEN)",
+      );
     });
   }
 

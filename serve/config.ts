@@ -14,7 +14,12 @@ export interface ServeConfig {
   model: string | undefined;
   bundle: string | undefined;
   backend: BackendChoice;
+  /** onnxruntime threads per session; 0 = auto (see loadBackend). */
   threads: number;
+  /** Session workers per loaded model; 0 = auto: one per core for wasm, in-process for native. */
+  workers: number;
+  /** Longest a request waits for a fuller batch while another run is in flight, ms. */
+  maxQueueDelayMs: number;
   maxBodyBytes: number;
   maxPixels: number;
   maxBatch: number;
@@ -49,8 +54,27 @@ export const FLAG_SPECS = {
     help:
       "onnxruntime: native (onnxruntime-node), wasm (onnxruntime-web), auto = native if it loads",
   },
-  // Two: the machines this targets are small, and wasm needs an explicit count under Deno.
-  threads: { type: "int", default: 2, help: "onnxruntime threads per session" },
+  // Auto: the pool already runs one batch per core, so more threads per session would
+  // oversubscribe the small machines this targets (wasm needs an explicit count under Deno).
+  threads: {
+    type: "int",
+    default: 0,
+    help: "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
+  },
+  // One per core: each worker runs one batch at a time, off the HTTP thread.
+  workers: {
+    type: "int",
+    default: 0,
+    help:
+      "inference workers per loaded model, each with its own copy of the sessions (0: wasm one per CPU core, native in-process)",
+  },
+  // One millisecond: a fraction of a batch's run time on the target model, and far below the
+  // latency budget; it only applies while another batch is running (idle requests never wait).
+  "max-queue-delay-ms": {
+    type: "number",
+    default: 1,
+    help: "while a batch is running, longest a request waits for a fuller batch (0: never wait)",
+  },
   "max-body-bytes": {
     type: "int",
     default: 4 * 1024 * 1024,
@@ -64,7 +88,7 @@ export const FLAG_SPECS = {
   "max-batch": {
     type: "int",
     default: 256,
-    help: "most images per request, and per onnxruntime run",
+    help: "most images per request, and per onnxruntime run (requests are batched up to it)",
   },
   "admin-token": {
     type: "string",
@@ -118,6 +142,7 @@ function positive(name: string, v: number, min = 1): number {
 export function parseConfig(
   args: readonly string[],
   env: Record<string, string | undefined> = {},
+  cores: number = navigator.hardwareConcurrency || 1,
 ): { config: ServeConfig | null } {
   let parsed;
   try {
@@ -151,7 +176,17 @@ export function parseConfig(
   const adminToken = flags["admin-token"] as string | undefined;
   if (adminToken !== undefined && adminToken.length < 16) {
     // The value itself is not echoed: it may be a real secret with a typo.
-    throw new ConfigError(`--admin-token / ADMIN_TOKEN must be at least 16 characters, got ${adminToken.length}`);
+    throw new ConfigError(
+      `--admin-token / ADMIN_TOKEN must be at least 16 characters, got ${adminToken.length}`,
+    );
+  }
+  // 0 stays 0 (auto): the right pool depends on the backend, which loadBackend() settles.
+  const workers = positive("workers", flags.workers as number, 0);
+  const threads = positive("threads", flags.threads as number, 0);
+  void cores;
+  const delay = flags["max-queue-delay-ms"] as number;
+  if (!(delay >= 0 && delay <= 1000)) {
+    throw new ConfigError(`--max-queue-delay-ms must be in 0..1000, got ${delay}`);
   }
   return {
     config: {
@@ -161,7 +196,9 @@ export function parseConfig(
       model: flags.model as string | undefined,
       bundle: flags.bundle as string | undefined,
       backend: flags.backend as BackendChoice,
-      threads: positive("threads", flags.threads as number),
+      threads,
+      workers,
+      maxQueueDelayMs: delay,
       maxBodyBytes: positive("max-body-bytes", flags["max-body-bytes"] as number, 1024),
       maxPixels: positive("max-pixels", flags["max-pixels"] as number, 784),
       maxBatch: positive("max-batch", flags["max-batch"] as number),

@@ -18,7 +18,7 @@ import {
   type RegistrySource,
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
-import { watchRegistry, type Watcher } from "./watch.ts";
+import { type Watcher, watchRegistry } from "./watch.ts";
 
 const HOW_TO_GET_A_MODEL = [
   "To get a model:",
@@ -68,14 +68,19 @@ async function main(): Promise<number> {
   }
   let loaded;
   try {
-    loaded = await loadBackend(config.backend, { threads: config.threads });
+    loaded = await loadBackend(config.backend, {
+      threads: config.threads,
+      workers: config.workers,
+    });
   } catch (e) {
     // Only an explicit --backend can fail here (auto falls back to wasm): a setup error.
     console.error(`Cannot start onnxruntime backend "${config.backend}": ${(e as Error).message}`);
     return 1;
   }
   const { backend, note } = loaded;
-  console.log(`Backend: ${note}, ${config.threads} thread(s)`);
+  console.log(
+    `Backend: ${note}; batches up to ${config.maxBatch}, max queue delay ${config.maxQueueDelayMs} ms`,
+  );
   const metrics = new ServiceMetrics();
   const slot = new ModelSlot(null, "the first model is still loading");
   const reloader = new Reloader({
@@ -86,7 +91,9 @@ async function main(): Promise<number> {
       loadModel(dir, {
         backend,
         maxBatch: config.maxBatch,
-        onBatch: (graph, rows) => metrics.batchSize.observe(rows, { graph }),
+        maxQueueDelayMs: config.maxQueueDelayMs,
+        onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
+        onRun: (graph, seconds) => metrics.runTime.observe(seconds, { graph }),
       }),
   });
   // The first load goes through the reloader too, so a bad bundle at start is reported the

@@ -71,6 +71,9 @@ class Histogram implements Metric {
   count(labels: Labels = {}): number {
     return this.#series.get(labelKey(labels))?.count ?? 0;
   }
+  sum(labels: Labels = {}): number {
+    return this.#series.get(labelKey(labels))?.sum ?? 0;
+  }
   render(): string[] {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const s of this.#series.values()) {
@@ -105,6 +108,29 @@ export class ServiceMetrics {
     "Rows per onnxruntime run, by graph (model or decoder).",
     [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
   );
+  readonly batchJobs = new Histogram(
+    "inference_batch_requests",
+    "Requests coalesced into one onnxruntime run, by graph.",
+    [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  );
+  readonly queueTime = new Histogram(
+    "inference_queue_seconds",
+    "Time a request waited in the batching queue before its run started, by graph.",
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+  );
+  readonly runTime = new Histogram(
+    "inference_run_seconds",
+    "Wall time of one onnxruntime run as seen by the batcher (includes the worker round trip), by graph.",
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+  );
+
+  /** Records one dispatched run (LoadOptions.onBatch). */
+  observeBatch(graph: string, rows: number, stats: { jobs: number; waits: number[] }): void {
+    const labels = { graph };
+    this.batchSize.observe(rows, labels);
+    this.batchJobs.observe(stats.jobs, labels);
+    for (const w of stats.waits) this.queueTime.observe(w, labels);
+  }
   readonly modelInfo = new Counter(
     "model_info",
     "The active model: 1 for the loaded name/version/backend.",
@@ -150,6 +176,9 @@ export class ServiceMetrics {
       this.latency,
       this.images,
       this.batchSize,
+      this.batchJobs,
+      this.queueTime,
+      this.runTime,
       this.modelInfo,
       this.ready,
       this.swaps,

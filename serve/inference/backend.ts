@@ -17,10 +17,13 @@ export interface TensorData {
 }
 
 /**
- * One loaded ONNX graph. Callers go through runner.ts, which never overlaps run() calls: the
- * wasm build has one heap and is not re-entrant, and native gains more from batching anyway.
+ * One loaded ONNX graph. Callers go through runner.ts, which overlaps at most `concurrency`
+ * run() calls (default 1): the wasm build has one heap and is not re-entrant, so a session
+ * that accepts more is a pool with one copy per worker (worker.ts), each run on its own copy.
  */
 export interface Session {
+  /** How many run() calls may be in flight at once (a worker pool's size); default 1. */
+  readonly concurrency?: number;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly inputMetadata?: readonly SessionValueMetadata[];
@@ -46,8 +49,15 @@ export interface IsolatedBackend extends Backend {
 }
 
 export interface BackendOptions {
-  /** Intra-op threads (native) / wasm worker threads. */
+  /** Intra-op threads (native) / wasm worker threads, per session. */
   threads: number;
+  /**
+   * Session workers per loaded model (worker.ts): each holds a copy of the model's sessions and
+   * runs one batch at a time, so up to `workers` batches run in parallel off the main thread.
+   * Undefined: one (tests, scripts); 0: auto (one per core for wasm, native in-process); a
+   * positive count also runs native sessions in workers.
+   */
+  workers?: number;
   /**
    * Run each model's sessions in a Deno Worker of its own (worker.ts). Defaults to true for
    * wasm, whose memory only comes back when its worker ends, and false for native, whose
@@ -112,6 +122,9 @@ export function runtimeSetup(name: BackendName, threads: number) {
         graphOptimizationLevel: "all",
         intraOpNumThreads: t,
         interOpNumThreads: 1,
+        // ORT's intra-op threads spin after each run by default; on a small shared machine
+        // that spinning takes the cores the HTTP thread and the other workers need.
+        extra: { session: { intra_op: { allow_spinning: "0" } } },
       },
     };
 }
@@ -166,29 +179,37 @@ export async function loadBackend(
   choice: BackendChoice,
   opts: BackendOptions,
 ): Promise<{ backend: Backend; note: string }> {
+  // 0 = auto. wasm: a worker per core (its memory only comes back when a worker ends), each
+  // with cores/workers threads. native: in-process with every core, because a worker round trip
+  // (0.1-0.25 ms) costs more than a small model's inference; an explicit --workers isolates it.
+  const cores = (globalThis.navigator?.hardwareConcurrency as number | undefined) || 1;
+  const workers = opts.workers === undefined ? 1 : Math.max(1, opts.workers || cores);
+  const poolThreads = opts.threads || Math.max(1, Math.floor(cores / workers));
+  opts = { ...opts, threads: opts.threads || cores };
   const inWorkers = async (name: BackendName, note: string) => {
     const { WorkerBackend } = await import("./worker.ts");
-    const backend = new WorkerBackend(name, { threads: opts.threads });
+    const backend = new WorkerBackend(name, { threads: poolThreads, workers });
     await backend.start();
-    return { backend, note: `${note}; one worker per loaded model` };
+    const pool = workers === 1 ? "one worker" : `a pool of ${workers} workers`;
+    return { backend, note: `${note}; ${pool} per loaded model, ${poolThreads} thread(s) each` };
   };
   // Workers as used here are Deno's; elsewhere (Node scripts) sessions stay in-process.
   const canIsolate = "Deno" in globalThis;
   const isolateWasm = canIsolate && (opts.isolate ?? true);
-  const isolateNative = canIsolate && (opts.isolate ?? false);
+  const isolateNative = canIsolate && (opts.isolate ?? Boolean(opts.workers));
   if (choice === "wasm") {
     const note = "wasm (onnxruntime-web), as requested";
-    return isolateWasm ? await inWorkers("wasm", note) : { backend: await loadWasm(opts), note };
+    return isolateWasm ? await inWorkers("wasm", note) : { backend: await loadWasm(opts), note: `${note}, ${opts.threads} thread(s)` };
   }
   if (choice === "native") {
-    const note = "native (onnxruntime-node), as requested";
+    const note = `native (onnxruntime-node), as requested`;
     const backend = await loadNative(opts); // checks permissions and the addon in this thread
-    return isolateNative ? await inWorkers("native", note) : { backend, note };
+    return isolateNative ? await inWorkers("native", note) : { backend, note: `${note}, in-process, ${opts.threads} thread(s)` };
   }
   try {
     const backend = await loadNative(opts);
     const note = "native (onnxruntime-node), chosen by --backend auto";
-    return isolateNative ? await inWorkers("native", note) : { backend, note };
+    return isolateNative ? await inWorkers("native", note) : { backend, note: `${note}, in-process, ${opts.threads} thread(s)` };
   } catch (e) {
     const reason = (e as Error).message.split("\n")[0];
     const note = `wasm (onnxruntime-web): native unavailable (${reason})`;

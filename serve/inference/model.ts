@@ -19,7 +19,7 @@ import {
 import type { Manifest } from "../../common/manifest.ts";
 import { PIXELS } from "../../common/labels.ts";
 import type { Backend, BackendName, Session } from "./backend.ts";
-import { BatchRunner } from "./runner.ts";
+import { BatchRunner, type BatchStats } from "./runner.ts";
 
 export interface EncodeOutput {
   count: number;
@@ -35,8 +35,12 @@ export interface LoadOptions {
   backend: Backend;
   /** Largest batch per session run (requests are coalesced up to it). */
   maxBatch: number;
-  /** Observes every session run: which graph and how many rows. */
-  onBatch?: (graph: "model" | "decoder", rows: number) => void;
+  /** With a run in flight, longest a request waits for a fuller batch, ms (runner.ts). */
+  maxQueueDelayMs?: number;
+  /** Observes every session run at dispatch: which graph, how many rows, jobs and waits. */
+  onBatch?: (graph: "model" | "decoder", rows: number, stats: BatchStats) => void;
+  /** Observes every completed session run: which graph, its wall time (s) and rows. */
+  onRun?: (graph: "model" | "decoder", seconds: number, rows: number) => void;
 }
 
 export interface ProbeSummary {
@@ -246,7 +250,9 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
   const runner = (s: Session, graph: "model" | "decoder") =>
     new BatchRunner(s, {
       maxBatch: opts.maxBatch,
-      onBatch: opts.onBatch ? (rows) => opts.onBatch!(graph, rows) : undefined,
+      maxQueueDelayMs: opts.maxQueueDelayMs,
+      onBatch: opts.onBatch ? (rows, stats) => opts.onBatch!(graph, rows, stats) : undefined,
+      onRun: opts.onRun ? (sec, rows) => opts.onRun!(graph, sec, rows) : undefined,
     });
   const model = new LoadedModel(
     manifest,

@@ -1,22 +1,47 @@
 /**
- * A queue in front of one Session that serialises runs and coalesces the requests waiting
- * behind a run into the next batch. Serialising is required for onnxruntime-web (one wasm heap,
- * no re-entrant runs); coalescing turns many concurrent one-image requests into one batched
- * run, which is where a small CPU model gains throughput. Every input and output is split and
- * joined along the first (batch) dimension, so the caller sees its own rows only.
+ * The adaptive micro-batcher in front of one Session: it queues one-image (or few-image) jobs
+ * and coalesces them into batched runs, the way Triton's dynamic batcher and BentoML's adaptive
+ * batching do. Policy, in order:
+ *   - a job that finds a free lane and no run in flight runs at once (no delay when idle);
+ *   - while a run is in flight, a free lane (pooled sessions, see worker.ts) waits for the
+ *     queue to reach maxBatch rows, but never longer than maxQueueDelayMs after the oldest
+ *     queued job arrived, so a lone request is delayed at most by that bound;
+ *   - a lane that finishes a run takes everything waiting (up to maxBatch rows) at once, so
+ *     batch size grows with load by itself.
+ * A session with `concurrency` > 1 (a pool of workers) gets that many runs in flight; wasm
+ * sessions themselves are never re-entered, each lane being its own worker. Every input and
+ * output is split and joined along the first (batch) dimension, so each caller sees its own
+ * rows only, in order. When a batch of several jobs fails, each job is retried alone, so one
+ * bad job fails by itself instead of taking its neighbours down with it.
  */
 import type { Session, TensorData } from "./backend.ts";
+
+/** What one dispatched run carried (for metrics). */
+export interface BatchStats {
+  /** Jobs (requests) merged into the run. */
+  jobs: number;
+  /** Seconds each job waited in the queue, from run() to dispatch. */
+  waits: number[];
+}
 
 export interface RunnerOptions {
   /** Largest number of rows in one run; a single job above it is refused. */
   maxBatch: number;
-  /** Called with the row count of every run (for metrics). */
-  onBatch?: (rows: number) => void;
+  /**
+   * Longest a queued job waits for a fuller batch while another run is in flight, ms (0: a free
+   * lane always takes the queue at once). Never applies when nothing is running.
+   */
+  maxQueueDelayMs?: number;
+  /** Called with the row count of every run, when it is dispatched (for metrics). */
+  onBatch?: (rows: number, stats: BatchStats) => void;
+  /** Called with the wall time of every completed run, seconds. */
+  onRun?: (seconds: number, rows: number) => void;
 }
 
 interface Job {
   feeds: Record<string, TensorData>;
   rows: number;
+  queued: number;
   resolve: (out: Record<string, TensorData>) => void;
   reject: (e: unknown) => void;
 }
@@ -27,10 +52,17 @@ function rowSize(t: TensorData): number {
 
 export class BatchRunner {
   #queue: Job[] = [];
-  #running = false;
+  #queuedRows = 0;
+  #inflight = 0;
+  #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  readonly lanes: number;
+  readonly maxQueueDelayMs: number;
 
-  constructor(readonly session: Session, readonly opts: RunnerOptions) {}
+  constructor(readonly session: Session, readonly opts: RunnerOptions) {
+    this.lanes = Math.max(1, session.concurrency ?? 1);
+    this.maxQueueDelayMs = Math.max(0, opts.maxQueueDelayMs ?? 0);
+  }
 
   /** Runs `feeds` (every tensor shaped [rows, ...]) and resolves with this job's outputs. */
   run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
@@ -61,14 +93,15 @@ export class BatchRunner {
       return Promise.reject(new Error(`a run takes 1..${this.opts.maxBatch} rows, got ${rows}`));
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ feeds, rows, resolve, reject });
-      if (!this.#running) void this.#drain();
+      this.#queue.push({ feeds, rows, queued: performance.now(), resolve, reject });
+      this.#queuedRows += rows;
+      this.#pump();
     });
   }
 
-  /** Jobs waiting or running; 0 means the session is idle. */
+  /** Jobs waiting or runs in flight; 0 means the session is idle. */
   get pending(): number {
-    return this.#queue.length + (this.#running ? 1 : 0);
+    return this.#queue.length + this.#inflight;
   }
 
   /** Refuses new jobs; jobs already queued still run. */
@@ -76,59 +109,114 @@ export class BatchRunner {
     this.#closed = true;
   }
 
-  async #drain(): Promise<void> {
-    this.#running = true;
-    try {
-      while (this.#queue.length > 0) {
-        // Take jobs in arrival order while they fit in one batch.
-        const batch: Job[] = [this.#queue.shift()!];
-        let rows = batch[0].rows;
-        while (
-          this.#queue.length > 0 && rows + this.#queue[0].rows <= this.opts.maxBatch &&
-          sameShape(batch[0], this.#queue[0])
-        ) {
-          const j = this.#queue.shift()!;
-          batch.push(j);
-          rows += j.rows;
+  /** Dispatches what the policy allows now, and arms the delay timer for the rest. */
+  #pump(): void {
+    while (this.#queue.length > 0 && this.#inflight < this.lanes) {
+      if (this.#inflight > 0 && this.#queuedRows < this.opts.maxBatch) {
+        // Contention: another run is in flight, so waiting a little buys a fuller batch.
+        const age = performance.now() - this.#queue[0].queued;
+        if (age < this.maxQueueDelayMs) {
+          this.#timer ??= setTimeout(() => {
+            this.#timer = null;
+            this.#pump();
+          }, this.maxQueueDelayMs - age);
+          return;
         }
-        await this.#runBatch(batch, rows);
       }
-    } finally {
-      this.#running = false;
+      void this.#dispatch(this.#take());
+    }
+    if (this.#timer !== null && this.#queue.length === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
     }
   }
 
-  async #runBatch(batch: Job[], rows: number): Promise<void> {
-    let out: Record<string, TensorData>;
+  /** Takes jobs in arrival order while they fit in one batch and share their row shape. */
+  #take(): Job[] {
+    const batch: Job[] = [this.#queue.shift()!];
+    let rows = batch[0].rows;
+    while (
+      this.#queue.length > 0 && rows + this.#queue[0].rows <= this.opts.maxBatch &&
+      sameShape(batch[0], this.#queue[0])
+    ) {
+      const j = this.#queue.shift()!;
+      batch.push(j);
+      rows += j.rows;
+    }
+    this.#queuedRows -= rows;
+    return batch;
+  }
+
+  async #dispatch(batch: Job[]): Promise<void> {
+    this.#inflight++;
+    const rows = batch.reduce((n, j) => n + j.rows, 0);
     try {
-      const feeds = batch.length === 1 ? batch[0].feeds : join(batch, rows);
-      this.opts.onBatch?.(rows);
-      out = await this.session.run(feeds);
-    } catch (e) {
+      if (this.opts.onBatch) {
+        const now = performance.now();
+        this.opts.onBatch(rows, {
+          jobs: batch.length,
+          waits: batch.map((j) => (now - j.queued) / 1000),
+        });
+      }
+      try {
+        const out = await this.#timed(
+          batch.length === 1 ? batch[0].feeds : join(batch, rows),
+          rows,
+        );
+        settle(batch, rows, out);
+      } catch (e) {
+        if (batch.length === 1) {
+          batch[0].reject(e);
+        } else {
+          // One job may be what broke the batch: run each alone so only that one fails.
+          for (const j of batch) {
+            try {
+              j.resolve(await this.#timed(j.feeds, j.rows));
+            } catch (e1) {
+              j.reject(e1);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#inflight--;
+      this.#pump();
+    }
+  }
+
+  async #timed(feeds: Record<string, TensorData>, rows: number) {
+    const t0 = performance.now();
+    const out = await this.session.run(feeds);
+    this.opts.onRun?.((performance.now() - t0) / 1000, rows);
+    return out;
+  }
+}
+
+/** Hands each job its own rows of `out`, in order. */
+function settle(batch: Job[], rows: number, out: Record<string, TensorData>): void {
+  if (batch.length === 1) {
+    batch[0].resolve(out);
+    return;
+  }
+  for (const [name, t] of Object.entries(out)) {
+    if (t.dims[0] !== rows) {
+      const e = new Error(`output "${name}" has ${t.dims[0]} rows for a batch of ${rows}`);
       for (const j of batch) j.reject(e);
       return;
     }
-    if (batch.length === 1) {
-      batch[0].resolve(out);
-      return;
+  }
+  let offset = 0;
+  for (const j of batch) {
+    const mine: Record<string, TensorData> = {};
+    for (const [name, t] of Object.entries(out)) {
+      const w = rowSize(t);
+      mine[name] = {
+        data: t.data.slice(offset * w, (offset + j.rows) * w),
+        dims: [j.rows, ...t.dims.slice(1)],
+      };
     }
-    let offset = 0;
-    for (const j of batch) {
-      const mine: Record<string, TensorData> = {};
-      for (const [name, t] of Object.entries(out)) {
-        const w = rowSize(t);
-        if (t.dims[0] !== rows) {
-          j.reject(new Error(`output "${name}" has ${t.dims[0]} rows for a batch of ${rows}`));
-          continue;
-        }
-        mine[name] = {
-          data: t.data.slice(offset * w, (offset + j.rows) * w),
-          dims: [j.rows, ...t.dims.slice(1)],
-        };
-      }
-      j.resolve(mine);
-      offset += j.rows;
-    }
+    j.resolve(mine);
+    offset += j.rows;
   }
 }
 

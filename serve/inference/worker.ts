@@ -1,14 +1,17 @@
 /**
- * A Backend whose sessions live in Deno Workers, one worker per loaded model. onnxruntime-web
- * keeps one WebAssembly heap per runtime instance and that heap only grows: releasing a
- * session returns its memory to the wasm allocator, never to the OS. So a service that swaps
- * models would grow by every model it ever loaded; giving each model its own worker and
- * terminating the worker when the model retires returns all of it. loadModel() calls
- * isolate() for a private backend per model and dispose() after releasing its sessions.
+ * A Backend whose sessions live in Deno Workers: each loaded model gets a pool of `workers`
+ * workers, each holding its own copy of the model's sessions. onnxruntime-web keeps one
+ * WebAssembly heap per runtime instance and that heap only grows: releasing a session returns
+ * its memory to the wasm allocator, never to the OS. So a service that swaps models would grow
+ * by every model it ever loaded; giving each model its own workers and terminating them when
+ * the model retires returns all of it. loadModel() calls isolate() for a private backend per
+ * model and dispose() after releasing its sessions. The pool also takes inference off the
+ * main thread: HTTP handling and image decoding there never wait for a run, and with several
+ * workers several batches run in parallel (runner.ts keeps at most one run per worker).
  *
  * A worker pays ~0.2-1 s to load and instantiate the runtime before its first session, so the
- * pool keeps one initialised standby worker: isolate() hands it out at once and starts the next
- * standby in the background, which keeps that cost out of the publish-to-serving time.
+ * backend keeps one initialised standby pool: isolate() hands it out at once and starts the
+ * next standby pool in the background, which keeps that cost out of the publish-to-serving time.
  * The interface stays the plain-typed-array Session of backend.ts.
  */
 import type { SessionValueMetadata } from "../../common/bundle.ts";
@@ -93,30 +96,69 @@ interface CreateReply {
   outputMetadata?: SessionValueMetadata[];
 }
 
-function isolatedOn(w: SessionWorker, name: BackendName): IsolatedBackend {
+function sessionOn(w: SessionWorker, r: CreateReply): Session {
+  return {
+    inputNames: r.inputNames,
+    outputNames: r.outputNames,
+    inputMetadata: r.inputMetadata,
+    outputMetadata: r.outputMetadata,
+    async run(feeds) {
+      // Inputs are copied, not transferred: they are often views into a caller's buffer.
+      return await w.call({ op: "run", session: r.session, feeds }) as Record<string, TensorData>;
+    },
+    async release() {
+      await w.call({ op: "release", session: r.session }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * One Session over a copy per worker: up to `concurrency` runs in flight, each sent to an idle
+ * copy (runner.ts never exceeds that, so an idle one always exists; the least busy is used
+ * otherwise).
+ */
+function pooled(copies: Session[]): Session {
+  if (copies.length === 1) return copies[0];
+  const busy = copies.map(() => 0);
+  const first = copies[0];
+  return {
+    concurrency: copies.length,
+    inputNames: first.inputNames,
+    outputNames: first.outputNames,
+    inputMetadata: first.inputMetadata,
+    outputMetadata: first.outputMetadata,
+    async run(feeds) {
+      let i = 0;
+      for (let k = 1; k < busy.length; k++) if (busy[k] < busy[i]) i = k;
+      busy[i]++;
+      try {
+        return await copies[i].run(feeds);
+      } finally {
+        busy[i]--;
+      }
+    },
+    async release() {
+      await Promise.all(copies.map((c) => c.release()));
+    },
+  };
+}
+
+function isolatedOn(pool: SessionWorker[], name: BackendName): IsolatedBackend {
   return {
     name,
     async createSession(model: Uint8Array): Promise<Session> {
-      const r = await w.call({ op: "create", model }) as CreateReply;
-      return {
-        inputNames: r.inputNames,
-        outputNames: r.outputNames,
-        inputMetadata: r.inputMetadata,
-        outputMetadata: r.outputMetadata,
-        async run(feeds) {
-          // Inputs are copied, not transferred: they are often views into a caller's buffer.
-          return await w.call({ op: "run", session: r.session, feeds }) as Record<
-            string,
-            TensorData
-          >;
-        },
-        async release() {
-          await w.call({ op: "release", session: r.session }).catch(() => {});
-        },
-      };
+      const made = await Promise.allSettled(
+        pool.map(async (w) => sessionOn(w, await w.call({ op: "create", model }) as CreateReply)),
+      );
+      const failed = made.find((m) => m.status === "rejected") as PromiseRejectedResult | undefined;
+      if (failed) {
+        for (const m of made) if (m.status === "fulfilled") await m.value.release();
+        throw failed.reason;
+      }
+      return pooled(made.map((m) => (m as PromiseFulfilledResult<Session>).value));
     },
     dispose() {
-      w.terminate();
+      for (const w of pool) w.terminate();
       return Promise.resolve();
     },
   };
@@ -124,50 +166,63 @@ function isolatedOn(w: SessionWorker, name: BackendName): IsolatedBackend {
 
 export interface WorkerBackendOptions {
   threads: number;
-  /** Keep one initialised worker ready for the next model (default true). */
+  /** Workers per loaded model (default 1). */
+  workers?: number;
+  /** Keep one initialised pool ready for the next model (default true). */
   standby?: boolean;
 }
 
-/** A Backend that gives every model a fresh worker running the `name` runtime. */
+/** A Backend that gives every model a fresh pool of workers running the `name` runtime. */
 export class WorkerBackend implements Backend {
-  #standby: SessionWorker | null = null;
+  #standby: SessionWorker[] | null = null;
   #closed = false;
 
   constructor(readonly name: BackendName, readonly opts: WorkerBackendOptions) {}
 
-  /** Starts the runtime in a worker and checks it works; call once before serving. */
+  get workers(): number {
+    return Math.max(1, this.opts.workers ?? 1);
+  }
+
+  /** Starts the runtime in a pool of workers and checks it works; call once before serving. */
   async start(): Promise<void> {
-    const w = this.#spawn();
+    const pool = this.#spawn();
     try {
-      await w.ready;
+      await Promise.all(pool.map((w) => w.ready));
     } catch (e) {
-      w.terminate();
+      for (const w of pool) w.terminate();
       this.#standby = null;
       throw e;
     }
   }
 
-  #spawn(): SessionWorker {
-    const w = new SessionWorker(this.name, this.opts.threads);
-    this.#standby = w;
-    return w;
+  #newPool(): SessionWorker[] {
+    return Array.from(
+      { length: this.workers },
+      () => new SessionWorker(this.name, this.opts.threads),
+    );
+  }
+
+  #spawn(): SessionWorker[] {
+    const pool = this.#newPool();
+    this.#standby = pool;
+    return pool;
   }
 
   async isolate(): Promise<IsolatedBackend> {
     if (this.#closed) throw new Error("the worker backend was closed");
-    const w = this.#standby ?? new SessionWorker(this.name, this.opts.threads);
+    const pool = this.#standby ?? this.#newPool();
     this.#standby = null;
     try {
-      await w.ready;
+      await Promise.all(pool.map((w) => w.ready));
     } catch (e) {
-      w.terminate();
+      for (const w of pool) w.terminate();
       throw new Error(`cannot start a ${this.name} session worker: ${(e as Error).message}`);
     }
     if (this.opts.standby !== false && !this.#closed) this.#spawn();
-    return isolatedOn(w, this.name);
+    return isolatedOn(pool, this.name);
   }
 
-  /** A session created directly (not through isolate()) gets a worker of its own. */
+  /** A session created directly (not through isolate()) gets a pool of its own. */
   async createSession(model: Uint8Array): Promise<Session> {
     const iso = await this.isolate();
     let s: Session;
@@ -180,15 +235,15 @@ export class WorkerBackend implements Backend {
     return { ...s, run: (f) => s.run(f), release: () => s.release().then(() => iso.dispose()) };
   }
 
-  /** Resolves once the standby worker (if any) has its runtime initialised. */
+  /** Resolves once the standby pool (if any) has its runtime initialised. */
   async standbyReady(): Promise<void> {
-    await this.#standby?.ready.catch(() => {});
+    await Promise.all((this.#standby ?? []).map((w) => w.ready.catch(() => {})));
   }
 
-  /** Terminates the standby worker (models' workers go with their models). */
+  /** Terminates the standby pool (models' workers go with their models). */
   close(): void {
     this.#closed = true;
-    this.#standby?.terminate();
+    for (const w of this.#standby ?? []) w.terminate();
     this.#standby = null;
   }
 }

@@ -1,0 +1,734 @@
+/**
+ * Serving performance, side by side in ONE run on loopback, so that every number shares the
+ * same machine state (this machine is small and shared: compare rows of one run, never runs).
+ * For each backend (native = onnxruntime-node, wasm = onnxruntime-web) it measures:
+ *   - the compute ceiling: one in-process session.run() at N=256 (and N=1), images/s, with
+ *     --ceiling-threads threads, no HTTP at all;
+ *   - the full service (serve/main.ts: worker pool + adaptive batching) on POST /v1/classify
+ *     with raw 784-byte bodies (application/octet-stream) and with 28x28 PNG bodies, at
+ *     --connections connections, and raw bodies at concurrency 1;
+ *   - the baseline: a plain Hono server with one in-process session and no batching (requests
+ *     take turns on the session), same bodies, same JSON response;
+ * plus a Hono hello route (the HTTP ceiling). Every server is a separate process from wrk
+ * (the load generator), started and stopped by this script. Each load test is wrk --latency
+ * for --duration seconds; the table shows req/s, p50/p99/p99.9, the ratios service/ceiling
+ * and service/baseline, the load average when the row ran, and the CPU each process used
+ * (server main thread vs its other threads, wrk): the profile that tells whether HTTP
+ * handling or inference is the limit. The batching metrics (/metrics) of every service row
+ * are summarised below the table. Targets from the issue are checked and marked ok / MISS.
+ *
+ *   npx deno run -A scripts/bench_perf.ts [--bundle dir] [--duration s] [--backends native,wasm]
+ *
+ * Internal roles (used by the script on itself): --role ceiling|hello|baseline.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Hono } from "hono";
+import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
+import { encodeGreyPng } from "../common/image_codec.ts";
+import { PIXELS } from "../common/labels.ts";
+import { decodeProbePixels, type Manifest } from "../common/manifest.ts";
+import { resolveActive } from "../common/registry.ts";
+import { bundleFile } from "../common/bundle.ts";
+import { loadBackend, type Session } from "../serve/inference/backend.ts";
+import { readImageBatch } from "../serve/inputs.ts";
+
+const FLAGS = {
+  bundle: {
+    type: "string",
+    help: "bundle dir (default: the registry's active model, else tests/testdata/tiny-bundle)",
+  },
+  registry: {
+    type: "string",
+    default: "models",
+    help: "registry dir used when --bundle is absent",
+  },
+  duration: { type: "int", default: 8, help: "seconds per wrk run (bounded)" },
+  connections: { type: "int", default: 32, help: "wrk connections for the throughput rows" },
+  backends: { type: "string", default: "native,wasm", help: "comma-separated backends" },
+  workers: { type: "int", default: 0, help: "--workers for the service (0: one per core)" },
+  threads: { type: "int", default: 0, help: "--threads for the service (0: cores / workers)" },
+  "max-queue-delay-ms": {
+    type: "number",
+    default: 1,
+    help: "--max-queue-delay-ms for the service",
+  },
+  "baseline-threads": { type: "int", default: 2, help: "threads of the baseline's one session" },
+  "ceiling-threads": { type: "int", default: 2, help: "threads of the compute-ceiling session" },
+  png: { type: "boolean", default: true, help: "also load-test with 28x28 PNG bodies" },
+  wrk: { type: "string", default: "/usr/bin/wrk", help: "wrk binary" },
+  // Internal: what this process is when the script starts itself.
+  role: {
+    type: "string",
+    default: "main",
+    choices: ["main", "ceiling", "hello", "baseline"],
+    help: "internal",
+  },
+  backend: {
+    type: "string",
+    default: "native",
+    choices: ["native", "wasm"],
+    help: "internal (roles)",
+  },
+  port: { type: "int", default: 0, help: "internal (server roles)" },
+  seconds: { type: "number", default: 3, help: "internal: ceiling measuring time per batch size" },
+} as const;
+
+const USAGE = "Usage: npx deno run -A scripts/bench_perf.ts [--bundle dir] [--duration s]";
+const SELF = new URL(import.meta.url).pathname;
+const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
+const TINY = new URL("../tests/testdata/tiny-bundle", import.meta.url).pathname;
+
+type Flags = Record<string, string | number | boolean | undefined>;
+
+// ---------------------------------------------------------------------------------------------
+// Roles run in child processes.
+
+function readManifest(dir: string): Manifest {
+  return JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json")));
+}
+
+async function inProcessSession(dir: string, backend: "native" | "wasm", threads: number) {
+  // isolate: false keeps the session on this thread: no worker, no batching, no pool.
+  const { backend: b } = await loadBackend(backend, { threads, isolate: false });
+  const m = readManifest(dir);
+  const session = await b.createSession(Deno.readFileSync(bundleFile(dir, m, "model")));
+  return { session, manifest: m };
+}
+
+/** Back-to-back session.run() at N=1 and N=256 on one in-process session; prints JSON. */
+async function roleCeiling(f: Flags): Promise<void> {
+  const { session, manifest } = await inProcessSession(
+    f.bundle as string,
+    f.backend as "native" | "wasm",
+    f.threads as number,
+  );
+  const px = decodeProbePixels(manifest.probe.cases[0].pixels);
+  const result: Record<string, number> = {};
+  for (const n of [1, 256]) {
+    const x = new Float32Array(n * PIXELS);
+    for (let i = 0; i < n; i++) for (let j = 0; j < PIXELS; j++) x[i * PIXELS + j] = px[j] / 255;
+    const feeds = { [manifest.input.name]: { data: x, dims: [n, 1, 28, 28] } };
+    for (let i = 0; i < 20; i++) await session.run(feeds); // warm-up
+    let images = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < (f.seconds as number) * 1000) {
+      await session.run(feeds);
+      images += n;
+    }
+    result[`n${n}`] = images / ((performance.now() - t0) / 1000);
+  }
+  await session.release();
+  console.log(JSON.stringify(result));
+}
+
+function listen(app: Hono, port: number): void {
+  Deno.serve({
+    port,
+    hostname: "127.0.0.1",
+    onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}/`),
+  }, app.fetch);
+}
+
+function roleHello(f: Flags): void {
+  const app = new Hono();
+  app.get("/hello", (c) => c.text("hello"));
+  listen(app, f.port as number);
+}
+
+/**
+ * The baseline: Hono, the service's body parsing, one in-process session with no batching
+ * (requests take turns, one run each), the service's JSON response shape.
+ */
+async function roleBaseline(f: Flags): Promise<void> {
+  const { session, manifest } = await inProcessSession(
+    f.bundle as string,
+    f.backend as "native" | "wasm",
+    f.threads as number,
+  );
+  const limits = { maxBodyBytes: 4 << 20, maxPixels: 25_000_000, maxBatch: 256 };
+  const K = manifest.labels.length, L = manifest.latentSize, o = manifest.outputs;
+  let turn: Promise<unknown> = Promise.resolve();
+  const runAlone = (s: Session, feeds: Parameters<Session["run"]>[0]) => {
+    const mine = turn.then(() => s.run(feeds));
+    turn = mine.catch(() => {});
+    return mine;
+  };
+  const app = new Hono();
+  app.post("/v1/classify", async (c) => {
+    const batch = await readImageBatch(c.req.raw, limits, "auto");
+    const r = await runAlone(session, {
+      [manifest.input.name]: { data: batch.images, dims: [batch.count, 1, 28, 28] },
+    });
+    const p = r[o.probabilities.name].data, mu = r[o.mu.name].data, lv = r[o.logvar.name].data;
+    const predictions = [];
+    for (let i = 0; i < batch.count; i++) {
+      let index = 0;
+      for (let k = 1; k < K; k++) if (p[i * K + k] > p[i * K + index]) index = k;
+      predictions.push({
+        label: manifest.labels[index],
+        index,
+        confidence: p[i * K + index],
+        probabilities: Array.from(p.subarray(i * K, (i + 1) * K)),
+        latent: {
+          mu: Array.from(mu.subarray(i * L, (i + 1) * L)),
+          logvar: Array.from(lv.subarray(i * L, (i + 1) * L)),
+        },
+      });
+    }
+    return c.json({ model: { name: manifest.name, version: manifest.version }, predictions });
+  });
+  listen(app, f.port as number);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver.
+
+interface Server {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const DENO_RUN = [
+  "run",
+  "--allow-read",
+  "--allow-net",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-sys",
+];
+
+async function startServer(args: string[]): Promise<Server> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...DENO_RUN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const log: string[] = [];
+  const dec = new TextDecoder();
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start in 90 s:\n${log.join("\n")}`)),
+      90_000,
+    );
+    const read = async (s: ReadableStream<Uint8Array>) => {
+      let buf = "";
+      for await (const chunk of s) {
+        buf += dec.decode(chunk, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          log.push(line);
+          const m = line.match(/Listening on (http:\/\/[^/]+)\//);
+          if (m) clearTimeout(timer), resolve(m[1].replace("localhost", "127.0.0.1"));
+        }
+      }
+    };
+    void read(child.stdout);
+    void read(child.stderr);
+    void child.status.then((st) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${st.code}):\n${log.join("\n")}`));
+    });
+  });
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 5000);
+      await child.status;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** CPU seconds used so far by each thread of `pid`, grouped: the main thread and the rest. */
+function cpuOf(pid: number): { main: number; other: number } {
+  const tick = 100; // USER_HZ on Linux
+  let main = 0, other = 0;
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const s = (Number(f[11]) + Number(f[12])) / tick;
+      if (Number(t.name) === pid) main += s;
+      else other += s;
+    } catch { /* the thread ended */ }
+  }
+  return { main, other };
+}
+
+function loadAvg(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  errors: string;
+  load: string;
+  /** Server CPU per second of the run: main thread, other threads; wrk's. */
+  cpu: { main: number; other: number; wrk: number };
+}
+
+/** wrk's latency ("1.23ms", "850.00us", "1.02s") in ms. */
+function ms(v: string | undefined): number {
+  const m = v?.match(/^([\d.]+)(us|ms|s)$/);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === "us" ? 1e-3 : m[2] === "s" ? 1e3 : 1);
+}
+
+async function runWrk(
+  f: Flags,
+  url: string,
+  serverPid: number,
+  opts: { connections: number; script: string; seconds?: number },
+): Promise<WrkResult> {
+  const c = opts.connections;
+  const args = [
+    "-t",
+    String(Math.min(2, c)),
+    "-c",
+    String(c),
+    "-d",
+    `${opts.seconds ?? f.duration}s`,
+  ];
+  args.push("--timeout", "5s", "--latency");
+  args.push("-s", opts.script);
+  args.push(url);
+  const load = loadAvg();
+  const before = cpuOf(serverPid);
+  const t0 = performance.now();
+  const child = new Deno.Command(f.wrk as string, { args, stdout: "piped", stderr: "piped" })
+    .spawn();
+  // wrk's own CPU: sampled just before it exits (it is a child of this process).
+  let wrkCpu = 0;
+  const sampler = setInterval(() => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${child.pid}/stat`);
+      const x = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      wrkCpu = (Number(x[11]) + Number(x[12])) / 100;
+    } catch { /* exited */ }
+  }, 200);
+  const out = await child.output();
+  clearInterval(sampler);
+  const wall = (performance.now() - t0) / 1000;
+  const after = cpuOf(serverPid);
+  const text = new TextDecoder().decode(out.stdout);
+  if (out.code !== 0) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+  const non2xx = Number(text.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1] ?? 0);
+  const sock = text.match(/Socket errors:(.*)$/m)?.[1]?.trim();
+  return {
+    rps: Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1]),
+    p50: ms(text.match(/\s50%\s+(\S+)/)?.[1]),
+    p99: ms(text.match(/\s99%\s+(\S+)/)?.[1]),
+    p999: Number(text.match(/^P999_US (\d+)/m)?.[1]) / 1000,
+    errors: [non2xx ? `${non2xx} non-2xx` : "", sock ?? ""].filter(Boolean).join("; "),
+    load,
+    cpu: {
+      main: (after.main - before.main) / wall,
+      other: (after.other - before.other) / wall,
+      wrk: wrkCpu / wall,
+    },
+  };
+}
+
+/** wrk --latency stops at p99; this prints p99.9 (microseconds) when the run is done. */
+const DONE_LUA = [
+  `done = function(summary, latency, requests)`,
+  `  io.write(string.format("P999_US %d\\n", latency:percentile(99.9)))`,
+  `end`,
+];
+
+async function wrkGetScript(dir: string): Promise<string> {
+  const lua = join(dir, "get.lua");
+  await writeFile(lua, DONE_LUA.join("\n"));
+  return lua;
+}
+
+async function wrkPostScript(dir: string, name: string, body: Uint8Array, type: string) {
+  const bodyPath = join(dir, `${name}.bin`), lua = join(dir, `${name}.lua`);
+  await writeFile(bodyPath, body);
+  await writeFile(
+    lua,
+    [
+      ...DONE_LUA,
+      `local f = assert(io.open(${JSON.stringify(bodyPath)}, "rb"))`,
+      `wrk.method = "POST"`,
+      `wrk.body = f:read("*all")`,
+      `f:close()`,
+      `wrk.headers["Content-Type"] = ${JSON.stringify(type)}`,
+    ].join("\n"),
+  );
+  return lua;
+}
+
+async function post(url: string, body: Uint8Array, type: string): Promise<unknown> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": type },
+    body: body as Uint8Array<ArrayBuffer>,
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+/** Histogram sums and counts from /metrics, keyed "name{labels}". */
+async function scrape(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = line.match(/^(inference_\w+?)(\{[^}]*\})? ([\d.e+-]+)$/);
+    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+function batchSummary(
+  a: Map<string, number>,
+  b: Map<string, number>,
+  wall: number,
+  workers: number,
+) {
+  const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
+  const g = `{graph="model"}`;
+  const runs = d(`inference_batch_size_count${g}`);
+  const rows = d(`inference_batch_size_sum${g}`);
+  const jobs = d(`inference_queue_seconds_count${g}`);
+  // Median queue wait from the histogram buckets.
+  const buckets = [...b.keys()].filter((k) =>
+    k.startsWith('inference_queue_seconds_bucket{graph="model"')
+  )
+    .map((k) => ({ le: Number(k.match(/le="([^"]+)"/)![1].replace("+Inf", "Infinity")), n: d(k) }))
+    .sort((x, y) => x.le - y.le);
+  const p = (q: number) => buckets.find((x) => x.n >= q * jobs)?.le ?? NaN;
+  const busy = d(`inference_run_seconds_sum${g}`) / wall / workers;
+  return {
+    runs,
+    meanBatch: runs ? rows / runs : 0,
+    queueMeanMs: jobs ? (d(`inference_queue_seconds_sum${g}`) / jobs) * 1000 : 0,
+    queueP50Ms: p(0.5) * 1000,
+    queueP99Ms: p(0.99) * 1000,
+    runMeanMs: runs ? (d(`inference_run_seconds_sum${g}`) / runs) * 1000 : 0,
+    busy,
+  };
+}
+
+async function ceiling(f: Flags, bundle: string, backend: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...DENO_RUN,
+      SELF,
+      "--role",
+      "ceiling",
+      "--bundle",
+      bundle,
+      "--backend",
+      backend,
+      "--threads",
+      String(f["ceiling-threads"]),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (out.code !== 0) {
+    throw new Error(`ceiling ${backend}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return JSON.parse(text) as { n1: number; n256: number };
+}
+
+interface Row {
+  what: string;
+  backend: string;
+  body: string;
+  conns: number;
+  r: WrkResult;
+  batching?: ReturnType<typeof batchSummary>;
+}
+
+async function main(f: Flags): Promise<number> {
+  let bundle = f.bundle as string | undefined;
+  if (!bundle) {
+    try {
+      bundle = (await resolveActive(f.registry as string)).dir;
+    } catch {
+      bundle = TINY;
+    }
+  }
+  const manifest = readManifest(bundle);
+  const px = decodeProbePixels(manifest.probe.cases[0].pixels);
+  const png = encodeGreyPng(px, 28, 28);
+  const tmp = await mkdtemp(join(tmpdir(), "bench-perf-"));
+  const rawLua = await wrkPostScript(tmp, "raw", px, "application/octet-stream");
+  const pngLua = await wrkPostScript(tmp, "png", png, "image/png");
+  const getLua = await wrkGetScript(tmp);
+  const backends = (f.backends as string).split(",").filter(Boolean);
+  const C = f.connections as number;
+  const cores = navigator.hardwareConcurrency;
+  const workers = (f.workers as number) || cores;
+  console.log(
+    `bench_perf: bundle ${bundle} (${manifest.name}@${manifest.version}), ${cores} CPUs (shared), wrk ${f.duration}s per row, loopback`,
+  );
+  console.log(`load average at start: ${loadAvg()}`);
+  const rows: Row[] = [];
+  const ceilings = new Map<string, { n1: number; n256: number }>();
+  try {
+    for (const b of backends) {
+      const c = await ceiling(f, bundle, b);
+      ceilings.set(b, c);
+      console.log(
+        `ceiling ${b}: N=256 ${c.n256.toFixed(0)} images/s (${
+          (1000 / c.n256).toFixed(4)
+        } ms/image), N=1 ${c.n1.toFixed(0)} images/s (${(1000 / c.n1).toFixed(4)} ms/image), ${
+          f["ceiling-threads"]
+        } thread(s); load ${loadAvg()}`,
+      );
+    }
+    {
+      const s = await startServer([SELF, "--role", "hello", "--port", "0"]);
+      try {
+        rows.push({
+          what: "hello",
+          backend: "-",
+          body: "GET",
+          conns: C,
+          r: await runWrk(f, `${s.url}/hello`, s.pid, { connections: C, script: getLua }),
+        });
+      } finally {
+        await s.stop();
+      }
+    }
+    for (const b of backends) {
+      const svcArgs = [
+        MAIN,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--bundle",
+        bundle,
+        "--backend",
+        b,
+        "--workers",
+        String(f.workers),
+        "--threads",
+        String(f.threads),
+        "--max-queue-delay-ms",
+        String(f["max-queue-delay-ms"]),
+        "--no-watch",
+        "--poll-ms",
+        "0",
+      ];
+      const baseArgs = [
+        SELF,
+        "--role",
+        "baseline",
+        "--backend",
+        b,
+        "--bundle",
+        bundle,
+        "--threads",
+        String(f["baseline-threads"]),
+        "--port",
+        "0",
+      ];
+      for (const [what, args] of [["service", svcArgs], ["baseline", baseArgs]] as const) {
+        const s = await startServer([...args]);
+        try {
+          const url = `${s.url}/v1/classify`;
+          // Both must answer, and the same thing (same model, same preprocessing).
+          const a = await post(url, px, "application/octet-stream") as { predictions: unknown[] };
+          if (a.predictions.length !== 1) throw new Error(`${what}: unexpected response`);
+          await post(url, png, "image/png");
+          const bodies: [string, string][] = [["raw", rawLua]];
+          if (f.png) bodies.push(["png", pngLua]);
+          for (const [body, lua] of bodies) {
+            // Warm-up: JIT, arenas, connections.
+            await runWrk(f, url, s.pid, { connections: C, script: lua, seconds: 2 }).catch(
+              () => {},
+            );
+            const m0 = what === "service" ? await scrape(s.url) : null;
+            const t0 = performance.now();
+            const r = await runWrk(f, url, s.pid, { connections: C, script: lua });
+            const wall = (performance.now() - t0) / 1000;
+            const batching = m0 ? batchSummary(m0, await scrape(s.url), wall, workers) : undefined;
+            rows.push({ what, backend: b, body, conns: C, r, batching });
+          }
+          rows.push({
+            what,
+            backend: b,
+            body: "raw",
+            conns: 1,
+            r: await runWrk(f, url, s.pid, { connections: 1, script: rawLua }),
+          });
+        } finally {
+          await s.stop();
+        }
+      }
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  report(f, rows, ceilings, C);
+  return 0;
+}
+
+function report(
+  f: Flags,
+  rows: Row[],
+  ceilings: Map<string, { n1: number; n256: number }>,
+  C: number,
+): void {
+  const find = (what: string, backend: string, body: string, conns: number) =>
+    rows.find((r) =>
+      r.what === what && r.backend === backend && r.body === body && r.conns === conns
+    );
+  const head = [
+    "server",
+    "backend",
+    "body",
+    "conns",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "/ceiling",
+    "/baseline",
+    "cpu main",
+    "cpu other",
+    "cpu wrk",
+    "load avg",
+    "errors",
+  ];
+  const table = rows.map((x) => {
+    const ceil = ceilings.get(x.backend)?.n256;
+    const base = x.what === "service" ? find("baseline", x.backend, x.body, x.conns) : undefined;
+    return [
+      x.what,
+      x.backend,
+      x.body,
+      String(x.conns),
+      x.r.rps.toFixed(0),
+      x.r.p50.toFixed(2),
+      x.r.p99.toFixed(2),
+      x.r.p999.toFixed(2),
+      ceil && x.what !== "hello" ? (x.r.rps / ceil).toFixed(2) : "",
+      base ? (x.r.rps / base.r.rps).toFixed(2) : "",
+      x.r.cpu.main.toFixed(2),
+      x.r.cpu.other.toFixed(2),
+      x.r.cpu.wrk.toFixed(2),
+      x.r.load,
+      x.r.errors,
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+  console.log("");
+  console.log(
+    [line(head), "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|", ...table.map(line)]
+      .join("\n"),
+  );
+  console.log(
+    "cpu main/other: CPU-seconds per second used by the server's main (HTTP) thread and by its other threads (inference workers, onnxruntime, GC) during the row; cpu wrk: the load generator's.",
+  );
+  console.log("\nBatching (service rows, from /metrics deltas):");
+  for (const x of rows) {
+    if (!x.batching) continue;
+    const b = x.batching;
+    console.log(
+      `  ${x.backend} ${x.body} c${x.conns}: ${b.runs} runs, mean batch ${
+        b.meanBatch.toFixed(1)
+      }, queue wait mean ${
+        b.queueMeanMs.toFixed(2)
+      } ms (p50 <= ${b.queueP50Ms} ms, p99 <= ${b.queueP99Ms} ms), run mean ${
+        b.runMeanMs.toFixed(2)
+      } ms, workers busy ${(b.busy * 100).toFixed(0)}%`,
+    );
+  }
+  console.log("\nTargets (issue):");
+  const check = (ok: boolean, what: string) => console.log(`  ${ok ? "ok  " : "MISS"} ${what}`);
+  for (const b of ceilings.keys()) {
+    const s = find("service", b, "raw", C), base = find("baseline", b, "raw", C);
+    const s1 = find("service", b, "raw", 1), b1 = find("baseline", b, "raw", 1);
+    const ceil = ceilings.get(b)!.n256;
+    if (!s || !base) continue;
+    if (b === "wasm") {
+      check(
+        s.r.rps >= 0.8 * ceil,
+        `wasm raw c${C}: ${s.r.rps.toFixed(0)} req/s >= 80% of ceiling ${ceil.toFixed(0)} (${
+          (s.r.rps / ceil * 100).toFixed(0)
+        }%)`,
+      );
+      check(
+        s.r.rps >= 1.3 * base.r.rps,
+        `wasm raw c${C}: >= 1.3x baseline (${(s.r.rps / base.r.rps).toFixed(2)}x)`,
+      );
+      check(s.r.p99 <= 15, `wasm raw c${C}: p99 ${s.r.p99.toFixed(2)} ms <= 15 ms`);
+    } else {
+      check(s.r.rps >= 20000, `native raw c${C}: ${s.r.rps.toFixed(0)} req/s >= 20000`);
+      check(
+        s.r.rps >= 4 * base.r.rps,
+        `native raw c${C}: >= 4x baseline (${(s.r.rps / base.r.rps).toFixed(2)}x)`,
+      );
+      check(s.r.p99 <= 5, `native raw c${C}: p99 ${s.r.p99.toFixed(2)} ms <= 5 ms`);
+    }
+    if (s1 && b1) {
+      check(
+        s1.r.p50 <= b1.r.p50 * 1.1,
+        `${b} raw c1: service p50 ${s1.r.p50.toFixed(3)} ms vs baseline ${
+          b1.r.p50.toFixed(3)
+        } ms (within 10% noise)`,
+      );
+    }
+  }
+  console.log(`load average at end: ${loadAvg()}`);
+}
+
+if (import.meta.main) {
+  let f: Flags;
+  try {
+    const parsed = parseFlags(Deno.args, FLAGS, {});
+    if (parsed.flags.help) {
+      console.log(formatHelp(USAGE, FLAGS));
+      Deno.exit(0);
+    }
+    if (parsed.positional.length) {
+      throw new FlagError(`Unexpected argument(s): ${parsed.positional.join(" ")}`);
+    }
+    f = parsed.flags as Flags;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${formatHelp(USAGE, FLAGS)}`);
+    Deno.exit(2);
+  }
+  const role = f.role as string;
+  if (role === "ceiling") {
+    await roleCeiling(f);
+    Deno.exit(0);
+  } else if (role === "hello") {
+    roleHello(f);
+  } else if (role === "baseline") {
+    if (!f.threads) f.threads = 2;
+    await roleBaseline(f);
+  } else {
+    try {
+      Deno.exit(await main(f));
+    } catch (e) {
+      console.error(`bench_perf: ${(e as Error).message}`);
+      Deno.exit(1);
+    }
+  }
+}
