@@ -27,6 +27,9 @@ export class FlagError extends Error {
 
 type Value = string | number | boolean | undefined;
 
+/** What parseFlags returns for `specs`: one value per flag, and whether --help was given. */
+export type ParsedFlags<S extends FlagSpecs> = { [K in keyof S]: Value } & { help: boolean };
+
 function convert(name: string, spec: FlagSpec, raw: string): string | number | boolean {
   switch (spec.type) {
     case "boolean":
@@ -57,7 +60,7 @@ export function parseFlags<S extends FlagSpecs>(
   args: readonly string[],
   specs: S,
   env: Record<string, string | undefined> = {},
-): { flags: { [K in keyof S]: Value } & { help: boolean }; positional: string[] } {
+): { flags: ParsedFlags<S>; positional: string[] } {
   const out: Record<string, Value> = {};
   const positional: string[] = [];
   let help = false;
@@ -106,7 +109,27 @@ export function parseFlags<S extends FlagSpecs>(
     const e = spec.env ? env[spec.env] : undefined;
     out[name] = e !== undefined && e !== "" ? convert(name, spec, e) : spec.default;
   }
-  return { flags: { ...out, help } as { [K in keyof S]: Value } & { help: boolean }, positional };
+  return { flags: { ...out, help } as ParsedFlags<S>, positional };
+}
+
+/**
+ * The start of a command that takes flags only (the scripts' mains): parses `args`; on --help
+ * prints formatHelp(usage, specs) to stdout and returns null (the command then exits 0);
+ * positional arguments are a FlagError.
+ */
+export function parseCommandFlags<S extends FlagSpecs>(
+  args: readonly string[],
+  specs: S,
+  usage: string,
+  env: Record<string, string | undefined> = {},
+): ParsedFlags<S> | null {
+  const { flags, positional } = parseFlags(args, specs, env);
+  if (flags.help) {
+    console.log(formatHelp(usage, specs));
+    return null;
+  }
+  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  return flags;
 }
 
 /** Help text: one line per flag with type, default and env. */

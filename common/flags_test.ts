@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FlagError, formatHelp, parseFlags } from "./flags.ts";
+import { FlagError, formatHelp, parseCommandFlags, parseFlags } from "./flags.ts";
 
 const specs = {
   port: { type: "int", default: 8000, help: "port", env: "PORT" },
@@ -34,4 +34,22 @@ Deno.test("formatHelp() lists every flag with its default and env", () => {
   assert.match(h, /--port .*\(default 8000\) \[env PORT\]/);
   assert.match(h, /auto\|wasm/);
   assert.equal(parseFlags(["--help"], specs).flags.help, true);
+});
+
+Deno.test("parseCommandFlags() returns the flags, null after printing --help, and rejects positionals", () => {
+  assert.equal(parseCommandFlags(["--port", "1"], specs, "usage", {})?.port, 1);
+  assert.equal(parseCommandFlags([], specs, "usage", { PORT: "9001" })?.port, 9001);
+  const printed: unknown[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => printed.push(...a);
+  try {
+    assert.equal(parseCommandFlags(["--help", "extra"], specs, "usage line"), null);
+  } finally {
+    console.log = log;
+  }
+  assert.deepEqual(printed, [formatHelp("usage line", specs)]);
+  assert.throws(
+    () => parseCommandFlags(["extra", "--port", "1"], specs, "usage"),
+    (e) => e instanceof FlagError && /Unexpected argument\(s\): extra/.test(e.message),
+  );
 });

@@ -25,7 +25,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
-import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
+import { formatHelp, parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
 import { decodeProbePixels, type Manifest } from "../common/manifest.ts";
@@ -33,6 +33,11 @@ import { resolveActive } from "../common/registry.ts";
 import { bundleFile } from "../common/bundle.ts";
 import { loadBackend, type Session } from "../serve/inference/backend.ts";
 import { readImageBatch } from "../serve/inputs.ts";
+import {
+  SERVE_PERMISSIONS,
+  type ServerProcess,
+  startServer as startServerProcess,
+} from "../tests/server_process.ts";
 
 const FLAGS = {
   bundle: {
@@ -185,71 +190,12 @@ async function roleBaseline(f: Flags): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The driver.
 
-interface Server {
-  url: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-const DENO_RUN = [
-  "run",
-  "--allow-read",
-  "--allow-net",
-  "--allow-env",
-  "--allow-ffi",
-  "--allow-sys",
-];
-
-async function startServer(args: string[]): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...DENO_RUN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const dec = new TextDecoder();
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server did not start in 90 s:\n${log.join("\n")}`)),
-      90_000,
-    );
-    const read = async (s: ReadableStream<Uint8Array>) => {
-      let buf = "";
-      for await (const chunk of s) {
-        buf += dec.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          log.push(line);
-          const m = line.match(/Listening on (http:\/\/[^/]+)\//);
-          if (m) clearTimeout(timer), resolve(m[1].replace("localhost", "127.0.0.1"));
-        }
-      }
-    };
-    void read(child.stdout);
-    void read(child.stderr);
-    void child.status.then((st) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${st.code}):\n${log.join("\n")}`));
-    });
-  });
-  return {
-    url,
-    pid: child.pid,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await child.status;
-      clearTimeout(t);
-    },
-  };
+/**
+ * A server process (this script in a server role, or serve/main.ts) on a free loopback port;
+ * stop() sends SIGTERM, then SIGKILL after 5 s.
+ */
+function startServer(script: string, args: string[]): Promise<ServerProcess> {
+  return startServerProcess(args, { script, startTimeoutMs: 90_000, killAfterMs: 5000 });
 }
 
 /** CPU seconds used so far by each thread of `pid`, grouped: the main thread and the rest. */
@@ -430,7 +376,8 @@ function batchSummary(
 async function ceiling(f: Flags, bundle: string, backend: string) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
-      ...DENO_RUN,
+      "run",
+      ...SERVE_PERMISSIONS,
       SELF,
       "--role",
       "ceiling",
@@ -499,7 +446,7 @@ async function main(f: Flags): Promise<number> {
       );
     }
     {
-      const s = await startServer([SELF, "--role", "hello", "--port", "0"]);
+      const s = await startServer(SELF, ["--role", "hello", "--port", "0"]);
       try {
         rows.push({
           what: "hello",
@@ -514,7 +461,6 @@ async function main(f: Flags): Promise<number> {
     }
     for (const b of backends) {
       const svcArgs = [
-        MAIN,
         "--host",
         "127.0.0.1",
         "--port",
@@ -534,7 +480,6 @@ async function main(f: Flags): Promise<number> {
         "0",
       ];
       const baseArgs = [
-        SELF,
         "--role",
         "baseline",
         "--backend",
@@ -546,8 +491,13 @@ async function main(f: Flags): Promise<number> {
         "--port",
         "0",
       ];
-      for (const [what, args] of [["service", svcArgs], ["baseline", baseArgs]] as const) {
-        const s = await startServer([...args]);
+      for (
+        const [what, script, args] of [
+          ["service", MAIN, svcArgs],
+          ["baseline", SELF, baseArgs],
+        ] as const
+      ) {
+        const s = await startServer(script, [...args]);
         try {
           const url = `${s.url}/v1/classify`;
           // Both must answer, and the same thing (same model, same preprocessing).
@@ -701,15 +651,9 @@ function report(
 if (import.meta.main) {
   let f: Flags;
   try {
-    const parsed = parseFlags(Deno.args, FLAGS, {});
-    if (parsed.flags.help) {
-      console.log(formatHelp(USAGE, FLAGS));
-      Deno.exit(0);
-    }
-    if (parsed.positional.length) {
-      throw new FlagError(`Unexpected argument(s): ${parsed.positional.join(" ")}`);
-    }
-    f = parsed.flags as Flags;
+    const parsed = parseCommandFlags(Deno.args, FLAGS, USAGE, {});
+    if (!parsed) Deno.exit(0);
+    f = parsed as Flags;
   } catch (e) {
     console.error(`${(e as Error).message}\n\n${formatHelp(USAGE, FLAGS)}`);
     Deno.exit(2);

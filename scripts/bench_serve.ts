@@ -9,10 +9,12 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
+import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { resolveActive } from "../common/registry.ts";
+import { type ServerProcess, startServer as startServerProcess } from "../tests/server_process.ts";
 import { imageAt, readTestImages } from "../tests/service_helpers.ts";
+import { runScript } from "./_cli.ts";
 
 const FLAGS = {
   bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
@@ -34,63 +36,15 @@ const FLAGS = {
 } as const;
 
 const USAGE = "Usage: npx deno run -A scripts/bench_serve.ts [flags]";
-const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 
-async function startServer(args: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-net",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      MAIN,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server did not start in 60 s:\n${log.join("\n")}`)),
-      60_000,
-    );
-    const read = async (s: ReadableStream<Uint8Array>) => {
-      let buf = "";
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          log.push(line);
-          const m = line.match(/Listening on (http:\/\/[^/]+)\//);
-          if (m) clearTimeout(timer), resolve(m[1].replace("localhost", "127.0.0.1"));
-        }
-      }
-    };
-    void read(child.stdout);
-    void read(child.stderr);
-    void child.status.then((st) =>
-      reject(new Error(`server exited (${st.code}):\n${log.join("\n")}`))
-    );
-  });
-  if (!log.some((l) => l.startsWith("Model "))) {
-    throw new Error(`server started without a model:\n${log.join("\n")}`);
+/** serve/main.ts on a free loopback port; fails if it started without a model. */
+async function startServer(args: string[]): Promise<ServerProcess> {
+  const server = await startServerProcess(args, { startTimeoutMs: 60_000 });
+  if (!server.log.some((l) => l.startsWith("Model "))) {
+    await server.stop();
+    throw new Error(`server started without a model:\n${server.log.join("\n")}`);
   }
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+  return server;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -168,12 +122,8 @@ async function runWrk(
 }
 
 async function main(args: string[]): Promise<number> {
-  const { flags: f, positional } = parseFlags(args, FLAGS, {});
-  if (f.help) {
-    console.log(formatHelp(USAGE, FLAGS));
-    return 0;
-  }
-  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  const f = parseCommandFlags(args, FLAGS, USAGE, {});
+  if (!f) return 0;
   const bundle = (f.bundle as string | undefined) ??
     (await resolveActive(f.registry as string)).dir;
   const test = readTestImages(1);
@@ -241,15 +191,4 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(
-      e instanceof FlagError
-        ? `${e.message}\n\n${formatHelp(USAGE, FLAGS)}`
-        : `bench_serve: ${(e as Error).message}`,
-    );
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await runScript("bench_serve", USAGE, FLAGS, main);

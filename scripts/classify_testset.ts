@@ -13,12 +13,13 @@
  *   npx deno run -A scripts/classify_testset.ts --bundle tests/testdata/tiny-bundle
  *   npx deno run -A scripts/classify_testset.ts --url http://localhost:8000 --registry models
  */
-import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
+import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { resolveActive } from "../common/registry.ts";
 import { imageAt, readTestImages, renderPhoto, serveBundle } from "../tests/service_helpers.ts";
+import { runScript } from "./_cli.ts";
 
 const FLAGS = {
   bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
@@ -101,12 +102,8 @@ function pct(x: number): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { flags: f, positional } = parseFlags(args, FLAGS, Deno.env.toObject());
-  if (f.help) {
-    console.log(formatHelp(USAGE, FLAGS));
-    return 0;
-  }
-  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  const f = parseCommandFlags(args, FLAGS, USAGE, Deno.env.toObject());
+  if (!f) return 0;
   const dir = (f.bundle as string | undefined) ??
     (await resolveActive(f.registry as string, f.model as string | undefined)).dir;
   const test = readTestImages(f.count as number, f["data-dir"] as string);
@@ -229,15 +226,4 @@ async function main(args: string[]): Promise<number> {
   return disagree === 0 && matches && photoOk ? 0 : 1;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(
-      e instanceof FlagError
-        ? `${e.message}\n\n${formatHelp(USAGE, FLAGS)}`
-        : `classify_testset: ${(e as Error).message}`,
-    );
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await runScript("classify_testset", USAGE, FLAGS, main);

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { gunzipSync } from "node:zlib";
 import { encodeGreyPng } from "../common/image_codec.ts";
-import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
+import { FlagError, type FlagSpecs, parseCommandFlags } from "../common/flags.ts";
 import { FASHION_LABELS, IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/labels.ts";
 
 const FLAGS = {
@@ -50,12 +50,8 @@ async function readIdx(path: string, magic: number): Promise<Uint8Array> {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { flags: f, positional } = parseFlags(args, FLAGS, process.env);
-  if (f.help) {
-    console.log(formatHelp(USAGE, FLAGS));
-    return 0;
-  }
-  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  const f = parseCommandFlags(args, FLAGS, USAGE, process.env);
+  if (!f) return 0;
   const dir = f["data-dir"] as string, out = f.out as string;
   const images = await readIdx(join(dir, "t10k-images-idx3-ubyte.gz"), 2051);
   const labels = await readIdx(join(dir, "t10k-labels-idx1-ubyte.gz"), 2049);

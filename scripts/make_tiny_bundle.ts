@@ -16,7 +16,7 @@ import * as ort from "onnxruntime-node";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { bundleFile, readManifest } from "../common/bundle.ts";
-import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
+import { FlagError, type FlagSpecs, parseCommandFlags } from "../common/flags.ts";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { encodeProbePixels } from "../common/manifest.ts";
 import { normalizePixels, toBytes } from "../common/preprocess.ts";
@@ -146,12 +146,8 @@ function installFastConvFilterGrad(): void {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { flags: f, positional } = parseFlags(args, FLAGS, process.env);
-  if (f.help) {
-    console.log(formatHelp(USAGE, FLAGS));
-    return 0;
-  }
-  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  const f = parseCommandFlags(args, FLAGS, USAGE, process.env);
+  if (!f) return 0;
   const log = (s: string) => process.stderr.write(s + "\n");
   await tf.setBackend("cpu");
   installFastConvFilterGrad();

@@ -5,17 +5,10 @@
  * stays deterministic (it outputs mu and logvar only).
  */
 
-/** mulberry32: a 32-bit seeded PRNG, uniform in [0, 1). Plenty for visualisation samples. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../common/random.ts";
+
+/** The seeded uniform PRNG (defined in common/random.ts), re-exported for callers here. */
+export { mulberry32 };
 
 /** Standard normal draws via Box-Muller (both values of each pair are used). */
 export function normalSource(seed: number): () => number {

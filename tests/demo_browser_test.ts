@@ -16,9 +16,9 @@ import { Buffer } from "node:buffer";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { encodePng } from "../common/image_codec.ts";
+import { startServer } from "./server_process.ts";
 import { imageAt, readTestImages, renderPhoto, TINY_BUNDLE } from "./service_helpers.ts";
 
-const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 const RUNS = new URL("../runs/", import.meta.url).pathname;
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -32,79 +32,6 @@ const CHROMIUM_ARGS = [
 ];
 /** Generous: the machine may be busy training; a healthy run takes a few seconds. */
 const UI_TIMEOUT = 30_000;
-
-interface Server {
-  url: string;
-  log: string[];
-  stop(): Promise<number>;
-}
-
-/** serve/main.ts on a free port (--port 0; the port is read from its "Listening on" line). */
-async function startServer(args: string[]): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-net",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      MAIN,
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
-    let buf = "";
-    const text = new TextDecoder();
-    for await (const chunk of stream) {
-      buf += text.decode(chunk, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
-    }
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`server did not start in 60 s; log:\n${log.join("\n")}`)),
-        60_000,
-      );
-      const onLine = (l: string) => {
-        log.push(l);
-        const m = l.match(/Listening on (http:\/\/[^/]+)\//);
-        if (m) resolve(m[1].replace("localhost", "127.0.0.1"));
-      };
-      void collect(child.stdout, onLine);
-      void collect(child.stderr, onLine);
-      void child.status.then((s) =>
-        reject(new Error(`server exited with ${s.code} before listening; log:\n${log.join("\n")}`))
-      );
-    });
-    return {
-      url,
-      log,
-      async stop() {
-        child.kill("SIGTERM");
-        return (await child.status).code;
-      },
-    };
-  } catch (e) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Chromium via playwright-core, or a failure that says how to install what is missing. */
 async function launchChromium() {
@@ -154,7 +81,9 @@ function productPhotoPng(label: number): Uint8Array {
 }
 
 Deno.test("the demo page classifies an uploaded PNG like /v1/classify, reconstructs it and decodes slider moves", async () => {
-  const server = await startServer(["--bundle", TINY_BUNDLE, "--backend", "native"]);
+  const server = await startServer(["--bundle", TINY_BUNDLE, "--backend", "native"], {
+    startTimeoutMs: 60_000,
+  });
   const browser = await launchChromium().catch(async (e) => {
     await server.stop();
     throw e;

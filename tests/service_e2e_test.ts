@@ -10,71 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { decodeProbePixels } from "../common/manifest.ts";
+import { startServer } from "./server_process.ts";
 import { TINY_BUNDLE } from "./service_helpers.ts";
 
 const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 const DENO = Deno.execPath();
-
-interface Server {
-  url: string;
-  log: string[];
-  stop(): Promise<number>;
-}
-
-async function startServer(args: string[]): Promise<Server> {
-  const child = new Deno.Command(DENO, {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-net",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      MAIN,
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
-    let buf = "";
-    const decoder = new TextDecoder();
-    for await (const bytes of stream) {
-      buf += decoder.decode(bytes, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
-    }
-  };
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server did not start in 30 s; log:\n${log.join("\n")}`)),
-      30_000,
-    );
-    const onLine = (l: string) => {
-      log.push(l);
-      const m = l.match(/Listening on (http:\/\/[^/]+)\//);
-      if (m) clearTimeout(timer), resolve(m[1].replace("localhost", "127.0.0.1"));
-    };
-    void collect(child.stdout, onLine);
-    void collect(child.stderr, onLine);
-    void child.status.then((s) =>
-      reject(new Error(`server exited with ${s.code} before listening; log:\n${log.join("\n")}`))
-    );
-  });
-  return {
-    url,
-    log,
-    async stop() {
-      child.kill("SIGTERM");
-      return (await child.status).code;
-    },
-  };
-}
 
 Deno.test("the real server classifies a PNG over HTTP and stops cleanly on SIGTERM", async () => {
   const server = await startServer(["--bundle", TINY_BUNDLE, "--backend", "native"]);

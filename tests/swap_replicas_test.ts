@@ -11,57 +11,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
 import { publish } from "../trainer/publish.ts";
+import { type ServerProcess as Proc, startServer } from "./server_process.ts";
 import { ADMIN_TOKEN, FIXTURES, makeRegistry, MODEL, VERSIONS, waitFor } from "./swap_helpers.ts";
 
-const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
-
-interface Proc {
-  url: string;
-  log: string[];
-  stop(): Promise<number>;
-}
-
-async function startReplica(args: string[], env: Record<string, string> = {}): Promise<Proc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--port", "0", "--host", "127.0.0.1", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no start in 30 s:\n${log.join("\n")}`)),
-      30_000,
-    );
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      let buf = "";
-      const dec = new TextDecoder();
-      for await (const chunk of s) {
-        buf += dec.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          log.push(line);
-          const m = line.match(/Listening on (http:\/\/[^/]+)\//);
-          if (m) clearTimeout(timer), resolve(m[1]);
-        }
-      }
-    };
-    void pump(child.stdout);
-    void pump(child.stderr);
-    void child.status.then((s) => reject(new Error(`exited ${s.code}:\n${log.join("\n")}`)));
-  });
-  return {
-    url,
-    log,
-    async stop() {
-      child.kill("SIGTERM");
-      return (await child.status).code;
-    },
-  };
-}
+/** serve/main.ts with all permissions, as a replica runs (env: e.g. ADMIN_TOKEN). */
+const startReplica = (args: string[], env: Record<string, string> = {}) =>
+  startServer(args, { permissions: ["-A"], env });
 
 /** Serves `root` read-only over HTTP, as any static file server or object store would. */
 function staticServer(root: string): { url: string; close: () => Promise<void> } {

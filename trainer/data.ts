@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/labels.ts";
+import { mulberry32 as rng } from "../common/random.ts";
 
 export const DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist";
 export const DATA_DIR_ENV = "FASHION_MNIST_DIR";
@@ -113,17 +114,11 @@ export function loadFashionMnist(dir = resolveDataDir(), opts: { strictCounts?: 
   return { train, test, dir, fingerprint };
 }
 
-/** mulberry32: small, fast, seedable PRNG; every random choice in the trainer goes through it. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/**
+ * mulberry32 (common/random.ts): small, fast, seedable PRNG; every random choice in the trainer
+ * goes through it. Re-exported as `rng` for the trainer's modules.
+ */
+export { rng };
 
 export function shuffle<T>(a: T[] | Int32Array, rand: () => number): void {
   for (let i = a.length - 1; i > 0; i--) {

@@ -1,0 +1,51 @@
+/**
+ * The committed default model: the registry's active bundle loads and validates on both
+ * backends, and its accuracy on all 10,000 test images, re-measured here through onnxruntime,
+ * is the one its manifest states and at least 88%.
+ */
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { normalizePixels } from "../common/preprocess.ts";
+import { resolveActive } from "../common/registry.ts";
+import { readTestImages, serveBundle } from "./service_helpers.ts";
+
+const REGISTRY = resolve(new URL("../models", import.meta.url).pathname);
+
+Deno.test("the default bundle scores its manifest's test accuracy (>= 88%) on 10,000 images, on both backends", async () => {
+  const active = await resolveActive(REGISTRY);
+  const test = readTestImages(10000);
+  assert.ok(test, "Fashion-MNIST test files are missing: apt-get install -y dataset-fashion-mnist");
+  assert.equal(test.count, 10000);
+  const x = normalizePixels(test.images);
+  const preds: Record<string, Int32Array> = {};
+  for (const backend of ["native", "wasm"] as const) {
+    const s = await serveBundle(backend, active.dir);
+    try {
+      const K = s.model.labels.length;
+      const pred = new Int32Array(test.count);
+      for (let start = 0; start < test.count; start += 256) {
+        const n = Math.min(256, test.count - start);
+        const out = await s.model.encode(x.subarray(start * 784, (start + n) * 784), n);
+        for (let i = 0; i < n; i++) {
+          let best = 0;
+          for (let k = 1; k < K; k++) if (out.probabilities[i * K + k] > out.probabilities[i * K + best]) best = k;
+          pred[start + i] = best;
+        }
+      }
+      let correct = 0;
+      for (let i = 0; i < test.count; i++) if (pred[i] === test.labels[i]) correct++;
+      const acc: number = correct / test.count;
+      const stated = s.model.manifest.metrics.testAccuracy;
+      console.log(`${active.name}@${active.version} on ${backend}: ${(acc * 100).toFixed(2)}% (manifest ${(stated * 100).toFixed(2)}%)`);
+      assert.equal(s.model.manifest.metrics.evaluatedOn ?? 10000, 10000);
+      assert.ok(Math.abs(acc - stated) <= 0.0002, `re-measured ${acc}, manifest says ${stated}`);
+      assert.ok(acc >= 0.88, `default bundle accuracy ${acc} is below 88%`);
+      preds[backend] = pred;
+    } finally {
+      await s.slot.close();
+    }
+  }
+  let differ = 0;
+  for (let i = 0; i < test.count; i++) if (preds.native[i] !== preds.wasm[i]) differ++;
+  assert.ok(differ <= 2, `native and wasm disagree on ${differ} images`);
+});

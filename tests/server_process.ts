@@ -1,0 +1,134 @@
+/**
+ * A real server in a child process, for the end-to-end tests and the benchmark scripts
+ * (scripts/bench_serve.ts, scripts/bench_perf.ts import it from here): starts `deno run` on
+ * serve/main.ts (or another module), collects every line it prints on stdout and stderr, waits
+ * until it prints "Listening on http://host:port/", and stops it with SIGTERM.
+ *
+ * Lines are decoded with a TextDecoder in streaming mode rather than
+ * `pipeThrough(new TextDecoderStream())`, which breaks type checking when several test files
+ * are checked together.
+ */
+
+/** The permissions serve/main.ts needs. */
+export const SERVE_PERMISSIONS = [
+  "--allow-read",
+  "--allow-net",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-sys",
+];
+
+export const SERVE_MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
+
+export interface StartServerOptions {
+  /**
+   * The module to run. Default: serve/main.ts, started on a free loopback port
+   * (`--port 0 --host 127.0.0.1` before `args`). Any other module gets `args` as they are and
+   * must print the same "Listening on" line.
+   */
+  script?: string;
+  /** `deno run` permission flags; default SERVE_PERMISSIONS. */
+  permissions?: string[];
+  /** Extra environment variables for the child (added to this process's environment). */
+  env?: Record<string, string>;
+  /** How long to wait for the "Listening on" line; default 30 s. */
+  startTimeoutMs?: number;
+  /** If set, stop() sends SIGKILL when the child has not exited this long after SIGTERM. */
+  killAfterMs?: number;
+}
+
+export interface ServerProcess {
+  /** http://127.0.0.1:port (no trailing slash). */
+  url: string;
+  port: number;
+  pid: number;
+  /** Every line printed so far (stdout and stderr, interleaved as read); still growing. */
+  log: string[];
+  /** SIGTERM (then SIGKILL after killAfterMs, if set); resolves to the exit code. */
+  stop(): Promise<number>;
+}
+
+/** Calls `onLine` for each line of `stream` (without the newline). */
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let buf = "";
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) {
+    buf += decoder.decode(bytes, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
+  }
+}
+
+function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch { /* already gone */ }
+}
+
+/**
+ * Starts the server and resolves once it listens. If it exits first or does not listen within
+ * startTimeoutMs, it is killed and the promise rejects with its log.
+ */
+export async function startServer(
+  args: string[],
+  opts: StartServerOptions = {},
+): Promise<ServerProcess> {
+  const script = opts.script ?? SERVE_MAIN;
+  const listenArgs = opts.script === undefined ? ["--port", "0", "--host", "127.0.0.1"] : [];
+  const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(opts.permissions ?? SERVE_PERMISSIONS), script, ...listenArgs, ...args],
+    env: opts.env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const log: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(`server did not start in ${timeoutMs / 1000} s; log:\n${log.join("\n")}`),
+          ),
+        timeoutMs,
+      );
+      const onLine = (l: string) => {
+        log.push(l);
+        const m = l.match(/Listening on (http:\/\/[^/]+)\//);
+        if (m) resolve(m[1].replace("localhost", "127.0.0.1"));
+      };
+      void readLines(child.stdout, onLine);
+      void readLines(child.stderr, onLine);
+      void child.status.then((s) =>
+        reject(new Error(`server exited with ${s.code} before listening; log:\n${log.join("\n")}`))
+      );
+    });
+    return {
+      url,
+      port: Number(new URL(url).port),
+      pid: child.pid,
+      log,
+      async stop() {
+        kill(child, "SIGTERM");
+        const t = opts.killAfterMs === undefined
+          ? undefined
+          : setTimeout(() => kill(child, "SIGKILL"), opts.killAfterMs);
+        try {
+          return (await child.status).code;
+        } finally {
+          clearTimeout(t);
+        }
+      },
+    };
+  } catch (e) {
+    kill(child, "SIGKILL");
+    await child.status;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
