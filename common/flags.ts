@@ -67,6 +67,8 @@ export function parseFlags<S extends FlagSpecs>(
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--") {
+      // `deno task name -- --flag` passes its "--" through: a leading one separates nothing.
+      if (i === 0) continue;
       positional.push(...args.slice(i + 1));
       break;
     }

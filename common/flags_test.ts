@@ -53,3 +53,10 @@ Deno.test("parseCommandFlags() returns the flags, null after printing --help, an
     (e) => e instanceof FlagError && /Unexpected argument\(s\): extra/.test(e.message),
   );
 });
+
+Deno.test("parseFlags() ignores the leading \"--\" that deno task passes through", () => {
+  const { flags, positional } = parseFlags(["--", "--port", "9"], specs);
+  assert.equal(flags.port, 9);
+  assert.deepEqual(positional, []);
+  assert.deepEqual(parseFlags(["--port", "9", "--", "--x"], specs).positional, ["--x"]);
+});
