@@ -39,7 +39,7 @@ const TRAIN_FLAGS = {
   name: { type: "string", default: "fashion-vae", help: "model name written into the bundle" },
   backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend" },
   threads: { type: "int", default: 1, help: "wasm threads" },
-  engine: { type: "string", default: "tfjs", choices: ["tfjs", "ort"], help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
+  engine: { type: "string", default: "auto", choices: ["auto", "tfjs", "ort"], help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
@@ -128,7 +128,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
-  if (f.engine === "ort") engine = { ...engine, description: `onnxruntime training graph, ${f["ort-threads"]} thread(s) (tfjs ${engine.description} for evaluation/export)` };
+  if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s) (tfjs ${engine.description} for evaluation/export)` };
   log(`training on ${train.count} images${val ? `, validating on ${val.count}` : ""}; engine ${engine.description}; run dir ${outDir}`);
 
   let stop = false;
@@ -146,7 +146,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     shouldStop: () => stop,
     progress: f.progress as boolean,
     log,
-    engine: f.engine as "tfjs" | "ort",
+    engine: f.engine as "auto" | "tfjs" | "ort",
     ortThreads: f["ort-threads"] as number,
   });
   process.off("SIGINT", onSigint);

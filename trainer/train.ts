@@ -66,13 +66,14 @@ export interface TrainOptions {
   /** Called after each epoch, e.g. to print a summary. */
   onEpoch?: (r: EpochRecord) => void;
   /**
-   * Which engine runs the training steps: "tfjs" (default: optimizer.minimize on the current tfjs
+   * Which engine runs the training steps ("auto": ort when it can build the graph, else tfjs):
+   * "tfjs" (default: optimizer.minimize on the current tfjs
    * backend) or "ort" (engine/ort_train.ts: forward + backward + Adam as one onnxruntime graph;
    * same data order, noise and Adam, results equal up to float error). With "ort" the weights
    * are written back to the tfjs models at every epoch end and checkpoint, so evaluation, export
    * and checkpoints (interchangeable between engines) are unchanged.
    */
-  engine?: "tfjs" | "ort";
+  engine?: "tfjs" | "ort" | "auto";
   /** onnxruntime intra-op threads for engine "ort" (default 1). */
   ortThreads?: number;
 }
@@ -207,11 +208,17 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
   }
 
   let ort: OrtTrainer | null = null;
-  if (opts.engine === "ort") {
-    const { OrtTrainer, adamStateFromTfjs } = await import("./engine/ort_train.ts");
-    ort = await OrtTrainer.create(models, { latent: cfg.vae.latent, batchSize: cfg.batchSize, learningRate: cfg.learningRate, classWeight: cfg.classWeight, threads: opts.ortThreads });
-    const state = await adamStateFromTfjs(optimizer);
-    if (state) ort.setOptimizerState(state);
+  if (opts.engine === "ort" || opts.engine === "auto") {
+    try {
+      const { OrtTrainer, adamStateFromTfjs } = await import("./engine/ort_train.ts");
+      ort = await OrtTrainer.create(models, { latent: cfg.vae.latent, batchSize: cfg.batchSize, learningRate: cfg.learningRate, classWeight: cfg.classWeight, threads: opts.ortThreads });
+      const state = await adamStateFromTfjs(optimizer);
+      if (state) ort.setOptimizerState(state);
+    } catch (e) {
+      // "auto" falls back to tfjs steps (e.g. no onnxruntime-node, or a layer the graph lacks).
+      if (opts.engine === "ort") throw e;
+      log(`engine auto: onnxruntime training unavailable (${(e as Error).message.split("\n")[0]}); training with tfjs`);
+    }
   }
 
   const save = async (epoch: number, stepInEpoch: number) => {
