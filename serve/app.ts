@@ -9,9 +9,6 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { encodeGreyPng } from "../common/image_codec.ts";
-import { IMAGE_SIZE } from "../common/labels.ts";
-import { toBytes } from "../common/preprocess.ts";
 import { listVersions, type VersionInfo } from "../common/registry.ts";
 import type { ServeConfig } from "./config.ts";
 import { demoRoutes } from "./demo/mod.ts";
@@ -22,6 +19,7 @@ import { NoModelError } from "./inference/slot.ts";
 import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent } from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
+import { pngResponse } from "./png_response.ts";
 import { adminRoutes } from "./admin.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
@@ -83,13 +81,6 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   return out;
 }
 
-function pngResponse(c: Context, pixels: Float32Array): Response {
-  const png = encodeGreyPng(toBytes(pixels), IMAGE_SIZE, IMAGE_SIZE);
-  return c.body(png as Uint8Array<ArrayBuffer>, 200, {
-    "Content-Type": "image/png",
-    "Cache-Control": "no-store",
-  });
-}
 
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);

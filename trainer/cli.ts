@@ -169,37 +169,37 @@ async function cmdTrain(args: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdExport(args: string[]): Promise<number> {
-  const { flags: f } = parseFlags(args, EXPORT_FLAGS, process.env);
+/**
+ * The common start of the commands that work from a finished checkpoint (export, recon):
+ * flags, help, the engine, the data and the checkpoint's models. Null when --help was asked.
+ */
+async function fromCheckpoint<S extends typeof EXPORT_FLAGS | typeof RECON_FLAGS>(cmd: string, args: string[], specs: S, outWhat: string) {
+  const { flags: f } = parseFlags(args, specs, process.env);
   if (f.help) {
-    console.log(formatHelp(USAGE, EXPORT_FLAGS));
-    return 0;
+    console.log(formatHelp(USAGE, specs));
+    return null;
   }
-  if (!f.checkpoint || !f.out) throw new FlagError("export needs --checkpoint <file> and --out <dir>");
+  if (!f.checkpoint || !f.out) throw new FlagError(`${cmd} needs --checkpoint <file> and --out <${outWhat}>`);
   const log = (s: string) => process.stderr.write(s + "\n");
   await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
-  const r = await modelsFromCheckpoint(f.checkpoint as string, data.train, log);
+  // Resuming with restoreOnly rebuilds the models and trains no further step.
+  const r = await trainVae({ epochs: 0 } as TrainConfig, data.train, { resumeFrom: f.checkpoint as string, restoreOnly: true, progress: false, log });
+  return { f, log, data, ...r };
+}
+
+async function cmdExport(args: string[]): Promise<number> {
+  const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
+  if (!r) return 0;
+  const { f, log, data } = r;
   await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
   return 0;
 }
 
-/** Rebuilds a run's models from its checkpoint, training no further step. */
-async function modelsFromCheckpoint(path: string, train: Split, log: (s: string) => void) {
-  return await trainVae({ epochs: 0 } as TrainConfig, train, { resumeFrom: path, restoreOnly: true, progress: false, log });
-}
-
 async function cmdRecon(args: string[]): Promise<number> {
-  const { flags: f } = parseFlags(args, RECON_FLAGS, process.env);
-  if (f.help) {
-    console.log(formatHelp(USAGE, RECON_FLAGS));
-    return 0;
-  }
-  if (!f.checkpoint || !f.out) throw new FlagError("recon needs --checkpoint <file> and --out <png>");
-  const log = (s: string) => process.stderr.write(s + "\n");
-  await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
-  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
-  const { models, config } = await modelsFromCheckpoint(f.checkpoint as string, data.train, log);
+  const r = await fromCheckpoint("recon", args, RECON_FLAGS, "png");
+  if (!r) return 0;
+  const { f, log, data, models, config } = r;
   // Two test images of each class, in class order, so every class shows up in the grid.
   const picks: number[] = [];
   for (let c = 0; c < 10; c++) for (let i = 0, k = 0; i < data.test.count && k < 2; i++) if (data.test.labels[i] === c) picks.push(i), k++;

@@ -14,10 +14,8 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { readFile } from "node:fs/promises";
 import { bundleFile } from "../../common/bundle.ts";
-import { encodeGreyPng } from "../../common/image_codec.ts";
-import { IMAGE_SIZE } from "../../common/labels.ts";
-import { toBytes } from "../../common/preprocess.ts";
 import { ApiError } from "../errors.ts";
+import { pngResponse } from "../png_response.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
 import { NoModelError } from "../inference/slot.ts";
 import { type InputLimits, parsePreprocessMode, readImageBatch } from "../inputs.ts";
@@ -89,13 +87,6 @@ export function validateLatentMap(raw: unknown, latentSize: number, classes: num
   return m;
 }
 
-function noStorePng(c: Context, pixels: Float32Array): Response {
-  const png = encodeGreyPng(toBytes(pixels), IMAGE_SIZE, IMAGE_SIZE);
-  return c.body(png as Uint8Array<ArrayBuffer>, 200, {
-    "Content-Type": "image/png",
-    "Cache-Control": "no-store",
-  });
-}
 
 function documentRoutes(doc: Record<string, unknown>, limits: InputLimits): void {
   const paths = (doc.paths ??= {}) as Record<string, unknown>;
@@ -221,7 +212,7 @@ export function demoRoutes(deps: DemoDeps): Hono {
         `/v1/preprocess takes exactly one image, got ${batch.count}`,
       );
     }
-    return noStorePng(c, batch.images);
+    return pngResponse(c, batch.images);
   });
 
   app.get("/v1/models/active/latent-map", async (c) => {
