@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { loadCheckpoint } from "./checkpoint.ts";
 
-const CLI = join(import.meta.dirname, "cli.ts");
+const CLI = new URL("./cli.ts", import.meta.url).pathname;
 
 function run(args: string[], env: Record<string, string> = {}, onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void) {
   return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
