@@ -15,8 +15,8 @@ test("the progress bar shows label, percent, fields, rate and ETA; off a TTY it 
   for (let done = 1; done <= 100; done++) {
     bar.update({ label: "epoch 1/2", done, total: 100, fields: { loss: "1.0" }, rate: 500, unit: "img" });
   }
-  assert.equal(lines.length, 10, "one line per decile, not per step");
-  assert.match(lines[9], /^epoch 1\/2 █{10} 100% 100\/100  loss 1\.0  500 img\/s  ETA 00:00\n$/);
+  assert.equal(lines.length, 11, "one line per decile (0% ... 100%), not per step");
+  assert.match(lines[10], /^epoch 1\/2 █{10} 100% 100\/100  loss 1\.0  500 img\/s  ETA 00:00\n$/);
   bar.finish("epoch 1/2 done");
   bar.update({ label: "epoch 2/2", done: 1, total: 100, fields: {} });
   assert.equal(lines.at(-2), "epoch 1/2 done\n");
