@@ -198,8 +198,10 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     // product Adam keeps; restore the saved products so a resumed run is bit-identical.
     if (betaPowers.length === 2) {
       const a = optimizer as unknown as AdamInternals;
-      a.accBeta1.assign(tf.scalar(betaPowers[0][0]));
-      a.accBeta2.assign(tf.scalar(betaPowers[1][0]));
+      tf.tidy(() => {
+        a.accBeta1.assign(tf.scalar(betaPowers[0][0]));
+        a.accBeta2.assign(tf.scalar(betaPowers[1][0]));
+      });
     }
   }
   if (opts.restoreOnly) {
@@ -238,6 +240,8 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     }
     saveCheckpoint(opts.checkpointPath, { config: cfg, epoch, stepInEpoch, globalStep, history, groups: groupsOut });
     if (ort) tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
+    // getWeights() makes a fresh scalar for the iteration count; the moments are Adam's own.
+    else tf.dispose(groupsOut.optimizer.filter((w) => w.name === "iter").map((w) => w.tensor));
   };
   // With engine "ort" the trained weights live in the trainer until written back.
   const sync = () => ort?.writeTo(models);

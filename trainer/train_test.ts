@@ -63,7 +63,13 @@ test("checkpoint save then resume gives weights identical to an uninterrupted ru
       shouldStop: () => steps++ >= stepsPerEpoch + 5,
     });
     assert.equal(part.stopped, true);
-    const resumed = await trainVae(cfg, small, { progress: false, resumeFrom: ck, log: () => {} });
+    // Saving and resuming keep no stray tensors: only the resumed models' weights stay alive.
+    part.models.encoder.dispose();
+    part.models.decoder.dispose();
+    const beforeResume = tf.memory().numTensors;
+    const resumed = await trainVae(cfg, small, { progress: false, resumeFrom: ck, checkpointPath: ck, log: () => {} });
+    const held = resumed.models.encoder.weights.length + resumed.models.decoder.weights.length;
+    assert.equal(tf.memory().numTensors - beforeResume, held, "tensors leaked by checkpoint save/resume");
     assert.equal(resumed.history.length, 1 + 1);
     const wa = weightsOf(straight.models), wb = weightsOf(resumed.models);
     assert.equal(wa.length, wb.length);
