@@ -2,12 +2,11 @@
  * Builds the small committed test bundle (tests/testdata/tiny-bundle) and its reference file
  * (tests/testdata/tiny-bundle-expected.json): TINY_VAE trained jointly with a small MLP head
  * (negative ELBO + weighted cross-entropy, trainer/train.ts) on a few thousand real training
- * images with the tfjs cpu backend, then written with trainer/bundle.ts writeBundle, evaluated
- * on the first 1000 test images. Seeded and about a minute on one core, so the service and its
- * tests have a real, small, exported model without running the full trainer. The tfjs cpu
- * backend's conv filter-gradient kernel reads every element through TensorBuffer.get and takes
- * ~90% of a training step (~25 images/s); this script swaps in a typed-array version of that one
- * kernel, checked against the original before use, for a ~6x faster step.
+ * images with the trainer's engine (trainer/engine), then written with trainer/bundle.ts
+ * writeBundle, evaluated on the first 1000 test images. Seeded and well under a minute, so the
+ * service and its tests have a real, small, exported model without running the full trainer.
+ * (The committed fixtures were made with the tfjs cpu backend before the engine existed; a
+ * re-run gives equivalent, not bit-identical, bundles.)
  *
  *   node --import tsx scripts/make_tiny_bundle.ts [--out tests/testdata/tiny-bundle] [--epochs 2]
  */
@@ -21,6 +20,7 @@ import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { encodeProbePixels } from "../common/manifest.ts";
 import { normalizePixels, toBytes } from "../common/preprocess.ts";
 import { writeBundle } from "../trainer/bundle.ts";
+import { initEngine } from "../trainer/engine/backend.ts";
 import { loadFashionMnist, resolveDataDir, stratifiedSubset, take } from "../trainer/data.ts";
 import { type HeadConfig, TINY_VAE } from "../trainer/model.ts";
 import { evaluateVae, type TrainConfig, trainVae } from "../trainer/train.ts";
@@ -58,99 +58,12 @@ const USAGE = "Usage: node --import tsx scripts/make_tiny_bundle.ts [flags]";
 /** A small MLP head: enough capacity for a 2-D latent, few enough weights to keep the bundle tiny. */
 const TINY_HEAD: HeadConfig = { kind: "mlp", hidden: [32], dropout: 0, seed: 7 };
 
-/**
- * Replaces the cpu backend's Conv2DBackpropFilter (NHWC) with a direct typed-array loop; other
- * data formats still go to the original. Same sum, accumulated in float64 as the original does;
- * verified against the original on a strided, padded case before training starts.
- */
-function installFastConvFilterGrad(): void {
-  const original = tf.getKernel("Conv2DBackpropFilter", "cpu");
-  if (!original) throw new Error("the cpu backend has no Conv2DBackpropFilter kernel to replace");
-  // deno-lint-ignore no-explicit-any
-  const fast = (args: any) => {
-    const { inputs: { x, dy }, backend, attrs } = args;
-    if (tf.backend_util.convertConv2DDataFormat(attrs.dataFormat) !== "channelsLast") {
-      return original.kernelFunc(args);
-    }
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape,
-      attrs.filterShape,
-      attrs.strides,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      "channelsLast",
-    );
-    const {
-      batchSize: B,
-      inHeight: H,
-      inWidth: W,
-      inChannels: Ci,
-      outHeight: Ho,
-      outWidth: Wo,
-      outChannels: Co,
-    } = info;
-    const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
-    const xv = backend.data.get(x.dataId).values as Float32Array;
-    const dyv = backend.data.get(dy.dataId).values as Float32Array;
-    const acc = new Float64Array(kh * kw * Ci * Co);
-    for (let b = 0; b < B; b++) {
-      for (let yo = 0; yo < Ho; yo++) {
-        for (let xo = 0; xo < Wo; xo++) {
-          const dyOff = ((b * Ho + yo) * Wo + xo) * Co;
-          for (let a = 0; a < kh; a++) {
-            const ih = yo * sh - info.padInfo.top + a;
-            if (ih < 0 || ih >= H) continue;
-            for (let c = 0; c < kw; c++) {
-              const iw = xo * sw - info.padInfo.left + c;
-              if (iw < 0 || iw >= W) continue;
-              const xOff = ((b * H + ih) * W + iw) * Ci;
-              const wOff = (a * kw + c) * Ci * Co;
-              for (let ci = 0; ci < Ci; ci++) {
-                const xval = xv[xOff + ci];
-                if (xval === 0) continue; // relu outputs and image background are mostly zero
-                const o = wOff + ci * Co;
-                for (let co = 0; co < Co; co++) acc[o + co] += xval * dyv[dyOff + co];
-              }
-            }
-          }
-        }
-      }
-    }
-    return backend.makeTensorInfo([kh, kw, Ci, Co], "float32", Float32Array.from(acc));
-  };
-  const filterGrad = () =>
-    tf.tidy(() => {
-      const x = tf.randomNormal([3, 9, 8, 2], 0, 1, "float32", 1);
-      const w = tf.randomNormal([3, 3, 2, 5], 0, 1, "float32", 2);
-      return tf.grad((f: tf.Tensor) =>
-        tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, "same")))
-      )(w);
-    });
-  const want = filterGrad();
-  tf.unregisterKernel("Conv2DBackpropFilter", "cpu");
-  tf.registerKernel({
-    kernelName: "Conv2DBackpropFilter",
-    backendName: "cpu",
-    kernelFunc: fast as tf.KernelFunc,
-  });
-  const got = filterGrad();
-  const diff = tf.max(tf.abs(tf.sub(want, got))).dataSync()[0];
-  tf.dispose([want, got]);
-  if (!(diff < 1e-4)) {
-    throw new Error(
-      `the fast conv filter gradient differs from tfjs's by ${diff}; not training with it`,
-    );
-  }
-}
 
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, process.env);
   if (!f) return 0;
   const log = (s: string) => process.stderr.write(s + "\n");
-  await tf.setBackend("cpu");
-  installFastConvFilterGrad();
+  const engine = await initEngine({ log });
   const t0 = performance.now();
 
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
@@ -169,7 +82,7 @@ async function main(args: string[]): Promise<number> {
     learningRate: f.lr as number,
     seed,
   };
-  log(`training TINY_VAE + MLP head on ${train.count} images for ${cfg.epochs} epochs (tfjs cpu)`);
+  log(`training TINY_VAE + MLP head on ${train.count} images for ${cfg.epochs} epochs (${engine.description})`);
   const { models, history } = await trainVae(cfg, train, {
     progress: false,
     log,
@@ -193,7 +106,7 @@ async function main(args: string[]): Promise<number> {
     headConfig: cfg.head!,
     training: {
       ...cfg,
-      engine: "tfjs-cpu",
+      engine: engine.description,
       seconds: Math.round(trainSeconds * 10) / 10,
       history: history.map((h) => ({ epoch: h.epoch, loss: h.train.loss, acc: h.train.acc })),
       purpose: "tiny test bundle (scripts/make_tiny_bundle.ts); not for serving",
