@@ -209,15 +209,18 @@ function checkConvCfg(layer: tf.layers.Layer, cfg: Config): void {
   }
 }
 
-/** Conv2D (NHWC, kernel [KH,KW,Cin,Cout]) -> ONNX Conv (NCHW, weight [Cout,Cin,KH,KW]). */
-export function conv2d(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value {
+/**
+ * What Conv2D and Conv2DTranspose export share: config checks, geometry, and the kernel moved
+ * from tfjs [KH,KW,P,Q] to ONNX [Q,P,KH,KW]. For Conv2D P,Q = Cin,Cout (ONNX weight
+ * [Cout,Cin,KH,KW]); for Conv2DTranspose tfjs stores [KH,KW,Cout,Cin] and ONNX wants
+ * [Cin,Cout,KH,KW], so P,Q = Cout,Cin: the same permutation.
+ */
+function convParts(x: Value, layer: tf.layers.Layer, kind: "Conv2D" | "Conv2DTranspose") {
   const cfg = cfgOf(layer);
   checkConvCfg(layer, cfg);
   if (x.shape.length !== 3) {
     throw new Error(
-      `ONNX export: Conv2D layer ${layer.name} needs an [H,W,C] input, got ${
-        JSON.stringify(x.shape)
-      }`,
+      `ONNX export: ${kind} layer ${layer.name} needs an [H,W,C] input, got ${JSON.stringify(x.shape)}`,
     );
   }
   const [kh, kw] = pair(cfg.kernelSize, "kernelSize", layer);
@@ -226,21 +229,31 @@ export function conv2d(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value
   const out = outShape(layer);
   const Cout = out[2];
   const [kernel, bias] = weights(layer);
+  const [P, Q] = kind === "Conv2D" ? [Cin, Cout] : [Cout, Cin];
   const w = new Float32Array(kernel.length);
   for (let a = 0; a < kh; a++) {
     for (let b = 0; b < kw; b++) {
-      for (let ci = 0; ci < Cin; ci++) {
-        for (let co = 0; co < Cout; co++) {
-          w[((co * Cin + ci) * kh + a) * kw + b] = kernel[((a * kw + b) * Cin + ci) * Cout + co];
+      for (let p = 0; p < P; p++) {
+        for (let q = 0; q < Q; q++) {
+          w[((q * P + p) * kh + a) * kw + b] = kernel[((a * kw + b) * P + p) * Q + q];
         }
       }
     }
   }
+  const inputs = (g: GraphBuilder) => {
+    const list = [x.name, g.floatInit(`${layer.name}.kernel`, [Q, P, kh, kw], w)];
+    if (cfg.useBias !== false && bias) list.push(g.floatInit(`${layer.name}.bias`, [Cout], bias));
+    return list;
+  };
+  return { cfg, kh, kw, sh, sw, H, W, out, inputs };
+}
+
+/** Conv2D (NHWC, kernel [KH,KW,Cin,Cout]) -> ONNX Conv (NCHW, weight [Cout,Cin,KH,KW]). */
+export function conv2d(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value {
+  const { cfg, kh, kw, sh, sw, H, W, out, inputs } = convParts(x, layer, "Conv2D");
   const [pt, pb] = cfg.padding === "same" ? samePads(H, out[0], kh, sh) : [0, 0];
   const [pl, pr] = cfg.padding === "same" ? samePads(W, out[1], kw, sw) : [0, 0];
-  const inputs = [x.name, g.floatInit(`${layer.name}.kernel`, [Cout, Cin, kh, kw], w)];
-  if (cfg.useBias !== false && bias) inputs.push(g.floatInit(`${layer.name}.bias`, [Cout], bias));
-  const y = g.op("Conv", `${layer.name}/Conv`, inputs, {
+  const y = g.op("Conv", `${layer.name}/Conv`, inputs(g), {
     kernel_shape: [kh, kw],
     strides: [sh, sw],
     pads: [pt, pl, pb, pr],
@@ -258,31 +271,7 @@ export function conv2d(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value
  * m = s*(n-1) + output_padding + k - before - after.
  */
 export function conv2dTranspose(g: GraphBuilder, x: Value, layer: tf.layers.Layer): Value {
-  const cfg = cfgOf(layer);
-  checkConvCfg(layer, cfg);
-  if (x.shape.length !== 3) {
-    throw new Error(
-      `ONNX export: Conv2DTranspose layer ${layer.name} needs an [H,W,C] input, got ${
-        JSON.stringify(x.shape)
-      }`,
-    );
-  }
-  const [kh, kw] = pair(cfg.kernelSize, "kernelSize", layer);
-  const [sh, sw] = pair(cfg.strides, "strides", layer);
-  const [H, W, Cin] = x.shape;
-  const out = outShape(layer);
-  const Cout = out[2];
-  const [kernel, bias] = weights(layer);
-  const w = new Float32Array(kernel.length);
-  for (let a = 0; a < kh; a++) {
-    for (let b = 0; b < kw; b++) {
-      for (let co = 0; co < Cout; co++) {
-        for (let ci = 0; ci < Cin; ci++) {
-          w[((ci * Cout + co) * kh + a) * kw + b] = kernel[((a * kw + b) * Cout + co) * Cin + ci];
-        }
-      }
-    }
-  }
+  const { cfg, kh, kw, sh, sw, H, W, out, inputs } = convParts(x, layer, "Conv2DTranspose");
   const axis = (n: number, m: number, k: number, s: number): [number, number, number] => {
     const [before, after] = cfg.padding === "same" ? samePads(m, n, k, s) : [0, 0];
     const op = m - (s * (n - 1) + k - before - after);
@@ -295,9 +284,7 @@ export function conv2dTranspose(g: GraphBuilder, x: Value, layer: tf.layers.Laye
   };
   const [pt, pb, oph] = axis(H, out[0], kh, sh);
   const [pl, pr, opw] = axis(W, out[1], kw, sw);
-  const inputs = [x.name, g.floatInit(`${layer.name}.kernel`, [Cin, Cout, kh, kw], w)];
-  if (cfg.useBias !== false && bias) inputs.push(g.floatInit(`${layer.name}.bias`, [Cout], bias));
-  const y = g.op("ConvTranspose", `${layer.name}/ConvTranspose`, inputs, {
+  const y = g.op("ConvTranspose", `${layer.name}/ConvTranspose`, inputs(g), {
     kernel_shape: [kh, kw],
     strides: [sh, sw],
     pads: [pt, pl, pb, pr],
