@@ -52,7 +52,8 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
+/** Whether a path exists (any kind of entry); shared with registry_write.ts. */
+export async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;

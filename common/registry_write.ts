@@ -16,7 +16,7 @@ import { cp, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { readManifest, verifyBundleFiles } from "./bundle.ts";
 import type { Manifest } from "./manifest.ts";
-import { CURRENT_FILE, listVersions, RegistryError } from "./registry.ts";
+import { CURRENT_FILE, exists, listVersions, RegistryError } from "./registry.ts";
 
 export const HISTORY_FILE = "HISTORY";
 const LOCK_DIR = ".lock";
@@ -59,14 +59,6 @@ function tmpName(prefix: string): string {
   return `.${prefix}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {

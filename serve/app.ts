@@ -16,7 +16,7 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent } from "./inputs.ts";
+import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
@@ -212,18 +212,10 @@ export function createApp(deps: AppDeps): Hono {
   };
 
   app.post("/v1/reconstruct", async (c) => {
-    const mode = parsePreprocessMode(c.req.query("preprocess"));
-    const batch = await readImageBatch(c.req.raw, limits, mode);
-    if (batch.count !== 1) {
-      throw new ApiError(
-        422,
-        "one_image_only",
-        `/v1/reconstruct takes exactly one image, got ${batch.count}`,
-      );
-    }
+    const image = await readOneImage(c.req.raw, limits, "/v1/reconstruct");
     return await withModel(async (m) => {
       needDecoder(m);
-      const out = await m.encode(batch.images, 1);
+      const out = await m.encode(image, 1);
       metrics.images.inc({ route: "/v1/reconstruct" }, 1);
       const px = await m.decode(out.mu, 1);
       setModelHeaders(c, m);

@@ -302,6 +302,19 @@ export function parsePreprocessMode(v: string | undefined): PreprocessMode {
   );
 }
 
+/**
+ * One image from a request whose endpoint takes exactly one (reconstruct, preprocess): its
+ * preprocessing mode comes from ?preprocess=, and a batch is a 422 naming the route.
+ */
+export async function readOneImage(req: Request, limits: InputLimits, route: string): Promise<Float32Array> {
+  const mode = parsePreprocessMode(new URL(req.url).searchParams.get("preprocess") ?? undefined);
+  const batch = await readImageBatch(req, limits, mode);
+  if (batch.count !== 1) {
+    throw new ApiError(422, "one_image_only", `${route} takes exactly one image, got ${batch.count}`);
+  }
+  return batch.images;
+}
+
 /** Reads and parses a request into model input according to its Content-Type. */
 export async function readImageBatch(
   req: Request,

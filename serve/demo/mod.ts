@@ -11,14 +11,13 @@
  * OpenAPI document they are given, so /openapi.json and /docs list them.
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import { readFile } from "node:fs/promises";
 import { bundleFile } from "../../common/bundle.ts";
 import { ApiError } from "../errors.ts";
 import { pngResponse } from "../png_response.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
 import { NoModelError } from "../inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch } from "../inputs.ts";
+import { type InputLimits, readOneImage } from "../inputs.ts";
 
 export interface DemoDeps {
   slot: ModelSlot;
@@ -203,16 +202,8 @@ export function demoRoutes(deps: DemoDeps): Hono {
   });
 
   app.post("/v1/preprocess", async (c) => {
-    const mode = parsePreprocessMode(c.req.query("preprocess"));
-    const batch = await readImageBatch(c.req.raw, limits, mode);
-    if (batch.count !== 1) {
-      throw new ApiError(
-        422,
-        "one_image_only",
-        `/v1/preprocess takes exactly one image, got ${batch.count}`,
-      );
-    }
-    return pngResponse(c, batch.images);
+    const image = await readOneImage(c.req.raw, limits, "/v1/preprocess");
+    return pngResponse(c, image);
   });
 
   app.get("/v1/models/active/latent-map", async (c) => {
