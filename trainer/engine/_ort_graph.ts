@@ -129,12 +129,12 @@ class RecordingBuilder extends GraphBuilder {
 /** Layers the training graph supports; anything else (or dropout > 0) is refused up front. */
 const SUPPORTED = new Set(["Conv2D", "Conv2DTranspose", "Dense", "Flatten", "Reshape", "Dropout", "Activation", "InputLayer"]);
 
-function checkTrainable(model: tf.Sequential): void {
+function checkTrainable(model: tf.Sequential, allowDropout = false): void {
   for (const layer of model.layers) {
     const kind = layer.getClassName();
     if (!SUPPORTED.has(kind)) throw new Error(`ort engine: layer ${layer.name} of type ${kind} is not supported`);
     const cfg = layer.getConfig() as Record<string, unknown>;
-    if (kind === "Dropout" && Number(cfg.rate) > 0) {
+    if (kind === "Dropout" && Number(cfg.rate) > 0 && !allowDropout) {
       throw new Error(`ort engine: layer ${layer.name} is a dropout of rate ${cfg.rate}; training with dropout is not supported (use the tfjs engine)`);
     }
     const act = String(cfg.activation ?? "linear");
@@ -196,6 +196,7 @@ function inferShapes(g: RecordingBuilder, nodes: TapeNode[], shapes: Shapes): vo
     switch (n.op) {
       case "Relu":
       case "Identity":
+      case "Mul":
       case "Sigmoid":
       case "Tanh":
       case "Softmax":
@@ -278,6 +279,11 @@ function backward(g: RecordingBuilder, nodes: TapeNode[], shapes: Shapes, seeds:
     switch (n.op) {
       case "Identity":
         add(x, dy);
+        break;
+      case "Mul":
+        // Only x * mask with a constant/input mask (dropout) is taped.
+        if (!noGrad.has(w)) throw new Error("ort engine: Mul has a gradient rule only for a mask without gradient");
+        add(x, g.op("Mul", bwd("mask"), [dy, w]));
         break;
       case "Relu": {
         // Mask from the output (y > 0 iff x > 0); Greater + Cast measured faster than Sign.
@@ -454,6 +460,8 @@ export const TRAIN_IO = Object.freeze({
   eps: "eps",
   labels: "labels_onehot",
   classWeight: "class_weight",
+  /** Classifier graphs with dropout: the dropout mask [B, units], 0 or 1/(1 - rate) per element. */
+  dropoutMask: "dropout_mask",
   loss: "loss",
   rec: "rec",
   kl: "kl",
@@ -471,6 +479,10 @@ export interface TrainingGraph {
   totalWeights: number;
   numClasses: number;
   hasHead: boolean;
+  /** "vae": x, eps (and labels) in; "classifier": x and labels (and the dropout mask) in. */
+  kind: "vae" | "classifier";
+  /** The classifier's dropout (its mask is an input), null without one. */
+  dropout: { units: number; rate: number } | null;
 }
 
 /** Builds the forward + backward graph of one training step (see the file comment). */
@@ -489,18 +501,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   const eps = g.input(TRAIN_IO.eps, [B, L]);
   shapes.set(x, [B, 1, size, size]);
 
-  // Runs the exporter over a model with parameters as inputs; returns its output and tape segment.
-  const forward = (m: tf.Sequential, input: Value): { out: Value; tape: TapeNode[] } => {
-    const start = g.tape.length;
-    const firstParam = g.params.length;
-    g.paramMode = true;
-    const out = convertLayers(g, probeLayers(m, slots), input);
-    g.paramMode = false;
-    for (const p of g.params.slice(firstParam)) shapes.set(p.name, p.dims);
-    const tape = g.tape.slice(start);
-    inferShapes(g, tape, shapes);
-    return { out, tape };
-  };
+  const forward = (m: tf.Sequential, input: Value) => forwardLayers(g, probeLayers(m, slots), input, shapes);
 
   // ---- forward
   const enc = forward(encoder, { name: x, shape: [size, size, 1] });
@@ -576,8 +577,43 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   const gEnc = backward(g, enc.tape, shapes, new Map([[h, dh]]), new Set([x]), fg);
 
   const all = new Map([...gEnc, ...gDec, ...gHead]);
+  const outputs = [TRAIN_IO.loss, TRAIN_IO.rec, TRAIN_IO.kl, ...(head ? [TRAIN_IO.ce, TRAIN_IO.correct] : [])];
+  const fin = finishGraph(g, all, spec, outputs, total);
+  return {
+    bytes: g.encode(`latent-edge VAE training step (forward + backward), batch ${B}, latent ${L}`),
+    params: g.params,
+    size: fin.size,
+    mode: fin.mode,
+    slots,
+    totalWeights: total,
+    numClasses,
+    hasHead: head != null,
+    kind: "vae",
+    dropout: null,
+  };
+}
+
+/** Runs the exporter over layers with parameters as inputs; returns the output and its tape segment. */
+function forwardLayers(g: RecordingBuilder, layers: tf.layers.Layer[], input: Value, shapes: Shapes): { out: Value; tape: TapeNode[] } {
+  const start = g.tape.length;
+  const firstParam = g.params.length;
+  g.paramMode = true;
+  const out = convertLayers(g, layers, input);
+  g.paramMode = false;
+  for (const p of g.params.slice(firstParam)) shapes.set(p.name, p.dims);
+  const tape = g.tape.slice(start);
+  inferShapes(g, tape, shapes);
+  return { out, tape };
+}
+
+/**
+ * The common end of a training graph: the flat gradient (grads mode) or tfjs's Adam update on
+ * it (adam mode), the scalar outputs, and the check that parameters and tfjs weights are a
+ * bijection.
+ */
+function finishGraph(g: RecordingBuilder, grads: Map<string, string>, spec: { mode?: "grads" | "adam"; adam?: { beta1: number; beta2: number; epsilon: number } }, scalars: string[], total: number): { size: number; mode: "grads" | "adam" } {
   const flatGrads = g.params.map((p) => {
-    const gr = all.get(p.name);
+    const gr = grads.get(p.name);
     if (!gr) throw new Error(`ort engine: parameter ${p.name} gets no gradient`);
     return g.op("Reshape", `grad_flat/${p.name}`, [gr, g.int64Init("minus1", [-1])]);
   });
@@ -604,7 +640,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
     g.op("Add", "adam_p", [upd, TRAIN_IO.params], {}, TRAIN_IO.paramsOut);
     for (const o of [TRAIN_IO.paramsOut, TRAIN_IO.adamMOut, TRAIN_IO.adamVOut]) g.output(o, [N]);
   }
-  for (const o of [TRAIN_IO.loss, TRAIN_IO.rec, TRAIN_IO.kl, ...(head ? [TRAIN_IO.ce, TRAIN_IO.correct] : [])]) g.output(o, [] as OnnxDim[]);
+  for (const o of scalars) g.output(o, [] as OnnxDim[]);
 
   // Every tfjs weight element must be exactly one parameter element (layouts are a bijection).
   const seen = new Uint8Array(total);
@@ -612,14 +648,80 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   const bad = seen.findIndex((c) => c !== 1);
   if (bad >= 0) throw new Error(`ort engine: internal error: tfjs weight element ${bad} is used ${seen[bad]} times by the graph`);
 
+  return { size: N, mode };
+}
+
+export interface ClassifierGraphSpec {
+  /** A pixel classifier: [28,28,1] in, logits out; at most one Dropout (its mask becomes an input). */
+  model: tf.Sequential;
+  batch: number;
+  mode?: "grads" | "adam";
+  filterGrad?: FilterGradMethod;
+  adam?: { beta1: number; beta2: number; epsilon: number };
+}
+
+/**
+ * One training step of a pixel classifier (the experiments' CNN baseline): softmax
+ * cross-entropy averaged over the batch, tfjs's Adam. Dropout, which the exporter drops, is
+ * an elementwise Mul by a mask input, so the caller draws the random mask (train-mode dropout
+ * as tfjs does it: keep with probability 1 - rate, scale kept units by 1/(1 - rate)).
+ */
+export function buildClassifierTrainingGraph(spec: ClassifierGraphSpec): TrainingGraph {
+  const { model, batch: B } = spec;
+  checkTrainable(model, true);
+  const fg = spec.filterGrad ?? "dilated-conv";
+  const { slots, total } = weightSlots({ classifier: model });
+  const g = new RecordingBuilder("classifier_training_step");
+  const shapes: Shapes = new Map();
+  const x = g.input(TRAIN_IO.x, [B, 1, 28, 28]);
+  shapes.set(x, [B, 1, 28, 28]);
+  const layers = probeLayers(model, slots);
+  const drops = model.layers.map((l, i) => ({ l, i })).filter((e) => e.l.getClassName() === "Dropout" && Number((e.l.getConfig() as { rate?: number }).rate) > 0);
+  if (drops.length > 1) throw new Error(`ort engine: ${model.name} has ${drops.length} dropout layers; at most one is supported`);
+  const cut = drops.length ? drops[0].i : layers.length;
+  const tape: TapeNode[] = [];
+  let v: Value = { name: x, shape: [28, 28, 1] };
+  const first = forwardLayers(g, layers.slice(0, cut), v, shapes);
+  tape.push(...first.tape);
+  v = first.out;
+  let dropout: TrainingGraph["dropout"] = null;
+  const noGrad = new Set([x]);
+  if (drops.length) {
+    if (v.shape.length !== 1) throw new Error(`ort engine: dropout ${drops[0].l.name} follows a ${JSON.stringify(v.shape)} tensor; only dropout on dense features is supported`);
+    const mask = g.input(TRAIN_IO.dropoutMask, [B, v.shape[0]]);
+    shapes.set(mask, [B, v.shape[0]]);
+    noGrad.add(mask);
+    const start = g.tape.length;
+    const y = g.op("Mul", "dropout", [v.name, mask]);
+    shapes.set(y, [B, v.shape[0]]);
+    tape.push(...g.tape.slice(start));
+    dropout = { units: v.shape[0], rate: Number((drops[0].l.getConfig() as { rate?: number }).rate) };
+    const rest = forwardLayers(g, layers.slice(cut + 1), { name: y, shape: v.shape }, shapes);
+    tape.push(...rest.tape);
+    v = rest.out;
+  }
+  if (v.shape.length !== 1) throw new Error(`ort engine: ${model.name} outputs ${JSON.stringify(v.shape)}, expected class logits`);
+  const K = v.shape[0];
+  const logits = v.name;
+  const onehot = g.input(TRAIN_IO.labels, [B, K]);
+  const lsm = g.op("LogSoftmax", "logsoftmax", [logits], { axis: -1 });
+  g.op("Mul", "ce_mean", [g.op("ReduceSum", "ce_sum", [g.op("Mul", "ce_y", [onehot, lsm])], { keepdims: 0 }), g.scalar("c_ce", -1 / B)], {}, TRAIN_IO.loss);
+  const hit = g.op("Equal", "hit", [g.op("ArgMax", "pred", [logits], { axis: 1, keepdims: 0 }), g.op("ArgMax", "truth", [onehot], { axis: 1, keepdims: 0 })]);
+  g.op("ReduceSum", "correct_sum", [g.op("Cast", "hit_f", [hit], { to: 1 })], { keepdims: 0 }, TRAIN_IO.correct);
+  // d loss / d logits = (softmax - onehot) / B.
+  const dl = g.op("Mul", "d_logits", [g.op("Sub", "d_logits_a", [g.op("Softmax", "softmax", [logits], { axis: -1 }), onehot]), g.scalar("inv_batch", 1 / B)]);
+  const grads = backward(g, tape, shapes, new Map([[logits, dl]]), noGrad, fg);
+  const { size, mode } = finishGraph(g, grads, spec, [TRAIN_IO.loss, TRAIN_IO.correct], total);
   return {
-    bytes: g.encode(`latent-edge VAE training step (forward + backward), batch ${B}, latent ${L}`),
+    bytes: g.encode(`latent-edge classifier training step (forward + backward), batch ${B}`),
     params: g.params,
-    size: N,
+    size,
     mode,
     slots,
     totalWeights: total,
-    numClasses,
-    hasHead: head != null,
+    numClasses: K,
+    hasHead: true,
+    kind: "classifier",
+    dropout,
   };
 }

@@ -4,8 +4,8 @@
  * the forward pass of conv2dTranspose) is a naive loop, `BatchMatMul` leaves XNNPACK for a
  * triple loop whenever an operand is transposed (every dense-layer gradient), and `Sum` over
  * leading axes (every bias gradient) transposes first. This module re-expresses them through
- * the kernels wasm runs fast (XNNPACK Conv2D and untransposed BatchMatMul, Transpose); see
- * /work/shared/notes/training-engine.md for the measurements. Call
+ * the kernels wasm runs fast (XNNPACK Conv2D and untransposed BatchMatMul, Transpose);
+ * scripts/bench_train.ts measures them. Call
  * `registerWasmTrainingKernels()` once the wasm backend is imported; it is idempotent.
  * Everything is NHWC-only (the layout tfjs-layers uses); NCHW throws.
  */

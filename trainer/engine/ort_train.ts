@@ -16,7 +16,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
-import { buildTrainingGraph, type FilterGradMethod, type ParamInput, TRAIN_IO, type TrainingGraph } from "./_ort_graph.ts";
+import { mulberry32 } from "../../common/random.ts";
+import { buildClassifierTrainingGraph, buildTrainingGraph, type FilterGradMethod, type ParamInput, TRAIN_IO, type TrainingGraph } from "./_ort_graph.ts";
 
 export interface OrtModels {
   encoder: tf.Sequential;
@@ -24,7 +25,11 @@ export interface OrtModels {
   head: tf.Sequential | null;
 }
 
+/** The tfjs models a trainer reads from / writes to, by graph group ("classifier" for pixel classifiers). */
+export type OrtModelGroups = Partial<Record<"encoder" | "decoder" | "head" | "classifier", tf.Sequential | null>>;
+
 export interface OrtTrainerOptions {
+  /** Latent size of a VAE graph (0 for a classifier graph). */
   latent: number;
   batchSize: number;
   learningRate: number;
@@ -42,6 +47,8 @@ export interface OrtTrainerOptions {
   filterGrad?: FilterGradMethod;
   /** Where Adam runs: "graph" (default, inside the training graph) or "js" (applyAdam); same results. */
   adam?: AdamWhere;
+  /** Seed of the dropout masks (classifier graphs with dropout). Default 0. */
+  dropoutSeed?: number;
 }
 
 export interface StepResult {
@@ -63,6 +70,11 @@ export interface AdamState {
 }
 
 const f = Math.fround;
+const NO_EPS = new Float32Array(0);
+
+function adamOf(opts: OrtTrainerOptions): { beta1: number; beta2: number; epsilon: number } {
+  return { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
+}
 
 export type AdamWhere = "graph" | "js";
 
@@ -77,6 +89,8 @@ export class OrtTrainer {
   private readonly xBuf: Float32Array;
   private readonly epsBuf: Float32Array;
   private readonly labelBuf: Float32Array | null;
+  private readonly maskBuf: Float32Array | null;
+  private maskRand: () => number;
   private readonly cwBuf = new Float32Array(1);
   private readonly scalars = new Float32Array(3);
   private accBeta1: number;
@@ -103,15 +117,14 @@ export class OrtTrainer {
     this.xBuf = new Float32Array(B * 28 * 28);
     this.epsBuf = new Float32Array(B * L);
     this.labelBuf = graph.hasHead ? new Float32Array(B * graph.numClasses) : null;
+    this.maskBuf = graph.dropout ? new Float32Array(B * graph.dropout.units) : null;
+    this.maskRand = mulberry32(opts.dropoutSeed ?? 0);
     this.cwBuf[0] = opts.classWeight ?? 0;
-    this.feeds = {
-      [TRAIN_IO.x]: new ort.Tensor("float32", this.xBuf, [B, 1, 28, 28]),
-      [TRAIN_IO.eps]: new ort.Tensor("float32", this.epsBuf, [B, L]),
-    };
-    if (this.labelBuf) {
-      this.feeds[TRAIN_IO.labels] = new ort.Tensor("float32", this.labelBuf, [B, graph.numClasses]);
-      this.feeds[TRAIN_IO.classWeight] = new ort.Tensor("float32", this.cwBuf, []);
-    }
+    this.feeds = { [TRAIN_IO.x]: new ort.Tensor("float32", this.xBuf, [B, 1, 28, 28]) };
+    if (graph.kind === "vae") this.feeds[TRAIN_IO.eps] = new ort.Tensor("float32", this.epsBuf, [B, L]);
+    if (this.labelBuf) this.feeds[TRAIN_IO.labels] = new ort.Tensor("float32", this.labelBuf, [B, graph.numClasses]);
+    if (this.labelBuf && graph.kind === "vae") this.feeds[TRAIN_IO.classWeight] = new ort.Tensor("float32", this.cwBuf, []);
+    if (this.maskBuf) this.feeds[TRAIN_IO.dropoutMask] = new ort.Tensor("float32", this.maskBuf, [B, graph.dropout!.units]);
     this.feeds[TRAIN_IO.adamScalars] = new ort.Tensor("float32", this.scalars, [3]);
     this.bindState();
   }
@@ -129,7 +142,22 @@ export class OrtTrainer {
    * `adam: "graph"` (default) runs the Adam update inside the training graph; "js" computes
    * gradients in the graph and Adam here (same results; slower, see the benchmark).
    */
-  static async create(models: OrtModels, opts: OrtTrainerOptions): Promise<OrtTrainer> {
+  static create(models: OrtModels, opts: OrtTrainerOptions): Promise<OrtTrainer> {
+    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam: adamOf(opts), filterGrad: opts.filterGrad };
+    return OrtTrainer.open((mode) => buildTrainingGraph({ ...spec, mode }), models, opts);
+  }
+
+  /**
+   * A trainer for a pixel classifier (softmax cross-entropy; dropout masks drawn here from
+   * `dropoutSeed`). Step with `classifierStep(x, labels)`; read/write with `{ classifier: model }`.
+   */
+  static createClassifier(model: tf.Sequential, opts: Omit<OrtTrainerOptions, "latent" | "classWeight">): Promise<OrtTrainer> {
+    const full: OrtTrainerOptions = { ...opts, latent: 0 };
+    const spec = { model, batch: opts.batchSize, adam: adamOf(full), filterGrad: opts.filterGrad };
+    return OrtTrainer.open((mode) => buildClassifierTrainingGraph({ ...spec, mode }), { classifier: model }, full);
+  }
+
+  private static async open(build: (mode: "grads" | "adam") => TrainingGraph, models: OrtModelGroups, opts: OrtTrainerOptions): Promise<OrtTrainer> {
     const threads = opts.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`ort engine: threads must be a positive integer, got ${threads}`);
     const sessionOpts: ort.InferenceSession.SessionOptions = {
@@ -139,11 +167,9 @@ export class OrtTrainer {
       graphOptimizationLevel: "all",
       extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
     };
-    const adam = { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
     const where = opts.adam ?? "graph";
-    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam, filterGrad: opts.filterGrad };
-    const grads = buildTrainingGraph({ ...spec, mode: "grads" });
-    const graph = where === "graph" ? buildTrainingGraph({ ...spec, mode: "adam" }) : grads;
+    const grads = build("grads");
+    const graph = where === "graph" ? build("adam") : grads;
     const session = await ort.InferenceSession.create(graph.bytes, sessionOpts);
     // With graph Adam, the gradient-only session (tests, tools) is opened on first use.
     const t = new OrtTrainer(session, where === "js" ? session : null, graph, opts);
@@ -184,9 +210,9 @@ export class OrtTrainer {
   }
 
   /** Loads the models' current weights (models of the same architecture as the graph's). */
-  readFrom(models: OrtModels): void {
+  readFrom(models: OrtModelGroups): void {
     const per: Float32Array[] = [];
-    const groups: Record<string, tf.Sequential | null> = { encoder: models.encoder, decoder: models.decoder, head: models.head };
+    const groups: Record<string, tf.Sequential | null | undefined> = models;
     const cache = new Map<string, Float32Array[]>();
     for (const s of this.graph.slots) {
       const model = groups[s.model];
@@ -208,9 +234,9 @@ export class OrtTrainer {
   }
 
   /** Copies the trained parameters into the tfjs models (which then evaluate/export/checkpoint as usual). */
-  writeTo(models: OrtModels): void {
+  writeTo(models: OrtModelGroups): void {
     const per = this.weightsTfjs();
-    const groups: Record<string, tf.Sequential | null> = { encoder: models.encoder, decoder: models.decoder, head: models.head };
+    const groups: Record<string, tf.Sequential | null | undefined> = models;
     const slots = this.graph.slots;
     for (const [name, model] of Object.entries(groups)) {
       if (!model) continue;
@@ -239,6 +265,10 @@ export class OrtTrainer {
     if (eps.length !== this.epsBuf.length) throw new Error(`ort engine: eps has ${eps.length} values, expected ${this.epsBuf.length}`);
     this.xBuf.set(x);
     this.epsBuf.set(eps);
+    if (this.maskBuf) {
+      const keep = 1 - this.graph.dropout!.rate, scale = 1 / keep;
+      for (let i = 0; i < this.maskBuf.length; i++) this.maskBuf[i] = this.maskRand() < keep ? scale : 0;
+    }
     if (this.labelBuf) {
       if (!labels || labels.length !== this.opts.batchSize) throw new Error(`ort engine: the head needs ${this.opts.batchSize} labels`);
       const K = this.graph.numClasses;
@@ -286,6 +316,17 @@ export class OrtTrainer {
     this.bindState();
     this.advanceBetaPowers();
     return OrtTrainer.parts(out);
+  }
+
+  /** One classifier training step (classifier graphs): x [B,28,28,1] in [0,1], labels [B] class ids. */
+  classifierStep(x: ArrayLike<number>, labels: ArrayLike<number>): Promise<StepResult> {
+    if (this.graph.kind !== "classifier") throw new Error("ort engine: classifierStep needs a classifier graph (OrtTrainer.createClassifier)");
+    return this.step(x, NO_EPS, labels);
+  }
+
+  /** Overrides the next dropout masks (tests: the same mask as a tfjs reference). */
+  setMaskSource(next: () => number): void {
+    this.maskRand = next;
   }
 
   private advanceBetaPowers(): void {

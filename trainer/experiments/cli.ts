@@ -6,13 +6,15 @@
  *
  *   node --import tsx trainer/experiments/cli.ts [--quick] [--out runs/x] [--estimate] ...
  */
-import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { FlagError, formatHelp, parseFlags } from "../../common/flags.ts";
 import { DataError, resolveDataDir } from "../data.ts";
 import type { EngineBackend } from "../engine/backend.ts";
 import { formatDuration } from "../progress.ts";
 import { configFromFlags, EXPERIMENT_FLAGS } from "./config.ts";
-import { Interrupted, runExperiments } from "./run.ts";
+import type { Results } from "./results.ts";
+import { Interrupted, runExperiments, writeOutputs } from "./run.ts";
 
 const USAGE = `Usage: deno task experiments -- [flags]
 Trains one unsupervised VAE per latent size, then logistic and MLP heads on its latent and a
@@ -33,6 +35,16 @@ export async function main(argvIn: string[]): Promise<number> {
     }
     if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
     const cfg = configFromFlags(f);
+    if (f["report-only"]) {
+      if (!f.out) throw new FlagError("--report-only needs --out <run dir>");
+      const dir = resolve(f.out as string);
+      const path = join(dir, "results.json");
+      if (!existsSync(path)) throw new FlagError(`--report-only: ${path} does not exist`);
+      const r = JSON.parse(readFileSync(path, "utf8")) as Results;
+      const written = await writeOutputs(dir, r);
+      log(`wrote ${written.map((w) => join(dir, w)).join(", ")}`);
+      return 0;
+    }
     const outDir = resolve((f.out as string | undefined) ?? `runs/experiments-${timestamp()}`);
     log(`experiments (${cfg.mode}): latents ${cfg.latents.join(",")}; samples ${cfg.samples.join(",")}; ${cfg.seeds} seeds for N <= ${cfg.seedMaxSamples}; VAE ${cfg.vae.epochs} epochs; run dir ${outDir}`);
     const t0 = performance.now();
@@ -43,7 +55,7 @@ export async function main(argvIn: string[]): Promise<number> {
       dataDir: resolveDataDir(f["data-dir"] as string | undefined),
       backend: f.backend as EngineBackend,
       threads: f.threads as number,
-      vaeEngine: f["vae-engine"] as "auto" | "tfjs" | "ort",
+      trainEngine: f.engine as "auto" | "tfjs" | "ort",
       estimateOnly: f.estimate as boolean,
       log,
     });

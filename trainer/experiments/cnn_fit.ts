@@ -3,11 +3,19 @@
  * ../model.ts buildPixelCnn; this loop differs from ../classifiers.ts trainPixelCnn in two
  * things that loop cannot do and a short budget needs: the Adam rate decays along a half
  * cosine to 0 (with a constant rate the last steps keep bouncing instead of settling), and each
- * image is shifted by a few random pixels (zero fill), which cuts the overfitting at small N. Seeded: the same options give the same model.
+ * image is shifted by a few random pixels (zero fill), which cuts the overfitting at small N.
+ * Seeded: the same options and engine give the same model.
+ *
+ * Engine "ort" runs each step (forward, backward, Adam) as one onnxruntime graph
+ * (../engine/ort_train.ts, gradients tested equal to tfjs's); "tfjs" runs it on the tfjs
+ * backend. Same loop, batches and schedule; only dropout draws its masks from a different
+ * stream.
  */
 import * as tf from "@tensorflow/tfjs";
 import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { rng, shuffle, type Split } from "../data.ts";
+import { OrtTrainer } from "../engine/ort_train.ts";
+import type { TrainEngine } from "./jobs.ts";
 import { buildPixelCnn, classLoss, type CnnConfig } from "../model.ts";
 import { type CnnFit, cnnSteps } from "./config.ts";
 
@@ -40,7 +48,7 @@ export function cosineRate(peak: number, step: number, steps: number): number {
  * Trains the pixel CNN on a labelled split; returns the model and the steps run. `onProgress`
  * hears about every tenth of the run (long cells are otherwise silent for many minutes).
  */
-export function trainCnnBaseline(arch: CnnConfig, split: Split, o: CnnFit, onProgress?: (step: number, steps: number) => void): { model: tf.Sequential; steps: number } {
+export async function trainCnnBaseline(arch: CnnConfig, split: Split, o: CnnFit, engine: TrainEngine = "tfjs", onProgress?: (step: number, steps: number) => void): Promise<{ model: tf.Sequential; steps: number }> {
   const model = buildPixelCnn(arch);
   const n = split.count;
   const B = Math.min(o.batchSize, n);
@@ -50,27 +58,39 @@ export function trainCnnBaseline(arch: CnnConfig, split: Split, o: CnnFit, onPro
   const rows = Int32Array.from({ length: n }, (_, i) => i);
   const x = new Float32Array(B * PIXELS);
   const y = new Int32Array(B);
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const optimizer = tf.train.adam(o.learningRate);
   const span = 2 * o.shift + 1;
-  for (let step = 0; step < steps; step++) {
-    const k = step % perEpoch;
-    if (k === 0) shuffle(rows, rand);
-    for (let i = 0; i < B; i++) {
-      const r = rows[k * B + i];
-      const dx = o.shift > 0 ? Math.floor(rand() * span) - o.shift : 0;
-      const dy = o.shift > 0 ? Math.floor(rand() * span) - o.shift : 0;
-      shiftInto(split.images, r, dx, dy, x, i * PIXELS);
-      y[i] = split.labels[r];
+  const ort = engine === "ort" ? await OrtTrainer.createClassifier(model, { batchSize: B, learningRate: o.learningRate, dropoutSeed: o.seed }) : null;
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = ort ? null : tf.train.adam(o.learningRate);
+  try {
+    for (let step = 0; step < steps; step++) {
+      const k = step % perEpoch;
+      if (k === 0) shuffle(rows, rand);
+      for (let i = 0; i < B; i++) {
+        const r = rows[k * B + i];
+        const dx = o.shift > 0 ? Math.floor(rand() * span) - o.shift : 0;
+        const dy = o.shift > 0 ? Math.floor(rand() * span) - o.shift : 0;
+        shiftInto(split.images, r, dx, dy, x, i * PIXELS);
+        y[i] = split.labels[r];
+      }
+      const rate = cosineRate(o.learningRate, step, steps);
+      if (ort) {
+        ort.learningRate = rate;
+        await ort.classifierStep(x, y);
+      } else {
+        // tfjs's Adam reads its public rate on every update, so the schedule is a plain assignment.
+        (optimizer as unknown as { learningRate: number }).learningRate = rate;
+        optimizer!.minimize(() => {
+          const logits = model.apply(tf.tensor4d(x, [B, IMAGE_SIZE, IMAGE_SIZE, 1]), { training: true }) as tf.Tensor2D;
+          return classLoss(logits, tf.tensor1d(y, "int32"));
+        }, false, vars);
+      }
+      if (onProgress && (step + 1) % Math.max(1, Math.round(steps / 10)) === 0 && step + 1 < steps) onProgress(step + 1, steps);
     }
-    // tfjs's Adam reads its public rate on every update, so the schedule is a plain assignment.
-    (optimizer as unknown as { learningRate: number }).learningRate = cosineRate(o.learningRate, step, steps);
-    optimizer.minimize(() => {
-      const logits = model.apply(tf.tensor4d(x, [B, IMAGE_SIZE, IMAGE_SIZE, 1]), { training: true }) as tf.Tensor2D;
-      return classLoss(logits, tf.tensor1d(y, "int32"));
-    }, false, vars);
-    if (onProgress && (step + 1) % Math.max(1, Math.round(steps / 10)) === 0 && step + 1 < steps) onProgress(step + 1, steps);
+    ort?.writeTo({ classifier: model });
+  } finally {
+    optimizer?.dispose();
+    await ort?.dispose();
   }
-  optimizer.dispose();
   return { model, steps };
 }

@@ -69,17 +69,15 @@ export const FULL_SAMPLES = [100, 1000, 2000, 5000, 10000, 20000, 50000, 60000];
 
 /**
  * The full study, sized to finish within 90 minutes on 2 cores with 2 workers (check with
- * --estimate). Budget, in steps of batch 128 measured on this machine (ratios held under load):
- * a CNN step costs ~0.6-0.9 of a tfjs VAE step, an onnxruntime VAE step ~0.3 of one.
+ * --estimate). Budget, in steps of batch 128; with the onnxruntime engine (default) a CNN
+ * step costs ~0.7 of a VAE step (on tfjs, ~3x more each).
  * - VAE: 4 epochs of all 60,000 images per latent (1,872 Adam steps): the latent's class
- *   structure is in place by then; more epochs mostly sharpen reconstructions. With the default
- *   onnxruntime steps the six VAEs are ~20% of the run; on tfjs ~45% (then consider
- *   --vae-epochs 3 if the printed estimate is tight).
- * - CNN: batch 128, 12 epochs bounded to 150..4,000 steps (8.5 epochs of 60,000), Adam peak
- *   2e-3 with cosine decay (the mean rate of a cosine is half its peak) and +-1 px shifts, so a
- *   short run can reach ~93% at 60,000 (a constant rate keeps bouncing instead of settling);
+ *   structure is in place by then; more epochs mostly sharpen reconstructions. The six VAEs
+ *   are ~60% of the run (on the tfjs engine consider --vae-epochs 3 if the estimate is tight).
+ * - CNN: batch 128, 13 epochs bounded to 150..6,000 steps (12.8 epochs of 60,000), Adam peak
+ *   2e-3 with cosine decay (the mean rate of a cosine is half its peak) and +-1 px shifts, so
+ *   the run can reach ~93% at 60,000 (a constant rate keeps bouncing instead of settling);
  *   shifts also tame overfitting at small N. +-2 px measured worse in short runs (underfit).
- *   The two largest cells are about half of the run's work.
  * - Heads: the project's LOGISTIC_FIT / MLP_FIT (a step costs milliseconds).
  */
 export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
@@ -100,7 +98,7 @@ export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
   },
   cnn: {
     arch: { ...DEFAULT_CNN },
-    fit: { epochs: 12, minSteps: 150, maxSteps: 4000, batchSize: 128, learningRate: 2e-3, shift: 1, seed: CNN_FIT.seed },
+    fit: { epochs: 13, minSteps: 150, maxSteps: 6000, batchSize: 128, learningRate: 2e-3, shift: 1, seed: CNN_FIT.seed },
   },
   testCount: 0,
   trainAccMax: 5000,
@@ -150,7 +148,8 @@ export const EXPERIMENT_FLAGS = {
   jobs: { type: "int", help: `worker processes run in parallel (default ${FULL_CONFIG.jobs})` },
   backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend of the workers" },
   threads: { type: "int", default: 1, help: "wasm threads per worker" },
-  "vae-engine": { type: "string", default: "auto", choices: ["auto", "tfjs", "ort"], help: "VAE training steps on tfjs or as one onnxruntime graph (auto: ort when it works; same results up to rounding)" },
+  engine: { type: "string", default: "auto", choices: ["auto", "tfjs", "ort"], help: "VAE and CNN training steps on tfjs or as one onnxruntime graph each (auto: ort when it works; same results up to rounding and dropout draws)" },
+  "report-only": { type: "boolean", default: false, help: "redraw report.md and the figures of --out from its results.json (and notes.md, if present); trains nothing" },
   estimate: { type: "boolean", default: false, help: "measure step speeds, print the plan and its time estimate, then exit" },
 } satisfies FlagSpecs;
 

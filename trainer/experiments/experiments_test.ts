@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -33,7 +33,7 @@ test("--quick runs end to end and writes parseable results, report and figures",
   assert.equal(r.sessions.length, 1);
   assert.ok(r.sessions[0].finished);
   const report = readFileSync(join(out, "report.md"), "utf8");
-  for (const heading of ["## Table 1", "## Table 2", "## Overfitting", "## The study's claims, checked", "## Time per part", "## Machine and engine"]) {
+  for (const heading of ["## Table 1", "## Table 2", "## Overfitting", "## Where we are below the study", "## The study's claims, checked", "## Time per part", "## Machine and engine"]) {
     assert.ok(report.includes(heading), `report.md lacks "${heading}"`);
   }
   assert.match(report, /\| 4 \(.*study's choice.*\) \| \d+\.\d ± \d+\.\d% \| 57\.4% \|/);
@@ -54,6 +54,18 @@ test("a second run with the same --out resumes: no job left, cached VAEs, same c
   assert.equal(r.sessions.length, 2);
   assert.equal(r.jobs.length, before.jobs.length, "no job should have run again");
   assert.ok(existsSync(join(dir, "cache")));
+});
+
+test("--report-only redraws report.md from results.json and notes.md, training nothing", async () => {
+  const out = join(dir, "run");
+  writeFileSync(join(out, "notes.md"), "The tiny models say nothing about the study.\n");
+  rmSync(join(out, "report.md"));
+  const jobsBefore = (JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results).jobs.length;
+  assert.equal(await main(["--report-only", "--out", out]), 0);
+  const report = readFileSync(join(out, "report.md"), "utf8");
+  assert.match(report, /## Notes \(written after the run\)\n\nThe tiny models say nothing about the study\./);
+  assert.equal((JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results).jobs.length, jobsBefore);
+  assert.equal(await main(["--report-only", "--out", join(dir, "nowhere")]), 2);
 });
 
 test("a run dir made with other settings is refused, not mixed", async () => {
@@ -130,4 +142,8 @@ test("renderReport() shows ours beside the study, marks the best latent, answers
   assert.match(md, /beat the CNN at small samples\?\*\* Yes/);
   assert.match(md, /reduce the train\/test gap\?\*\* Yes/);
   assert.match(md, /Figure 1 not drawn/);
+  // Below the study: logistic at latent 9 (50.0% vs 54.3%) and the CNN at 100 (61.0% vs 70.4%).
+  assert.match(md, /- Table 1, latent 9, VAE \+ logistic: 50\.0% vs the study's 54\.3%, \*\*4\.3 points short\*\*/);
+  assert.match(md, /- Table 2, 100 samples, pixel CNN: 61\.0 ± 1\.4% vs the study's 70\.4%, \*\*9\.4 points short\*\*/);
+  assert.doesNotMatch(md, /Table 2, 100 samples, VAE \+ logistic/);
 });

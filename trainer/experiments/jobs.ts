@@ -56,18 +56,18 @@ export interface JobContext {
   /** Fingerprint of the training images, part of the VAE cache key. */
   dataId: string;
   cacheDir: string;
-  /** Engine of the VAE's training steps (../train.ts TrainOptions.engine); heads and CNN use tfjs. */
-  vaeEngine: VaeEngine;
+  /** Engine of the VAE's and the CNN's training steps (../train.ts TrainOptions.engine); heads use tfjs. */
+  trainEngine: TrainEngine;
   emit: (e: JobEvent) => void;
 }
 
-export type VaeEngine = "tfjs" | "ort";
+export type TrainEngine = "tfjs" | "ort";
 
 /**
  * "auto" picks the onnxruntime training graph (several times faster per VAE step, same results up
  * to float rounding) when one tiny step of it works here, else tfjs; the reason is returned.
  */
-export async function resolveVaeEngine(want: VaeEngine | "auto", train: Split): Promise<{ engine: VaeEngine; note: string }> {
+export async function resolveTrainEngine(want: TrainEngine | "auto", train: Split): Promise<{ engine: TrainEngine; note: string }> {
   if (want !== "auto") return { engine: want, note: "as asked" };
   try {
     const r = await trainVae({ vae: { ...TINY_VAE }, head: null, classWeight: 0, epochs: 1, batchSize: 16, learningRate: 1e-3, seed: 1 }, take(train, Int32Array.from({ length: 16 }, (_, i) => i)), { progress: false, log: () => {}, engine: "ort" });
@@ -138,7 +138,7 @@ async function obtainVae(ctx: JobContext, latent: number) {
   if (done >= cfg.epochs) log(`loading cached VAE ${path}`);
   else log(`training VAE on ${split.count} unlabelled images, ${cfg.epochs} epochs${done > 0 ? ` (resuming after epoch ${done})` : ""}`);
   const t0 = performance.now();
-  const r = await trainVae(cfg, split, { checkpointPath: path, resumeFrom: done > 0 ? path : undefined, progress: false, log, engine: ctx.vaeEngine });
+  const r = await trainVae(cfg, split, { checkpointPath: path, resumeFrom: done > 0 ? path : undefined, progress: false, log, engine: ctx.trainEngine });
   const seconds = done >= cfg.epochs ? 0 : (performance.now() - t0) / 1000;
   const trained = r.history.filter((h) => h.epoch > done);
   const ips = trained.length ? trained.reduce((a, h) => a + h.imagesPerSecond, 0) / trained.length : null;
@@ -196,7 +196,7 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
   }
 }
 
-export function runCnnJob(ctx: JobContext, job: CnnJob): void {
+export async function runCnnJob(ctx: JobContext, job: CnnJob): Promise<void> {
   const { cfg, train, test } = ctx;
   const c = job.cell;
   const t0 = performance.now();
@@ -209,7 +209,7 @@ export function runCnnJob(ctx: JobContext, job: CnnJob): void {
     lastLog = performance.now();
     ctx.emit({ type: "log", line: `${job.id}: step ${step}/${steps}, ${((lastLog - t0) / 1000).toFixed(0)} s` });
   };
-  const { model, steps } = trainCnnBaseline(arch, sub, { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed }, progress);
+  const { model, steps } = await trainCnnBaseline(arch, sub, { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed }, ctx.trainEngine, progress);
   const nTrain = Math.min(sub.count, cfg.trainAccMax);
   const trainAcc = accuracy(predict(model, normalizePixels(sub.images.subarray(0, nTrain * PIXELS)), nTrain, [28, 28, 1]), sub.labels.subarray(0, nTrain));
   const testAcc = accuracy(predict(model, normalizePixels(test.images), test.count, [28, 28, 1]), test.labels);
@@ -235,16 +235,22 @@ function seconds(f: () => void): number {
   return (performance.now() - t0) / 1000;
 }
 
+async function secondsAsync(f: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return (performance.now() - t0) / 1000;
+}
+
 /**
  * Times short runs of the real loops and takes differences, so model building and the first
  * (slow, allocating) step cancel out. A few seconds for the full config, well under one quick.
  */
-export async function calibrate(cfg: ExperimentConfig, train: Split, vaeEngine: VaeEngine): Promise<Calibration> {
+export async function calibrate(cfg: ExperimentConfig, train: Split, trainEngine: TrainEngine): Promise<Calibration> {
   const vcfg = vaeTrainConfig(cfg, cfg.table2Latent);
   const B = vcfg.batchSize;
   const vaeRun = async (steps: number) => {
     const t0 = performance.now();
-    const r = await trainVae({ ...vcfg, epochs: 1 }, stratifiedSubset(train, B * steps, 7), { progress: false, log: () => {}, engine: vaeEngine });
+    const r = await trainVae({ ...vcfg, epochs: 1 }, stratifiedSubset(train, B * steps, 7), { progress: false, log: () => {}, engine: trainEngine });
     r.models.encoder.dispose();
     r.models.decoder.dispose();
     return (performance.now() - t0) / 1000;
@@ -252,8 +258,10 @@ export async function calibrate(cfg: ExperimentConfig, train: Split, vaeEngine: 
   const v1 = await vaeRun(1), v4 = await vaeRun(4);
   const fitC = cfg.cnn.fit;
   const sub = stratifiedSubset(train, Math.max(fitC.batchSize * 4, 512), 8);
-  const cnnRun = (steps: number) => seconds(() => trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: steps, maxSteps: steps }).model.dispose());
-  const c1 = cnnRun(1), c4 = cnnRun(4);
+  const cnnRun = (steps: number) => secondsAsync(async () => {
+    (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: steps, maxSteps: steps }, trainEngine)).model.dispose();
+  });
+  const c1 = await cnnRun(1), c4 = await cnnRun(4);
   const L = cfg.table2Latent;
   const mu = new Float32Array(sub.count * L).map((_, i) => Math.sin(i));
   const headRun = (kind: "logistic" | "mlp", steps: number) =>
@@ -267,7 +275,7 @@ export async function calibrate(cfg: ExperimentConfig, train: Split, vaeEngine: 
   encodeMu(encoder, L, take(sub, [0, 1])); // first call allocates; time the second
   const eTime = seconds(() => encodeMu(encoder, L, sub));
   encoder.dispose();
-  const cnn = trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }).model;
+  const cnn = (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }, trainEngine)).model;
   const px = normalizePixels(sub.images);
   const pTime = seconds(() => predict(cnn, px, sub.count, [28, 28, 1]));
   cnn.dispose();

@@ -1,6 +1,6 @@
 /**
  * The study's published numbers ("Variational Auto-Encoders for Downstream Classification",
- * Fashion-MNIST, 2019), copied from /work/shared/reference/paper-results.md, as fractions of
+ * Fashion-MNIST, 2019), copied as published, as fractions of
  * the 10,000 test images. The report puts them beside ours; nothing here is computed. The
  * study's "VAE + CNN" head is our small MLP (a 1-D conv over an unordered latent adds nothing).
  */

@@ -6,7 +6,7 @@
  * resumes with the same --out; at the end of every session it redraws the figures and report.md.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +14,7 @@ import type { EngineBackend } from "../engine/backend.ts";
 import { formatDuration } from "../progress.ts";
 import { accuracySpec, reconPng, renderSvg, scatterSpec } from "./charts.ts";
 import { type ExperimentConfig, resultsHash } from "./config.ts";
-import { type Calibration, cachedEpochs, type Job, vaeCachePath, type VaeEngine } from "./jobs.ts";
+import { type Calibration, cachedEpochs, type Job, vaeCachePath, type TrainEngine } from "./jobs.ts";
 import { bestLatentJob, estimateJob, orderJobs, planJobs, schedule, type Sizes } from "./plan.ts";
 import { bestLatent, renderReport } from "./report.ts";
 import { loadResults, type Results, saveResults } from "./results.ts";
@@ -27,8 +27,8 @@ export interface RunOptions {
   dataDir: string;
   backend: EngineBackend;
   threads: number;
-  /** Engine of the VAE training steps: "auto" = onnxruntime when it works, else tfjs. */
-  vaeEngine: VaeEngine | "auto";
+  /** Engine of the VAE and CNN training steps: "auto" = onnxruntime when it works, else tfjs. */
+  trainEngine: TrainEngine | "auto";
   /** Plan and estimate only: no job is run. */
   estimateOnly: boolean;
   log: (line: string) => void;
@@ -84,7 +84,9 @@ export async function writeOutputs(outDir: string, r: Results): Promise<string[]
     writeFileSync(join(outDir, "fig3-accuracy-vs-samples.svg"), await renderSvg(accuracySpec(r)));
     written.push("fig3-accuracy-vs-samples.svg");
   }
-  writeFileSync(join(outDir, "report.md"), renderReport(r, { fig1, fig2: recon?.latents ?? null, fig3 }));
+  const notesPath = join(outDir, "notes.md");
+  const notes = existsSync(notesPath) ? readFileSync(notesPath, "utf8") : undefined;
+  writeFileSync(join(outDir, "report.md"), renderReport(r, { fig1, fig2: recon?.latents ?? null, fig3 }, notes));
   written.push("report.md");
   return written;
 }
@@ -152,14 +154,14 @@ export async function runExperiments(o: RunOptions): Promise<{ results: Results;
             } else if (m.type === "error") fail(new Error(`worker ${w.id} failed to start: ${m.message}`));
           };
           w.child.on("message", onMsg);
-          const init: ToWorker = { type: "init", worker: w.id, cfg, dataDir: o.dataDir, cacheDir: o.cacheDir, backend: o.backend, threads: o.threads, vaeEngine: o.vaeEngine, calibrate: true };
+          const init: ToWorker = { type: "init", worker: w.id, cfg, dataDir: o.dataDir, cacheDir: o.cacheDir, backend: o.backend, threads: o.threads, trainEngine: o.trainEngine, calibrate: true };
           w.child.send(init);
         })
       )),
       failed,
     ]);
-    r.engine = `${ready[0].engine}; VAE training steps: ${ready[0].vaeEngine === "ort" ? "onnxruntime training graph (1 thread)" : "tfjs"} (${ready[0].vaeEngineNote})`;
-    if (ready.some((m) => m.vaeEngine !== ready[0].vaeEngine)) throw new Error(`workers disagree on the VAE engine (${ready.map((m) => m.vaeEngine).join(", ")}): ${ready.map((m) => m.vaeEngineNote).join("; ")}`);
+    r.engine = `${ready[0].engine}; VAE and CNN training steps: ${ready[0].trainEngine === "ort" ? "onnxruntime training graph (1 thread)" : "tfjs"} (${ready[0].trainEngineNote})`;
+    if (ready.some((m) => m.trainEngine !== ready[0].trainEngine)) throw new Error(`workers disagree on the training engine (${ready.map((m) => m.trainEngine).join(", ")}): ${ready.map((m) => m.trainEngineNote).join("; ")}`);
     r.data = ready[0].data;
     const cal = meanCalibration(ready.map((m) => m.calibration!));
     log(`engine: ${r.engine}; measured speeds (per worker, ${cfg.jobs} running): ${describe(cal, cfg)}`);

@@ -7,15 +7,15 @@
 import { loadFashionMnist, take } from "../data.ts";
 import { type EngineBackend, initEngine } from "../engine/backend.ts";
 import type { ExperimentConfig } from "./config.ts";
-import { type Calibration, calibrate, type Job, type JobContext, type JobEvent, liveTensors, resolveVaeEngine, runCnnJob, runLatentJob, type VaeEngine } from "./jobs.ts";
+import { type Calibration, calibrate, type Job, type JobContext, type JobEvent, liveTensors, resolveTrainEngine, runCnnJob, runLatentJob, type TrainEngine } from "./jobs.ts";
 
 export type ToWorker =
-  | { type: "init"; worker: number; cfg: ExperimentConfig; dataDir: string; cacheDir: string; backend: EngineBackend; threads: number; vaeEngine: VaeEngine | "auto"; calibrate: boolean }
+  | { type: "init"; worker: number; cfg: ExperimentConfig; dataDir: string; cacheDir: string; backend: EngineBackend; threads: number; trainEngine: TrainEngine | "auto"; calibrate: boolean }
   | { type: "job"; job: Job }
   | { type: "exit" };
 
 export type FromWorker =
-  | { type: "ready"; worker: number; engine: string; vaeEngine: VaeEngine; vaeEngineNote: string; calibration: Calibration | null; data: { dir: string; fingerprint: Record<string, string> } }
+  | { type: "ready"; worker: number; engine: string; trainEngine: TrainEngine; trainEngineNote: string; calibration: Calibration | null; data: { dir: string; fingerprint: Record<string, string> } }
   | { type: "event"; worker: number; jobId: string; event: JobEvent }
   | { type: "done"; worker: number; jobId: string; seconds: number }
   | { type: "error"; worker: number; jobId: string | null; message: string };
@@ -36,7 +36,7 @@ async function onMessage(m: ToWorker): Promise<void> {
     id = m.worker;
     const engine = await initEngine({ backend: m.backend, threads: m.threads, log: () => {} });
     const data = loadFashionMnist(m.dataDir);
-    const vae = await resolveVaeEngine(m.vaeEngine, data.train);
+    const vae = await resolveTrainEngine(m.trainEngine, data.train);
     const test = m.cfg.testCount > 0 && m.cfg.testCount < data.test.count ? take(data.test, Int32Array.from({ length: m.cfg.testCount }, (_, i) => i)) : data.test;
     ctx = {
       cfg: m.cfg,
@@ -45,11 +45,11 @@ async function onMessage(m: ToWorker): Promise<void> {
       testFull: data.test,
       dataId: data.fingerprint["train-images-idx3-ubyte.gz"] ?? data.dir,
       cacheDir: m.cacheDir,
-      vaeEngine: vae.engine,
+      trainEngine: vae.engine,
       emit: (event) => send({ type: "event", worker: id, jobId: currentJob ?? "", event }),
     };
     const calibration = m.calibrate ? await calibrate(m.cfg, data.train, vae.engine) : null;
-    send({ type: "ready", worker: id, engine: engine.description, vaeEngine: vae.engine, vaeEngineNote: vae.note, calibration, data: { dir: data.dir, fingerprint: data.fingerprint } });
+    send({ type: "ready", worker: id, engine: engine.description, trainEngine: vae.engine, trainEngineNote: vae.note, calibration, data: { dir: data.dir, fingerprint: data.fingerprint } });
     return;
   }
   if (!ctx) throw new Error("worker received a job before init");
@@ -58,7 +58,7 @@ async function onMessage(m: ToWorker): Promise<void> {
   const t0 = performance.now();
   const before = liveTensors();
   if (job.kind === "latent") await runLatentJob(ctx, job);
-  else runCnnJob(ctx, job);
+  else await runCnnJob(ctx, job);
   const leaked = liveTensors() - before;
   if (leaked > 0) ctx.emit({ type: "log", line: `warning: job ${job.id} left ${leaked} tensors alive` });
   currentJob = null;
