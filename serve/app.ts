@@ -275,7 +275,14 @@ export function createApp(deps: AppDeps): Hono {
     });
   });
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // pid and uptime tell replicas sharing a port (--reuse-port) apart.
+  const started = performance.now();
+  app.get("/healthz", (c) =>
+    c.json({
+      status: "ok",
+      pid: (globalThis as { Deno?: { pid: number } }).Deno?.pid ?? null,
+      uptimeSeconds: Math.round((performance.now() - started) / 1000),
+    }));
 
   app.get("/readyz", (c) => {
     const m = slot.current;

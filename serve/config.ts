@@ -10,6 +10,7 @@ import type { BackendChoice } from "./inference/backend.ts";
 export interface ServeConfig {
   port: number;
   host: string;
+  reusePort: boolean;
   registry: string;
   model: string | undefined;
   bundle: string | undefined;
@@ -39,6 +40,12 @@ export const FLAG_SPECS = {
     help: "TCP port to listen on (0 picks a free port)",
   },
   host: { type: "string", default: "0.0.0.0", help: "interface to bind" },
+  "reuse-port": {
+    type: "boolean",
+    default: false,
+    help:
+      "share the port with other replicas (SO_REUSEPORT, Linux): several processes on one registry, the kernel spreads connections",
+  },
   registry: {
     type: "string",
     default: "models",
@@ -66,7 +73,7 @@ export const FLAG_SPECS = {
     type: "int",
     default: 0,
     help:
-      "inference workers per loaded model, each with its own copy of the sessions (0: wasm one per CPU core, native in-process)",
+      "wasm inference workers per loaded model, each with its own copy of the sessions (0: one per CPU core); native sessions always run in-process",
   },
   // One millisecond: a fraction of a batch's run time on the target model, and far below the
   // latency budget; it only applies while another batch is running (idle requests never wait).
@@ -192,6 +199,7 @@ export function parseConfig(
     config: {
       port,
       host: flags.host as string,
+      reusePort: flags["reuse-port"] as boolean,
       registry,
       model: flags.model as string | undefined,
       bundle: flags.bundle as string | undefined,

@@ -110,6 +110,7 @@ async function main(): Promise<number> {
   const server = Deno.serve({
     port: config.port,
     hostname: config.host,
+    reusePort: config.reusePort,
     onListen: ({ hostname, port }) => {
       const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
       console.log(

@@ -11,9 +11,24 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
-function labelKey(labels: Labels): string {
+function renderLabels(labels: Labels): string {
   const keys = Object.keys(labels).sort();
   return keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",")}}` : "";
+}
+
+// Rendered label sets by a cheap raw key: every request updates several series, and sorting and
+// escaping labels each time showed up in the HTTP thread's profile. Bounded, as label values are.
+const labelCache = new Map<string, string>();
+
+function labelKey(labels: Labels): string {
+  let raw = "";
+  for (const k in labels) raw += `${k}\u0001${labels[k]}\u0002`;
+  let key = labelCache.get(raw);
+  if (key === undefined) {
+    key = renderLabels(labels);
+    if (labelCache.size < 10_000) labelCache.set(raw, key);
+  }
+  return key;
 }
 
 function fmt(v: number): string {

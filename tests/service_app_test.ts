@@ -337,7 +337,10 @@ Deno.test("GET /v1/models summarises the active bundle from its manifest", async
 
 Deno.test("GET /healthz, /readyz, /openapi.json and /docs answer; every route is documented", async () => {
   const [h] = await both("/healthz");
-  assert.deepEqual(await json(h), { status: "ok" });
+  const health = await json(h) as { status: string; pid: number; uptimeSeconds: number };
+  assert.equal(health.status, "ok");
+  assert.equal(health.pid, Deno.pid);
+  assert.ok(health.uptimeSeconds >= 0);
   const r = await json((await both("/readyz"))[0]);
   assert.equal(r.status, "ready");
   assert.equal(r.model.version, VERSION);

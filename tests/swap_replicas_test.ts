@@ -131,3 +131,31 @@ Deno.test("two replicas on one registry dir and one on its HTTP mirror converge 
     "the admin token was logged",
   );
 });
+
+Deno.test("--reuse-port: two replicas share one port, both answer, and a swap reaches both", async () => {
+  const reg = await makeRegistry();
+  const replicas: Proc[] = [];
+  try {
+    const args = ["--registry", reg.root, "--backend", "native", "--poll-ms", "200", "--reuse-port"];
+    replicas.push(await startReplica(args));
+    const port = String(replicas[0].port);
+    replicas.push(await startReplica([...args, "--port", port]));
+    assert.equal(replicas[1].port, replicas[0].port);
+    // Without the flag the port is taken.
+    await assert.rejects(startReplica(["--registry", reg.root, "--backend", "native", "--port", port]), /in use|AddrInUse/i);
+    // The kernel spreads new connections over both: /healthz names the process that answered.
+    const seen = new Set<number>();
+    for (let i = 0; i < 60 && seen.size < 2; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { Connection: "close" } });
+      seen.add((await r.json()).pid);
+    }
+    assert.deepEqual([...seen].sort(), replicas.map((p) => p.pid).sort(), "both replicas should answer");
+    await publish(FIXTURES[1], { registry: reg.root });
+    for (const p of replicas) {
+      await waitFor(async () => (await activeVersion(p)) === VERSIONS[1], `replica ${p.pid} to swap`, 15_000, 20);
+    }
+  } finally {
+    for (const p of replicas) await p.stop();
+    await reg.cleanup();
+  }
+});

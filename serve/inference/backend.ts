@@ -54,8 +54,8 @@ export interface BackendOptions {
   /**
    * Session workers per loaded model (worker.ts): each holds a copy of the model's sessions and
    * runs one batch at a time, so up to `workers` batches run in parallel off the main thread.
-   * Undefined: one (tests, scripts); 0: auto (one per core for wasm, native in-process); a
-   * positive count also runs native sessions in workers.
+   * Undefined: one (tests, scripts); 0: auto (one per core). Applies to wasm; native sessions
+   * run in-process (see loadBackend) unless `isolate` is true.
    */
   workers?: number;
   /**
@@ -181,7 +181,7 @@ export async function loadBackend(
 ): Promise<{ backend: Backend; note: string }> {
   // 0 = auto. wasm: a worker per core (its memory only comes back when a worker ends), each
   // with cores/workers threads. native: in-process with every core, because a worker round trip
-  // (0.1-0.25 ms) costs more than a small model's inference; an explicit --workers isolates it.
+  // (0.1-0.25 ms) costs more than a small model's inference, and see isolateNative below.
   const cores = (globalThis.navigator?.hardwareConcurrency as number | undefined) || 1;
   const workers = opts.workers === undefined ? 1 : Math.max(1, opts.workers || cores);
   const poolThreads = opts.threads || Math.max(1, Math.floor(cores / workers));
@@ -196,7 +196,10 @@ export async function loadBackend(
   // Workers as used here are Deno's; elsewhere (Node scripts) sessions stay in-process.
   const canIsolate = "Deno" in globalThis;
   const isolateWasm = canIsolate && (opts.isolate ?? true);
-  const isolateNative = canIsolate && (opts.isolate ?? Boolean(opts.workers));
+  // Native sessions stay on this thread unless a caller insists (isolate: true): onnxruntime-node
+  // keeps process-global state, and with its addon loaded in several Workers the process
+  // crashed at exit (Ort::Exception bad_alloc) in 2 of 8 runs of a pool test.
+  const isolateNative = canIsolate && (opts.isolate ?? false);
   if (choice === "wasm") {
     const note = "wasm (onnxruntime-web), as requested";
     return isolateWasm ? await inWorkers("wasm", note) : { backend: await loadWasm(opts), note: `${note}, ${opts.threads} thread(s)` };

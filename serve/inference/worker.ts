@@ -83,8 +83,16 @@ class SessionWorker {
   }
 
   terminate(): void {
-    this.#worker.terminate();
     this.#fail(new Error("the session worker was terminated (its model was retired)"));
+    // Terminating a worker while it is still loading its runtime crashed the process with the
+    // native addon (bad_alloc at exit), so let the start-up finish first (an exiting process
+    // waits for it too); the cap keeps a hung start-up from pinning the worker forever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const cap = new Promise<void>((r) => (timer = setTimeout(r, 10_000)));
+    Promise.race([this.ready.catch(() => {}), cap]).then(() => {
+      clearTimeout(timer);
+      this.#worker.terminate();
+    });
   }
 }
 
