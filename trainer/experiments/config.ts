@@ -50,6 +50,8 @@ export interface ExperimentConfig {
   };
   heads: { logistic: HeadConfig; mlp: HeadConfig; logisticFit: FitOptions; mlpFit: FitOptions };
   cnn: { arch: CnnConfig; fit: CnnFit };
+  /** Train the pixel CNN baseline (off: latent studies only, e.g. longer VAE training). */
+  withCnn: boolean;
   /** Test images scored (0 = all 10,000; the quick run uses the first few). */
   testCount: number;
   /** The CNN's train accuracy is measured on at most this many of its labelled samples (cost). */
@@ -100,6 +102,7 @@ export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
     arch: { ...DEFAULT_CNN },
     fit: { epochs: 13, minSteps: 150, maxSteps: 6000, batchSize: 128, learningRate: 2e-3, shift: 1, seed: CNN_FIT.seed },
   },
+  withCnn: true,
   testCount: 0,
   trainAccMax: 5000,
   scatterCount: 5000,
@@ -142,6 +145,7 @@ export const EXPERIMENT_FLAGS = {
   latents: { type: "string", help: `latent sizes of Table 1 (default ${FULL_LATENTS.join(",")}; quick ${QUICK_CONFIG.latents.join(",")})` },
   samples: { type: "string", help: `labelled sample counts of Table 2 (default ${FULL_SAMPLES.join(",")}; quick ${QUICK_CONFIG.samples.join(",")})` },
   seeds: { type: "int", help: `subsets averaged for cells of <= ${FULL_CONFIG.seedMaxSamples} samples (default ${FULL_CONFIG.seeds}; quick ${QUICK_CONFIG.seeds})` },
+  cnn: { type: "boolean", default: true, help: "train the pixel CNN baseline (--no-cnn: VAE heads only)" },
   "vae-epochs": { type: "int", help: `VAE training epochs per latent (default ${FULL_CONFIG.vae.epochs}; quick ${QUICK_CONFIG.vae.epochs})` },
   "cache-dir": { type: "string", default: "runs/experiments-cache", help: "where trained VAEs are cached as checkpoints, shared by runs" },
   "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files", env: "FASHION_MNIST_DIR" },
@@ -163,7 +167,7 @@ export function parseIntList(name: string, raw: string): number[] {
 }
 
 /** Parsed flags -> config: the preset, then each given flag on top. */
-export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples?: unknown; seeds?: unknown; "vae-epochs"?: unknown; jobs?: unknown }): ExperimentConfig {
+export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples?: unknown; seeds?: unknown; "vae-epochs"?: unknown; jobs?: unknown; cnn?: unknown }): ExperimentConfig {
   const base = f.quick ? QUICK_CONFIG : FULL_CONFIG;
   const cfg: ExperimentConfig = structuredClone(base) as ExperimentConfig;
   if (f.latents !== undefined) cfg.latents = parseIntList("latents", f.latents as string);
@@ -171,6 +175,7 @@ export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples
   if (f.seeds !== undefined) cfg.seeds = positive("seeds", f.seeds as number);
   if (f["vae-epochs"] !== undefined) cfg.vae.epochs = positive("vae-epochs", f["vae-epochs"] as number);
   if (f.jobs !== undefined) cfg.jobs = positive("jobs", f.jobs as number);
+  if (f.cnn === false) cfg.withCnn = false;
   const tooMany = cfg.samples.filter((n) => n > 60000);
   if (tooMany.length) throw new FlagError(`--samples: ${tooMany.join(", ")} exceed the 60,000 training images`);
   return cfg;
@@ -208,10 +213,10 @@ export function shortHash(value: unknown): string {
 }
 
 /**
- * Hash of everything that changes a cell's numbers, but not of the row lists, seeds count or
- * jobs: a resumed run may add rows, it must not reuse cells made under other settings.
+ * Hash of everything that changes a cell's numbers, but not of the row lists, seeds count,
+ * whether the CNN runs, or jobs: a resumed run may add rows, it must not reuse cells made under other settings.
  */
 export function resultsHash(cfg: ExperimentConfig): string {
-  const { latents: _l, samples: _s, seeds: _k, jobs: _j, ...rest } = cfg;
+  const { latents: _l, samples: _s, seeds: _k, jobs: _j, withCnn: _c, ...rest } = cfg;
   return shortHash(rest);
 }

@@ -81,6 +81,10 @@ test("flags: lists are parsed and checked; unknown flags are errors", async () =
   assert.deepEqual(c.latents, [4]);
   assert.equal(c.vae.epochs, 7);
   assert.equal(FULL_CONFIG.vae.epochs, 4, "the preset must not be mutated");
+  const noCnn = configFromFlags({ cnn: false });
+  assert.equal(noCnn.withCnn, false);
+  assert.equal(planJobs(noCnn, emptyResults(noCnn, "h")).filter((j) => j.kind === "cnn").length, 0);
+  assert.equal(resultsHash(noCnn), resultsHash(FULL_CONFIG), "--no-cnn only drops cells");
   assert.equal(await main(["--bogus"]), 2);
   // Row lists may change between sessions; settings that change numbers may not.
   assert.equal(resultsHash({ ...FULL_CONFIG, samples: [100] }), resultsHash(FULL_CONFIG));

@@ -44,7 +44,7 @@ export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
     const recon = cfg.reconLatents.includes(L) && !r.figures.recon[L];
     if (cells.length || scatter || recon || !r.vaes[L]) jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
   }
-  for (const c of cnnCells(cfg)) if (!r.cells[c.key]) jobs.push({ kind: "cnn", id: `cnn N=${c.samples} seed ${c.seed}`, cell: c });
+  for (const c of cfg.withCnn ? cnnCells(cfg) : []) if (!r.cells[c.key]) jobs.push({ kind: "cnn", id: `cnn N=${c.samples} seed ${c.seed}`, cell: c });
   return jobs;
 }
 
