@@ -375,11 +375,14 @@ export class OrtTrainer {
 /** Adam state of a tf.train.adam optimizer (null before its first step: no slots yet). */
 export async function adamStateFromTfjs(optimizer: tf.Optimizer): Promise<AdamState | null> {
   const w = await optimizer.getWeights();
+  // getWeights() makes a new scalar for the step count (the rest are the optimizer's own slots).
+  const iterations = w[0].tensor.dataSync()[0];
+  w[0].tensor.dispose();
   if (w.length <= 1) return null;
   const n = (w.length - 1) / 2;
   const a = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
   return {
-    iterations: w[0].tensor.dataSync()[0],
+    iterations,
     accBeta1: a.accBeta1.dataSync()[0],
     accBeta2: a.accBeta2.dataSync()[0],
     m: w.slice(1, 1 + n).map((e) => e.tensor.dataSync() as Float32Array),

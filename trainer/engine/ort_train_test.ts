@@ -281,7 +281,10 @@ function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
 
 test("trainVae with engine ort follows the tfjs engine (same data, noise, Adam)", async () => {
   const a = await trainVae(loopCfg, small, { progress: false, engine: "tfjs", log: () => {} });
+  const before = tf.memory().numTensors;
   const b = await trainVae(loopCfg, small, { progress: false, engine: "ort", log: () => {} });
+  const own = [b.models.encoder, b.models.decoder, b.models.head!].reduce((n, m) => n + m.weights.length, 0);
+  assert.equal(tf.memory().numTensors - before, own, "the ort loop must leave only the models' weights");
   assert.equal(b.history.length, 2);
   a.history.forEach((h, i) => {
     const o = b.history[i].train;
