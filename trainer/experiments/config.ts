@@ -146,6 +146,7 @@ export const EXPERIMENT_FLAGS = {
   samples: { type: "string", help: `labelled sample counts of Table 2 (default ${FULL_SAMPLES.join(",")}; quick ${QUICK_CONFIG.samples.join(",")})` },
   seeds: { type: "int", help: `subsets averaged for cells of <= ${FULL_CONFIG.seedMaxSamples} samples (default ${FULL_CONFIG.seeds}; quick ${QUICK_CONFIG.seeds})` },
   cnn: { type: "boolean", default: true, help: "train the pixel CNN baseline (--no-cnn: VAE heads only)" },
+  "cnn-min-steps": { type: "int", help: `fewest CNN steps per cell, however small N (default ${FULL_CONFIG.cnn.fit.minSteps})` },
   "vae-epochs": { type: "int", help: `VAE training epochs per latent (default ${FULL_CONFIG.vae.epochs}; quick ${QUICK_CONFIG.vae.epochs})` },
   "cache-dir": { type: "string", default: "runs/experiments-cache", help: "where trained VAEs are cached as checkpoints, shared by runs" },
   "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files", env: "FASHION_MNIST_DIR" },
@@ -167,7 +168,7 @@ export function parseIntList(name: string, raw: string): number[] {
 }
 
 /** Parsed flags -> config: the preset, then each given flag on top. */
-export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples?: unknown; seeds?: unknown; "vae-epochs"?: unknown; jobs?: unknown; cnn?: unknown }): ExperimentConfig {
+export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples?: unknown; seeds?: unknown; "vae-epochs"?: unknown; jobs?: unknown; cnn?: unknown; "cnn-min-steps"?: unknown }): ExperimentConfig {
   const base = f.quick ? QUICK_CONFIG : FULL_CONFIG;
   const cfg: ExperimentConfig = structuredClone(base) as ExperimentConfig;
   if (f.latents !== undefined) cfg.latents = parseIntList("latents", f.latents as string);
@@ -176,6 +177,7 @@ export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples
   if (f["vae-epochs"] !== undefined) cfg.vae.epochs = positive("vae-epochs", f["vae-epochs"] as number);
   if (f.jobs !== undefined) cfg.jobs = positive("jobs", f.jobs as number);
   if (f.cnn === false) cfg.withCnn = false;
+  if (f["cnn-min-steps"] !== undefined) cfg.cnn.fit.minSteps = positive("cnn-min-steps", f["cnn-min-steps"] as number);
   const tooMany = cfg.samples.filter((n) => n > 60000);
   if (tooMany.length) throw new FlagError(`--samples: ${tooMany.join(", ")} exceed the 60,000 training images`);
   return cfg;

@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { PIXELS } from "../../common/labels.ts";
 import { normalizePixels, toBytes } from "../../common/preprocess.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
@@ -154,7 +154,7 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
     const elbo = evaluateVae(vae.models, L, test);
     ctx.emit({
       type: "vae",
-      vae: { latent: L, trainSeconds: vae.seconds, cached: vae.cached, checkpoint: vae.path, epochs: cfg.vae.epochs, imagesPerSecond: vae.imagesPerSecond, testElbo: elbo.elbo, testRec: elbo.rec, testKl: elbo.kl },
+      vae: { latent: L, trainSeconds: vae.seconds, cached: vae.cached, checkpoint: relative(process.cwd(), vae.path), epochs: cfg.vae.epochs, imagesPerSecond: vae.imagesPerSecond, testElbo: elbo.elbo, testRec: elbo.rec, testKl: elbo.kl },
     });
     const muTest = encodeMu(encoder, L, test);
     // Large cell sets encode the whole training set once and gather rows; small ones only their rows.

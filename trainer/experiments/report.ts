@@ -183,8 +183,9 @@ export function shortfalls(r: Results): string[] {
   const check = (what: string, s: Summary | null, paper: number | undefined) => {
     if (!s || paper === undefined || s.mean >= paper) return;
     const d = (paper - s.mean) * 100;
+    const by = d < 0.05 ? "less than 0.1 points short (equal at the study's precision)" : `**${d.toFixed(1)} points short**`;
     const noise = s.n > 1 && s.mean + s.std >= paper ? ` (within one std of ${(s.std * 100).toFixed(1)} over ${s.n} seeds)` : "";
-    out.push(`- ${what}: ${fmt(s)} vs the study's ${pct(paper)}, **${d.toFixed(1)} points short**${noise}`);
+    out.push(`- ${what}: ${fmt(s)} vs the study's ${pct(paper)}, ${by}${noise}`);
   };
   for (const L of cfg.latents) {
     const p = paperTable1(L);

@@ -236,7 +236,9 @@ export async function runExperiments(o: RunOptions): Promise<{ results: Results;
                 log(`[w${w.id}] ${e.cell.key}: train ${(e.cell.trainAcc * 100).toFixed(1)}%, test ${(e.cell.testAcc * 100).toFixed(1)}% (${e.cell.seconds.toFixed(1)} s)`);
                 save();
               } else if (e.type === "vae") {
-                r.vaes[e.vae.latent] = e.vae;
+                // A later job may reload a VAE this run trained; keep the training record.
+                const had = r.vaes[e.vae.latent];
+                if (!(e.vae.cached && had && !had.cached && had.epochs === e.vae.epochs)) r.vaes[e.vae.latent] = e.vae;
                 log(`[w${w.id}] VAE L=${e.vae.latent}: test -ELBO ${e.vae.testElbo.toFixed(2)}${e.vae.cached ? " (cached)" : `, trained in ${formatDuration(e.vae.trainSeconds)}`}`);
                 save();
               } else if (e.type === "scatter") {
