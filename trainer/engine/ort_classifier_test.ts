@@ -12,6 +12,7 @@ import { normalizePixels } from "../../common/preprocess.ts";
 import { loadFashionMnist, type Split, stratifiedSubset } from "../data.ts";
 import { buildPixelCnn, classLoss, type CnnConfig, DEFAULT_CNN, TINY_CNN } from "../model.ts";
 import { OrtTrainer } from "./ort_train.ts";
+import { relErr } from "./testdata/compare.ts";
 
 const data = loadFashionMnist();
 
@@ -52,15 +53,6 @@ function recordingMask(seed: number, units: number, B: number, rate: number) {
   };
   const lastMask = () => Float32Array.from(draws.slice(-B * units), (u) => (u < 1 - rate ? 1 / (1 - rate) : 0));
   return { next, lastMask };
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0, s = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
-  return s === 0 ? d : d / s;
 }
 
 async function checkGradients(cfg: CnnConfig, B: number) {

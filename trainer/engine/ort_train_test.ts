@@ -18,6 +18,7 @@ import { buildDecoder, buildEncoder, buildHead, classLoss, DEFAULT_HEAD, type He
 import { type TrainConfig, trainVae } from "../train.ts";
 import type { FilterGradMethod } from "./_ort_graph.ts";
 import { type OrtModels, OrtTrainer } from "./ort_train.ts";
+import { relErr } from "./testdata/compare.ts";
 
 const data = loadFashionMnist();
 const B = 32;
@@ -79,16 +80,6 @@ function tfjsGrads(m: OrtModels, latent: number, x: Float32Array, eps: Float32Ar
     value.dispose();
     return { parts, grads: vs.map((v) => grads[v.name].dataSync() as Float32Array) };
   });
-}
-
-/** max |a - b| / max |b| over one tensor. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0, s = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
-  return s === 0 ? d : d / s;
 }
 
 async function checkGradients(head: HeadConfig | null, classWeight: number, filterGrad?: FilterGradMethod) {
