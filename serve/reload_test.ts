@@ -1,50 +1,14 @@
 import assert from "node:assert/strict";
-import type { Manifest } from "../common/manifest.ts";
-import type { Session } from "./inference/backend.ts";
-import { LoadedModel } from "./inference/model.ts";
-import { BatchRunner } from "./inference/runner.ts";
+import { fakeModel as fakeOf } from "./inference/fake_model.ts";
+import type { LoadedModel } from "./inference/model.ts";
 import { ModelSlot } from "./inference/slot.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import type { RegistrySource, VersionRef } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
 
-/** A LoadedModel over a fake session (one label, always 1.0); records release(). */
+/** A fake model that records its release in `released`. */
 function fakeModel(version: string, released: string[]): LoadedModel {
-  const session: Session = {
-    inputNames: ["image"],
-    outputNames: ["probabilities", "mu", "logvar"],
-    run: (feeds) => {
-      const n = feeds.image.dims[0];
-      return Promise.resolve({
-        probabilities: { data: new Float32Array(n * 2).fill(0.5), dims: [n, 2] },
-        mu: { data: new Float32Array(n), dims: [n, 1] },
-        logvar: { data: new Float32Array(n), dims: [n, 1] },
-      });
-    },
-    release: () => (released.push(version), Promise.resolve()),
-  };
-  const manifest = {
-    name: "m",
-    version,
-    labels: ["a", "b"],
-    latentSize: 1,
-    input: { name: "image" },
-    outputs: {
-      probabilities: { name: "probabilities" },
-      mu: { name: "mu" },
-      logvar: { name: "logvar" },
-    },
-    decoder: null,
-    probe: { tolerance: 1e-4, cases: [{ pixels: btoa("\0".repeat(784)) }] },
-  } as unknown as Manifest;
-  return new LoadedModel(
-    manifest,
-    `/fake/${version}`,
-    "native",
-    new BatchRunner(session, { maxBatch: 8 }),
-    null,
-    8,
-  );
+  return fakeOf(version, { onRelease: () => released.push(version) });
 }
 
 /** A source whose CURRENT is a variable; every version whose name starts with "bad" fails to load. */

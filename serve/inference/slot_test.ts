@@ -1,51 +1,11 @@
 import assert from "node:assert/strict";
-import type { Manifest } from "../../common/manifest.ts";
-import type { Session } from "./backend.ts";
-import { LoadedModel } from "./model.ts";
-import { BatchRunner } from "./runner.ts";
+import { fakeModel as fakeOf } from "./fake_model.ts";
 import { ModelSlot, NoModelError } from "./slot.ts";
 
-/** A LoadedModel over a fake session whose runs wait for `gate`; records release(). */
+/** A fake model whose runs wait for `gate`; `state.released` records its release. */
 function fakeModel(version: string, gate: Promise<void> = Promise.resolve()) {
   const state = { released: false };
-  const session: Session = {
-    inputNames: ["image"],
-    outputNames: ["probabilities", "mu", "logvar"],
-    async run(feeds) {
-      await gate;
-      const n = feeds.image.dims[0];
-      return {
-        probabilities: { data: new Float32Array(n * 2).fill(0.5), dims: [n, 2] },
-        mu: { data: new Float32Array(n), dims: [n, 1] },
-        logvar: { data: new Float32Array(n), dims: [n, 1] },
-      };
-    },
-    release() {
-      state.released = true;
-      return Promise.resolve();
-    },
-  };
-  const manifest = {
-    name: "m",
-    version,
-    labels: ["a", "b"],
-    latentSize: 1,
-    input: { name: "image" },
-    outputs: {
-      probabilities: { name: "probabilities" },
-      mu: { name: "mu" },
-      logvar: { name: "logvar" },
-    },
-    decoder: null,
-  } as unknown as Manifest;
-  const model = new LoadedModel(
-    manifest,
-    "/nowhere",
-    "wasm",
-    new BatchRunner(session, { maxBatch: 8 }),
-    null,
-    8,
-  );
+  const model = fakeOf(version, { gate, onRelease: () => (state.released = true), dir: "/nowhere", backend: "wasm" });
   return { model, state };
 }
 

@@ -107,9 +107,7 @@ export class OrtTrainer {
     this.p = new Float32Array(graph.size);
     this.m = new Float32Array(graph.size);
     this.v = new Float32Array(graph.size);
-    this.beta1 = opts.beta1 ?? 0.9;
-    this.beta2 = opts.beta2 ?? 0.999;
-    this.epsilon = opts.epsilon ?? 1e-7;
+    ({ beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon } = adamOf(opts));
     this.learningRate = opts.learningRate;
     this.accBeta1 = f(this.beta1);
     this.accBeta2 = f(this.beta2);
