@@ -58,7 +58,7 @@ const FLAGS = {
     type: "string",
     default: "1",
     help:
-      "comma-separated replica counts for the service rows: N > 1 runs N service processes on one port (--reuse-port)",
+      "comma-separated replica counts for the service rows: N > 1 runs the service with --replicas N (N processes on one port)",
   },
   "max-queue-delay-ms": {
     type: "number",
@@ -200,8 +200,28 @@ async function roleBaseline(f: Flags): Promise<void> {
  * A server process (this script in a server role, or serve/main.ts) on a free loopback port;
  * stop() sends SIGTERM, then SIGKILL after 5 s.
  */
-function startServer(script: string, args: string[]): Promise<ServerProcess> {
-  return startServerProcess(args, { script, startTimeoutMs: 90_000, killAfterMs: 5000 });
+function startServer(script: string, args: string[], extraPermissions: string[] = []): Promise<ServerProcess> {
+  return startServerProcess(args, {
+    script,
+    startTimeoutMs: 90_000,
+    killAfterMs: 5000,
+    permissions: [...SERVE_PERMISSIONS, ...extraPermissions],
+  });
+}
+
+/** The pids of the `n` replicas behind `url` (each /healthz names its own), once all answer. */
+async function replicaPids(url: string, n: number, timeoutMs = 90_000): Promise<number[]> {
+  const seen = new Set<number>();
+  const end = performance.now() + timeoutMs;
+  while (seen.size < n) {
+    if (performance.now() > end) throw new Error(`only ${seen.size} of ${n} replicas answered at ${url}`);
+    try {
+      const r = await fetch(`${url}/healthz`, { headers: { Connection: "close" } });
+      seen.add((await r.json()).pid);
+    } catch { /* still starting */ }
+    if (seen.size < n) await new Promise((r) => setTimeout(r, 20));
+  }
+  return [...seen];
 }
 
 /** CPU seconds used so far by each thread of `pid`, grouped: the main thread and the rest. */
@@ -513,18 +533,15 @@ async function main(f: Flags): Promise<number> {
           what: "service",
           label: n === 1 ? b : `${b} x${n}`,
           script: MAIN,
-          args: n === 1 ? svcArgs : [...svcArgs, "--reuse-port"],
+          args: n === 1 ? svcArgs : [...svcArgs, "--replicas", String(n)],
           n,
         }));
       servers.push({ what: "baseline", label: b, script: SELF, args: baseArgs, n: 1 });
       for (const { what, label, script, args, n } of servers) {
-        const procs = [await startServer(script, [...args])];
+        // --replicas N: the service starts and supervises the other N-1 processes itself.
+        const s = await startServer(script, args, n > 1 ? ["--allow-run"] : []);
         try {
-          for (let k = 1; k < n; k++) {
-            procs.push(await startServer(script, [...args, "--port", String(procs[0].port)]));
-          }
-          const s = procs[0];
-          const pids = procs.map((p) => p.pid);
+          const pids = n > 1 ? await replicaPids(s.url, n) : [s.pid];
           const url = `${s.url}/v1/classify`;
           // Both must answer, and the same thing (same model, same preprocessing).
           const a = await post(url, px, "application/octet-stream") as { predictions: unknown[] };
@@ -553,7 +570,7 @@ async function main(f: Flags): Promise<number> {
             r: await runWrk(f, url, pids, { connections: 1, script: rawLua }),
           });
         } finally {
-          for (const p of procs) await p.stop();
+          await s.stop();
         }
       }
     }

@@ -11,6 +11,8 @@ export interface ServeConfig {
   port: number;
   host: string;
   reusePort: boolean;
+  /** Service processes on the port, this one included; 0 = one per core (replicas.ts). */
+  replicas: number;
   registry: string;
   model: string | undefined;
   bundle: string | undefined;
@@ -45,6 +47,12 @@ export const FLAG_SPECS = {
     default: false,
     help:
       "share the port with other replicas (SO_REUSEPORT, Linux): several processes on one registry, the kernel spreads connections",
+  },
+  replicas: {
+    type: "int",
+    default: 1,
+    help:
+      "service processes sharing the port, this one included (0: one per CPU core); this one starts and supervises the others (restarts them if they crash, stops them with it). Needs --allow-run; implies --reuse-port",
   },
   registry: {
     type: "string",
@@ -190,7 +198,9 @@ export function parseConfig(
   // 0 stays 0 (auto): the right pool depends on the backend, which loadBackend() settles.
   const workers = positive("workers", flags.workers as number, 0);
   const threads = positive("threads", flags.threads as number, 0);
-  void cores;
+  const replicas = (flags.replicas as number) === 0
+    ? cores
+    : positive("replicas", flags.replicas as number, 0);
   const delay = flags["max-queue-delay-ms"] as number;
   if (!(delay >= 0 && delay <= 1000)) {
     throw new ConfigError(`--max-queue-delay-ms must be in 0..1000, got ${delay}`);
@@ -199,7 +209,8 @@ export function parseConfig(
     config: {
       port,
       host: flags.host as string,
-      reusePort: flags["reuse-port"] as boolean,
+      reusePort: (flags["reuse-port"] as boolean) || replicas > 1,
+      replicas,
       registry,
       model: flags.model as string | undefined,
       bundle: flags.bundle as string | undefined,

@@ -50,3 +50,11 @@ Deno.test("parseConfig() returns null for --help, and the help lists every flag"
     assert.ok(helpText().includes(f), f);
   }
 });
+
+Deno.test("parseConfig() --replicas: 1 by default, 0 means one per core, more than 1 implies --reuse-port", () => {
+  assert.deepEqual([defaultConfig().replicas, defaultConfig().reusePort], [1, false]);
+  const auto = parseConfig(["--replicas", "0"], {}, 4).config!;
+  assert.deepEqual([auto.replicas, auto.reusePort], [4, true]);
+  assert.equal(parseConfig(["--replicas", "0"], {}, 1).config!.reusePort, false);
+  assert.throws(() => parseConfig(["--replicas", "-1"]), /--replicas must be >= 0/);
+});

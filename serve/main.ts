@@ -18,6 +18,7 @@ import {
   type RegistrySource,
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
+import { grantedPermissionFlags, isReplica, ReplicaSet, watchSupervisor } from "./replicas.ts";
 import { type Watcher, watchRegistry } from "./watch.ts";
 
 const HOW_TO_GET_A_MODEL = [
@@ -65,6 +66,19 @@ async function main(): Promise<number> {
   if (!config) {
     console.log(helpText());
     return 0;
+  }
+  const supervisor = config.replicas > 1 && !isReplica();
+  if (supervisor && Deno.permissions.querySync({ name: "run" }).state !== "granted") {
+    console.error(
+      `--replicas ${config.replicas} starts ${config.replicas - 1} more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
+    );
+    return 2;
+  }
+  if (config.replicas > 1) {
+    // The cores are shared by the replicas: auto counts are per replica.
+    const cores = navigator.hardwareConcurrency || 1;
+    const share = Math.max(1, Math.floor(cores / config.replicas));
+    config = { ...config, threads: config.threads || share, workers: config.workers || share };
   }
   let loaded;
   try {
@@ -121,16 +135,44 @@ async function main(): Promise<number> {
     },
   }, app.fetch);
 
-  const stop = async () => {
-    console.log("Shutting down: finishing in-flight requests");
-    watcher?.close();
-    await server.shutdown();
-    await reloader.idle();
-    await slot.close();
-    if (backend instanceof WorkerBackend) backend.close();
-  };
+  let replicas: ReplicaSet | null = null;
+  if (supervisor) {
+    replicas = new ReplicaSet({
+      count: config.replicas - 1,
+      script: new URL(import.meta.url).pathname,
+      denoFlags: [
+        ...grantedPermissionFlags(),
+        "--unstable-net",
+        `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      ],
+      // Later flags win: the same service, on the port this one got, with its share of cores.
+      args: [
+        ...Deno.args,
+        "--replicas=1",
+        "--reuse-port",
+        `--port=${server.addr.port}`,
+        `--threads=${config.threads}`,
+        `--workers=${config.workers}`,
+      ],
+    });
+    replicas.start();
+    console.log(`Starting ${config.replicas - 1} more replica(s) on port ${server.addr.port}`);
+  }
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    stopping ??= (async () => {
+      console.log("Shutting down: finishing in-flight requests");
+      watcher?.close();
+      await Promise.all([server.shutdown(), replicas?.stop()]);
+      await reloader.idle();
+      await slot.close();
+      if (backend instanceof WorkerBackend) backend.close();
+    })();
   for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => void stop());
+  watchSupervisor(() => void stop());
   await server.finished;
+  if (stopping) await stopping;
   return 0;
 }
 

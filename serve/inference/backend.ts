@@ -24,6 +24,12 @@ export interface TensorData {
 export interface Session {
   /** How many run() calls may be in flight at once (a worker pool's size); default 1. */
   readonly concurrency?: number;
+  /**
+   * True when run() computes on this thread (an in-process session): the thread can read no
+   * request while it runs, so the runner gathers what arrived in the same event-loop turn
+   * before it starts one (runner.ts).
+   */
+  readonly inline?: boolean;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly inputMetadata?: readonly SessionValueMetadata[];
@@ -71,6 +77,7 @@ type Ort = any;
 
 function wrap(ort: Ort, session: Ort): Session {
   return {
+    inline: true,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     inputMetadata: session.inputMetadata,

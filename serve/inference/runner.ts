@@ -55,6 +55,7 @@ export class BatchRunner {
   #queuedRows = 0;
   #inflight = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #gathering = false;
   #closed = false;
   readonly lanes: number;
   readonly maxQueueDelayMs: number;
@@ -111,6 +112,19 @@ export class BatchRunner {
 
   /** Dispatches what the policy allows now, and arms the delay timer for the rest. */
   #pump(): void {
+    if (this.session.inline && this.#inflight === 0 && this.#queue.length > 0) {
+      // An in-process run blocks this thread, so every request whose handler is already due in
+      // this turn of the event loop would wait for the next run: let them join this one. That
+      // costs one turn (microseconds), not a timer.
+      if (!this.#gathering) {
+        this.#gathering = true;
+        setImmediate(() => {
+          this.#gathering = false;
+          if (this.#inflight === 0 && this.#queue.length > 0) void this.#dispatch(this.#take());
+        });
+      }
+      return;
+    }
     while (this.#queue.length > 0 && this.#inflight < this.lanes) {
       if (this.#inflight > 0 && this.#queuedRows < this.opts.maxBatch) {
         // Contention: another run is in flight, so waiting a little buys a fuller batch.

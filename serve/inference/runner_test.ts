@@ -3,10 +3,11 @@ import type { Session, TensorData } from "./backend.ts";
 import { BatchRunner } from "./runner.ts";
 
 /** A fake session: output y = 2x per row; records batch sizes and detects overlapping runs. */
-function fakeSession(delayMs = 5) {
+function fakeSession(delayMs = 5, inline = false) {
   const batches: number[] = [];
   let active = 0, overlapped = false;
   const session: Session = {
+    inline,
     inputNames: ["x"],
     outputNames: ["y"],
     async run(feeds: Record<string, TensorData>) {
@@ -75,4 +76,19 @@ Deno.test("BatchRunner rejects every job of a failed batch and keeps serving", a
   assert.ok(results.every((x) => x.status === "rejected"));
   fail = false;
   assert.deepEqual(Array.from((await r.run({ x: rows([[3]]) })).y.data), [3]);
+});
+
+Deno.test("BatchRunner with an in-process (inline) session: jobs of the same event-loop turn share one run", async () => {
+  const f = fakeSession(5, true);
+  const r = new BatchRunner(f.session, { maxBatch: 8 });
+  const outs = await Promise.all(Array.from({ length: 6 }, (_, i) => r.run({ x: rows([[i]]) })));
+  outs.forEach((o, i) => assert.deepEqual(Array.from(o.y.data), [2 * i]));
+  assert.deepEqual(f.batches, [6]); // not [1, 5]: the first job waited for the turn, not a timer
+  // A lone job still starts within the turn: far below a timer's resolution.
+  const g = fakeSession(0, true);
+  const lone = new BatchRunner(g.session, { maxBatch: 8, maxQueueDelayMs: 50 });
+  const t0 = performance.now();
+  await lone.run({ x: rows([[1]]) });
+  assert.ok(performance.now() - t0 < 25, `a lone job took ${performance.now() - t0} ms`);
+  assert.equal(f.overlapped(), false);
 });

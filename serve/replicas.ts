@@ -1,0 +1,190 @@
+/**
+ * `--replicas N`: this process plus N-1 copies of it serve one port (SO_REUSEPORT, so the
+ * kernel spreads connections over them). Why processes: onnxruntime-node's run() computes on the
+ * calling thread, and in one process that thread is also the only HTTP thread; native sessions
+ * cannot move to Workers (the addon crashed at exit there, see backend.ts). One process per core
+ * gives each core its own HTTP thread and its own in-process session (docs/performance.md).
+ *
+ * This process supervises the others:
+ *   - each is `deno run` on the same module with the same flags, plus `--replicas 1
+ *     --reuse-port --port <the port this one got>` and the per-replica thread and worker counts;
+ *   - their output is printed with a `[replica <pid>]` prefix;
+ *   - one that exits unexpectedly is started again, after a delay that doubles while it keeps
+ *     crashing (1 s up to 30 s);
+ *   - stop() sends SIGTERM (each finishes its in-flight requests) and waits for them.
+ * A replica reads its stdin, which is a pipe from this process, and shuts down when it closes:
+ * so the replicas go away with this process even when it is killed with SIGKILL.
+ */
+
+/** The environment variable that marks a process as a replica started by a supervisor. */
+export const REPLICA_ENV = "LATENT_EDGE_REPLICA_OF";
+
+/** The permissions to hand on: what this process was granted, by name, without prompting. */
+export function grantedPermissionFlags(): string[] {
+  const names = ["read", "write", "net", "env", "ffi", "sys"] as const;
+  return names
+    .filter((name) => Deno.permissions.querySync({ name }).state === "granted")
+    .map((name) => `--allow-${name}`);
+}
+
+export interface ReplicaSetOptions {
+  /** Processes to start besides this one. */
+  count: number;
+  /** The module they run (serve/main.ts). */
+  script: string;
+  /** Flags for `deno run` before the module (permissions, config). */
+  denoFlags: string[];
+  /** Arguments for the module. */
+  args: string[];
+  /** Where their output lines go (default: console.log). */
+  log?: (line: string) => void;
+  /** First restart delay, ms (default 1000; doubles up to maxRestartDelayMs while crashing). */
+  restartDelayMs?: number;
+  maxRestartDelayMs?: number;
+}
+
+interface Replica {
+  child: Deno.ChildProcess;
+  started: number;
+}
+
+export class ReplicaSet {
+  #replicas: (Replica | null)[];
+  #delays: number[];
+  #stopping = false;
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Restarts so far (for logs and tests). */
+  restarts = 0;
+
+  constructor(readonly opts: ReplicaSetOptions) {
+    this.#replicas = Array.from({ length: opts.count }, () => null);
+    this.#delays = Array.from({ length: opts.count }, () => opts.restartDelayMs ?? 1000);
+  }
+
+  /** Starts every replica; does not wait for them to listen. */
+  start(): void {
+    for (let i = 0; i < this.opts.count; i++) this.#spawn(i);
+  }
+
+  /** Pids of the replicas running now (not this process). */
+  get pids(): number[] {
+    return this.#replicas.filter((r): r is Replica => r !== null).map((r) => r.child.pid);
+  }
+
+  #log(line: string): void {
+    (this.opts.log ?? console.log)(line);
+  }
+
+  #spawn(i: number): void {
+    if (this.#stopping) return;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(Deno.execPath(), {
+        args: ["run", ...this.opts.denoFlags, this.opts.script, ...this.opts.args],
+        env: { [REPLICA_ENV]: String(Deno.pid) },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      this.#log(`[replicas] cannot start replica ${i + 1}: ${(e as Error).message}`);
+      this.#scheduleRestart(i);
+      return;
+    }
+    const replica = { child, started: performance.now() };
+    this.#replicas[i] = replica;
+    const prefix = `[replica ${child.pid}] `;
+    void pipeLines(child.stdout, (l) => this.#log(prefix + l));
+    void pipeLines(child.stderr, (l) => this.#log(prefix + l));
+    void child.status.then((status) => {
+      if (this.#replicas[i] === replica) this.#replicas[i] = null;
+      if (this.#stopping) return;
+      // A replica that ran a minute was healthy: its next crash starts the backoff over.
+      if (performance.now() - replica.started > 60_000) {
+        this.#delays[i] = this.opts.restartDelayMs ?? 1000;
+      }
+      const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+      this.#log(
+        `[replicas] replica ${child.pid} exited (${how}); starting another in ${
+          this.#delays[i] / 1000
+        } s`,
+      );
+      this.#scheduleRestart(i);
+    });
+  }
+
+  #scheduleRestart(i: number): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      this.restarts++;
+      this.#spawn(i);
+    }, this.#delays[i]);
+    this.#timers.add(t);
+    this.#delays[i] = Math.min(this.#delays[i] * 2, this.opts.maxRestartDelayMs ?? 30_000);
+  }
+
+  /**
+   * SIGTERM to every replica (each drains its in-flight requests), then waits; SIGKILL for any
+   * still running after `killAfterMs`.
+   */
+  async stop(killAfterMs = 15_000): Promise<void> {
+    this.#stopping = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    const running = this.#replicas.filter((r): r is Replica => r !== null);
+    for (const r of running) signal(r.child, "SIGTERM");
+    const kill = setTimeout(() => {
+      for (const r of running) signal(r.child, "SIGKILL");
+    }, killAfterMs);
+    try {
+      await Promise.all(running.map((r) => r.child.status));
+    } finally {
+      clearTimeout(kill);
+    }
+  }
+}
+
+/**
+ * In a replica: calls `onOrphaned` once the supervisor's end of stdin closes (it stopped or
+ * died). Does nothing in a process that was not started as a replica.
+ */
+export function watchSupervisor(onOrphaned: () => void): void {
+  if (!isReplica()) return;
+  void (async () => {
+    try {
+      for await (const _ of Deno.stdin.readable) { /* the supervisor never writes */ }
+    } catch { /* closed either way */ }
+    onOrphaned();
+  })();
+}
+
+/** True in a process started by a ReplicaSet. */
+export function isReplica(): boolean {
+  try {
+    return Boolean(Deno.env.get(REPLICA_ENV));
+  } catch {
+    return false; // no --allow-env: not started by us (we always pass it on)
+  }
+}
+
+function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
+  try {
+    child.kill(sig);
+  } catch { /* already gone */ }
+}
+
+async function pipeLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  try {
+    for await (const bytes of stream) {
+      buf += decoder.decode(bytes, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
+    }
+  } catch { /* the replica went away */ }
+  if (buf) onLine(buf);
+}

@@ -1,0 +1,81 @@
+/**
+ * `--replicas`: one command starts several service processes on one port (serve/replicas.ts).
+ * Real processes on loopback: both answer, a replica killed with SIGKILL is replaced, and the
+ * replicas go away with their supervisor, even when it is killed with SIGKILL itself.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { startServer } from "./server_process.ts";
+import { waitFor } from "./swap_helpers.ts";
+
+const TINY = new URL("./testdata/tiny-bundle", import.meta.url).pathname;
+
+/** Pids that answer /healthz on `port` over fresh connections (the kernel picks the replica). */
+async function answeringPids(port: number, tries = 40): Promise<Set<number>> {
+  const seen = new Set<number>();
+  for (let i = 0; i < tries; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { Connection: "close" } });
+      seen.add((await r.json()).pid);
+    } catch { /* a replica going away */ }
+  }
+  return seen;
+}
+
+const alive = (pid: number) => existsSync(`/proc/${pid}`) &&
+  !Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.startsWith("Z");
+
+Deno.test("--replicas 2: two processes answer on one port; a killed replica is replaced; replicas die with the supervisor", async () => {
+  const sup = await startServer(["--bundle", TINY, "--backend", "native", "--replicas", "2"], {
+    permissions: ["-A"],
+  });
+  let stopped = false;
+  try {
+    let pids = new Set<number>();
+    await waitFor(async () => (pids = await answeringPids(sup.port, 20)).size === 2, "both replicas to answer", 20_000, 50);
+    assert.ok(pids.has(sup.pid), "the supervisor serves too");
+    const [child] = [...pids].filter((p) => p !== sup.pid);
+    assert.ok(sup.log.some((l) => l.startsWith(`[replica ${child}] Listening on`)), sup.log.join("\n"));
+
+    Deno.kill(child, "SIGKILL");
+    let replacement = 0;
+    await waitFor(async () => {
+      const now = await answeringPids(sup.port, 20);
+      replacement = [...now].find((p) => p !== sup.pid && p !== child) ?? 0;
+      return replacement !== 0;
+    }, "a new replica to answer", 20_000, 100);
+    assert.ok(sup.log.some((l) => l.includes(`replica ${child} exited (signal SIGKILL)`)), sup.log.join("\n"));
+
+    // SIGKILL gives the supervisor no chance to stop anyone: the replica notices its stdin close.
+    Deno.kill(sup.pid, "SIGKILL");
+    stopped = true;
+    await waitFor(() => Promise.resolve(!alive(replacement)), "the orphaned replica to exit", 15_000, 50);
+  } finally {
+    if (!stopped) await sup.stop();
+  }
+});
+
+Deno.test("--replicas without --allow-run fails at start and says what is missing", async () => {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-net",
+      "--allow-env",
+      "--allow-ffi",
+      "--allow-sys",
+      new URL("../serve/main.ts", import.meta.url).pathname,
+      "--bundle",
+      TINY,
+      "--replicas",
+      "2",
+      "--port",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const out = await cmd.output();
+  assert.equal(out.code, 2);
+  assert.match(new TextDecoder().decode(out.stderr), /--replicas 2 .*needs --allow-run/);
+});
