@@ -21,6 +21,8 @@ export interface ServeConfig {
   threads: number;
   /** Session workers per loaded model; 0 = auto: one per core for wasm, in-process for native. */
   workers: number;
+  /** Batches in flight per wasm worker: 1 runs, the rest wait in the worker. */
+  pipelineDepth: number;
   /** Longest a request waits for a fuller batch while another run is in flight, ms. */
   maxQueueDelayMs: number;
   maxBodyBytes: number;
@@ -83,11 +85,20 @@ export const FLAG_SPECS = {
     help:
       "wasm inference workers per loaded model, each with its own copy of the sessions (0: one per CPU core); native sessions always run in-process",
   },
-  // One millisecond: a fraction of a batch's run time on the target model, and far below the
-  // latency budget; it only applies while another batch is running (idle requests never wait).
+  // Two: the next batch waits inside the worker while the current one runs, so a worker never
+  // idles for the round trip to the HTTP thread (measured: +20% req/s for wasm at 32 connections).
+  "pipeline-depth": {
+    type: "int",
+    default: 2,
+    help:
+      "batches in flight per wasm inference worker: 1 runs, the others wait in the worker (1: send the next only when one ends)",
+  },
+  // 0.3 ms: with pipelining, long enough to give the waiting batch company, short enough that
+  // it is in the worker before the running batch (3-8 ms here) ends; measured best of 0, 0.3 and
+  // 1 ms. It only applies while another batch is running (idle requests never wait).
   "max-queue-delay-ms": {
     type: "number",
-    default: 1,
+    default: 0.3,
     help: "while a batch is running, longest a request waits for a fuller batch (0: never wait)",
   },
   "max-body-bytes": {
@@ -218,6 +229,7 @@ export function parseConfig(
       threads,
       workers,
       maxQueueDelayMs: delay,
+      pipelineDepth: positive("pipeline-depth", flags["pipeline-depth"] as number),
       maxBodyBytes: positive("max-body-bytes", flags["max-body-bytes"] as number, 1024),
       maxPixels: positive("max-pixels", flags["max-pixels"] as number, 784),
       maxBatch: positive("max-batch", flags["max-batch"] as number),

@@ -85,6 +85,7 @@ async function main(): Promise<number> {
     loaded = await loadBackend(config.backend, {
       threads: config.threads,
       workers: config.workers,
+      depth: config.pipelineDepth,
     });
   } catch (e) {
     // Only an explicit --backend can fail here (auto falls back to wasm): a setup error.

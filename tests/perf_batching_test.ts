@@ -115,13 +115,20 @@ const images = FIXTURES.flatMap((d) =>
   manifestOf(d).probe.cases.map((c) => decodeProbePixels(c.pixels))
 );
 
-for (const backend of ["native", "wasm"] as const) {
+const POOLS = [
+  { backend: "native", workers: 2, depth: 2, what: "a 2-worker pool" },
+  { backend: "wasm", workers: 2, depth: 2, what: "a 2-worker pool, 2 batches in flight per worker" },
+  // Pipelined hard: a third batch is sent while one runs and one waits in the same worker.
+  { backend: "wasm", workers: 1, depth: 3, what: "1 worker with 3 batches in flight" },
+] as const;
+
+for (const { backend, workers, depth, what } of POOLS) {
   Deno.test({
-    name: `${backend}: batched results through a 2-worker pool equal one-by-one runs exactly`,
+    name: `${backend}: batched results through ${what} equal one-by-one runs exactly`,
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => {
-      const { backend: b } = await loadBackend(backend, { threads: 1, workers: 2 });
+      const { backend: b } = await loadBackend(backend, { threads: 1, workers, depth });
       const metrics = new ServiceMetrics();
       const model = await loadModel(FIXTURES[0], {
         backend: b,

@@ -11,6 +11,9 @@
  * wrap(). "init" also runs a one-node identity graph, so the wasm module is compiled and
  * instantiated before a real model arrives (the ~0.2-1 s a standby worker hides from a swap).
  *
+ * Requests run strictly one after another in arrival order (the main thread may send the next
+ * batch while one runs, so it is waiting here when the run ends); a session is never re-entered.
+ *
  * Requests:  {id, op: "init", ortUrl, setup} | {id, op: "create", model: Uint8Array}
  *            | {id, op: "run", session, feeds: {name: {data, dims}}} | {id, op: "release", session}
  * Replies:   {id, ok: true, result} | {id, ok: false, error: string}
@@ -129,12 +132,16 @@ async function handle(req) {
 
 /** @type {any} */
 const scope = self;
-scope.onmessage = async (/** @type {MessageEvent} */ e) => {
+/** Requests run one at a time, in arrival order, even when the main thread sends the next early. */
+let chain = Promise.resolve();
+scope.onmessage = (/** @type {MessageEvent} */ e) => {
   const req = e.data;
-  try {
-    const { result, transfer } = await handle(req);
-    scope.postMessage({ id: req.id, ok: true, result }, transfer ?? []);
-  } catch (err) {
-    scope.postMessage({ id: req.id, ok: false, error: /** @type {Error} */ (err)?.message ?? String(err) });
-  }
+  chain = chain.then(async () => {
+    try {
+      const { result, transfer } = await handle(req);
+      scope.postMessage({ id: req.id, ok: true, result }, transfer ?? []);
+    } catch (err) {
+      scope.postMessage({ id: req.id, ok: false, error: /** @type {Error} */ (err)?.message ?? String(err) });
+    }
+  });
 };

@@ -64,6 +64,8 @@ export interface BackendOptions {
    * run in-process (see loadBackend) unless `isolate` is true.
    */
   workers?: number;
+  /** Batches in flight per session worker (worker.ts; default 2: one runs, one waits). */
+  depth?: number;
   /**
    * Run each model's sessions in a Deno Worker of its own (worker.ts). Defaults to true for
    * wasm, whose memory only comes back when its worker ends, and false for native, whose
@@ -195,10 +197,15 @@ export async function loadBackend(
   opts = { ...opts, threads: opts.threads || cores };
   const inWorkers = async (name: BackendName, note: string) => {
     const { WorkerBackend } = await import("./worker.ts");
-    const backend = new WorkerBackend(name, { threads: poolThreads, workers });
+    const backend = new WorkerBackend(name, { threads: poolThreads, workers, depth: opts.depth });
     await backend.start();
     const pool = workers === 1 ? "one worker" : `a pool of ${workers} workers`;
-    return { backend, note: `${note}; ${pool} per loaded model, ${poolThreads} thread(s) each` };
+    return {
+      backend,
+      note: `${note}; ${pool} per loaded model, ${poolThreads} thread(s) each, ${
+        backend.depth
+      } batch(es) in flight per worker`,
+    };
   };
   // Workers as used here are Deno's; elsewhere (Node scripts) sessions stay in-process.
   const canIsolate = "Deno" in globalThis;

@@ -7,7 +7,8 @@
  * the model retires returns all of it. loadModel() calls isolate() for a private backend per
  * model and dispose() after releasing its sessions. The pool also takes inference off the
  * main thread: HTTP handling and image decoding there never wait for a run, and with several
- * workers several batches run in parallel (runner.ts keeps at most one run per worker).
+ * workers several batches run in parallel (one running per worker, and by default one more
+ * waiting in it, see pooled()).
  *
  * A worker pays ~0.2-1 s to load and instantiate the runtime before its first session, so the
  * backend keeps one initialised standby pool: isolate() hands it out at once and starts the
@@ -121,16 +122,16 @@ function sessionOn(w: SessionWorker, r: CreateReply): Session {
 }
 
 /**
- * One Session over a copy per worker: up to `concurrency` runs in flight, each sent to an idle
- * copy (runner.ts never exceeds that, so an idle one always exists; the least busy is used
- * otherwise).
+ * One Session over a copy per worker: up to `depth` runs in flight per worker, each sent to the
+ * least busy copy. A worker runs its requests one at a time; with depth 2 the next batch already
+ * waits in the worker when the current run ends, so the worker never idles for a round trip to
+ * this thread (0.3-1 ms per run under load on the 2-core VM, docs/performance.md).
  */
-function pooled(copies: Session[]): Session {
-  if (copies.length === 1) return copies[0];
+function pooled(copies: Session[], depth: number): Session {
   const busy = copies.map(() => 0);
   const first = copies[0];
   return {
-    concurrency: copies.length,
+    concurrency: copies.length * depth,
     inputNames: first.inputNames,
     outputNames: first.outputNames,
     inputMetadata: first.inputMetadata,
@@ -151,7 +152,7 @@ function pooled(copies: Session[]): Session {
   };
 }
 
-function isolatedOn(pool: SessionWorker[], name: BackendName): IsolatedBackend {
+function isolatedOn(pool: SessionWorker[], name: BackendName, depth: number): IsolatedBackend {
   return {
     name,
     async createSession(model: Uint8Array): Promise<Session> {
@@ -163,7 +164,7 @@ function isolatedOn(pool: SessionWorker[], name: BackendName): IsolatedBackend {
         for (const m of made) if (m.status === "fulfilled") await m.value.release();
         throw failed.reason;
       }
-      return pooled(made.map((m) => (m as PromiseFulfilledResult<Session>).value));
+      return pooled(made.map((m) => (m as PromiseFulfilledResult<Session>).value), depth);
     },
     dispose() {
       for (const w of pool) w.terminate();
@@ -176,6 +177,8 @@ export interface WorkerBackendOptions {
   threads: number;
   /** Workers per loaded model (default 1). */
   workers?: number;
+  /** Runs in flight per worker (default 2: one running, the next waiting in the worker). */
+  depth?: number;
   /** Keep one initialised pool ready for the next model (default true). */
   standby?: boolean;
 }
@@ -189,6 +192,10 @@ export class WorkerBackend implements Backend {
 
   get workers(): number {
     return Math.max(1, this.opts.workers ?? 1);
+  }
+
+  get depth(): number {
+    return Math.max(1, this.opts.depth ?? 2);
   }
 
   /** Starts the runtime in a pool of workers and checks it works; call once before serving. */
@@ -227,7 +234,7 @@ export class WorkerBackend implements Backend {
       throw new Error(`cannot start a ${this.name} session worker: ${(e as Error).message}`);
     }
     if (this.opts.standby !== false && !this.#closed) this.#spawn();
-    return isolatedOn(pool, this.name);
+    return isolatedOn(pool, this.name, this.depth);
   }
 
   /** A session created directly (not through isolate()) gets a pool of its own. */
