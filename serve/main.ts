@@ -108,7 +108,7 @@ async function main(): Promise<number> {
         maxBatch: config.maxBatch,
         maxQueueDelayMs: config.maxQueueDelayMs,
         onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
-        onRun: (graph, seconds) => metrics.runTime.observe(seconds, { graph }),
+        onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
       }),
   });
   // The first load goes through the reloader too, so a bad bundle at start is reported the

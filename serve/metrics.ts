@@ -135,9 +135,20 @@ export class ServiceMetrics {
   );
   readonly runTime = new Histogram(
     "inference_run_seconds",
-    "Wall time of one onnxruntime run as seen by the batcher (includes the worker round trip), by graph.",
+    "Wall time of one onnxruntime run as seen by the batcher (includes the worker round trip and any batch queued ahead of it in the worker), by graph.",
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
   );
+  readonly computeTime = new Histogram(
+    "inference_compute_seconds",
+    "Time one onnxruntime run spent computing (inside the worker for pooled sessions), by graph.",
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+  );
+
+  /** Records one completed run (LoadOptions.onRun). */
+  observeRun(graph: string, seconds: number, compute: number): void {
+    this.runTime.observe(seconds, { graph });
+    this.computeTime.observe(compute, { graph });
+  }
 
   /** Records one dispatched run (LoadOptions.onBatch). */
   observeBatch(graph: string, rows: number, stats: { jobs: number; waits: number[] }): void {
@@ -194,6 +205,7 @@ export class ServiceMetrics {
       this.batchJobs,
       this.queueTime,
       this.runTime,
+      this.computeTime,
       this.modelInfo,
       this.ready,
       this.swaps,

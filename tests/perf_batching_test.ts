@@ -135,7 +135,7 @@ for (const { backend, workers, depth, what } of POOLS) {
         maxBatch: 64,
         maxQueueDelayMs: 2,
         onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
-        onRun: (graph, s) => metrics.runTime.observe(s, { graph }),
+        onRun: (graph, s, _rows, compute) => metrics.observeRun(graph, s, compute),
       });
       try {
         const one = async (im: Uint8Array) =>
@@ -156,6 +156,11 @@ for (const { backend, workers, depth, what } of POOLS) {
           assert.deepEqual(Array.from(t.mu), Array.from(a.mu));
           assert.deepEqual(Array.from(t.logvar), Array.from(a.logvar));
         });
+        // Computing is part of a run's wall time; for a worker's run, the round trip is the rest.
+        const sum = (name: string) =>
+          Number(metrics.render().match(new RegExp(`^${name}_sum\\{graph="model"\\} (\\S+)$`, "m"))![1]);
+        const compute = sum("inference_compute_seconds"), wall = sum("inference_run_seconds");
+        assert.ok(compute > 0 && compute <= wall, `compute ${compute} s of ${wall} s`);
         const text = metrics.render();
         for (
           const name of [
@@ -163,6 +168,7 @@ for (const { backend, workers, depth, what } of POOLS) {
             "inference_batch_requests",
             "inference_queue_seconds",
             "inference_run_seconds",
+            "inference_compute_seconds",
           ]
         ) {
           assert.match(text, new RegExp(`^${name}_count\\{graph="model"\\} [1-9]\\d*$`, "m"), name);

@@ -16,7 +16,8 @@
  *
  * Requests:  {id, op: "init", ortUrl, setup} | {id, op: "create", model: Uint8Array}
  *            | {id, op: "run", session, feeds: {name: {data, dims}}} | {id, op: "release", session}
- * Replies:   {id, ok: true, result} | {id, ok: false, error: string}
+ * Replies:   {id, ok: true, result} | {id, ok: false, error: string}; a run's result is
+ *            {outputs, seconds}: the outputs and the time the run itself took in here.
  */
 
 /** @type {any} */
@@ -118,9 +119,14 @@ async function handle(req) {
   const s = sessions.get(req.session);
   if (!s) throw new Error(`session ${req.session} does not exist in this worker (released?)`);
   if (req.op === "run") {
-    const out = await run(s, req.feeds);
+    const t0 = performance.now();
+    const outputs = await run(s, req.feeds);
+    const seconds = (performance.now() - t0) / 1000;
     // The outputs are fresh copies: hand their buffers over instead of cloning them again.
-    return { result: out, transfer: Object.values(out).map((t) => /** @type {ArrayBuffer} */ (t.data.buffer)) };
+    return {
+      result: { outputs, seconds },
+      transfer: Object.values(outputs).map((t) => /** @type {ArrayBuffer} */ (t.data.buffer)),
+    };
   }
   if (req.op === "release") {
     sessions.delete(req.session);

@@ -38,6 +38,12 @@ export interface Session {
   release(): Promise<void>;
 }
 
+/**
+ * Seconds a run spent computing, for results whose run() wall time includes more (a worker's
+ * round trip and the batches queued ahead in it): keyed by the outputs object run() returned.
+ */
+export const computeSeconds = new WeakMap<object, number>();
+
 export interface Backend {
   readonly name: BackendName;
   createSession(model: Uint8Array): Promise<Session>;

@@ -40,7 +40,7 @@ export interface LoadOptions {
   /** Observes every session run at dispatch: which graph, how many rows, jobs and waits. */
   onBatch?: (graph: "model" | "decoder", rows: number, stats: BatchStats) => void;
   /** Observes every completed session run: which graph, its wall time (s) and rows. */
-  onRun?: (graph: "model" | "decoder", seconds: number, rows: number) => void;
+  onRun?: (graph: "model" | "decoder", seconds: number, rows: number, compute: number) => void;
 }
 
 export interface ProbeSummary {
@@ -252,7 +252,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
       maxBatch: opts.maxBatch,
       maxQueueDelayMs: opts.maxQueueDelayMs,
       onBatch: opts.onBatch ? (rows, stats) => opts.onBatch!(graph, rows, stats) : undefined,
-      onRun: opts.onRun ? (sec, rows) => opts.onRun!(graph, sec, rows) : undefined,
+      onRun: opts.onRun ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute) : undefined,
     });
   const model = new LoadedModel(
     manifest,

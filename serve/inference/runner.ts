@@ -14,7 +14,7 @@
  * rows only, in order. When a batch of several jobs fails, each job is retried alone, so one
  * bad job fails by itself instead of taking its neighbours down with it.
  */
-import type { Session, TensorData } from "./backend.ts";
+import { computeSeconds, type Session, type TensorData } from "./backend.ts";
 
 /** What one dispatched run carried (for metrics). */
 export interface BatchStats {
@@ -34,8 +34,11 @@ export interface RunnerOptions {
   maxQueueDelayMs?: number;
   /** Called with the row count of every run, when it is dispatched (for metrics). */
   onBatch?: (rows: number, stats: BatchStats) => void;
-  /** Called with the wall time of every completed run, seconds. */
-  onRun?: (seconds: number, rows: number) => void;
+  /**
+   * Called for every completed run: its wall time as seen here and the part spent computing
+   * (the same for in-process sessions; less for a worker's, see backend.ts computeSeconds), s.
+   */
+  onRun?: (seconds: number, rows: number, compute: number) => void;
 }
 
 interface Job {
@@ -201,7 +204,8 @@ export class BatchRunner {
   async #timed(feeds: Record<string, TensorData>, rows: number) {
     const t0 = performance.now();
     const out = await this.session.run(feeds);
-    this.opts.onRun?.((performance.now() - t0) / 1000, rows);
+    const wall = (performance.now() - t0) / 1000;
+    this.opts.onRun?.(wall, rows, computeSeconds.get(out) ?? wall);
     return out;
   }
 }

@@ -20,6 +20,7 @@ import {
   type Backend,
   type BackendName,
   type IsolatedBackend,
+  computeSeconds,
   runtimeSetup,
   type Session,
   type TensorData,
@@ -113,7 +114,12 @@ function sessionOn(w: SessionWorker, r: CreateReply): Session {
     outputMetadata: r.outputMetadata,
     async run(feeds) {
       // Inputs are copied, not transferred: they are often views into a caller's buffer.
-      return await w.call({ op: "run", session: r.session, feeds }) as Record<string, TensorData>;
+      const { outputs, seconds } = await w.call({ op: "run", session: r.session, feeds }) as {
+        outputs: Record<string, TensorData>;
+        seconds: number;
+      };
+      computeSeconds.set(outputs, seconds);
+      return outputs;
     },
     async release() {
       await w.call({ op: "release", session: r.session }).catch(() => {});
