@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { deflateSync } from "node:zlib";
-import { encode as encodePngRaw } from "fast-png";
+import { decode as decodePngRaw, encode as encodePngRaw } from "fast-png";
 import {
   decodeImage,
   encodeGreyPng,
@@ -187,4 +187,51 @@ test("decodeImage() says 'unsupported' for GIF/BMP and 'malformed' for junk and 
 
 test("encodeGreyPng() refuses a pixel count that does not match the size", () => {
   assert.throws(() => encodeGreyPng(new Uint8Array(10), 28, 28), ImageCodecError);
+});
+
+/** Applies PNG filter `f` to 8-bit scanlines (the encoder's side), one filter for every row. */
+function filterRows(px: Uint8Array, w: number, h: number, bpp: number, f: number): Uint8Array {
+  const stride = w * bpp, out = new Uint8Array(h * (stride + 1));
+  const at = (y: number, x: number) => (y < 0 || x < 0 ? 0 : px[y * stride + x]);
+  for (let y = 0; y < h; y++) {
+    out[y * (stride + 1)] = f;
+    for (let x = 0; x < stride; x++) {
+      const a = at(y, x - bpp), b = at(y - 1, x), c = at(y - 1, x - bpp);
+      const pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);
+      const pred = [0, a, b, (a + b) >> 1, pa <= pb && pa <= pc ? a : pb <= pc ? b : c][f];
+      out[y * (stride + 1) + 1 + x] = (px[y * stride + x] - pred) & 255;
+    }
+  }
+  return out;
+}
+
+const COLOR_TYPE = { 1: 0, 2: 4, 3: 2, 4: 6 } as const;
+
+test("decodeImage() undoes every PNG row filter for 8-bit grey, grey+alpha, RGB and RGBA, as fast-png does", () => {
+  for (const bpp of [1, 2, 3, 4] as const) {
+    // Values that wrap around 255 and rows that differ, so each filter has work to do.
+    const w = 9, h = 5;
+    const px = Uint8Array.from({ length: w * h * bpp }, (_, i) => (i * 37 + (i % 7) * 91) & 255);
+    for (const f of [0, 1, 2, 3, 4]) {
+      const png = concat(
+        SIG,
+        ihdr(w, h, 8, COLOR_TYPE[bpp]),
+        chunk("IDAT", deflateSync(filterRows(px, w, h, bpp, f))),
+        chunk("IEND", new Uint8Array()),
+      );
+      const img = decodeImage(png);
+      assert.equal(img.channels, bpp);
+      assert.deepEqual(Array.from(img.data), Array.from(px), `bpp ${bpp}, filter ${f}`);
+      assert.deepEqual(Array.from(img.data), Array.from(decodePngRaw(png).data as Uint8Array));
+    }
+  }
+});
+
+test("decodeImage() refuses an 8-bit PNG with an unknown row filter or too little image data", () => {
+  const rows = filterRows(ramp(16), 4, 4, 1, 0);
+  rows[2 * 5] = 9; // row 2's filter byte
+  const bad = concat(SIG, ihdr(4, 4), chunk("IDAT", deflateSync(rows)), chunk("IEND", new Uint8Array()));
+  assert.throws(() => decodeImage(bad), (e) => codecError("malformed")(e) && /filter type 9/.test(String(e)));
+  const short = concat(SIG, ihdr(4, 4), chunk("IDAT", deflateSync(rows.subarray(0, 12))), chunk("IEND", new Uint8Array()));
+  assert.throws(() => decodeImage(short), (e) => codecError("malformed")(e) && /truncated/.test(String(e)));
 });
