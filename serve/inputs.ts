@@ -52,16 +52,17 @@ export async function readBody(req: Request, max: number): Promise<Uint8Array> {
       `Request body is ${declared} bytes, above the limit of ${max} bytes`,
     );
   }
-  if (!req.body) return new Uint8Array();
   if (declared !== null && /^\d+$/.test(declared)) {
     // A declared length is enforced by the HTTP layer, so one read of the whole body is safe and
-    // measured cheaper than pulling stream chunks for the typical small image.
+    // measured cheaper than pulling stream chunks for the typical small image (and than touching
+    // req.body at all, which builds a ReadableStream).
     try {
       return new Uint8Array(await req.arrayBuffer());
     } catch (e) {
       throw new ApiError(400, "bad_body", `Cannot read the request body: ${(e as Error).message}`);
     }
   }
+  if (!req.body) return new Uint8Array();
   const reader = req.body.getReader();
   const parts: Uint8Array[] = [];
   let total = 0;
