@@ -626,7 +626,7 @@ async function main(f: Flags): Promise<number> {
         await post(url, png, "image/png");
         const bodies: [string, string][] = [["raw", rawLua]];
         if (f.png) bodies.push(["png", pngLua]);
-        // /metrics describes the replica that answers, so batching is summarised for one.
+        // Batching is summarised for single-process rows (replicas label their samples per pid).
         const metrics = what === "service" && n === 1;
         for (const [body, lua] of bodies) {
           targets.push({ what, label, backend: b, body, conns: C, lua, url, base: s.url, pids, metrics });

@@ -39,6 +39,18 @@ export interface AppDeps {
   reloader?: Reloader;
   /** Enables /v1/admin (serve/admin.ts) when set; requests need `Authorization: Bearer <it>`. */
   adminToken?: string;
+  /**
+   * What GET /metrics answers when this process is one of several replicas (main.ts): all of
+   * theirs, merged. Default: this process's own metrics (ownMetricsText()).
+   */
+  renderMetrics?: () => Promise<string>;
+}
+
+/** This process's metrics in the exposition format, with the active model filled in. */
+export function ownMetricsText(metrics: ServiceMetrics, slot: ModelSlot): string {
+  const m = slot.current;
+  metrics.setActive(m ? { name: m.name, version: m.version, backend: m.backend } : null);
+  return metrics.render();
 }
 
 /** Routes with a fixed label for metrics; anything else counts as "other" (bounded cardinality). */
@@ -290,12 +302,9 @@ export function createApp(deps: AppDeps): Hono {
     return c.json({ status: "ready", model: modelRef(m), backend: m.backend });
   });
 
-  app.get("/metrics", (c) => {
-    const m = slot.current;
-    metrics.setActive(m ? { name: m.name, version: m.version, backend: m.backend } : null);
-    return c.body(metrics.render(), 200, {
-      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
-    });
+  app.get("/metrics", async (c) => {
+    const text = deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot);
+    return c.body(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
   // The admin API exists only with a token; without one, say how to enable it.

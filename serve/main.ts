@@ -6,7 +6,8 @@
  * one, and still serves /healthz (with /readyz answering 503), so orchestration sees a live
  * but unready process instead of a crash loop. Everything else lives in app.ts and inference/.
  */
-import { createApp } from "./app.ts";
+import { createApp, ownMetricsText } from "./app.ts";
+import { mergeReplicaExpositions } from "./metrics.ts";
 import { ConfigError, helpText, parseConfig, type ServeConfig } from "./config.ts";
 import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "./inference/mod.ts";
 import { ServiceMetrics } from "./metrics.ts";
@@ -18,7 +19,14 @@ import {
   type RegistrySource,
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
-import { grantedPermissionFlags, isReplica, ReplicaSet, watchSupervisor } from "./replicas.ts";
+import {
+  controlLine,
+  grantedPermissionFlags,
+  isReplica,
+  ReplicaSet,
+  SUPERVISOR_URL_ENV,
+  watchSupervisor,
+} from "./replicas.ts";
 import { type Watcher, watchRegistry } from "./watch.ts";
 
 const HOW_TO_GET_A_MODEL = [
@@ -119,7 +127,59 @@ async function main(): Promise<number> {
   }
   const model = slot.current;
   const watcher = follow(config, reloader);
-  const app = createApp({ slot, config, metrics, reloader, adminToken: config.adminToken });
+  // Replicas: every /metrics answer covers all of them (whichever the kernel picked), through
+  // loopback control servers: each replica serves its own metrics on one, the supervisor merges.
+  const own = () => ownMetricsText(metrics, slot);
+  let replicas: ReplicaSet | null = null;
+  let control: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let renderMetrics: (() => Promise<string>) | undefined;
+  const merged = async () => {
+    const { parts, missing } = replicas ? await replicas.scrape() : { parts: [], missing: [] };
+    const note = missing.map((m) => `# replica ${m} did not answer this scrape`);
+    return note.join("\n") + (note.length ? "\n" : "") +
+      mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }, ...parts]);
+  };
+  const loopback = (handler: (path: string) => Promise<string> | string) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+      const path = new URL(req.url).pathname;
+      try {
+        return new Response(await handler(path), { headers: { "Content-Type": "text/plain" } });
+      } catch (e) {
+        return new Response((e as Error).message, { status: 404 });
+      }
+    });
+  if (supervisor) {
+    control = loopback((path) => {
+      if (path !== "/metrics/all") throw new Error(`no ${path} here`);
+      return merged();
+    });
+    renderMetrics = merged;
+  } else if (isReplica()) {
+    control = loopback((path) => {
+      if (path !== "/metrics") throw new Error(`no ${path} here`);
+      return own();
+    });
+    console.log(controlLine(control.addr.port));
+    const all = `${Deno.env.get(SUPERVISOR_URL_ENV)}/metrics/all`;
+    renderMetrics = async () => {
+      try {
+        const res = await fetch(all, { signal: AbortSignal.timeout(3000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        return await res.text();
+      } catch (e) {
+        return `# the supervisor did not answer (${(e as Error).message}): this replica only\n` +
+          mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }]);
+      }
+    };
+  }
+  const app = createApp({
+    slot,
+    config,
+    metrics,
+    reloader,
+    adminToken: config.adminToken,
+    renderMetrics,
+  });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
   const server = Deno.serve({
@@ -136,7 +196,6 @@ async function main(): Promise<number> {
     },
   }, app.fetch);
 
-  let replicas: ReplicaSet | null = null;
   if (supervisor) {
     replicas = new ReplicaSet({
       count: config.replicas - 1,
@@ -146,6 +205,7 @@ async function main(): Promise<number> {
         "--unstable-net",
         `--config=${new URL("../deno.json", import.meta.url).pathname}`,
       ],
+      env: { [SUPERVISOR_URL_ENV]: `http://127.0.0.1:${control!.addr.port}` },
       // Later flags win: the same service, on the port this one got, with its share of cores.
       args: [
         ...Deno.args,
@@ -165,7 +225,7 @@ async function main(): Promise<number> {
     stopping ??= (async () => {
       console.log("Shutting down: finishing in-flight requests");
       watcher?.close();
-      await Promise.all([server.shutdown(), replicas?.stop()]);
+      await Promise.all([server.shutdown(), replicas?.stop(), control?.shutdown()]);
       await reloader.idle();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();

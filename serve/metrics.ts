@@ -216,3 +216,44 @@ export class ServiceMetrics {
     return all.flatMap((m) => m.render()).join("\n") + "\n";
   }
 }
+
+/**
+ * Joins the expositions of several replicas (serve/replicas.ts) into one, each sample labelled
+ * `replica="<id>"`, every family's HELP and TYPE once with all replicas' samples under it. A
+ * scrape of any replica then sees all of them, and sums across replicas stay meaningful:
+ * `sum without (replica) (rate(http_requests_total[1m]))`.
+ */
+export function mergeReplicaExpositions(parts: { replica: string; text: string }[]): string {
+  const families = new Map<string, { head: string[]; samples: string[] }>();
+  const comments: string[] = [];
+  for (const { replica, text } of parts) {
+    const tag = `replica="${escapeLabel(replica)}"`;
+    let family: { head: string[]; samples: string[] } | undefined;
+    for (const line of text.split("\n")) {
+      if (!line) continue;
+      const meta = line.match(/^# (HELP|TYPE) (\S+)/);
+      if (meta) {
+        family = families.get(meta[2]);
+        if (!family) families.set(meta[2], family = { head: [], samples: [] });
+        if (family.head.length < 2 && !family.head.some((h) => h.startsWith(`# ${meta[1]} `))) {
+          family.head.push(line);
+        }
+        continue;
+      }
+      if (line.startsWith("#")) {
+        comments.push(line);
+        continue;
+      }
+      if (!family) families.set("", family = { head: [], samples: [] }); // samples before any HELP
+      const brace = line.indexOf("{"), space = line.indexOf(" ");
+      family.samples.push(
+        brace >= 0 && brace < space
+          ? `${line.slice(0, brace + 1)}${tag},${line.slice(brace + 1)}`
+          : `${line.slice(0, space)}{${tag}}${line.slice(space)}`,
+      );
+    }
+  }
+  const out = [...comments];
+  for (const f of families.values()) out.push(...f.head, ...f.samples);
+  return out.join("\n") + "\n";
+}

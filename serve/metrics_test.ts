@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ServiceMetrics } from "./metrics.ts";
+import { mergeReplicaExpositions, ServiceMetrics } from "./metrics.ts";
 
 Deno.test("ServiceMetrics renders counters, cumulative histogram buckets and the active model", () => {
   const m = new ServiceMetrics();
@@ -22,4 +22,24 @@ Deno.test("ServiceMetrics renders counters, cumulative histogram buckets and the
   m.setActive(null);
   assert.ok(!m.render().includes("model_info{"));
   assert.match(m.render(), /model_ready 0/);
+});
+
+Deno.test("mergeReplicaExpositions() labels every sample with its replica and keeps one HELP/TYPE per family", () => {
+  const a = new ServiceMetrics(), b = new ServiceMetrics();
+  a.requests.inc({ route: "/v1/classify", method: "POST", status: "200" }, 3);
+  b.requests.inc({ route: "/v1/classify", method: "POST", status: "200" }, 4);
+  a.ready.set({}, 1);
+  b.latency.observe(0.003, { route: "/v1/classify" });
+  const text = mergeReplicaExpositions([{ replica: "11", text: a.render() }, { replica: "22", text: b.render() }]);
+  assert.equal(text.match(/^# TYPE http_requests_total counter$/gm)?.length, 1);
+  assert.equal(text.match(/^# HELP http_request_duration_seconds /gm)?.length, 1);
+  assert.match(text, /^http_requests_total\{replica="11",method="POST",route="\/v1\/classify",status="200"\} 3$/m);
+  assert.match(text, /^http_requests_total\{replica="22",method="POST",route="\/v1\/classify",status="200"\} 4$/m);
+  assert.match(text, /^model_ready\{replica="11"\} 1$/m);
+  assert.match(text, /^http_request_duration_seconds_count\{replica="22",route="\/v1\/classify"\} 1$/m);
+  // Samples stay under their own family's TYPE line.
+  const lines = text.trim().split("\n");
+  const typeOf = (i: number) => lines.slice(0, i).reverse().find((l) => l.startsWith("# TYPE"));
+  const i = lines.findIndex((l) => l.startsWith('http_requests_total{replica="22"'));
+  assert.equal(typeOf(i), "# TYPE http_requests_total counter");
 });

@@ -14,10 +14,24 @@
  *   - stop() sends SIGTERM (each finishes its in-flight requests) and waits for them.
  * A replica reads its stdin, which is a pipe from this process, and shuts down when it closes:
  * so the replicas go away with this process even when it is killed with SIGKILL.
+ *
+ * Metrics: a scrape lands on any replica, so each one serves its own metrics on a loopback
+ * control port (announced by a line on stdout, see controlLine()) and /metrics anywhere returns
+ * the supervisor's merge of all of them, every sample labelled with its replica (main.ts,
+ * metrics.ts mergeReplicaExpositions()).
  */
 
 /** The environment variable that marks a process as a replica started by a supervisor. */
 export const REPLICA_ENV = "LATENT_EDGE_REPLICA_OF";
+/** Where a replica finds its supervisor's control server (loopback, for /metrics). */
+export const SUPERVISOR_URL_ENV = "LATENT_EDGE_SUPERVISOR_URL";
+/** The line a replica prints once its own control server listens. */
+const CONTROL_LINE = /^Replica control port (\d+)$/;
+
+/** What a replica prints so that its supervisor can reach its control server. */
+export function controlLine(port: number): string {
+  return `Replica control port ${port}`;
+}
 
 /** The permissions to hand on: what this process was granted, by name, without prompting. */
 export function grantedPermissionFlags(): string[] {
@@ -36,6 +50,8 @@ export interface ReplicaSetOptions {
   denoFlags: string[];
   /** Arguments for the module. */
   args: string[];
+  /** Extra environment for them. */
+  env?: Record<string, string>;
   /** Where their output lines go (default: console.log). */
   log?: (line: string) => void;
   /** First restart delay, ms (default 1000; doubles up to maxRestartDelayMs while crashing). */
@@ -46,6 +62,8 @@ export interface ReplicaSetOptions {
 interface Replica {
   child: Deno.ChildProcess;
   started: number;
+  /** Its loopback control server (own /metrics), once it said so. */
+  controlPort?: number;
 }
 
 export class ReplicaSet {
@@ -71,6 +89,28 @@ export class ReplicaSet {
     return this.#replicas.filter((r): r is Replica => r !== null).map((r) => r.child.pid);
   }
 
+  /**
+   * Every replica's own metrics (GET /metrics on its control server), each with its pid; a
+   * replica that does not answer within `timeoutMs` is named in `missing`.
+   */
+  async scrape(timeoutMs = 2000): Promise<{ parts: { replica: string; text: string }[]; missing: string[] }> {
+    const running = this.#replicas.filter((r): r is Replica => r !== null);
+    const parts: { replica: string; text: string }[] = [], missing: string[] = [];
+    await Promise.all(running.map(async (r) => {
+      try {
+        if (r.controlPort === undefined) throw new Error("still starting");
+        const res = await fetch(`http://127.0.0.1:${r.controlPort}/metrics`, {
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        parts.push({ replica: String(r.child.pid), text: await res.text() });
+      } catch (e) {
+        missing.push(`${r.child.pid} (${(e as Error).message})`);
+      }
+    }));
+    return { parts, missing };
+  }
+
   #log(line: string): void {
     (this.opts.log ?? console.log)(line);
   }
@@ -81,7 +121,7 @@ export class ReplicaSet {
     try {
       child = new Deno.Command(Deno.execPath(), {
         args: ["run", ...this.opts.denoFlags, this.opts.script, ...this.opts.args],
-        env: { [REPLICA_ENV]: String(Deno.pid) },
+        env: { ...this.opts.env, [REPLICA_ENV]: String(Deno.pid) },
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
@@ -91,10 +131,14 @@ export class ReplicaSet {
       this.#scheduleRestart(i);
       return;
     }
-    const replica = { child, started: performance.now() };
+    const replica: Replica = { child, started: performance.now() };
     this.#replicas[i] = replica;
     const prefix = `[replica ${child.pid}] `;
-    void pipeLines(child.stdout, (l) => this.#log(prefix + l));
+    void pipeLines(child.stdout, (l) => {
+      const m = l.match(CONTROL_LINE);
+      if (m) replica.controlPort = Number(m[1]);
+      else this.#log(prefix + l);
+    });
     void pipeLines(child.stderr, (l) => this.#log(prefix + l));
     void child.status.then((status) => {
       if (this.#replicas[i] === replica) this.#replicas[i] = null;

@@ -37,6 +37,28 @@ Deno.test("--replicas 2: two processes answer on one port; a killed replica is r
     const [child] = [...pids].filter((p) => p !== sup.pid);
     assert.ok(sup.log.some((l) => l.startsWith(`[replica ${child}] Listening on`)), sup.log.join("\n"));
 
+    // /metrics covers both replicas whichever answers: each sample names its replica, and the
+    // classify counts add up to what was sent.
+    const px = new Uint8Array(784).fill(9);
+    for (let i = 0; i < 12; i++) {
+      const r = await fetch(`http://127.0.0.1:${sup.port}/v1/classify`, {
+        method: "POST",
+        body: px,
+        headers: { "Content-Type": "application/octet-stream", Connection: "close" },
+      });
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+    }
+    for (let k = 0; k < 4; k++) {
+      const text = await (await fetch(`http://127.0.0.1:${sup.port}/metrics`, { headers: { Connection: "close" } })).text();
+      const ready = [...text.matchAll(/^model_ready\{replica="(\d+)"\} 1$/gm)].map((m) => Number(m[1]));
+      assert.deepEqual(ready.sort(), [...pids].sort(), text);
+      const classified = [...text.matchAll(/^http_requests_total\{replica="\d+",method="POST",route="\/v1\/classify",status="200"\} (\d+)$/gm)]
+        .reduce((n, m) => n + Number(m[1]), 0);
+      assert.equal(classified, 12, text);
+      assert.equal(text.match(/^# TYPE http_requests_total counter$/gm)?.length, 1);
+    }
+
     Deno.kill(child, "SIGKILL");
     let replacement = 0;
     await waitFor(async () => {
