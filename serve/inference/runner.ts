@@ -2,7 +2,9 @@
  * The adaptive micro-batcher in front of one Session: it queues one-image (or few-image) jobs
  * and coalesces them into batched runs, the way Triton's dynamic batcher and BentoML's adaptive
  * batching do. Policy, in order:
- *   - a job that finds a free lane and no run in flight runs at once (no delay when idle);
+ *   - a job that finds a free lane and no run in flight runs at once (no delay when idle); for an
+ *     in-process session (Session.inline) "at once" is the end of the current event-loop turn,
+ *     so the jobs whose handlers ran in the same turn share the run;
  *   - while a run is in flight, a free lane (pooled sessions, see worker.ts) waits for the
  *     queue to reach maxBatch rows, but never longer than maxQueueDelayMs after the oldest
  *     queued job arrived, so a lone request is delayed at most by that bound;
