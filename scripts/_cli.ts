@@ -3,7 +3,13 @@
  * status; a FlagError prints the message and the help, any other error `name: message`;
  * both exit 2.
  */
-import { FlagError, type FlagSpecs, formatHelp } from "../common/flags.ts";
+import {
+  FlagError,
+  type FlagSpecs,
+  formatHelp,
+  type ParsedFlags,
+  parseCommandFlags,
+} from "../common/flags.ts";
 
 export async function runScript(
   name: string,
@@ -19,6 +25,23 @@ export async function runScript(
         ? `${e.message}\n\n${formatHelp(usage, specs)}`
         : `${name}: ${(e as Error).message}`,
     );
+    Deno.exit(2);
+  }
+}
+
+/**
+ * Flags of a script whose work runs at the top level (bench_swap*.ts): parsed with the project's
+ * flag parser, so `--help` prints every flag; a bad flag prints the message and the help and
+ * exits 2.
+ */
+export function runFlags<S extends FlagSpecs>(specs: S, usage: string): ParsedFlags<S> {
+  try {
+    const flags = parseCommandFlags(Deno.args, specs, usage);
+    if (!flags) Deno.exit(0);
+    return flags;
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    console.error(`${e.message}\n\n${formatHelp(usage, specs)}`);
     Deno.exit(2);
   }
 }

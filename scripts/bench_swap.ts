@@ -8,7 +8,7 @@
  *
  *   npx deno run -A scripts/bench_swap.ts [--swaps 10] [--backends native,wasm]
  */
-import { parseArgs } from "node:util";
+import { runFlags } from "./_cli.ts";
 import { activateVersion } from "../common/registry_write.ts";
 import { WorkerBackend } from "../serve/inference/mod.ts";
 import {
@@ -22,14 +22,12 @@ import {
   VERSIONS,
 } from "../tests/swap_helpers.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    swaps: { type: "string", default: "10" },
-    backends: { type: "string", default: "native,wasm" },
-  },
-});
-const swaps = Number(values.swaps);
+const FLAGS = {
+  swaps: { type: "int", default: 10, help: "publishes per backend and mode" },
+  backends: { type: "string", default: "native,wasm", help: "comma-separated backends" },
+} as const;
+const values = runFlags(FLAGS, "Usage: npx deno run -A scripts/bench_swap.ts [--swaps 10] [--backends native,wasm]");
+const swaps = values.swaps as number;
 const image = probeImages()[0];
 const stats = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
@@ -39,7 +37,7 @@ const stats = (a: number[]) => {
   } ms`;
 };
 
-for (const name of values.backends!.split(",") as ("native" | "wasm")[]) {
+for (const name of (values.backends as string).split(",") as ("native" | "wasm")[]) {
   for (const mode of name === "wasm" ? ["warm", "cold"] : ["warm"]) {
     const reg = await makeRegistry();
     const svc = await startService({ registry: reg.root, backend: name });

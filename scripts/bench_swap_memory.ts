@@ -7,22 +7,27 @@
  *
  *   npx deno run -A scripts/bench_swap_memory.ts [--swaps 50] [--backends wasm,native,wasm-inprocess]
  */
-import { parseArgs } from "node:util";
+import { runFlags } from "./_cli.ts";
 import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "../serve/inference/mod.ts";
 import { DirSource } from "../serve/registry_source.ts";
 import { Reloader } from "../serve/reload.ts";
 import { makeRegistry, MODEL, VERSIONS } from "../tests/swap_helpers.ts";
 
 const LIMIT_MB = 50;
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    swaps: { type: "string", default: "50" },
-    backends: { type: "string", default: "wasm,native,wasm-inprocess" },
-    child: { type: "string" },
+const FLAGS = {
+  swaps: { type: "int", default: 50, help: "hot swaps per backend" },
+  backends: {
+    type: "string",
+    default: "wasm,native,wasm-inprocess",
+    help: "comma-separated: wasm (per-model workers), native, wasm-inprocess (no workers)",
   },
-});
-const swaps = Number(values.swaps);
+  child: { type: "string", help: "internal: the backend this child process measures" },
+} as const;
+const values = runFlags(
+  FLAGS,
+  "Usage: npx deno run -A scripts/bench_swap_memory.ts [--swaps 50] [--backends wasm,native,wasm-inprocess]",
+);
+const swaps = values.swaps as number;
 const mb = (b: number) => b / 1024 / 1024;
 
 async function child(kind: string): Promise<void> {
@@ -72,10 +77,10 @@ async function child(kind: string): Promise<void> {
 }
 
 if (values.child) {
-  await child(values.child);
+  await child(values.child as string);
 } else {
   let fail = false;
-  for (const kind of values.backends!.split(",")) {
+  for (const kind of (values.backends as string).split(",")) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",

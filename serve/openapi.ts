@@ -241,6 +241,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
       "/metrics": {
         get: {
           summary: "Prometheus metrics",
+          description:
+            "Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica's samples, each labelled replica=\"<pid>\".",
           responses: {
             "200": { description: "Text exposition format 0.0.4", content: { "text/plain": {} } },
           },
