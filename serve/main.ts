@@ -7,7 +7,6 @@
  * but unready process instead of a crash loop. Everything else lives in app.ts and inference/.
  */
 import { createApp, ownMetricsText } from "./app.ts";
-import { mergeReplicaExpositions } from "./metrics.ts";
 import { ConfigError, helpText, parseConfig, type ServeConfig } from "./config.ts";
 import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "./inference/mod.ts";
 import { ServiceMetrics } from "./metrics.ts";
@@ -20,11 +19,11 @@ import {
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
 import {
-  controlLine,
   grantedPermissionFlags,
   isReplica,
+  replicaMetrics,
   ReplicaSet,
-  SUPERVISOR_URL_ENV,
+  supervisorMetrics,
   watchSupervisor,
 } from "./replicas.ts";
 import { type Watcher, watchRegistry } from "./watch.ts";
@@ -127,58 +126,21 @@ async function main(): Promise<number> {
   }
   const model = slot.current;
   const watcher = follow(config, reloader);
-  // Replicas: every /metrics answer covers all of them (whichever the kernel picked), through
-  // loopback control servers: each replica serves its own metrics on one, the supervisor merges.
+  // Replicas: /metrics anywhere covers all of them (replicas.ts, loopback control servers).
   const own = () => ownMetricsText(metrics, slot);
   let replicas: ReplicaSet | null = null;
-  let control: Deno.HttpServer<Deno.NetAddr> | null = null;
-  let renderMetrics: (() => Promise<string>) | undefined;
-  const merged = async () => {
-    const { parts, missing } = replicas ? await replicas.scrape() : { parts: [], missing: [] };
-    const note = missing.map((m) => `# replica ${m} did not answer this scrape`);
-    return note.join("\n") + (note.length ? "\n" : "") +
-      mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }, ...parts]);
-  };
-  const loopback = (handler: (path: string) => Promise<string> | string) =>
-    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-      const path = new URL(req.url).pathname;
-      try {
-        return new Response(await handler(path), { headers: { "Content-Type": "text/plain" } });
-      } catch (e) {
-        return new Response((e as Error).message, { status: 404 });
-      }
-    });
-  if (supervisor) {
-    control = loopback((path) => {
-      if (path !== "/metrics/all") throw new Error(`no ${path} here`);
-      return merged();
-    });
-    renderMetrics = merged;
-  } else if (isReplica()) {
-    control = loopback((path) => {
-      if (path !== "/metrics") throw new Error(`no ${path} here`);
-      return own();
-    });
-    console.log(controlLine(control.addr.port));
-    const all = `${Deno.env.get(SUPERVISOR_URL_ENV)}/metrics/all`;
-    renderMetrics = async () => {
-      try {
-        const res = await fetch(all, { signal: AbortSignal.timeout(3000) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        return await res.text();
-      } catch (e) {
-        return `# the supervisor did not answer (${(e as Error).message}): this replica only\n` +
-          mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }]);
-      }
-    };
-  }
+  const cluster = supervisor
+    ? supervisorMetrics(own, () => replicas)
+    : isReplica()
+    ? replicaMetrics(own)
+    : null;
   const app = createApp({
     slot,
     config,
     metrics,
     reloader,
     adminToken: config.adminToken,
-    renderMetrics,
+    renderMetrics: cluster?.render,
   });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
@@ -205,7 +167,7 @@ async function main(): Promise<number> {
         "--unstable-net",
         `--config=${new URL("../deno.json", import.meta.url).pathname}`,
       ],
-      env: { [SUPERVISOR_URL_ENV]: `http://127.0.0.1:${control!.addr.port}` },
+      env: cluster!.env,
       // Later flags win: the same service, on the port this one got, with its share of cores.
       args: [
         ...Deno.args,
@@ -225,7 +187,7 @@ async function main(): Promise<number> {
     stopping ??= (async () => {
       console.log("Shutting down: finishing in-flight requests");
       watcher?.close();
-      await Promise.all([server.shutdown(), replicas?.stop(), control?.shutdown()]);
+      await Promise.all([server.shutdown(), replicas?.stop(), cluster?.control.shutdown()]);
       await reloader.idle();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();

@@ -21,6 +21,8 @@
  * metrics.ts mergeReplicaExpositions()).
  */
 
+import { mergeReplicaExpositions } from "./metrics.ts";
+
 /** The environment variable that marks a process as a replica started by a supervisor. */
 export const REPLICA_ENV = "LATENT_EDGE_REPLICA_OF";
 /** Where a replica finds its supervisor's control server (loopback, for /metrics). */
@@ -200,6 +202,59 @@ export function watchSupervisor(onOrphaned: () => void): void {
     } catch { /* closed either way */ }
     onOrphaned();
   })();
+}
+
+/** How one process of a replica set answers /metrics, and its loopback control server. */
+export interface ReplicaMetrics {
+  control: Deno.HttpServer<Deno.NetAddr>;
+  /** All replicas' metrics, merged (what GET /metrics answers). */
+  render(): Promise<string>;
+  /** For the replicas' environment (supervisor only): where to find this control server. */
+  env: Record<string, string>;
+}
+
+/** A loopback server answering GET `path` with `handler()`'s text, 404 otherwise. */
+function loopback(path: string, handler: () => Promise<string> | string) {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    if (new URL(req.url).pathname !== path) return new Response("not here", { status: 404 });
+    return new Response(await handler(), { headers: { "Content-Type": "text/plain" } });
+  });
+}
+
+/**
+ * The supervisor's side: its control server answers /metrics/all with every replica's metrics
+ * (its own from `own()`, the others' scraped from their control servers) merged.
+ */
+export function supervisorMetrics(own: () => string, set: () => ReplicaSet | null): ReplicaMetrics {
+  const render = async () => {
+    const { parts, missing } = (await set()?.scrape()) ?? { parts: [], missing: [] };
+    const note = missing.map((m) => `# replica ${m} did not answer this scrape\n`).join("");
+    return note + mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }, ...parts]);
+  };
+  const control = loopback("/metrics/all", render);
+  return { control, render, env: { [SUPERVISOR_URL_ENV]: `http://127.0.0.1:${control.addr.port}` } };
+}
+
+/**
+ * A replica's side: its control server answers /metrics with its own metrics (announced to the
+ * supervisor by controlLine() on stdout), and /metrics on the service port asks the supervisor
+ * for everyone's, falling back to its own when the supervisor does not answer.
+ */
+export function replicaMetrics(own: () => string): ReplicaMetrics {
+  const control = loopback("/metrics", own);
+  console.log(controlLine(control.addr.port));
+  const all = `${Deno.env.get(SUPERVISOR_URL_ENV)}/metrics/all`;
+  const render = async () => {
+    try {
+      const res = await fetch(all, { signal: AbortSignal.timeout(3000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      return await res.text();
+    } catch (e) {
+      return `# the supervisor did not answer (${(e as Error).message}): this replica only\n` +
+        mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }]);
+    }
+  };
+  return { control, render, env: {} };
 }
 
 /** True in a process started by a ReplicaSet. */
