@@ -672,12 +672,11 @@ async function main(f: Flags): Promise<number> {
     await rm(tmp, { recursive: true, force: true });
   }
   const { rows, ceilings } = medianOfRounds(perRound);
-  report(f, rows, ceilings, C, rounds);
+  report(rows, ceilings, C, rounds);
   return 0;
 }
 
 function report(
-  f: Flags,
   rows: Row[],
   ceilings: Map<string, { n1: number; n256: number }>,
   C: number,
