@@ -21,6 +21,7 @@
  * metrics.ts mergeReplicaExpositions()).
  */
 
+import { readLines } from "../common/lines.ts";
 import { mergeReplicaExpositions } from "./metrics.ts";
 
 /** The environment variable that marks a process as a replica started by a supervisor. */
@@ -136,12 +137,12 @@ export class ReplicaSet {
     const replica: Replica = { child, started: performance.now() };
     this.#replicas[i] = replica;
     const prefix = `[replica ${child.pid}] `;
-    void pipeLines(child.stdout, (l) => {
+    void readLines(child.stdout, (l) => {
       const m = l.match(CONTROL_LINE);
       if (m) replica.controlPort = Number(m[1]);
       else this.#log(prefix + l);
     });
-    void pipeLines(child.stderr, (l) => this.#log(prefix + l));
+    void readLines(child.stderr, (l) => this.#log(prefix + l));
     void child.status.then((status) => {
       if (this.#replicas[i] === replica) this.#replicas[i] = null;
       if (this.#stopping) return;
@@ -270,20 +271,4 @@ function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
   try {
     child.kill(sig);
   } catch { /* already gone */ }
-}
-
-async function pipeLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  try {
-    for await (const bytes of stream) {
-      buf += decoder.decode(bytes, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
-    }
-  } catch { /* the replica went away */ }
-  if (buf) onLine(buf);
 }

@@ -3,11 +3,8 @@
  * (scripts/bench_serve.ts, scripts/bench_perf.ts import it from here): starts `deno run` on
  * serve/main.ts (or another module), collects every line it prints on stdout and stderr, waits
  * until it prints "Listening on http://host:port/", and stops it with SIGTERM.
- *
- * Lines are decoded with a TextDecoder in streaming mode rather than
- * `pipeThrough(new TextDecoderStream())`, which breaks type checking when several test files
- * are checked together.
  */
+import { readLines } from "../common/lines.ts";
 
 /** The permissions serve/main.ts needs. */
 export const SERVE_PERMISSIONS = [
@@ -46,20 +43,6 @@ export interface ServerProcess {
   log: string[];
   /** SIGTERM (then SIGKILL after killAfterMs, if set); resolves to the exit code. */
   stop(): Promise<number>;
-}
-
-/** Calls `onLine` for each line of `stream` (without the newline). */
-async function readLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let buf = "";
-  const decoder = new TextDecoder();
-  for await (const bytes of stream) {
-    buf += decoder.decode(bytes, { stream: true });
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) onLine(buf.slice(0, nl)), buf = buf.slice(nl + 1);
-  }
 }
 
 function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
