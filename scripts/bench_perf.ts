@@ -34,6 +34,7 @@ import { bundleFile } from "../common/bundle.ts";
 import { loadBackend, type Session } from "../serve/inference/backend.ts";
 import { readImageBatch } from "../serve/inputs.ts";
 import {
+  answeringPids,
   SERVE_PERMISSIONS,
   type ServerProcess,
   startServer as startServerProcess,
@@ -215,19 +216,15 @@ function startServer(script: string, args: string[], extraPermissions: string[] 
   });
 }
 
-/** The pids of the `n` replicas behind `url` (each /healthz names its own), once all answer. */
+/** The pids of the `n` replicas behind `url`, once all of them answer. */
 async function replicaPids(url: string, n: number, timeoutMs = 90_000): Promise<number[]> {
-  const seen = new Set<number>();
   const end = performance.now() + timeoutMs;
-  while (seen.size < n) {
+  for (;;) {
+    const seen = await answeringPids(url, 4 * n, n);
+    if (seen.size === n) return [...seen];
     if (performance.now() > end) throw new Error(`only ${seen.size} of ${n} replicas answered at ${url}`);
-    try {
-      const r = await fetch(`${url}/healthz`, { headers: { Connection: "close" } });
-      seen.add((await r.json()).pid);
-    } catch { /* still starting */ }
-    if (seen.size < n) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 20));
   }
-  return [...seen];
 }
 
 /** CPU seconds used so far by each thread of `pid`, grouped: the main thread and the rest. */

@@ -5,22 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { startServer } from "./server_process.ts";
+import { answeringPids, startServer } from "./server_process.ts";
 import { waitFor } from "./swap_helpers.ts";
 
 const TINY = new URL("./testdata/tiny-bundle", import.meta.url).pathname;
-
-/** Pids that answer /healthz on `port` over fresh connections (the kernel picks the replica). */
-async function answeringPids(port: number, tries = 40): Promise<Set<number>> {
-  const seen = new Set<number>();
-  for (let i = 0; i < tries; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { Connection: "close" } });
-      seen.add((await r.json()).pid);
-    } catch { /* a replica going away */ }
-  }
-  return seen;
-}
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`) &&
   !Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.startsWith("Z");
@@ -32,7 +20,7 @@ Deno.test("--replicas 2: two processes answer on one port; a killed replica is r
   let stopped = false;
   try {
     let pids = new Set<number>();
-    await waitFor(async () => (pids = await answeringPids(sup.port, 20)).size === 2, "both replicas to answer", 20_000, 50);
+    await waitFor(async () => (pids = await answeringPids(sup.url, 20)).size === 2, "both replicas to answer", 20_000, 50);
     assert.ok(pids.has(sup.pid), "the supervisor serves too");
     const [child] = [...pids].filter((p) => p !== sup.pid);
     assert.ok(sup.log.some((l) => l.startsWith(`[replica ${child}] Listening on`)), sup.log.join("\n"));
@@ -62,7 +50,7 @@ Deno.test("--replicas 2: two processes answer on one port; a killed replica is r
     Deno.kill(child, "SIGKILL");
     let replacement = 0;
     await waitFor(async () => {
-      const now = await answeringPids(sup.port, 20);
+      const now = await answeringPids(sup.url, 20);
       replacement = [...now].find((p) => p !== sup.pid && p !== child) ?? 0;
       return replacement !== 0;
     }, "a new replica to answer", 20_000, 100);

@@ -115,3 +115,20 @@ export async function startServer(
     clearTimeout(timer);
   }
 }
+
+/**
+ * The pids answering GET /healthz at `url` (http://host:port) over `tries` fresh connections:
+ * with replicas sharing a port (--reuse-port, --replicas) the kernel picks one per connection,
+ * and /healthz names it. Stops early once `want` distinct pids answered; failed requests (a
+ * replica starting or going away) are skipped.
+ */
+export async function answeringPids(url: string, tries: number, want = Infinity): Promise<Set<number>> {
+  const seen = new Set<number>();
+  for (let i = 0; i < tries && seen.size < want; i++) {
+    try {
+      const r = await fetch(`${url}/healthz`, { headers: { Connection: "close" } });
+      seen.add((await r.json()).pid);
+    } catch { /* starting or going away */ }
+  }
+  return seen;
+}

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
 import { publish } from "../trainer/publish.ts";
-import { type ServerProcess as Proc, startServer } from "./server_process.ts";
+import { answeringPids, type ServerProcess as Proc, startServer } from "./server_process.ts";
 import { ADMIN_TOKEN, FIXTURES, makeRegistry, MODEL, VERSIONS, waitFor } from "./swap_helpers.ts";
 
 /** serve/main.ts with all permissions, as a replica runs (env: e.g. ADMIN_TOKEN). */
@@ -144,11 +144,7 @@ Deno.test("--reuse-port: two replicas share one port, both answer, and a swap re
     // Without the flag the port is taken.
     await assert.rejects(startReplica(["--registry", reg.root, "--backend", "native", "--port", port]), /in use|AddrInUse/i);
     // The kernel spreads new connections over both: /healthz names the process that answered.
-    const seen = new Set<number>();
-    for (let i = 0; i < 60 && seen.size < 2; i++) {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { Connection: "close" } });
-      seen.add((await r.json()).pid);
-    }
+    const seen = await answeringPids(replicas[0].url, 60, 2);
     assert.deepEqual([...seen].sort(), replicas.map((p) => p.pid).sort(), "both replicas should answer");
     await publish(FIXTURES[1], { registry: reg.root });
     for (const p of replicas) {
