@@ -450,6 +450,9 @@ interface Row {
   p50PerBaseline?: number;
 }
 
+/** The runtime of a row label ("native x2" -> "native"): whose ceiling and baseline apply. */
+const runtimeOf = (label: string) => label.split(" ")[0];
+
 const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
   return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
@@ -470,7 +473,6 @@ function medianOfRounds(
       n256: median(perRound.map((p) => p.ceilings.get(b)!.n256)),
     });
   }
-  const runtimeOf = (label: string) => label.split(" ")[0];
   const baselineOf = (rows: Row[], row: Row) =>
     rows.find((b) =>
       b.what === "baseline" && b.backend === runtimeOf(row.backend) && b.body === row.body &&
@@ -679,7 +681,6 @@ function report(
   C: number,
   rounds: number,
 ): void {
-  const runtimeOf = (label: string) => label.split(" ")[0];
   const find = (what: string, backend: string, body: string, conns: number) =>
     rows.find((r) =>
       r.what === what &&
