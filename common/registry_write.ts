@@ -14,8 +14,8 @@
 import { randomBytes } from "node:crypto";
 import { cp, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { readManifest, verifyBundleFiles } from "./bundle.ts";
-import type { Manifest } from "./manifest.ts";
+import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
+import type { Manifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, exists, listVersions, RegistryError } from "./registry.ts";
 
 export const HISTORY_FILE = "HISTORY";

@@ -28,9 +28,9 @@ import { Hono } from "hono";
 import { formatHelp, parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
-import { decodeProbePixels, type Manifest } from "../common/manifest.ts";
+import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
 import { resolveActive } from "../common/registry.ts";
-import { bundleFile } from "../common/bundle.ts";
+import { bundleFile } from "../bundle/mod.ts";
 import { loadBackend, type Session } from "../serve/inference/backend.ts";
 import { readImageBatch } from "../serve/inputs.ts";
 import {

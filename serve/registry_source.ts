@@ -11,8 +11,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { readManifest, verifyBundleFiles } from "../common/bundle.ts";
-import { MANIFEST_FILE, ManifestError, validateManifest } from "../common/manifest.ts";
+import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
+import { MANIFEST_FILE, ManifestError, validateManifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../common/registry.ts";
 import { activateVersion } from "../common/registry_write.ts";
 

@@ -6,7 +6,7 @@
  * metrics reach /metrics.
  */
 import assert from "node:assert/strict";
-import { decodeProbePixels } from "../common/manifest.ts";
+import { decodeProbePixels } from "../bundle/mod.ts";
 import {
   BatchRunner,
   loadBackend,

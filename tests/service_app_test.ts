@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { decodeImage, encodeGreyPng, encodeJpeg, readImageHeader } from "../common/image_codec.ts";
-import { decodeProbePixels } from "../common/manifest.ts";
+import { decodeProbePixels } from "../bundle/mod.ts";
 import { createApp } from "../serve/app.ts";
 import { defaultConfig } from "../serve/config.ts";
 import { ModelSlot } from "../serve/inference/mod.ts";

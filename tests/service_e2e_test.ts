@@ -9,7 +9,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeGreyPng } from "../common/image_codec.ts";
-import { decodeProbePixels } from "../common/manifest.ts";
+import { decodeProbePixels } from "../bundle/mod.ts";
 import { startServer } from "./server_process.ts";
 import { TINY_BUNDLE } from "./service_helpers.ts";
 

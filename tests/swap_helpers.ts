@@ -8,7 +8,7 @@ import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PIXELS } from "../common/labels.ts";
-import { decodeProbePixels, type Manifest } from "../common/manifest.ts";
+import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
 import { activateVersion } from "../common/registry_write.ts";
 import { createApp } from "../serve/app.ts";
 import { defaultConfig } from "../serve/config.ts";

@@ -12,18 +12,23 @@ import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readManifest, verifyBundleFiles } from "../common/bundle.ts";
-import { FASHION_LABELS, IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import {
   encodeProbePixels,
   type FileEntry,
+  LATENT_MAP_FILE,
+  LATENT_MAP_FORMAT,
+  type LatentMap,
+  latentMap,
   type Manifest,
   MANIFEST_FILE,
   MANIFEST_FORMAT,
   type Metrics,
   type ProbeCase,
+  readManifest,
   validateManifest,
-} from "../common/manifest.ts";
+  verifyBundleFiles,
+} from "../bundle/mod.ts";
+import { FASHION_LABELS, IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import {
   DECODER_IO,
@@ -41,8 +46,6 @@ export const PROBE_CASES = 8;
 /** Images on which the exported graphs are compared with the tfjs models before writing. */
 export const PARITY_IMAGES = 256;
 export const LATENT_MAP_POINTS = 2000;
-export const LATENT_MAP_FILE = "latent-map.json";
-export const LATENT_MAP_FORMAT = "latent-edge/latent-map@1";
 
 export interface LabelledImages {
   /** count * 784 uint8 pixels, row-major, light on dark. */
@@ -154,71 +157,6 @@ export function pickProbeRows(labels: Uint8Array, count: number, K: number): num
     if (!added) break;
   }
   return rows;
-}
-
-/**
- * The 2-D coordinates of the demo page's latent map: mu itself when L = 2, otherwise its first
- * two principal components (power iteration on the L x L covariance; L is small).
- */
-export function latentMap(
-  mu: Float32Array,
-  L: number,
-  n: number,
-): { method: string; mean: number[]; components: number[][]; points: number[][] } {
-  const mean = new Array<number>(L).fill(0);
-  for (let i = 0; i < n; i++) for (let j = 0; j < L; j++) mean[j] += mu[i * L + j] / n;
-  let components: number[][];
-  let method: string;
-  if (L <= 2) {
-    method = "mu";
-    components = Array.from(
-      { length: 2 },
-      (_, r) => Array.from({ length: L }, (_, c) => (r === c ? 1 : 0)),
-    );
-  } else {
-    method = "pca";
-    const cov = Array.from({ length: L }, () => new Array<number>(L).fill(0));
-    for (let i = 0; i < n; i++) {
-      for (let a = 0; a < L; a++) {
-        for (let b = 0; b < L; b++) {
-          cov[a][b] += (mu[i * L + a] - mean[a]) * (mu[i * L + b] - mean[b]) / n;
-        }
-      }
-    }
-    components = [];
-    for (let k = 0; k < 2; k++) {
-      let v = Array.from({ length: L }, (_, i) => 1 + i * 0.01 * (k + 1)); // deterministic start
-      for (let it = 0; it < 500; it++) {
-        const w = cov.map((row) => row.reduce((s, x, j) => s + x * v[j], 0));
-        const norm = Math.hypot(...w) || 1;
-        v = w.map((x) => x / norm);
-      }
-      // Fix the sign so re-exports of similar models do not mirror the map.
-      const big = v.reduce((m, x, i) => (Math.abs(x) > Math.abs(v[m]) ? i : m), 0);
-      if (v[big] < 0) v = v.map((x) => -x);
-      const lambda = v.reduce((s, x, a) => s + x * cov[a].reduce((t, y, b) => t + y * v[b], 0), 0);
-      components.push(v);
-      for (let a = 0; a < L; a++) for (let b = 0; b < L; b++) cov[a][b] -= lambda * v[a] * v[b];
-    }
-  }
-  // Points use `mean` only for PCA: with mu itself the page shows raw latent coordinates.
-  const centre = method === "pca" ? mean : new Array<number>(L).fill(0);
-  const points: number[][] = [];
-  for (let i = 0; i < n; i++) {
-    points.push(
-      components.map((c) => round4(c.reduce((s, x, j) => s + x * (mu[i * L + j] - centre[j]), 0))),
-    );
-  }
-  return {
-    method,
-    mean: centre.map(round4),
-    components: components.map((c) => c.map((x) => +x.toFixed(6))),
-    points,
-  };
-}
-
-function round4(x: number): number {
-  return Math.round(x * 1e4) / 1e4;
 }
 
 /**
@@ -372,11 +310,9 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
   if (decoderBytes) await put("decoder", "decoder.onnx", decoderBytes);
   const mapPoints = Math.min(opts.latentMapPoints ?? LATENT_MAP_POINTS, testSet.count);
   if (mapPoints > 0) {
-    const map = latentMap(evald.mu, L, mapPoints);
-    const doc = {
+    const doc: LatentMap = {
       format: LATENT_MAP_FORMAT,
-      // How to place a new mu on the map: point = components x (mu - mean).
-      ...map,
+      ...latentMap(evald.mu, L, mapPoints),
       labels: Array.from(testSet.labels.subarray(0, mapPoints)),
       source: `first ${mapPoints} images of the evaluation split`,
     };

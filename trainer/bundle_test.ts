@@ -17,12 +17,12 @@ import {
   bundleFile,
   checkProbe,
   checkSessionIO,
+  latentMap,
   readManifest,
   verifyBundleFiles,
-} from "../common/bundle.ts";
+} from "../bundle/mod.ts";
 import {
   classificationMetrics,
-  latentMap,
   pickProbeRows,
   writeBundle,
   type WriteBundleOptions,

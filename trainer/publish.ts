@@ -11,10 +11,17 @@
  * CURRENT. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
  * (--allow-ffi, as tests do). The registry layout itself lives in common/registry_write.ts.
  */
-import { readFile } from "node:fs/promises";
-import { BundleError, bundleFile, checkProbe, checkSessionIO } from "../common/bundle.ts";
+import {
+  checkGraphs,
+  decodeWith,
+  encodeWith,
+  type Graph,
+  type GraphRuntime,
+  type GraphTensor,
+  type Manifest,
+  openGraphs,
+} from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
-import type { Manifest } from "../common/manifest.ts";
 import { listVersions, resolveActive } from "../common/registry.ts";
 import {
   activateVersion,
@@ -40,72 +47,54 @@ export const PUBLISH_USAGE =
   `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5]
        deno task publish -- activate <version> | rollback | prune | list  [--registry models]`;
 
-/**
- * Loads the bundle's graphs in onnxruntime-node and checks them against the manifest: IO names,
- * dtypes and shapes, the probe set within its tolerance, decoder output within [0, 1].
- * Throws BundleError naming the file and the reason.
- */
-export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Promise<void> {
+/** onnxruntime-node as the acceptance check's runtime (one thread: publishing is not serving). */
+async function onnxRuntimeNode(): Promise<GraphRuntime<Graph>> {
   const ort = await import("onnxruntime-node");
   ort.env.logLevel = "error";
-  // deno-lint-ignore no-explicit-any
-  const load = async (role: "model" | "decoder"): Promise<any> => {
-    const path = bundleFile(dir, manifest, role);
-    let s;
-    try {
-      s = await ort.InferenceSession.create(new Uint8Array(await readFile(path)), {
-        intraOpNumThreads: 1,
-      });
-    } catch (e) {
-      throw new BundleError(
-        dir,
-        path,
-        `onnxruntime-node cannot load it (${(e as Error).message.split("\n")[0]})`,
-      );
-    }
-    try {
-      checkSessionIO(manifest, s, { role, dir });
-    } catch (e) {
-      await s.release();
-      throw e;
-    }
-    return s;
-  };
-  const model = await load("model");
-  try {
-    const o = manifest.outputs;
-    await checkProbe(manifest, async (images, n) => {
-      const r = await model.run({
-        [manifest.input.name]: new ort.Tensor("float32", images, [n, 1, 28, 28]),
-      });
+  return {
+    name: "onnxruntime-node",
+    open: async (bytes) => {
+      const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
       return {
-        probabilities: r[o.probabilities.name].data as Float32Array,
-        mu: r[o.mu.name].data as Float32Array,
+        inputNames: s.inputNames,
+        outputNames: s.outputNames,
+        inputMetadata: s.inputMetadata,
+        outputMetadata: s.outputMetadata,
+        run: async (feeds) => {
+          const input: Record<string, InstanceType<typeof ort.Tensor>> = {};
+          for (const [k, t] of Object.entries(feeds)) {
+            input[k] = new ort.Tensor("float32", t.data, t.dims);
+          }
+          const r = await s.run(input);
+          const out: Record<string, GraphTensor> = {};
+          for (const [k, t] of Object.entries(r)) {
+            out[k] = { data: t.data as Float32Array, dims: t.dims as number[] };
+          }
+          return out;
+        },
+        release: () => s.release(),
       };
-    }, dir);
-  } finally {
-    await model.release();
-  }
-  if (!manifest.decoder) return;
-  const dec = await load("decoder");
+    },
+  };
+}
+
+/**
+ * The server's acceptance check (bundle/accept.ts) on onnxruntime-node: IO names, dtypes and
+ * shapes, the probe set within its tolerance, decoder output within [0, 1]. Throws BundleError
+ * naming the file and the reason.
+ */
+export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Promise<void> {
+  const graphs = await openGraphs(dir, manifest, await onnxRuntimeNode());
   try {
-    const z = Float32Array.from(manifest.probe.cases[0].mu);
-    const r = await dec.run({
-      [manifest.decoder.input.name]: new ort.Tensor("float32", z, [1, manifest.latentSize]),
-    });
-    const px = r[manifest.decoder.output.name].data as Float32Array;
-    const bad = px.findIndex((v) => !(v >= 0 && v <= 1));
-    if (px.length !== 784 || bad >= 0) {
-      throw new BundleError(
-        dir,
-        "decoder",
-        px.length !== 784
-          ? `a probe reconstruction has ${px.length} pixels, expected 784`
-          : `pixel ${bad} of a probe reconstruction is ${px[bad]}, outside [0, 1]`,
-      );
-    }
+    await checkGraphs(
+      dir,
+      manifest,
+      encodeWith(manifest, graphs.model),
+      graphs.decoder ? decodeWith(manifest, graphs.decoder) : null,
+    );
   } finally {
-    await dec.release();
+    await graphs.model.release();
+    await graphs.decoder?.release();
   }
 }
 

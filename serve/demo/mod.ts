@@ -12,7 +12,7 @@
  */
 import { Hono } from "hono";
 import { readFile } from "node:fs/promises";
-import { bundleFile } from "../../common/bundle.ts";
+import { bundleFile, type LatentMap, validateLatentMap } from "../../bundle/mod.ts";
 import { ApiError } from "../errors.ts";
 import { pngResponse } from "../png_response.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
@@ -25,8 +25,6 @@ export interface DemoDeps {
   /** The app's OpenAPI document: the demo's routes are added to its `paths`. */
   openApi?: Record<string, unknown>;
 }
-
-export const LATENT_MAP_FORMAT = "latent-edge/latent-map@1";
 
 const DEMO_DIR = new URL("./", import.meta.url);
 
@@ -50,42 +48,6 @@ const PAGE_CSP = [
   "base-uri 'none'",
   "frame-ancestors 'none'",
 ].join("; ");
-
-interface LatentMap {
-  format: string;
-  method: string;
-  mean: number[];
-  components: number[][];
-  points: number[][];
-  labels: number[];
-  source?: string;
-}
-
-/** Checks the shape the page relies on; a malformed file is the bundle's fault, not the client's. */
-export function validateLatentMap(raw: unknown, latentSize: number, classes: number): LatentMap {
-  const fail = (why: string): never => {
-    throw new Error(`Cannot use latent-map.json: ${why}`);
-  };
-  if (typeof raw !== "object" || raw === null) fail("it is not a JSON object");
-  const m = raw as LatentMap;
-  if (m.format !== LATENT_MAP_FORMAT) fail(`format is ${JSON.stringify(m.format)}`);
-  const isNums = (a: unknown, n: number) =>
-    Array.isArray(a) && a.length === n && a.every((x) => typeof x === "number" && isFinite(x));
-  if (!isNums(m.mean, latentSize)) fail(`"mean" is not ${latentSize} numbers`);
-  if (!Array.isArray(m.components) || m.components.length !== 2) fail('"components" is not 2 rows');
-  if (!m.components.every((c) => isNums(c, latentSize))) {
-    fail(`"components" rows are not ${latentSize} numbers`);
-  }
-  if (!Array.isArray(m.points) || !m.points.every((p) => isNums(p, 2))) {
-    fail('"points" is not a list of [x, y]');
-  }
-  if (
-    !Array.isArray(m.labels) || m.labels.length !== m.points.length ||
-    !m.labels.every((k) => Number.isInteger(k) && k >= 0 && k < classes)
-  ) fail(`"labels" is not one class index (0..${classes - 1}) per point`);
-  return m;
-}
-
 
 function documentRoutes(doc: Record<string, unknown>, limits: InputLimits): void {
   const paths = (doc.paths ??= {}) as Record<string, unknown>;

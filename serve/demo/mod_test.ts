@@ -12,7 +12,7 @@ import { preprocess, toBytes } from "../../common/preprocess.ts";
 import { createApp } from "../app.ts";
 import { defaultConfig } from "../config.ts";
 import { loadBackend, type LoadedModel, loadModel, ModelSlot } from "../inference/mod.ts";
-import { validateLatentMap } from "./mod.ts";
+import { validateLatentMap } from "../../bundle/mod.ts";
 
 const TINY = new URL("../../tests/testdata/tiny-bundle", import.meta.url).pathname;
 const config = defaultConfig({ bundle: TINY, threads: 1 });

@@ -5,7 +5,7 @@
  * Tensor and the same interface can later be implemented by a Worker proxy. Choosing "auto"
  * prefers native and falls back to wasm, and says why.
  */
-import type { SessionValueMetadata } from "../../common/bundle.ts";
+import type { SessionValueMetadata } from "../../bundle/mod.ts";
 
 export type BackendName = "native" | "wasm";
 export type BackendChoice = BackendName | "auto";

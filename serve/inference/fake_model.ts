@@ -3,7 +3,7 @@
  * two labels at 0.5 each, a 1-D latent of zeros, and a manifest with just the fields those
  * layers read. Runs wait for `gate`; `onRelease` hears when the session is released.
  */
-import type { Manifest } from "../../common/manifest.ts";
+import type { Manifest } from "../../bundle/mod.ts";
 import type { Session } from "./backend.ts";
 import { LoadedModel } from "./model.ts";
 import { BatchRunner } from "./runner.ts";

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BundleError } from "../../common/bundle.ts";
-import type { Manifest } from "../../common/manifest.ts";
+import { BundleError } from "../../bundle/mod.ts";
+import type { Manifest } from "../../bundle/mod.ts";
 import { loadBackend } from "./backend.ts";
 import { loadModel } from "./model.ts";
 

@@ -15,7 +15,7 @@
  * next standby pool in the background, which keeps that cost out of the publish-to-serving time.
  * The interface stays the plain-typed-array Session of backend.ts.
  */
-import type { SessionValueMetadata } from "../../common/bundle.ts";
+import type { SessionValueMetadata } from "../../bundle/mod.ts";
 import {
   type Backend,
   type BackendName,

@@ -13,20 +13,14 @@
  * _proto.ts. Parity with tfjs is checked by onnx_test.ts.
  */
 import type * as tf from "@tensorflow/tfjs";
+import { DECODER_IO, SERVING_IO } from "../../bundle/tensors.ts";
 import { IMAGE_SIZE } from "../../common/labels.ts";
 import { convertLayers, dense, type Value } from "./_layers.ts";
 import { GraphBuilder, ONNX_IR_VERSION, ONNX_OPSET } from "./_proto.ts";
 
 export { ONNX_IR_VERSION, ONNX_OPSET };
 
-/** Tensor names of the exported graphs; the bundle manifest repeats them for the server. */
-export const SERVING_IO = Object.freeze({
-  input: "image",
-  probabilities: "probabilities",
-  mu: "mu",
-  logvar: "logvar",
-});
-export const DECODER_IO = Object.freeze({ input: "z", output: "pixels" });
+export { DECODER_IO, SERVING_IO };
 
 const IMAGE_SHAPE_NCHW = ["N", 1, IMAGE_SIZE, IMAGE_SIZE];
 

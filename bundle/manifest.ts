@@ -5,9 +5,13 @@
  *
  * Shapes use the string "N" for the dynamic batch dimension.
  */
+import { INPUT_SHAPE, OUTPUT_IMAGE_SHAPE } from "./tensors.ts";
 
 export const MANIFEST_FORMAT = "latent-edge/bundle@1";
 export const MANIFEST_FILE = "manifest.json";
+
+/** A version id (and model name) that is safe as one path segment and in a URL. */
+export const VERSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export type Dim = number | "N";
 
@@ -155,8 +159,6 @@ function tensor(o: Obj, key: string, path: string, expectShape?: Dim[]): TensorS
   return t as unknown as TensorSpec;
 }
 
-/** The only input this service understands; a bundle declaring anything else is incompatible. */
-export const INPUT_SHAPE: Dim[] = ["N", 1, 28, 28];
 
 /**
  * Validates a parsed manifest and returns it typed. Throws ManifestError naming the first bad
@@ -171,7 +173,7 @@ export function validateManifest(raw: unknown): Manifest {
   }
   str(m, "name", "");
   const version = str(m, "version", "");
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(version)) {
+  if (!VERSION_ID.test(version)) {
     throw new ManifestError("version", `must be a path-safe id ([A-Za-z0-9._-]), got "${version}"`);
   }
   const created = str(m, "created", "");
@@ -207,7 +209,7 @@ export function validateManifest(raw: unknown): Manifest {
   if (dec !== null) {
     if (!isObj(dec)) throw new ManifestError("decoder", "must be an object or null");
     tensor(dec, "input", "decoder.", ["N", L]);
-    tensor(dec, "output", "decoder.", ["N", 28, 28]);
+    tensor(dec, "output", "decoder.", OUTPUT_IMAGE_SHAPE);
   }
 
   const files = arr(m, "files", "");
@@ -257,18 +259,4 @@ export function validateManifest(raw: unknown): Manifest {
     numArray(c, "mu", p, L);
   });
   return m as unknown as Manifest;
-}
-
-/** Decodes a probe case's base64 pixels to 784 bytes. Works in Deno, Node and browsers. */
-export function decodeProbePixels(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-export function encodeProbePixels(px: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < px.length; i++) s += String.fromCharCode(px[i]);
-  return btoa(s);
 }

@@ -20,8 +20,8 @@ import {
   type ProbeRunner,
   readManifest,
   verifyBundleFiles,
-} from "./bundle.ts";
-import type { Manifest } from "./manifest.ts";
+} from "./mod.ts";
+import type { Manifest } from "./mod.ts";
 
 const GOOD = join(
   dirname(fileURLToPath(import.meta.url)),

@@ -1,0 +1,170 @@
+/**
+ * The acceptance check: the one decision, shared by the publisher and the server, of whether a
+ * bundle can be served. A bundle is accepted when its manifest validates, every file matches
+ * its size and sha256, each graph loads on the given runtime with the tensors the manifest
+ * declares, the probe images reproduce their recorded outputs, and the decoder's output is a
+ * 28x28 image in [0, 1]. The runtime is passed in (onnxruntime-node in the publisher, the
+ * server's backend in the server), so this module owns the rules and no inference.
+ */
+import { readFile } from "node:fs/promises";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
+import type { Manifest } from "./manifest.ts";
+import { checkProbe, type ProbeReport } from "./probe.ts";
+import { BundleError, bundleFile, readManifest, verifyBundleFiles } from "./read.ts";
+import { checkSessionIO, type SessionLike } from "./session_io.ts";
+
+/** A float32 tensor as plain data. */
+export interface GraphTensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+/** One loaded graph, as the check needs it: its declared tensors, a run, a release. */
+export interface Graph extends SessionLike {
+  run(feeds: Record<string, GraphTensor>): Promise<Record<string, GraphTensor>>;
+  release(): Promise<void>;
+}
+
+/** Loads graphs from ONNX bytes; `name` says which runtime in error messages. */
+export interface GraphRuntime<G extends Graph> {
+  readonly name: string;
+  open(model: Uint8Array): Promise<G>;
+}
+
+export interface AcceptedBundle<G extends Graph> {
+  manifest: Manifest;
+  model: G;
+  decoder: G | null;
+  probe: ProbeReport;
+}
+
+/** Loads the graph of `role` and checks its tensors; releases it again when they are wrong. */
+export async function openGraph<G extends Graph>(
+  dir: string,
+  manifest: Manifest,
+  role: "model" | "decoder",
+  runtime: GraphRuntime<G>,
+): Promise<G> {
+  const path = bundleFile(dir, manifest, role);
+  let graph: G;
+  try {
+    graph = await runtime.open(new Uint8Array(await readFile(path)));
+  } catch (e) {
+    throw new BundleError(
+      dir,
+      path,
+      `${runtime.name} cannot load it (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  try {
+    checkSessionIO(manifest, graph, { role, dir });
+  } catch (e) {
+    await graph.release();
+    throw e;
+  }
+  return graph;
+}
+
+/** Runs the serving graph on n images (NCHW [n,1,28,28], float in [0,1]). */
+export type Encode = (
+  images: Float32Array,
+  n: number,
+) => Promise<{ probabilities: Float32Array; mu: Float32Array }>;
+
+/** Runs the decoder on n latent vectors; returns n x 784 pixels. */
+export type Decode = (z: Float32Array, n: number) => Promise<Float32Array>;
+
+/**
+ * The behavioural half of the check, on graphs already loaded: the probe, then one probe
+ * reconstruction that must be 784 pixels in [0, 1]. The server calls it through its own batch
+ * runners, so the check covers the path requests take.
+ */
+export async function checkGraphs(
+  dir: string,
+  manifest: Manifest,
+  encode: Encode,
+  decode: Decode | null,
+): Promise<ProbeReport> {
+  const probe = await checkProbe(manifest, encode, dir);
+  if (decode) {
+    const px = await decode(Float32Array.from(manifest.probe.cases[0].mu), 1);
+    if (px.length !== PIXELS) {
+      throw new BundleError(
+        dir,
+        "decoder",
+        `a probe reconstruction has ${px.length} pixels, expected ${PIXELS}`,
+      );
+    }
+    // NaN must fail too, hence the negated comparison.
+    const bad = px.findIndex((v) => !(v >= 0 && v <= 1));
+    if (bad >= 0) {
+      throw new BundleError(
+        dir,
+        "decoder",
+        `pixel ${bad} of a probe reconstruction is ${px[bad]}, outside [0, 1]`,
+      );
+    }
+  }
+  return probe;
+}
+
+/** The serving graph's encode, run directly on a graph (no batching). */
+export function encodeWith(manifest: Manifest, graph: Graph): Encode {
+  const o = manifest.outputs;
+  return async (images, n) => {
+    const r = await graph.run({ [manifest.input.name]: { data: images, dims: [n, 1, IMAGE_SIZE, IMAGE_SIZE] } });
+    return { probabilities: r[o.probabilities.name].data, mu: r[o.mu.name].data };
+  };
+}
+
+/** The decoder's decode, run directly on a graph. */
+export function decodeWith(manifest: Manifest, graph: Graph): Decode {
+  const d = manifest.decoder!;
+  return async (z, n) => {
+    const r = await graph.run({ [d.input.name]: { data: z, dims: [n, manifest.latentSize] } });
+    return r[d.output.name].data;
+  };
+}
+
+/** Loads both graphs of a bundle whose manifest is read; on failure releases what it loaded. */
+export async function openGraphs<G extends Graph>(
+  dir: string,
+  manifest: Manifest,
+  runtime: GraphRuntime<G>,
+): Promise<{ model: G; decoder: G | null }> {
+  const model = await openGraph(dir, manifest, "model", runtime);
+  try {
+    const decoder = manifest.decoder ? await openGraph(dir, manifest, "decoder", runtime) : null;
+    return { model, decoder };
+  } catch (e) {
+    await model.release();
+    throw e;
+  }
+}
+
+/**
+ * The whole check on `dir`: read and verify, load, probe, decoder range. Returns the loaded
+ * graphs (the caller owns them); on any failure they are released and a BundleError names the
+ * file or field at fault.
+ */
+export async function acceptBundle<G extends Graph>(
+  dir: string,
+  runtime: GraphRuntime<G>,
+): Promise<AcceptedBundle<G>> {
+  const manifest = await readManifest(dir);
+  await verifyBundleFiles(dir, manifest);
+  const { model, decoder } = await openGraphs(dir, manifest, runtime);
+  try {
+    const probe = await checkGraphs(
+      dir,
+      manifest,
+      encodeWith(manifest, model),
+      decoder ? decodeWith(manifest, decoder) : null,
+    );
+    return { manifest, model, decoder, probe };
+  } catch (e) {
+    await model.release();
+    await decoder?.release();
+    throw e;
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * The bundle contract in one place: what a model bundle holds (manifest.ts, tensors.ts,
+ * latent_map.ts), how it is read and verified (read.ts, probe.ts, session_io.ts) and the one
+ * acceptance check that the publisher and the server both run (accept.ts).
+ */
+export * from "./accept.ts";
+export * from "./latent_map.ts";
+export * from "./manifest.ts";
+export * from "./probe.ts";
+export * from "./read.ts";
+export * from "./session_io.ts";
+export * from "./tensors.ts";
