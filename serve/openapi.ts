@@ -22,22 +22,34 @@ function imageInputBody(limits: InputLimits, single: boolean): Json {
       `${limits.maxPixels} pixels (alone or summed over the request) get 413 before decoding.`,
     content: {
       "image/png": {
-        schema: { type: "string", format: "binary" },
-        description: "One PNG (grey, grey+alpha, RGB, RGBA, palette; 1-16 bit).",
+        schema: {
+          type: "string",
+          format: "binary",
+          description: "One PNG (grey, grey+alpha, RGB, RGBA, palette; 1-16 bit).",
+        },
       },
       "image/jpeg": {
-        schema: { type: "string", format: "binary" },
-        description: "One baseline or progressive 8-bit JPEG.",
+        schema: {
+          type: "string",
+          format: "binary",
+          description: "One baseline or progressive 8-bit JPEG.",
+        },
       },
       "application/octet-stream": {
-        schema: { type: "string", format: "binary" },
-        description:
-          "N x 784 uint8 pixels, Fashion-MNIST layout (28x28 row-major, object light on dark).",
+        schema: {
+          type: "string",
+          format: "binary",
+          description:
+            "N x 784 uint8 pixels, Fashion-MNIST layout (28x28 row-major, object light on dark).",
+        },
       },
       "application/json": { schema: { $ref: "#/components/schemas/ImageJson" } },
       "multipart/form-data": {
-        schema: { type: "object", additionalProperties: { type: "string", format: "binary" } },
-        description: "One or more file parts, each a PNG or JPEG; other fields are ignored.",
+        schema: {
+          type: "object",
+          additionalProperties: { type: "string", format: "binary" },
+          description: "One or more file parts, each a PNG or JPEG; other fields are ignored.",
+        },
       },
     },
   };
@@ -201,7 +213,10 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             "requires `Authorization: Bearer <token>`. The new bundle is validated beside the " +
             "old one; a bad bundle is rejected and the old one keeps serving.",
           responses: {
-            "200": { description: "Reload status: active version, last error", content: { "application/json": {} } },
+            "200": {
+              description: "Reload status: active version, last error",
+              content: { "application/json": {} },
+            },
             "401": errorResponse("No bearer token."),
             "403": errorResponse("Wrong token."),
             "404": errorResponse("The admin API is disabled (no token configured)."),
@@ -211,14 +226,17 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
       },
       "/v1/admin/models/{version}/activate": {
         post: {
-          summary: "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
+          summary:
+            "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
           parameters: [{ name: "version", in: "path", required: true, schema: { type: "string" } }],
           responses: {
             "200": { description: "Activated", content: { "application/json": {} } },
             "401": errorResponse("No bearer token."),
             "403": errorResponse("Wrong token."),
             "404": errorResponse("No such version, or the admin API is disabled."),
-            "409": errorResponse("The registry is read-only (an HTTP registry): activate on the publisher."),
+            "409": errorResponse(
+              "The registry is read-only (an HTTP registry): activate on the publisher.",
+            ),
             "422": errorResponse("The version failed validation; the active one keeps serving."),
           },
         },
@@ -242,7 +260,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         get: {
           summary: "Prometheus metrics",
           description:
-            "Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica's samples, each labelled replica=\"<pid>\".",
+            'Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica\'s samples, each labelled replica="<pid>".',
           responses: {
             "200": { description: "Text exposition format 0.0.4", content: { "text/plain": {} } },
           },
