@@ -53,12 +53,19 @@ export const TINY_VAE: Readonly<VaeConfig> = Object.freeze({
 const VAE_KEYS = Object.keys(REFERENCE_VAE);
 
 /** Fills defaults and rejects unknown keys (a typo must not silently train another model). */
-export function vaeConfig(over: Partial<VaeConfig> = {}, base: VaeConfig = REFERENCE_VAE): VaeConfig {
+export function vaeConfig(
+  over: Partial<VaeConfig> = {},
+  base: VaeConfig = REFERENCE_VAE,
+): VaeConfig {
   for (const k of Object.keys(over)) {
-    if (!VAE_KEYS.includes(k)) throw new Error(`Unknown VAE config key "${k}" (known: ${VAE_KEYS.join(", ")})`);
+    if (!VAE_KEYS.includes(k)) {
+      throw new Error(`Unknown VAE config key "${k}" (known: ${VAE_KEYS.join(", ")})`);
+    }
   }
   const c = { ...base, ...over } as VaeConfig;
-  if (!Number.isInteger(c.latent) || c.latent < 1) throw new Error(`VAE latent must be a positive integer, got ${c.latent}`);
+  if (!Number.isInteger(c.latent) || c.latent < 1) {
+    throw new Error(`VAE latent must be a positive integer, got ${c.latent}`);
+  }
   return c;
 }
 
@@ -85,17 +92,52 @@ export function buildEncoder(cfg: VaeConfig): tf.Sequential {
     }));
   });
   m.add(tf.layers.flatten({ name: "enc_flatten" }));
-  m.add(tf.layers.dense({ units: cfg.encDense, activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 10), name: "enc_dense1" }));
-  m.add(tf.layers.dense({ units: 2 * cfg.latent, kernelInitializer: init(cfg.seed * 1000 + 11), name: "enc_moments" }));
+  m.add(
+    tf.layers.dense({
+      units: cfg.encDense,
+      activation: "relu",
+      kernelInitializer: init(cfg.seed * 1000 + 10),
+      name: "enc_dense1",
+    }),
+  );
+  m.add(
+    tf.layers.dense({
+      units: 2 * cfg.latent,
+      kernelInitializer: init(cfg.seed * 1000 + 11),
+      name: "enc_moments",
+    }),
+  );
   return m;
 }
 
 /** Decoder p(x|z): [N, L] -> [N,28,28,1] Bernoulli logits. */
 export function buildDecoder(cfg: VaeConfig): tf.Sequential {
   const m = tf.sequential({ name: "decoder" });
-  m.add(tf.layers.dense({ inputShape: [cfg.latent], units: cfg.decDense[0], activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 20), name: "dec_dense1" }));
-  m.add(tf.layers.dense({ units: cfg.decDense[1], activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 21), name: "dec_dense2" }));
-  m.add(tf.layers.dense({ units: FEATURE * FEATURE * cfg.conv[2], activation: "relu", kernelInitializer: init(cfg.seed * 1000 + 22), name: "dec_dense3" }));
+  m.add(
+    tf.layers.dense({
+      inputShape: [cfg.latent],
+      units: cfg.decDense[0],
+      activation: "relu",
+      kernelInitializer: init(cfg.seed * 1000 + 20),
+      name: "dec_dense1",
+    }),
+  );
+  m.add(
+    tf.layers.dense({
+      units: cfg.decDense[1],
+      activation: "relu",
+      kernelInitializer: init(cfg.seed * 1000 + 21),
+      name: "dec_dense2",
+    }),
+  );
+  m.add(
+    tf.layers.dense({
+      units: FEATURE * FEATURE * cfg.conv[2],
+      activation: "relu",
+      kernelInitializer: init(cfg.seed * 1000 + 22),
+      name: "dec_dense3",
+    }),
+  );
   m.add(tf.layers.reshape({ targetShape: [FEATURE, FEATURE, cfg.conv[2]], name: "dec_reshape" }));
   const filters = [cfg.deconv[0], cfg.deconv[1], 1];
   filters.forEach((f, i) => {
@@ -113,31 +155,47 @@ export function buildDecoder(cfg: VaeConfig): tf.Sequential {
 }
 
 /** Splits the encoder output into (mu, logvar). */
-export function splitMoments(out: tf.Tensor2D, latent: number): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
+export function splitMoments(
+  out: tf.Tensor2D,
+  latent: number,
+): { mu: tf.Tensor2D; logvar: tf.Tensor2D } {
   const [mu, logvar] = tf.split(out, [latent, latent], 1) as [tf.Tensor2D, tf.Tensor2D];
   return { mu, logvar };
 }
 
-/** z = mu + exp(logvar / 2) * eps, eps ~ N(0, I). Sampling lives only in training code. */
+/**
+ * The VAE's sampling step, z = mu + exp(logvar / 2) * eps, for a given eps ~ N(0, I). Sampling
+ * lives only in training code; the training graph (engine/ort_graph/vae_step.ts) mirrors it.
+ */
+export function sampleLatent(mu: tf.Tensor2D, logvar: tf.Tensor2D, eps: tf.Tensor): tf.Tensor2D {
+  return tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
+}
+
+/** sampleLatent with eps drawn from N(0, I) under `seed`. */
 export function reparameterize(mu: tf.Tensor2D, logvar: tf.Tensor2D, seed?: number): tf.Tensor2D {
-  return tf.tidy(() => {
-    const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
-    return tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
-  });
+  return tf.tidy(() => sampleLatent(mu, logvar, tf.randomNormal(mu.shape, 0, 1, "float32", seed)));
 }
 
 /**
  * Negative ELBO parts, each averaged over the batch: rec = summed binary cross-entropy of the
  * 784 Bernoulli logits (stable form max(l,0) - l*x + log(1+exp(-|l|))); kl = KL(q(z|x) || N(0,I)).
  */
-export function vaeLoss(x: tf.Tensor, logits: tf.Tensor, mu: tf.Tensor2D, logvar: tf.Tensor2D): { total: tf.Scalar; rec: tf.Scalar; kl: tf.Scalar } {
+export function vaeLoss(
+  x: tf.Tensor,
+  logits: tf.Tensor,
+  mu: tf.Tensor2D,
+  logvar: tf.Tensor2D,
+): { total: tf.Scalar; rec: tf.Scalar; kl: tf.Scalar } {
   return tf.tidy(() => {
     const n = x.shape[0]!;
     const x2 = x.reshape([n, -1]);
     const l2 = logits.reshape([n, -1]);
     const bce = tf.add(tf.sub(tf.relu(l2), tf.mul(l2, x2)), tf.softplus(tf.neg(tf.abs(l2))));
     const rec = tf.mean(tf.sum(bce, 1)) as tf.Scalar;
-    const klPer = tf.mul(-0.5, tf.sum(tf.sub(tf.sub(tf.add(1, logvar), tf.square(mu)), tf.exp(logvar)), 1));
+    const klPer = tf.mul(
+      -0.5,
+      tf.sum(tf.sub(tf.sub(tf.add(1, logvar), tf.square(mu)), tf.exp(logvar)), 1),
+    );
     const kl = tf.mean(klPer) as tf.Scalar;
     return { total: tf.add(rec, kl) as tf.Scalar, rec, kl };
   });
@@ -165,7 +223,12 @@ export interface HeadConfig {
   seed: number;
 }
 
-export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({ kind: "mlp", hidden: [128, 64], dropout: 0, seed: 7 }) as HeadConfig;
+export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({
+  kind: "mlp",
+  hidden: [128, 64],
+  dropout: 0,
+  seed: 7,
+}) as HeadConfig;
 
 /**
  * A classifier on the latent mu: [N, L] -> [N, 10] logits. "logistic" is a single dense layer
@@ -177,10 +240,27 @@ export function buildHead(latent: number, cfg: HeadConfig): tf.Sequential {
   const m = tf.sequential({ name: `head_${cfg.kind}` });
   const hidden = cfg.kind === "logistic" ? [] : cfg.hidden;
   hidden.forEach((units, i) => {
-    m.add(tf.layers.dense({ ...(i === 0 ? { inputShape: [latent] } : {}), units, activation: "relu", kernelInitializer: init(cfg.seed * 1000 + i), name: `head_dense${i + 1}` }));
-    if (cfg.dropout > 0) m.add(tf.layers.dropout({ rate: cfg.dropout, name: `head_dropout${i + 1}` }));
+    m.add(
+      tf.layers.dense({
+        ...(i === 0 ? { inputShape: [latent] } : {}),
+        units,
+        activation: "relu",
+        kernelInitializer: init(cfg.seed * 1000 + i),
+        name: `head_dense${i + 1}`,
+      }),
+    );
+    if (cfg.dropout > 0) {
+      m.add(tf.layers.dropout({ rate: cfg.dropout, name: `head_dropout${i + 1}` }));
+    }
   });
-  m.add(tf.layers.dense({ ...(hidden.length === 0 ? { inputShape: [latent] } : {}), units: NUM_CLASSES, kernelInitializer: init(cfg.seed * 1000 + 99), name: "head_logits" }));
+  m.add(
+    tf.layers.dense({
+      ...(hidden.length === 0 ? { inputShape: [latent] } : {}),
+      units: NUM_CLASSES,
+      kernelInitializer: init(cfg.seed * 1000 + 99),
+      name: "head_logits",
+    }),
+  );
   return m;
 }
 
@@ -192,8 +272,18 @@ export interface CnnConfig {
   seed: number;
 }
 
-export const DEFAULT_CNN: Readonly<CnnConfig> = Object.freeze({ filters: [32, 64], dense: 128, dropout: 0.3, seed: 11 }) as CnnConfig;
-export const TINY_CNN: Readonly<CnnConfig> = Object.freeze({ filters: [4, 8], dense: 16, dropout: 0, seed: 11 }) as CnnConfig;
+export const DEFAULT_CNN: Readonly<CnnConfig> = Object.freeze({
+  filters: [32, 64],
+  dense: 128,
+  dropout: 0.3,
+  seed: 11,
+}) as CnnConfig;
+export const TINY_CNN: Readonly<CnnConfig> = Object.freeze({
+  filters: [4, 8],
+  dense: 16,
+  dropout: 0,
+  seed: 11,
+}) as CnnConfig;
 
 /**
  * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,10] logits. Downsampling is by
@@ -219,13 +309,31 @@ export function buildPixelCnn(cfg: CnnConfig): tf.Sequential {
     }
   });
   m.add(tf.layers.flatten({ name: "cnn_flatten" }));
-  m.add(tf.layers.dense({ units: cfg.dense, activation: "relu", kernelInitializer: tf.initializers.heNormal({ seed: cfg.seed * 1000 + 90 }), name: "cnn_dense1" }));
+  m.add(
+    tf.layers.dense({
+      units: cfg.dense,
+      activation: "relu",
+      kernelInitializer: tf.initializers.heNormal({ seed: cfg.seed * 1000 + 90 }),
+      name: "cnn_dense1",
+    }),
+  );
   if (cfg.dropout > 0) m.add(tf.layers.dropout({ rate: cfg.dropout, name: "cnn_dropout" }));
-  m.add(tf.layers.dense({ units: NUM_CLASSES, kernelInitializer: init(cfg.seed * 1000 + 92), name: "cnn_logits" }));
+  m.add(
+    tf.layers.dense({
+      units: NUM_CLASSES,
+      kernelInitializer: init(cfg.seed * 1000 + 92),
+      name: "cnn_logits",
+    }),
+  );
   return m;
 }
 
 /** uint8 rows [n*784] -> float [n,28,28,1] in [0,1]. The trainer's only input conversion. */
 export function imagesToTensor(u8: Uint8Array, n: number): tf.Tensor4D {
-  return tf.tensor4d(normalizePixels(u8.subarray(0, n * IMAGE_SIZE * IMAGE_SIZE)), [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
+  return tf.tensor4d(normalizePixels(u8.subarray(0, n * IMAGE_SIZE * IMAGE_SIZE)), [
+    n,
+    IMAGE_SIZE,
+    IMAGE_SIZE,
+    1,
+  ]);
 }

@@ -16,6 +16,7 @@ import {
   buildHead,
   classLoss,
   type HeadConfig,
+  sampleLatent,
   splitMoments,
   type VaeConfig,
   vaeLoss,
@@ -98,16 +99,32 @@ function stepSeed(seed: number, step: number): number {
 }
 
 /** Fills `out` with normalised pixels of the given rows; the one batch assembly path. */
-function fillBatch(split: Split, rows: ArrayLike<number>, start: number, n: number, out: Float32Array, labels: Float32Array): void {
+function fillBatch(
+  split: Split,
+  rows: ArrayLike<number>,
+  start: number,
+  n: number,
+  out: Float32Array,
+  labels: Float32Array,
+): void {
   for (let i = 0; i < n; i++) {
     const r = rows[start + i];
-    normalizePixels(split.images.subarray(r * PIXELS, (r + 1) * PIXELS), out.subarray(i * PIXELS, (i + 1) * PIXELS));
+    normalizePixels(
+      split.images.subarray(r * PIXELS, (r + 1) * PIXELS),
+      out.subarray(i * PIXELS, (i + 1) * PIXELS),
+    );
     labels[i] = split.labels[r];
   }
 }
 
 /** Negative ELBO (one noise sample per image) and head accuracy over a split, in batches. */
-export function evaluateVae(m: VaeModels, latent: number, split: Split, seed = 12345, batch = 500): { elbo: number; rec: number; kl: number; acc: number } {
+export function evaluateVae(
+  m: VaeModels,
+  latent: number,
+  split: Split,
+  seed = 12345,
+  batch = 500,
+): { elbo: number; rec: number; kl: number; acc: number } {
   let rec = 0, kl = 0, correct = 0;
   const x = new Float32Array(batch * PIXELS);
   const y = new Float32Array(batch);
@@ -119,7 +136,7 @@ export function evaluateVae(m: VaeModels, latent: number, split: Split, seed = 1
       const xt = tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1]);
       const { mu, logvar } = splitMoments(m.encoder.apply(xt) as tf.Tensor2D, latent);
       const eps = tf.randomNormal(mu.shape, 0, 1, "float32", stepSeed(seed, s));
-      const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps));
+      const z = sampleLatent(mu, logvar, eps);
       const parts = vaeLoss(xt, m.decoder.apply(z) as tf.Tensor, mu, logvar);
       let hits = tf.scalar(0);
       if (m.head) {
@@ -132,7 +149,12 @@ export function evaluateVae(m: VaeModels, latent: number, split: Split, seed = 1
     kl += k * n;
     correct += c;
   }
-  return { elbo: (rec + kl) / split.count, rec: rec / split.count, kl: kl / split.count, acc: m.head ? correct / split.count : NaN };
+  return {
+    elbo: (rec + kl) / split.count,
+    rec: rec / split.count,
+    kl: kl / split.count,
+    acc: m.head ? correct / split.count : NaN,
+  };
 }
 
 /** Adam's running beta powers: not part of getWeights(), needed for an exact resume. */
@@ -142,7 +164,9 @@ interface AdamInternals {
 }
 
 function variablesOf(m: VaeModels): tf.Variable[] {
-  return Object.values(modelGroups(m)).flatMap((s) => s.trainableWeights.map((w) => w.read() as tf.Variable));
+  return Object.values(modelGroups(m)).flatMap((s) =>
+    s.trainableWeights.map((w) => w.read() as tf.Variable)
+  );
 }
 
 /**
@@ -150,7 +174,11 @@ function variablesOf(m: VaeModels): tf.Variable[] {
  * per-epoch history. With `resumeFrom`, rebuilds the models and the optimizer state from the
  * checkpoint and continues at its step.
  */
-export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOptions = {}): Promise<{ models: VaeModels; history: EpochRecord[]; stopped: boolean; config: TrainConfig }> {
+export async function trainVae(
+  cfgIn: TrainConfig,
+  train: Split,
+  opts: TrainOptions = {},
+): Promise<{ models: VaeModels; history: EpochRecord[]; stopped: boolean; config: TrainConfig }> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
   let cfg = cfgIn;
   let startEpoch = 0, startStep = 0, globalStep = 0;
@@ -159,14 +187,23 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
   let restoredNames: { group: string; name: string; shape: number[] }[] = [];
   if (opts.resumeFrom) {
     const ck = loadCheckpoint<TrainConfig>(opts.resumeFrom);
-    cfg = { ...ck.header.config, epochs: cfgIn.epochs > 0 ? cfgIn.epochs : ck.header.config.epochs };
+    cfg = {
+      ...ck.header.config,
+      epochs: cfgIn.epochs > 0 ? cfgIn.epochs : ck.header.config.epochs,
+    };
     startEpoch = ck.header.epoch;
     startStep = ck.header.stepInEpoch;
     globalStep = ck.header.globalStep;
     history = ck.header.history as EpochRecord[];
     restored = ck.values;
     restoredNames = ck.header.tensors;
-    if (!opts.restoreOnly) log(`resuming from ${opts.resumeFrom}: epoch ${startEpoch + 1}, step ${startStep}, global step ${globalStep}`);
+    if (!opts.restoreOnly) {
+      log(
+        `resuming from ${opts.resumeFrom}: epoch ${
+          startEpoch + 1
+        }, step ${startStep}, global step ${globalStep}`,
+      );
+    }
   }
   const models = buildVaeModels(cfg);
   const groups = modelGroups(models);
@@ -179,13 +216,19 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     const betaPowers: Float32Array[] = [];
     for (const t of restoredNames) {
       const v = restored[i++];
-      if (t.group === "optimizer") optimizerWeights.push({ name: t.name, tensor: tf.tensor(v, t.shape) });
+      if (t.group === "optimizer") {
+        optimizerWeights.push({ name: t.name, tensor: tf.tensor(v, t.shape) });
+      }
       if (t.group === "adam_beta_powers") betaPowers.push(v);
     }
     for (const [g, model] of Object.entries(groups)) {
-      const own = restoredNames.map((t, k) => ({ t, v: restored![k] })).filter((e) => e.t.group === g);
+      const own = restoredNames.map((t, k) => ({ t, v: restored![k] })).filter((e) =>
+        e.t.group === g
+      );
       if (own.length !== model.weights.length) {
-        throw new Error(`Cannot resume: checkpoint has ${own.length} ${g} weights, the model has ${model.weights.length}`);
+        throw new Error(
+          `Cannot resume: checkpoint has ${own.length} ${g} weights, the model has ${model.weights.length}`,
+        );
       }
       const ts = own.map((e) => tf.tensor(e.v, e.t.shape));
       model.setWeights(ts);
@@ -213,13 +256,23 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
   if (opts.engine === "ort" || opts.engine === "auto") {
     try {
       const { OrtTrainer, adamStateFromTfjs } = await import("./engine/ort_train.ts");
-      ort = await OrtTrainer.create(models, { latent: cfg.vae.latent, batchSize: cfg.batchSize, learningRate: cfg.learningRate, classWeight: cfg.classWeight, threads: opts.ortThreads });
+      ort = await OrtTrainer.create(models, {
+        latent: cfg.vae.latent,
+        batchSize: cfg.batchSize,
+        learningRate: cfg.learningRate,
+        classWeight: cfg.classWeight,
+        threads: opts.ortThreads,
+      });
       const state = await adamStateFromTfjs(optimizer);
       if (state) ort.setOptimizerState(state);
     } catch (e) {
       // "auto" falls back to tfjs steps (e.g. no onnxruntime-node, or a layer the graph lacks).
       if (opts.engine === "ort") throw e;
-      log(`engine auto: onnxruntime training unavailable (${(e as Error).message.split("\n")[0]}); training with tfjs`);
+      log(
+        `engine auto: onnxruntime training unavailable (${
+          (e as Error).message.split("\n")[0]
+        }); training with tfjs`,
+      );
     }
   }
 
@@ -231,16 +284,30 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
     }
     if (ort) {
       const { adamStateToCheckpoint } = await import("./engine/ort_train.ts");
-      Object.assign(groupsOut, adamStateToCheckpoint(ort.getOptimizerState(), vars, globalStep > 0));
+      Object.assign(
+        groupsOut,
+        adamStateToCheckpoint(ort.getOptimizerState(), vars, globalStep > 0),
+      );
     } else {
       const ow = globalStep > 0 ? await optimizer.getWeights() : [];
       groupsOut.optimizer = ow.map((w) => ({ name: w.name, tensor: w.tensor }));
       const a = optimizer as unknown as AdamInternals;
-      groupsOut.adam_beta_powers = [{ name: "accBeta1", tensor: a.accBeta1 }, { name: "accBeta2", tensor: a.accBeta2 }];
+      groupsOut.adam_beta_powers = [{ name: "accBeta1", tensor: a.accBeta1 }, {
+        name: "accBeta2",
+        tensor: a.accBeta2,
+      }];
     }
-    saveCheckpoint(opts.checkpointPath, { config: cfg, epoch, stepInEpoch, globalStep, history, groups: groupsOut });
-    if (ort) tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
-    // getWeights() makes a fresh scalar for the iteration count; the moments are Adam's own.
+    saveCheckpoint(opts.checkpointPath, {
+      config: cfg,
+      epoch,
+      stepInEpoch,
+      globalStep,
+      history,
+      groups: groupsOut,
+    });
+    if (ort) {
+      tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
+    } // getWeights() makes a fresh scalar for the iteration count; the moments are Adam's own.
     else tf.dispose(groupsOut.optimizer.filter((w) => w.name === "iter").map((w) => w.tensor));
   };
   // With engine "ort" the trained weights live in the trainer until written back.
@@ -248,32 +315,41 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
 
   const B = cfg.batchSize;
   const stepsPerEpoch = Math.floor(train.count / B);
-  if (stepsPerEpoch < 1) throw new Error(`Cannot train: ${train.count} images is fewer than one batch of ${B}`);
+  if (stepsPerEpoch < 1) {
+    throw new Error(`Cannot train: ${train.count} images is fewer than one batch of ${B}`);
+  }
   const x = new Float32Array(B * PIXELS);
   const y = new Float32Array(B);
   /** One tfjs step: returns [total, rec, kl, ce, hits]. */
   const tfjsStep = (seed: number): number[] => {
     let parts: tf.Tensor1D | null = null;
-    const cost = optimizer.minimize(() => {
-      const xt = tf.tensor4d(x, [B, 28, 28, 1]);
-      const { mu, logvar } = splitMoments(models.encoder.apply(xt, { training: true }) as tf.Tensor2D, cfg.vae.latent);
-      const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
-      const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
-      const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
-      const l = vaeLoss(xt, logits, mu, logvar);
-      let total = l.total;
-      let ce = tf.scalar(0);
-      let hits: tf.Scalar = tf.scalar(0);
-      if (models.head) {
-        const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
-        const yt = tf.tensor1d(y, "float32");
-        ce = classLoss(hl, yt);
-        total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
-        hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat() as tf.Scalar;
-      }
-      parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
-      return total;
-    }, false, vars);
+    const cost = optimizer.minimize(
+      () => {
+        const xt = tf.tensor4d(x, [B, 28, 28, 1]);
+        const { mu, logvar } = splitMoments(
+          models.encoder.apply(xt, { training: true }) as tf.Tensor2D,
+          cfg.vae.latent,
+        );
+        const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
+        const z = sampleLatent(mu, logvar, eps);
+        const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
+        const l = vaeLoss(xt, logits, mu, logvar);
+        let total = l.total;
+        let ce = tf.scalar(0);
+        let hits: tf.Scalar = tf.scalar(0);
+        if (models.head) {
+          const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
+          const yt = tf.tensor1d(y, "float32");
+          ce = classLoss(hl, yt);
+          total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
+          hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat() as tf.Scalar;
+        }
+        parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
+        return total;
+      },
+      false,
+      vars,
+    );
     cost?.dispose();
     const out = Array.from(parts!.dataSync());
     (parts as tf.Tensor1D | null)?.dispose();
@@ -292,15 +368,28 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
       if (opts.shouldStop?.()) {
         sync();
         await save(epoch, step);
-        log(`\nstopped at epoch ${epoch + 1} step ${step}${opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : ""}`);
+        log(
+          `\nstopped at epoch ${epoch + 1} step ${step}${
+            opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : ""
+          }`,
+        );
         stopped = true;
         break;
       }
       fillBatch(train, rows, step * B, B, x, y);
       const seed = stepSeed(cfg.seed, globalStep);
       const [loss, rec, kl, ce, hits] = ort ? await ortStep(ort, x, y, seed) : tfjsStep(seed);
-      if (!Number.isFinite(loss)) throw new Error(`Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`);
-      sums.loss += loss, sums.rec += rec, sums.kl += kl, sums.ce += ce, sums.correct += hits, sums.n++;
+      if (!Number.isFinite(loss)) {
+        throw new Error(
+          `Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`,
+        );
+      }
+      sums.loss += loss,
+        sums.rec += rec,
+        sums.kl += kl,
+        sums.ce += ce,
+        sums.correct += hits,
+        sums.n++;
       globalStep++;
       const elapsed = (performance.now() - t0) / 1000;
       bar?.update({
@@ -311,7 +400,9 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
           loss: (sums.loss / sums.n).toFixed(1),
           rec: (sums.rec / sums.n).toFixed(1),
           kl: (sums.kl / sums.n).toFixed(2),
-          ...(models.head ? { ce: (sums.ce / sums.n).toFixed(3), acc: (sums.correct / (sums.n * B)).toFixed(3) } : {}),
+          ...(models.head
+            ? { ce: (sums.ce / sums.n).toFixed(3), acc: (sums.correct / (sums.n * B)).toFixed(3) }
+            : {}),
         },
         rate: (sums.n * B) / Math.max(elapsed, 1e-9),
         unit: "img",
@@ -327,12 +418,24 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
       epoch: epoch + 1,
       seconds,
       imagesPerSecond: (sums.n * B) / seconds,
-      train: { loss: sums.loss / sums.n, rec: sums.rec / sums.n, kl: sums.kl / sums.n, ce: sums.ce / sums.n, acc: sums.correct / (sums.n * B) },
+      train: {
+        loss: sums.loss / sums.n,
+        rec: sums.rec / sums.n,
+        kl: sums.kl / sums.n,
+        ce: sums.ce / sums.n,
+        acc: sums.correct / (sums.n * B),
+      },
       val: val ? { elbo: val.elbo, rec: val.rec, kl: val.kl, acc: val.acc } : null,
     };
     history.push(rec);
-    const valTxt = val ? `  val -ELBO ${val.elbo.toFixed(2)} (rec ${val.rec.toFixed(2)} kl ${val.kl.toFixed(2)})${models.head ? ` acc ${(val.acc * 100).toFixed(2)}%` : ""}` : "";
-    const summary = `epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${rec.imagesPerSecond.toFixed(0)} img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`;
+    const valTxt = val
+      ? `  val -ELBO ${val.elbo.toFixed(2)} (rec ${val.rec.toFixed(2)} kl ${val.kl.toFixed(2)})${
+        models.head ? ` acc ${(val.acc * 100).toFixed(2)}%` : ""
+      }`
+      : "";
+    const summary = `epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${
+      rec.imagesPerSecond.toFixed(0)
+    } img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`;
     if (bar) bar.finish(summary);
     else log(summary);
     opts.onEpoch?.(rec);
@@ -345,9 +448,16 @@ export async function trainVae(cfgIn: TrainConfig, train: Split, opts: TrainOpti
 }
 
 /** One ort step with the tfjs loop's noise (same seeded tf.randomNormal): [total, rec, kl, ce, hits]. */
-async function ortStep(t: OrtTrainer, x: Float32Array, y: Float32Array, seed: number): Promise<number[]> {
+async function ortStep(
+  t: OrtTrainer,
+  x: Float32Array,
+  y: Float32Array,
+  seed: number,
+): Promise<number[]> {
   const latent = t.opts.latent;
-  const eps = tf.tidy(() => tf.randomNormal([t.opts.batchSize, latent], 0, 1, "float32", seed).dataSync() as Float32Array);
+  const eps = tf.tidy(() =>
+    tf.randomNormal([t.opts.batchSize, latent], 0, 1, "float32", seed).dataSync() as Float32Array
+  );
   const r = await t.step(x, eps, y);
   return [r.loss, r.rec, r.kl, r.ce, r.correct];
 }

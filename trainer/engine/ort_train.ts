@@ -5,7 +5,7 @@
  * epsilon 1e-7 = the float32 backends' epsilon()); a JS Adam (applyAdam) does the same.
  *
  * The tfjs Sequential models stay the one definition of the architecture and the source/target
- * of the weights: the graph is built from them (./_ort_graph.ts, reusing the ONNX exporter's layer
+ * of the weights: the graph is built from them (./ort_graph/, reusing the ONNX exporter's layer
  * conversion), `readFrom` loads their weights, `writeTo` stores the trained weights back, and the
  * optimizer state converts to/from tfjs's Adam layout (per tfjs weight, NHWC), so checkpoints are
  * interchangeable between the engines.
@@ -17,7 +17,13 @@
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { mulberry32 } from "../../common/random.ts";
-import { buildClassifierTrainingGraph, buildTrainingGraph, type FilterGradMethod, type ParamInput, TRAIN_IO, type TrainingGraph } from "./_ort_graph.ts";
+import {
+  buildClassifierTrainingGraph,
+  buildTrainingGraph,
+  type ParamInput,
+  TRAIN_IO,
+  type TrainingGraph,
+} from "./ort_graph/mod.ts";
 
 export interface OrtModels {
   encoder: tf.Sequential;
@@ -26,7 +32,9 @@ export interface OrtModels {
 }
 
 /** The tfjs models a trainer reads from / writes to, by graph group ("classifier" for pixel classifiers). */
-export type OrtModelGroups = Partial<Record<"encoder" | "decoder" | "head" | "classifier", tf.Sequential | null>>;
+export type OrtModelGroups = Partial<
+  Record<"encoder" | "decoder" | "head" | "classifier", tf.Sequential | null>
+>;
 
 export interface OrtTrainerOptions {
   /** Latent size of a VAE graph (0 for a classifier graph). */
@@ -43,8 +51,6 @@ export interface OrtTrainerOptions {
   beta2?: number;
   /** Default 1e-7, what tf.train.adam takes from a float32 backend's epsilon(). */
   epsilon?: number;
-  /** How the graph computes conv filter gradients (default "dilated-conv", measured faster). */
-  filterGrad?: FilterGradMethod;
   /** Where Adam runs: "graph" (default, inside the training graph) or "js" (applyAdam); same results. */
   adam?: AdamWhere;
   /** Seed of the dropout masks (classifier graphs with dropout). Default 0. */
@@ -101,7 +107,12 @@ export class OrtTrainer {
   readonly epsilon: number;
   learningRate: number;
 
-  private constructor(private session: ort.InferenceSession, private gradSession: ort.InferenceSession | null, graph: TrainingGraph, readonly opts: OrtTrainerOptions) {
+  private constructor(
+    private session: ort.InferenceSession,
+    private gradSession: ort.InferenceSession | null,
+    graph: TrainingGraph,
+    readonly opts: OrtTrainerOptions,
+  ) {
     this.graph = graph;
     this.params = graph.params;
     this.p = new Float32Array(graph.size);
@@ -119,10 +130,21 @@ export class OrtTrainer {
     this.maskRand = mulberry32(opts.dropoutSeed ?? 0);
     this.cwBuf[0] = opts.classWeight ?? 0;
     this.feeds = { [TRAIN_IO.x]: new ort.Tensor("float32", this.xBuf, [B, 1, 28, 28]) };
-    if (graph.kind === "vae") this.feeds[TRAIN_IO.eps] = new ort.Tensor("float32", this.epsBuf, [B, L]);
-    if (this.labelBuf) this.feeds[TRAIN_IO.labels] = new ort.Tensor("float32", this.labelBuf, [B, graph.numClasses]);
-    if (this.labelBuf && graph.kind === "vae") this.feeds[TRAIN_IO.classWeight] = new ort.Tensor("float32", this.cwBuf, []);
-    if (this.maskBuf) this.feeds[TRAIN_IO.dropoutMask] = new ort.Tensor("float32", this.maskBuf, [B, graph.dropout!.units]);
+    if (graph.kind === "vae") {
+      this.feeds[TRAIN_IO.eps] = new ort.Tensor("float32", this.epsBuf, [B, L]);
+    }
+    if (this.labelBuf) {
+      this.feeds[TRAIN_IO.labels] = new ort.Tensor("float32", this.labelBuf, [B, graph.numClasses]);
+    }
+    if (this.labelBuf && graph.kind === "vae") {
+      this.feeds[TRAIN_IO.classWeight] = new ort.Tensor("float32", this.cwBuf, []);
+    }
+    if (this.maskBuf) {
+      this.feeds[TRAIN_IO.dropoutMask] = new ort.Tensor("float32", this.maskBuf, [
+        B,
+        graph.dropout!.units,
+      ]);
+    }
     this.feeds[TRAIN_IO.adamScalars] = new ort.Tensor("float32", this.scalars, [3]);
     this.bindState();
   }
@@ -141,7 +163,7 @@ export class OrtTrainer {
    * gradients in the graph and Adam here (same results; slower, see the benchmark).
    */
   static create(models: OrtModels, opts: OrtTrainerOptions): Promise<OrtTrainer> {
-    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam: adamOf(opts), filterGrad: opts.filterGrad };
+    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam: adamOf(opts) };
     return OrtTrainer.open((mode) => buildTrainingGraph({ ...spec, mode }), models, opts);
   }
 
@@ -149,15 +171,26 @@ export class OrtTrainer {
    * A trainer for a pixel classifier (softmax cross-entropy; dropout masks drawn here from
    * `dropoutSeed`). Step with `classifierStep(x, labels)`; read/write with `{ classifier: model }`.
    */
-  static createClassifier(model: tf.Sequential, opts: Omit<OrtTrainerOptions, "latent" | "classWeight">): Promise<OrtTrainer> {
+  static createClassifier(
+    model: tf.Sequential,
+    opts: Omit<OrtTrainerOptions, "latent" | "classWeight">,
+  ): Promise<OrtTrainer> {
     const full: OrtTrainerOptions = { ...opts, latent: 0 };
-    const spec = { model, batch: opts.batchSize, adam: adamOf(full), filterGrad: opts.filterGrad };
-    return OrtTrainer.open((mode) => buildClassifierTrainingGraph({ ...spec, mode }), { classifier: model }, full);
+    const spec = { model, batch: opts.batchSize, adam: adamOf(full) };
+    return OrtTrainer.open((mode) => buildClassifierTrainingGraph({ ...spec, mode }), {
+      classifier: model,
+    }, full);
   }
 
-  private static async open(build: (mode: "grads" | "adam") => TrainingGraph, models: OrtModelGroups, opts: OrtTrainerOptions): Promise<OrtTrainer> {
+  private static async open(
+    build: (mode: "grads" | "adam") => TrainingGraph,
+    models: OrtModelGroups,
+    opts: OrtTrainerOptions,
+  ): Promise<OrtTrainer> {
     const threads = opts.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1) throw new Error(`ort engine: threads must be a positive integer, got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new Error(`ort engine: threads must be a positive integer, got ${threads}`);
+    }
     const sessionOpts: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
@@ -198,7 +231,13 @@ export class OrtTrainer {
   private fromTfjs(perWeight: ArrayLike<number>[], into: Float32Array): void {
     const flat = new Float32Array(this.graph.totalWeights);
     this.graph.slots.forEach((s, k) => {
-      if (perWeight[k].length !== s.size) throw new Error(`ort engine: weight ${s.layer.name}[${s.index}] has ${perWeight[k].length} values, expected ${s.size}`);
+      if (perWeight[k].length !== s.size) {
+        throw new Error(
+          `ort engine: weight ${s.layer.name}[${s.index}] has ${
+            perWeight[k].length
+          } values, expected ${s.size}`,
+        );
+      }
       flat.set(perWeight[k], s.offset);
     });
     for (const p of this.params) {
@@ -214,12 +253,16 @@ export class OrtTrainer {
     const cache = new Map<string, Float32Array[]>();
     for (const s of this.graph.slots) {
       const model = groups[s.model];
-      if (!model) throw new Error(`ort engine: the trainer has ${s.model} weights, the models have no ${s.model}`);
+      if (!model) {
+        throw new Error(
+          `ort engine: the trainer has ${s.model} weights, the models have no ${s.model}`,
+        );
+      }
       const key = `${s.model}/${s.layer.name}`;
       let ws = cache.get(key);
       if (!ws) {
         const layer = model.getLayer(s.layer.name);
-        cache.set(key, (ws = layer.getWeights().map((w) => w.dataSync() as Float32Array)));
+        cache.set(key, ws = layer.getWeights().map((w) => w.dataSync() as Float32Array));
       }
       per.push(ws[s.index]);
     }
@@ -239,7 +282,11 @@ export class OrtTrainer {
     for (const [name, model] of Object.entries(groups)) {
       if (!model) continue;
       const own = slots.map((s, k) => ({ s, k })).filter((e) => e.s.model === name);
-      if (own.length !== model.weights.length) throw new Error(`ort engine: ${name} has ${model.weights.length} weights, the trainer ${own.length}`);
+      if (own.length !== model.weights.length) {
+        throw new Error(
+          `ort engine: ${name} has ${model.weights.length} weights, the trainer ${own.length}`,
+        );
+      }
       const ts = own.map((e) => tf.tensor(per[e.k], e.s.shape));
       model.setWeights(ts);
       tf.dispose(ts);
@@ -247,7 +294,13 @@ export class OrtTrainer {
   }
 
   getOptimizerState(): AdamState {
-    return { iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2, m: this.toTfjs(this.m), v: this.toTfjs(this.v) };
+    return {
+      iterations: this.iterations,
+      accBeta1: this.accBeta1,
+      accBeta2: this.accBeta2,
+      m: this.toTfjs(this.m),
+      v: this.toTfjs(this.v),
+    };
   }
 
   setOptimizerState(s: AdamState): void {
@@ -259,16 +312,26 @@ export class OrtTrainer {
   }
 
   private fill(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): void {
-    if (x.length !== this.xBuf.length) throw new Error(`ort engine: x has ${x.length} values, expected ${this.xBuf.length} (batch ${this.opts.batchSize} x 784)`);
-    if (eps.length !== this.epsBuf.length) throw new Error(`ort engine: eps has ${eps.length} values, expected ${this.epsBuf.length}`);
+    if (x.length !== this.xBuf.length) {
+      throw new Error(
+        `ort engine: x has ${x.length} values, expected ${this.xBuf.length} (batch ${this.opts.batchSize} x 784)`,
+      );
+    }
+    if (eps.length !== this.epsBuf.length) {
+      throw new Error(`ort engine: eps has ${eps.length} values, expected ${this.epsBuf.length}`);
+    }
     this.xBuf.set(x);
     this.epsBuf.set(eps);
     if (this.maskBuf) {
       const keep = 1 - this.graph.dropout!.rate, scale = 1 / keep;
-      for (let i = 0; i < this.maskBuf.length; i++) this.maskBuf[i] = this.maskRand() < keep ? scale : 0;
+      for (let i = 0; i < this.maskBuf.length; i++) {
+        this.maskBuf[i] = this.maskRand() < keep ? scale : 0;
+      }
     }
     if (this.labelBuf) {
-      if (!labels || labels.length !== this.opts.batchSize) throw new Error(`ort engine: the head needs ${this.opts.batchSize} labels`);
+      if (!labels || labels.length !== this.opts.batchSize) {
+        throw new Error(`ort engine: the head needs ${this.opts.batchSize} labels`);
+      }
       const K = this.graph.numClasses;
       this.labelBuf.fill(0);
       for (let i = 0; i < labels.length; i++) this.labelBuf[i * K + labels[i]] = 1;
@@ -277,12 +340,24 @@ export class OrtTrainer {
 
   private static parts(out: ort.InferenceSession.OnnxValueMapType): StepResult {
     const num = (k: string) => (out[k] ? (out[k].data as Float32Array)[0] : 0);
-    return { loss: num(TRAIN_IO.loss), rec: num(TRAIN_IO.rec), kl: num(TRAIN_IO.kl), ce: num(TRAIN_IO.ce), correct: num(TRAIN_IO.correct) };
+    return {
+      loss: num(TRAIN_IO.loss),
+      rec: num(TRAIN_IO.rec),
+      kl: num(TRAIN_IO.kl),
+      ce: num(TRAIN_IO.ce),
+      correct: num(TRAIN_IO.correct),
+    };
   }
 
   /** Loss parts and the flat gradient (ONNX layout) of one batch; no update. */
-  async forwardBackward(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): Promise<{ parts: StepResult; grads: Float32Array }> {
-    if (!this.gradSession) this.gradSession = await ort.InferenceSession.create(this.gradGraph.bytes, this.sessionOpts);
+  async forwardBackward(
+    x: ArrayLike<number>,
+    eps: ArrayLike<number>,
+    labels?: ArrayLike<number>,
+  ): Promise<{ parts: StepResult; grads: Float32Array }> {
+    if (!this.gradSession) {
+      this.gradSession = await ort.InferenceSession.create(this.gradGraph.bytes, this.sessionOpts);
+    }
     this.fill(x, eps, labels);
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of this.gradSession.inputNames) feeds[name] = this.feeds[name];
@@ -291,13 +366,21 @@ export class OrtTrainer {
   }
 
   /** Gradients in tfjs layout (one per tfjs weight), for tests and tools. */
-  async gradientsTfjs(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): Promise<{ parts: StepResult; grads: Float32Array[] }> {
+  async gradientsTfjs(
+    x: ArrayLike<number>,
+    eps: ArrayLike<number>,
+    labels?: ArrayLike<number>,
+  ): Promise<{ parts: StepResult; grads: Float32Array[] }> {
     const r = await this.forwardBackward(x, eps, labels);
     return { parts: r.parts, grads: this.toTfjs(r.grads) };
   }
 
   /** One training step (gradients, then Adam). x is [B,28,28,1] (= NCHW with C=1), eps [B,L], labels [B] class ids. */
-  async step(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): Promise<StepResult> {
+  async step(
+    x: ArrayLike<number>,
+    eps: ArrayLike<number>,
+    labels?: ArrayLike<number>,
+  ): Promise<StepResult> {
     if (this.graph.mode === "grads") {
       const { parts, grads } = await this.forwardBackward(x, eps, labels);
       this.applyAdam(grads);
@@ -318,7 +401,11 @@ export class OrtTrainer {
 
   /** One classifier training step (classifier graphs): x [B,28,28,1] in [0,1], labels [B] class ids. */
   classifierStep(x: ArrayLike<number>, labels: ArrayLike<number>): Promise<StepResult> {
-    if (this.graph.kind !== "classifier") throw new Error("ort engine: classifierStep needs a classifier graph (OrtTrainer.createClassifier)");
+    if (this.graph.kind !== "classifier") {
+      throw new Error(
+        "ort engine: classifierStep needs a classifier graph (OrtTrainer.createClassifier)",
+      );
+    }
     return this.step(x, NO_EPS, labels);
   }
 
@@ -395,7 +482,11 @@ export async function adamStateFromTfjs(optimizer: tf.Optimizer): Promise<AdamSt
  * matter); `started` false writes no slots, like tfjs before its first step. The caller disposes
  * the tensors.
  */
-export function adamStateToCheckpoint(s: AdamState, vars: { name: string; shape: number[] }[], started: boolean): Record<string, { name: string; tensor: tf.Tensor }[]> {
+export function adamStateToCheckpoint(
+  s: AdamState,
+  vars: { name: string; shape: number[] }[],
+  started: boolean,
+): Record<string, { name: string; tensor: tf.Tensor }[]> {
   const optimizer = started
     ? [
       { name: "iter", tensor: tf.scalar(s.iterations, "int32") as tf.Tensor },
@@ -405,6 +496,9 @@ export function adamStateToCheckpoint(s: AdamState, vars: { name: string; shape:
     : [];
   return {
     optimizer,
-    adam_beta_powers: [{ name: "accBeta1", tensor: tf.scalar(s.accBeta1) }, { name: "accBeta2", tensor: tf.scalar(s.accBeta2) }],
+    adam_beta_powers: [{ name: "accBeta1", tensor: tf.scalar(s.accBeta1) }, {
+      name: "accBeta2",
+      tensor: tf.scalar(s.accBeta2),
+    }],
   };
 }
