@@ -168,13 +168,7 @@ function tensor(o: Obj, key: string, path: string, expectShape?: Dim[]): TensorS
   return t as unknown as TensorSpec;
 }
 
-/**
- * Validates a parsed manifest and returns it typed. Throws ManifestError naming the first bad
- * field. Checks structure and internal consistency, not the files (see bundle loaders).
- */
-export function validateManifest(raw: unknown): Manifest {
-  if (!isObj(raw)) throw new ManifestError("(root)", "must be a JSON object");
-  const m = raw;
+function checkHeader(m: Obj): void {
   const format = str(m, "format", "");
   if (format !== MANIFEST_FORMAT) {
     throw new ManifestError("format", `must be "${MANIFEST_FORMAT}", got "${format}"`);
@@ -188,12 +182,13 @@ export function validateManifest(raw: unknown): Manifest {
   if (Number.isNaN(Date.parse(created))) {
     throw new ManifestError("created", `is not a date: "${created}"`);
   }
-  const L = int(m, "latentSize", "", 1);
   const onnx = obj(m, "onnx", "");
   int(onnx, "irVersion", "onnx.", 3);
   int(onnx, "opset", "onnx.", 7);
+}
 
-  const input = tensor(m, "input", "", INPUT_SHAPE) as InputSpec;
+function checkInput(m: Obj): void {
+  tensor(m, "input", "", INPUT_SHAPE);
   const inp = m.input as Obj;
   const range = numArray(inp, "range", "input.", 2);
   if (range[0] !== 0 || range[1] !== 1) throw new ManifestError("input.range", "must be [0, 1]");
@@ -206,8 +201,10 @@ export function validateManifest(raw: unknown): Manifest {
       `must be "light-on-dark", got ${JSON.stringify(inp.polarity)}`,
     );
   }
-  void input;
+}
 
+/** Returns K, the number of labels. */
+function checkLabels(m: Obj): number {
   const labels = arr(m, "labels", "");
   if (labels.length < 2) {
     throw new ManifestError("labels", `must list at least 2 labels, got ${labels.length}`);
@@ -217,20 +214,24 @@ export function validateManifest(raw: unknown): Manifest {
       throw new ManifestError(`labels[${i}]`, "must be a non-empty string");
     }
   });
-  const K = labels.length;
+  return labels.length;
+}
 
+/** The serving graph's outputs and the decoder's tensors; returns whether there is a decoder. */
+function checkOutputs(m: Obj, K: number, L: number): boolean {
   const outputs = obj(m, "outputs", "");
   tensor(outputs, "probabilities", "outputs.", ["N", K]);
   tensor(outputs, "mu", "outputs.", ["N", L]);
   tensor(outputs, "logvar", "outputs.", ["N", L]);
-
   const dec = req(m, "decoder", "");
-  if (dec !== null) {
-    if (!isObj(dec)) throw new ManifestError("decoder", "must be an object or null");
-    tensor(dec, "input", "decoder.", ["N", L]);
-    tensor(dec, "output", "decoder.", OUTPUT_IMAGE_SHAPE);
-  }
+  if (dec === null) return false;
+  if (!isObj(dec)) throw new ManifestError("decoder", "must be an object or null");
+  tensor(dec, "input", "decoder.", ["N", L]);
+  tensor(dec, "output", "decoder.", OUTPUT_IMAGE_SHAPE);
+  return true;
+}
 
+function checkFiles(m: Obj, hasDecoder: boolean): void {
   const files = arr(m, "files", "");
   const roles = new Set<string>();
   files.forEach((f, i) => {
@@ -251,13 +252,15 @@ export function validateManifest(raw: unknown): Manifest {
   if (!roles.has("model")) {
     throw new ManifestError("files", 'must contain an entry with role "model"');
   }
-  if (dec !== null && !roles.has("decoder")) {
+  if (hasDecoder && !roles.has("decoder")) {
     throw new ManifestError(
       "files",
       'must contain an entry with role "decoder" when "decoder" is set',
     );
   }
+}
 
+function checkMetrics(m: Obj, K: number): void {
   const metrics = obj(m, "metrics", "");
   const acc = num(metrics, "testAccuracy", "metrics.");
   if (acc < 0 || acc > 1) throw new ManifestError("metrics.testAccuracy", "must be within [0, 1]");
@@ -269,9 +272,9 @@ export function validateManifest(raw: unknown): Manifest {
       throw new ManifestError(`metrics.confusion[${i}]`, `must have ${K} entries`);
     }
   });
-  obj(m, "training", "");
-  obj(m, "data", "");
+}
 
+function checkProbeCases(m: Obj, K: number, L: number): void {
   const probe = obj(m, "probe", "");
   const tol = num(probe, "tolerance", "probe.");
   if (tol <= 0) throw new ManifestError("probe.tolerance", "must be > 0");
@@ -286,5 +289,24 @@ export function validateManifest(raw: unknown): Manifest {
     numArray(c, "probabilities", p, K);
     numArray(c, "mu", p, L);
   });
+}
+
+/**
+ * Validates a parsed manifest and returns it typed. Throws ManifestError naming the first bad
+ * field. Checks structure and internal consistency, not the files (see bundle loaders).
+ */
+export function validateManifest(raw: unknown): Manifest {
+  if (!isObj(raw)) throw new ManifestError("(root)", "must be a JSON object");
+  const m = raw;
+  checkHeader(m);
+  const L = int(m, "latentSize", "", 1);
+  checkInput(m);
+  const K = checkLabels(m);
+  const hasDecoder = checkOutputs(m, K, L);
+  checkFiles(m, hasDecoder);
+  checkMetrics(m, K);
+  obj(m, "training", "");
+  obj(m, "data", "");
+  checkProbeCases(m, K, L);
   return m as unknown as Manifest;
 }

@@ -21,6 +21,52 @@ export interface ProbeReport {
   maxAbsDiff: number;
 }
 
+/** The probe images as the serving graph's input: n x 784 floats in [0, 1]. */
+function probeImages(manifest: Manifest, dir: string): Float32Array {
+  const cases = manifest.probe.cases;
+  const images = new Float32Array(cases.length * PIXELS);
+  cases.forEach((c, i) => {
+    const px = decodeProbePixels(c.pixels);
+    if (px.length !== PIXELS) {
+      throw new BundleError(
+        dir,
+        `${MANIFEST_FILE} field "probe.cases[${i}].pixels"`,
+        `decodes to ${px.length} bytes, expected ${PIXELS}`,
+      );
+    }
+    normalizePixels(px, images.subarray(i * PIXELS, (i + 1) * PIXELS));
+  });
+  return images;
+}
+
+/** Row `i` of `actual` (rows of `width`) against `recorded`; returns the largest difference. */
+function compareRow(
+  dir: string,
+  i: number,
+  what: string,
+  actual: Float32Array,
+  width: number,
+  recorded: number[],
+  tolerance: number,
+): number {
+  let max = 0;
+  for (let j = 0; j < width; j++) {
+    const d = Math.abs(actual[i * width + j] - recorded[j]);
+    // NaN must fail too, hence the negated comparison.
+    if (!(d <= tolerance)) {
+      throw new BundleError(
+        dir,
+        `probe case ${i}`,
+        `${what}[${j}] is ${actual[i * width + j]}, the bundle recorded ${
+          recorded[j]
+        } (difference ${d.toExponential(2)} exceeds tolerance ${tolerance})`,
+      );
+    }
+    max = Math.max(max, d);
+  }
+  return max;
+}
+
 /**
  * Feeds the manifest's probe images through `run` and checks that the outputs reproduce the
  * values recorded at export within `probe.tolerance`, and that every top label is the same.
@@ -36,19 +82,7 @@ export async function checkProbe(
   const n = cases.length;
   const K = manifest.labels.length;
   const L = manifest.latentSize;
-  const pixels = PIXELS;
-  const images = new Float32Array(n * pixels);
-  cases.forEach((c, i) => {
-    const px = decodeProbePixels(c.pixels);
-    if (px.length !== pixels) {
-      throw new BundleError(
-        dir,
-        `${MANIFEST_FILE} field "probe.cases[${i}].pixels"`,
-        `decodes to ${px.length} bytes, expected ${pixels}`,
-      );
-    }
-    normalizePixels(px, images.subarray(i * pixels, (i + 1) * pixels));
-  });
+  const images = probeImages(manifest, dir);
   let out: { probabilities: Float32Array; mu: Float32Array };
   try {
     out = await run(images, n);
@@ -59,21 +93,18 @@ export async function checkProbe(
       `the model failed to run on the probe images (${(e as Error).message})`,
     );
   }
-  if (out.probabilities.length !== n * K) {
-    throw new BundleError(
-      dir,
-      "probe",
-      `the model returned ${out.probabilities.length} probabilities for ${n} images, expected ${
-        n * K
-      }`,
-    );
-  }
-  if (out.mu.length !== n * L) {
-    throw new BundleError(
-      dir,
-      "probe",
-      `the model returned ${out.mu.length} mu values for ${n} images, expected ${n * L}`,
-    );
+  const counts: [string, number, number][] = [
+    ["probabilities", out.probabilities.length, n * K],
+    ["mu values", out.mu.length, n * L],
+  ];
+  for (const [what, got, want] of counts) {
+    if (got !== want) {
+      throw new BundleError(
+        dir,
+        "probe",
+        `the model returned ${got} ${what} for ${n} images, expected ${want}`,
+      );
+    }
   }
   let maxAbsDiff = 0;
   cases.forEach((c, i) => {
@@ -87,24 +118,17 @@ export async function checkProbe(
         }")`,
       );
     }
-    const compare = (what: string, actual: Float32Array, width: number, recorded: number[]) => {
-      for (let j = 0; j < width; j++) {
-        const d = Math.abs(actual[i * width + j] - recorded[j]);
-        // NaN must fail too, hence the negated comparison.
-        if (!(d <= tolerance)) {
-          throw new BundleError(
-            dir,
-            `probe case ${i}`,
-            `${what}[${j}] is ${actual[i * width + j]}, the bundle recorded ${
-              recorded[j]
-            } (difference ${d.toExponential(2)} exceeds tolerance ${tolerance})`,
-          );
-        }
-        maxAbsDiff = Math.max(maxAbsDiff, d);
-      }
-    };
-    compare("probabilities", out.probabilities, K, c.probabilities);
-    compare("mu", out.mu, L, c.mu);
+    const dp = compareRow(
+      dir,
+      i,
+      "probabilities",
+      out.probabilities,
+      K,
+      c.probabilities,
+      tolerance,
+    );
+    const dm = compareRow(dir, i, "mu", out.mu, L, c.mu, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, dp, dm);
   });
   return { cases: n, maxAbsDiff };
 }
