@@ -1,24 +1,29 @@
 /**
- * The experiment's conductor. Forks worker processes (./worker.ts, one wasm thread each, so two
+ * The experiment's conductor. Forks worker processes (./job_worker.ts through ./pool.ts, one wasm thread each, so two
  * workers use both cores), has each measure its step speeds while the others do the same, plans
  * the remaining jobs and prints the estimated wall time, then hands out jobs longest first. It
  * is the only writer of results.json, saving after every finished cell so an interrupted run
  * resumes with the same --out; at the end of every session it redraws the figures and report.md.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { EngineBackend } from "../engine/backend.ts";
 import { formatDuration } from "../progress.ts";
 import { accuracySpec, reconPng, renderSvg, scatterSpec } from "./charts.ts";
 import { type ExperimentConfig, resultsHash } from "./config.ts";
-import { type Calibration, cachedEpochs, type Job, vaeCachePath, type TrainEngine } from "./jobs.ts";
+import {
+  cachedEpochs,
+  type Calibration,
+  type Job,
+  type TrainEngine,
+  vaeCachePath,
+} from "./jobs.ts";
 import { bestLatentJob, estimateJob, orderJobs, planJobs, schedule, type Sizes } from "./plan.ts";
 import { bestLatent, renderReport } from "./report.ts";
 import { loadResults, type Results, saveResults } from "./results.ts";
-import type { FromWorker, ToWorker } from "./worker.ts";
+import type { FromWorker, ToWorker } from "./job_worker.ts";
+import { type PoolWorker, WorkerPool } from "./pool.ts";
 
 export interface RunOptions {
   cfg: ExperimentConfig;
@@ -34,12 +39,7 @@ export interface RunOptions {
   log: (line: string) => void;
 }
 
-export class Interrupted extends Error {
-  constructor() {
-    super("interrupted");
-    this.name = "Interrupted";
-  }
-}
+export { Interrupted } from "./pool.ts";
 
 export function machineInfo(): Record<string, unknown> {
   const cpus = os.cpus();
@@ -55,15 +55,25 @@ export function machineInfo(): Record<string, unknown> {
 /** Averages the workers' calibrations (each measured while the others ran: the real contention). */
 function meanCalibration(cs: Calibration[]): Calibration {
   const out = { ...cs[0] };
-  for (const k of Object.keys(out) as (keyof Calibration)[]) out[k] = cs.reduce((a, c) => a + c[k], 0) / cs.length;
+  for (const k of Object.keys(out) as (keyof Calibration)[]) {
+    out[k] = cs.reduce((a, c) => a + c[k], 0) / cs.length;
+  }
   return out;
 }
 
 function describe(cal: Calibration, cfg: ExperimentConfig): string {
-  return `VAE ${(cal.vaeStep * 1000).toFixed(0)} ms/step (${(cfg.vae.batchSize / cal.vaeStep).toFixed(0)} img/s), ` +
-    `CNN ${(cal.cnnStep * 1000).toFixed(0)} ms/step (${(cfg.cnn.fit.batchSize / cal.cnnStep).toFixed(0)} img/s), ` +
-    `logistic ${(cal.logisticStep * 1000).toFixed(2)} ms/step, MLP ${(cal.mlpStep * 1000).toFixed(2)} ms/step, ` +
-    `encode ${(1 / cal.encodeImage).toFixed(0)} img/s, CNN inference ${(1 / cal.cnnPredictImage).toFixed(0)} img/s`;
+  return `VAE ${(cal.vaeStep * 1000).toFixed(0)} ms/step (${
+    (cfg.vae.batchSize / cal.vaeStep).toFixed(0)
+  } img/s), ` +
+    `CNN ${(cal.cnnStep * 1000).toFixed(0)} ms/step (${
+      (cfg.cnn.fit.batchSize / cal.cnnStep).toFixed(0)
+    } img/s), ` +
+    `logistic ${(cal.logisticStep * 1000).toFixed(2)} ms/step, MLP ${
+      (cal.mlpStep * 1000).toFixed(2)
+    } ms/step, ` +
+    `encode ${(1 / cal.encodeImage).toFixed(0)} img/s, CNN inference ${
+      (1 / cal.cnnPredictImage).toFixed(0)
+    } img/s`;
 }
 
 /** Writes figures and report.md from the results (whatever part of the run exists). */
@@ -71,7 +81,10 @@ export async function writeOutputs(outDir: string, r: Results): Promise<string[]
   const written: string[] = [];
   const fig1 = Boolean(r.figures.scatter);
   if (r.figures.scatter) {
-    writeFileSync(join(outDir, "fig1-latent-scatter.svg"), await renderSvg(scatterSpec(r.figures.scatter)));
+    writeFileSync(
+      join(outDir, "fig1-latent-scatter.svg"),
+      await renderSvg(scatterSpec(r.figures.scatter)),
+    );
     written.push("fig1-latent-scatter.svg");
   }
   const recon = reconPng(r);
@@ -86,19 +99,255 @@ export async function writeOutputs(outDir: string, r: Results): Promise<string[]
   }
   const notesPath = join(outDir, "notes.md");
   const notes = existsSync(notesPath) ? readFileSync(notesPath, "utf8") : undefined;
-  writeFileSync(join(outDir, "report.md"), renderReport(r, { fig1, fig2: recon?.latents ?? null, fig3 }, notes));
+  writeFileSync(
+    join(outDir, "report.md"),
+    renderReport(r, { fig1, fig2: recon?.latents ?? null, fig3 }, notes),
+  );
   written.push("report.md");
   return written;
 }
 
-interface Worker {
-  id: number;
-  child: ChildProcess;
-  job: Job | null;
-  jobStart: number;
+type Ready = Extract<FromWorker, { type: "ready" }>;
+
+/** Step 1: init and calibrate all workers at once, so each measures under the others' load. */
+async function initWorkers(pool: WorkerPool, o: RunOptions, r: Results): Promise<Calibration> {
+  const { cfg, log } = o;
+  log(
+    `starting ${cfg.jobs} worker${
+      cfg.jobs > 1 ? "s" : ""
+    } (engine init, data load, speed calibration)...`,
+  );
+  const ready = await pool.race(
+    Promise.all(pool.workers.map((w) =>
+      new Promise<Ready>((resolve) => {
+        const onMsg = (m: FromWorker) => {
+          if (m.type === "ready") {
+            w.child.off("message", onMsg);
+            resolve(m);
+          } else if (m.type === "error") {
+            pool.fail(new Error(`worker ${w.id} failed to start: ${m.message}`));
+          }
+        };
+        w.child.on("message", onMsg);
+        const init: ToWorker = {
+          type: "init",
+          worker: w.id,
+          cfg,
+          dataDir: o.dataDir,
+          cacheDir: o.cacheDir,
+          backend: o.backend,
+          threads: o.threads,
+          trainEngine: o.trainEngine,
+          calibrate: true,
+        };
+        w.child.send(init);
+      })
+    )),
+  );
+  r.engine = `${ready[0].engine}; VAE and CNN training steps: ${
+    ready[0].trainEngine === "ort" ? "onnxruntime training graph (1 thread)" : "tfjs"
+  } (${ready[0].trainEngineNote})`;
+  if (ready.some((m) => m.trainEngine !== ready[0].trainEngine)) {
+    throw new Error(
+      `workers disagree on the training engine (${ready.map((m) => m.trainEngine).join(", ")}): ${
+        ready.map((m) => m.trainEngineNote).join("; ")
+      }`,
+    );
+  }
+  r.data = ready[0].data;
+  const cal = meanCalibration(ready.map((m) => m.calibration!));
+  log(
+    `engine: ${r.engine}; measured speeds (per worker, ${cfg.jobs} running): ${describe(cal, cfg)}`,
+  );
+  return cal;
 }
 
-export async function runExperiments(o: RunOptions): Promise<{ results: Results; estimateSeconds: number; written: string[] }> {
+/** Step 2: the jobs left, their estimated cost and the estimated wall time (logged). */
+function planRun(o: RunOptions, r: Results, cal: Calibration, startup: number) {
+  const { cfg, log } = o;
+  const ctxForCache = {
+    cfg,
+    cacheDir: o.cacheDir,
+    dataId: r.data!.fingerprint["train-images-idx3-ubyte.gz"] ?? r.data!.dir,
+  };
+  const sizes: Sizes = {
+    trainCount: 60000,
+    vaeTrainCount: cfg.vae.trainCount > 0 ? Math.min(cfg.vae.trainCount, 60000) : 60000,
+    testCount: cfg.testCount > 0 ? Math.min(cfg.testCount, 10000) : 10000,
+    cachedEpochs: (L) => cachedEpochs(vaeCachePath(ctxForCache, L)),
+  };
+  const cost = (j: Job) => estimateJob(cfg, j, cal, sizes);
+  const jobs = planJobs(cfg, r);
+  const plan = schedule(jobs, cfg.jobs, cost);
+  const estimateSeconds = plan.wallSeconds + startup;
+  r.estimate = {
+    wallSeconds: estimateSeconds,
+    cpuSeconds: plan.cpuSeconds,
+    jobs: cfg.jobs,
+    calibration: cal,
+  };
+  const load = os.loadavg()[0];
+  log(
+    `plan: ${jobs.length} jobs, ${formatDuration(plan.cpuSeconds)} of work on ${cfg.jobs} worker${
+      cfg.jobs > 1 ? "s" : ""
+    }: ` +
+      `estimated wall time ${formatDuration(estimateSeconds)} (h:mm:ss, incl. ${
+        startup.toFixed(0)
+      } s start-up)` +
+      (cfg.latents.length > 1
+        ? `, plus the Table 2 heads at our best latent if it is not ${cfg.table2Latent}`
+        : ""),
+  );
+  // Speeds were measured under the current load; say so when other work competes for the cores.
+  if (load > os.cpus().length + 0.5) {
+    log(
+      `note: load average ${
+        load.toFixed(1)
+      } on ${os.cpus().length} cores while measuring: other work is running, so the estimate holds only while it does`,
+    );
+  }
+  return { jobs, plan, cost, estimateSeconds };
+}
+
+/** Records one event a worker reports (a cell, a VAE, a figure's data) in the results. */
+function recordEvent(
+  w: PoolWorker,
+  e: Extract<FromWorker, { type: "event" }>["event"],
+  r: Results,
+  log: (s: string) => void,
+): void {
+  if (e.type === "log") log(`[w${w.id}] ${e.line}`);
+  else if (e.type === "cell") {
+    r.cells[e.cell.key] = e.cell;
+    log(
+      `[w${w.id}] ${e.cell.key}: train ${(e.cell.trainAcc * 100).toFixed(1)}%, test ${
+        (e.cell.testAcc * 100).toFixed(1)
+      }% (${e.cell.seconds.toFixed(1)} s)`,
+    );
+  } else if (e.type === "vae") {
+    // A later job may reload a VAE this run trained; keep the training record.
+    const had = r.vaes[e.vae.latent];
+    if (!(e.vae.cached && had && !had.cached && had.epochs === e.vae.epochs)) {
+      r.vaes[e.vae.latent] = e.vae;
+    }
+    log(
+      `[w${w.id}] VAE L=${e.vae.latent}: test -ELBO ${e.vae.testElbo.toFixed(2)}${
+        e.vae.cached ? " (cached)" : `, trained in ${formatDuration(e.vae.trainSeconds)}`
+      }`,
+    );
+  } else if (e.type === "scatter") {
+    r.figures.scatter = e.scatter;
+  } else if (e.type === "recon") {
+    r.figures.recon[e.latent] = e.pixels;
+    r.figures.testImages = e.testImages;
+  }
+}
+
+/** Adds our best latent's Table 2 heads to the queue when they are new; true when added. */
+function queueBestLatentJob(o: RunOptions, r: Results, queue: Job[], cost: (j: Job) => number) {
+  const best = bestLatent(r);
+  r.bestLatent = best;
+  const extra = best !== null ? bestLatentJob(o.cfg, r, best) : null;
+  if (!extra) return false;
+  o.log(
+    `our best latent is ${best} (not ${o.cfg.table2Latent}): adding its Table 2 heads, ~${
+      formatDuration(cost(extra))
+    }`,
+  );
+  queue.push(extra);
+  queue.splice(0, queue.length, ...orderJobs(queue, cost));
+  return true;
+}
+
+/** Estimated work left: the queue plus the unfinished part of the jobs running elsewhere. */
+function secondsLeft(queue: Job[], others: PoolWorker[], cost: (j: Job) => number, now: number) {
+  return queue.reduce((a, j) => a + cost(j), 0) +
+    others.filter((x) => x.job).reduce(
+      (a, x) => a + Math.max(0, cost(x.job!) - (now - x.jobStart) / 1000),
+      0,
+    );
+}
+
+/**
+ * Step 3: the queue stays in longest-first order and a free worker takes its head; once no
+ * latent-size job is left, our best latent's Table 2 heads join the queue when they are new.
+ */
+function dispatch(
+  pool: WorkerPool,
+  o: RunOptions,
+  r: Results,
+  jobs: Job[],
+  cost: (j: Job) => number,
+  save: () => void,
+  t0: number,
+): Promise<void> {
+  const { cfg, log } = o;
+  const workers = pool.workers;
+  const queue = orderJobs(jobs, cost);
+  const total = { jobs: jobs.length, done: 0 };
+  const ratio = { actual: 0, estimated: 0 };
+  let bestScheduled = false;
+  const latentPending = () =>
+    queue.some((j) => j.kind === "latent") || workers.some((w) => w.job?.kind === "latent");
+  const addBestLatentJob = () => {
+    bestScheduled = true;
+    if (queueBestLatentJob(o, r, queue, cost)) total.jobs++;
+  };
+  const finished = (w: PoolWorker, m: Extract<FromWorker, { type: "done" }>) => {
+    r.jobs.push({ id: m.jobId, worker: w.id, seconds: m.seconds });
+    total.done++;
+    // Re-estimate the rest from how the finished jobs compared with their estimates.
+    ratio.actual += m.seconds;
+    ratio.estimated += cost(w.job!);
+    const now = performance.now();
+    const eta = secondsLeft(queue, workers.filter((x) => x !== w), cost, now) *
+      (ratio.actual / ratio.estimated) / cfg.jobs;
+    log(
+      `[w${w.id}] done ${m.jobId} in ${
+        formatDuration(m.seconds)
+      }; ${total.done}/${total.jobs} jobs, ${formatDuration((now - t0) / 1000)} elapsed, ~${
+        formatDuration(eta)
+      } left`,
+    );
+    w.job = null;
+  };
+  return pool.race(
+    new Promise<void>((resolve) => {
+      const next = (w: PoolWorker) => {
+        if (!bestScheduled && !latentPending()) addBestLatentJob();
+        const job = queue.shift();
+        if (!job) {
+          if (workers.every((x) => x.job === null)) resolve();
+          return;
+        }
+        w.job = job;
+        w.jobStart = performance.now();
+        log(`[w${w.id}] start ${job.id} (est. ${formatDuration(cost(job))})`);
+        const msg: ToWorker = { type: "job", job };
+        w.child.send(msg);
+      };
+      for (const w of workers) {
+        w.child.on("message", (m: FromWorker) => {
+          if (m.type === "event") {
+            recordEvent(w, m.event, r, log);
+            if (m.event.type !== "log") save();
+          } else if (m.type === "done") {
+            finished(w, m);
+            save();
+            next(w);
+          } else if (m.type === "error") {
+            pool.fail(new Error(`job "${m.jobId ?? "?"}" failed in worker ${w.id}: ${m.message}`));
+          }
+        });
+        next(w);
+      }
+    }),
+  );
+}
+
+export async function runExperiments(
+  o: RunOptions,
+): Promise<{ results: Results; estimateSeconds: number; written: string[] }> {
   const { cfg, log } = o;
   if (!o.estimateOnly) mkdirSync(o.outDir, { recursive: true });
   const resultsPath = join(o.outDir, "results.json");
@@ -111,172 +360,34 @@ export async function runExperiments(o: RunOptions): Promise<{ results: Results;
     session.seconds = (performance.now() - t0) / 1000;
     saveResults(resultsPath, r);
   };
-  if (Object.keys(r.cells).length) log(`resuming ${resultsPath}: ${Object.keys(r.cells).length} cells already done`);
-
-  // Workers: tsx is passed explicitly (not inherited execArgv, which may hold --test and friends).
-  const tsx = import.meta.resolve("tsx");
-  const workerPath = fileURLToPath(new URL("./worker.ts", import.meta.url));
-  const workers: Worker[] = [];
-  let fail: (e: Error) => void = () => {};
-  const failed = new Promise<never>((_, reject) => (fail = reject));
-  failed.catch(() => {});
-  let finishing = false;
-  for (let i = 0; i < cfg.jobs; i++) {
-    const child = fork(workerPath, [], { execArgv: ["--import", tsx], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    child.on("exit", (code, signal) => {
-      if (!finishing) fail(new Error(`worker ${i + 1} (pid ${child.pid}) exited unexpectedly (${signal ?? `code ${code}`})${workers[i]?.job ? ` while running ${workers[i].job!.id}` : ""}`));
-    });
-    workers.push({ id: i + 1, child, job: null, jobStart: 0 });
+  if (Object.keys(r.cells).length) {
+    log(`resuming ${resultsPath}: ${Object.keys(r.cells).length} cells already done`);
   }
-  const stopWorkers = () => {
-    finishing = true;
-    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGTERM");
-  };
-  const onSigint = () => {
-    finishing = true; // the workers get the same Ctrl-C; their exit is expected now
-    log("\nCtrl-C: stopping the workers; finished cells are saved");
-    fail(new Interrupted());
-  };
-  process.on("SIGINT", onSigint);
 
+  const pool = new WorkerPool(cfg.jobs, log);
   const written: string[] = [];
   let estimateSeconds = 0;
   try {
-    // 1. Init and calibrate all workers at once, so each measures under the others' load.
-    log(`starting ${cfg.jobs} worker${cfg.jobs > 1 ? "s" : ""} (engine init, data load, speed calibration)...`);
-    const ready = await Promise.race([
-      Promise.all(workers.map((w) =>
-        new Promise<Extract<FromWorker, { type: "ready" }>>((resolve) => {
-          const onMsg = (m: FromWorker) => {
-            if (m.type === "ready") {
-              w.child.off("message", onMsg);
-              resolve(m);
-            } else if (m.type === "error") fail(new Error(`worker ${w.id} failed to start: ${m.message}`));
-          };
-          w.child.on("message", onMsg);
-          const init: ToWorker = { type: "init", worker: w.id, cfg, dataDir: o.dataDir, cacheDir: o.cacheDir, backend: o.backend, threads: o.threads, trainEngine: o.trainEngine, calibrate: true };
-          w.child.send(init);
-        })
-      )),
-      failed,
-    ]);
-    r.engine = `${ready[0].engine}; VAE and CNN training steps: ${ready[0].trainEngine === "ort" ? "onnxruntime training graph (1 thread)" : "tfjs"} (${ready[0].trainEngineNote})`;
-    if (ready.some((m) => m.trainEngine !== ready[0].trainEngine)) throw new Error(`workers disagree on the training engine (${ready.map((m) => m.trainEngine).join(", ")}): ${ready.map((m) => m.trainEngineNote).join("; ")}`);
-    r.data = ready[0].data;
-    const cal = meanCalibration(ready.map((m) => m.calibration!));
-    log(`engine: ${r.engine}; measured speeds (per worker, ${cfg.jobs} running): ${describe(cal, cfg)}`);
-
-    // 2. Plan and estimate.
-    const ctxForCache = { cfg, cacheDir: o.cacheDir, dataId: r.data.fingerprint["train-images-idx3-ubyte.gz"] ?? r.data.dir };
-    const sizes: Sizes = {
-      trainCount: 60000,
-      vaeTrainCount: cfg.vae.trainCount > 0 ? Math.min(cfg.vae.trainCount, 60000) : 60000,
-      testCount: cfg.testCount > 0 ? Math.min(cfg.testCount, 10000) : 10000,
-      cachedEpochs: (L) => cachedEpochs(vaeCachePath(ctxForCache, L)),
-    };
-    const cost = (j: Job) => estimateJob(cfg, j, cal, sizes);
-    const jobs = planJobs(cfg, r);
-    const plan = schedule(jobs, cfg.jobs, cost);
-    const startup = (performance.now() - t0) / 1000;
-    estimateSeconds = plan.wallSeconds + startup;
-    r.estimate = { wallSeconds: estimateSeconds, cpuSeconds: plan.cpuSeconds, jobs: cfg.jobs, calibration: cal };
-    const load = os.loadavg()[0];
-    log(`plan: ${jobs.length} jobs, ${formatDuration(plan.cpuSeconds)} of work on ${cfg.jobs} worker${cfg.jobs > 1 ? "s" : ""}: ` +
-      `estimated wall time ${formatDuration(estimateSeconds)} (h:mm:ss, incl. ${startup.toFixed(0)} s start-up)` +
-      (cfg.latents.length > 1 ? `, plus the Table 2 heads at our best latent if it is not ${cfg.table2Latent}` : ""));
-    // Speeds were measured under the current load; say so when other work competes for the cores.
-    if (load > os.cpus().length + 0.5) log(`note: load average ${load.toFixed(1)} on ${os.cpus().length} cores while measuring: other work is running, so the estimate holds only while it does`);
+    const cal = await initWorkers(pool, o, r);
+    const planned = planRun(o, r, cal, (performance.now() - t0) / 1000);
+    estimateSeconds = planned.estimateSeconds;
     if (o.estimateOnly) {
-      for (const s of plan.order) log(`  worker ${s.worker + 1}: ${formatDuration(s.start).padStart(7)} – ${formatDuration(s.end).padStart(7)}  ${s.job.id}`);
-      stopWorkers();
+      for (const s of planned.plan.order) {
+        log(
+          `  worker ${s.worker + 1}: ${formatDuration(s.start).padStart(7)} – ${
+            formatDuration(s.end).padStart(7)
+          }  ${s.job.id}`,
+        );
+      }
       return { results: r, estimateSeconds, written };
     }
     save();
-
-    // 3. Dispatch: the queue stays in longest-first order; a free worker takes the head.
-    const queue = orderJobs(jobs, cost);
-    const total = { jobs: jobs.length, done: 0 };
-    const ratio = { actual: 0, estimated: 0 };
-    let bestScheduled = false;
-    const latentPending = () => queue.some((j) => j.kind === "latent") || workers.some((w) => w.job?.kind === "latent");
-    await Promise.race([
-      failed,
-      new Promise<void>((resolve) => {
-        const next = (w: Worker) => {
-          if (!bestScheduled && !latentPending()) {
-            bestScheduled = true;
-            const best = bestLatent(r);
-            r.bestLatent = best;
-            const extra = best !== null ? bestLatentJob(cfg, r, best) : null;
-            if (extra) {
-              log(`our best latent is ${best} (not ${cfg.table2Latent}): adding its Table 2 heads, ~${formatDuration(cost(extra))}`);
-              queue.push(extra);
-              total.jobs++;
-              queue.splice(0, queue.length, ...orderJobs(queue, cost));
-            }
-          }
-          const job = queue.shift();
-          if (!job) {
-            if (workers.every((x) => x.job === null)) resolve();
-            return;
-          }
-          w.job = job;
-          w.jobStart = performance.now();
-          log(`[w${w.id}] start ${job.id} (est. ${formatDuration(cost(job))})`);
-          const msg: ToWorker = { type: "job", job };
-          w.child.send(msg);
-        };
-        for (const w of workers) {
-          w.child.on("message", (m: FromWorker) => {
-            if (m.type === "event") {
-              const e = m.event;
-              if (e.type === "log") log(`[w${w.id}] ${e.line}`);
-              else if (e.type === "cell") {
-                r.cells[e.cell.key] = e.cell;
-                log(`[w${w.id}] ${e.cell.key}: train ${(e.cell.trainAcc * 100).toFixed(1)}%, test ${(e.cell.testAcc * 100).toFixed(1)}% (${e.cell.seconds.toFixed(1)} s)`);
-                save();
-              } else if (e.type === "vae") {
-                // A later job may reload a VAE this run trained; keep the training record.
-                const had = r.vaes[e.vae.latent];
-                if (!(e.vae.cached && had && !had.cached && had.epochs === e.vae.epochs)) r.vaes[e.vae.latent] = e.vae;
-                log(`[w${w.id}] VAE L=${e.vae.latent}: test -ELBO ${e.vae.testElbo.toFixed(2)}${e.vae.cached ? " (cached)" : `, trained in ${formatDuration(e.vae.trainSeconds)}`}`);
-                save();
-              } else if (e.type === "scatter") {
-                r.figures.scatter = e.scatter;
-                save();
-              } else if (e.type === "recon") {
-                r.figures.recon[e.latent] = e.pixels;
-                r.figures.testImages = e.testImages;
-                save();
-              }
-            } else if (m.type === "done") {
-              r.jobs.push({ id: m.jobId, worker: w.id, seconds: m.seconds });
-              total.done++;
-              // Re-estimate the rest from how the finished jobs compared with their estimates.
-              ratio.actual += m.seconds;
-              ratio.estimated += cost(w.job!);
-              const now = performance.now();
-              const left = queue.reduce((a, j) => a + cost(j), 0) +
-                workers.filter((x) => x !== w && x.job).reduce((a, x) => a + Math.max(0, cost(x.job!) - (now - x.jobStart) / 1000), 0);
-              const eta = (left * (ratio.actual / ratio.estimated)) / cfg.jobs;
-              log(`[w${w.id}] done ${m.jobId} in ${formatDuration(m.seconds)}; ${total.done}/${total.jobs} jobs, ${formatDuration((now - t0) / 1000)} elapsed, ~${formatDuration(eta)} left`);
-              w.job = null;
-              save();
-              next(w);
-            } else if (m.type === "error") {
-              fail(new Error(`job "${m.jobId ?? "?"}" failed in worker ${w.id}: ${m.message}`));
-            }
-          });
-          next(w);
-        }
-      }),
-    ]);
+    await dispatch(pool, o, r, planned.jobs, planned.cost, save, t0);
     session.finished = true;
     r.bestLatent = bestLatent(r);
     return { results: r, estimateSeconds, written };
   } finally {
-    process.off("SIGINT", onSigint);
-    stopWorkers();
+    pool.stop();
     if (!o.estimateOnly) {
       save();
       try {

@@ -15,36 +15,10 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import type { GraphBuilder } from "./_proto.ts";
+import { flatten, isSpatialReshape, nextConsumer, reshape, reshapeTarget } from "./_reshape.ts";
+import { cfgOf, type Config, IDENTITY_LAYERS, type Value } from "./_value.ts";
 
-/** A tensor flowing through the graph. `shape` is the tfjs per-example shape (no batch). */
-export interface Value {
-  name: string;
-  /** [H, W, C] (stored as NCHW in ONNX) or [F]. */
-  shape: number[];
-  /** Set on flat values whose ONNX element order is (c,h,w) of this [H,W,C], not tfjs's (h,w,c). */
-  chwOf?: [number, number, number];
-}
-
-/** Layers that are the identity at inference time. */
-const IDENTITY_LAYERS = new Set([
-  "Dropout",
-  "SpatialDropout1D",
-  "GaussianNoise",
-  "GaussianDropout",
-  "AlphaDropout",
-  "InputLayer",
-]);
-
-/** Layers that act elementwise (or permutation-equivariantly on a vector), so a `chwOf` tag survives them. */
-function isOrderFree(layer: tf.layers.Layer): boolean {
-  return IDENTITY_LAYERS.has(layer.getClassName()) || layer.getClassName() === "Activation";
-}
-
-type Config = Record<string, unknown>;
-
-function cfgOf(layer: tf.layers.Layer): Config {
-  return layer.getConfig() as Config;
-}
+export type { Value };
 
 function pair(v: unknown, what: string, layer: tf.layers.Layer): [number, number] {
   const p = Array.isArray(v) ? v : [v, v];
@@ -220,7 +194,9 @@ function convParts(x: Value, layer: tf.layers.Layer, kind: "Conv2D" | "Conv2DTra
   checkConvCfg(layer, cfg);
   if (x.shape.length !== 3) {
     throw new Error(
-      `ONNX export: ${kind} layer ${layer.name} needs an [H,W,C] input, got ${JSON.stringify(x.shape)}`,
+      `ONNX export: ${kind} layer ${layer.name} needs an [H,W,C] input, got ${
+        JSON.stringify(x.shape)
+      }`,
     );
   }
   const [kh, kw] = pair(cfg.kernelSize, "kernelSize", layer);
@@ -296,37 +272,6 @@ export function conv2dTranspose(g: GraphBuilder, x: Value, layer: tf.layers.Laye
   return { ...v, name: activation(g, v, cfg.activation, `${layer.name}/act`) };
 }
 
-/** The next layer after `i` that is not order-free (undefined at the end of the model). */
-function nextConsumer(layers: tf.layers.Layer[], i: number): tf.layers.Layer | undefined {
-  for (let j = i + 1; j < layers.length; j++) if (!isOrderFree(layers[j])) return layers[j];
-  return undefined;
-}
-
-function reshapeTarget(layer: tf.layers.Layer): number[] {
-  const t = cfgOf(layer).targetShape;
-  if (!Array.isArray(t) || !t.every((d) => Number.isInteger(d) && d > 0)) {
-    throw new Error(
-      `ONNX export: Reshape layer ${layer.name} has target ${
-        JSON.stringify(t)
-      }; only explicit positive sizes are supported`,
-    );
-  }
-  return t as number[];
-}
-
-function isSpatialReshape(layer: tf.layers.Layer | undefined): layer is tf.layers.Layer {
-  return layer?.getClassName() === "Reshape" && reshapeTarget(layer).length === 3;
-}
-
-/** NCHW [H,W,C] value -> flat value in tfjs (h,w,c) order, via an explicit Transpose. */
-function flattenToNhwcOrder(g: GraphBuilder, x: Value, name: string): Value {
-  const t = g.op("Transpose", `${name}/ToNHWC`, [x.name], { perm: [0, 2, 3, 1] });
-  return {
-    name: g.op("Flatten", `${name}/Flatten`, [t], { axis: 1 }),
-    shape: [x.shape.reduce((a, b) => a * b, 1)],
-  };
-}
-
 /**
  * Converts the first `count` of `layers` in order, starting from `x`. A smaller `count` lets the
  * caller convert the remaining layers itself (the exporter splits the encoder's moments layer);
@@ -365,69 +310,12 @@ export function convertLayers(
         );
         return;
       }
-      case "Flatten": {
-        if (v.shape.length === 1) return;
-        const next = nextConsumer(layers, i);
-        const size = v.shape.reduce((a, b) => a * b, 1);
-        if (next?.getClassName() === "Dense" || isSpatialReshape(next)) {
-          v = {
-            name: g.op("Flatten", `${layer.name}/Flatten`, [v.name], { axis: 1 }),
-            shape: [size],
-            chwOf: v.shape as [number, number, number],
-          };
-        } else {
-          v = flattenToNhwcOrder(g, v, layer.name);
-        }
+      case "Flatten":
+        v = flatten(g, v, layer, nextConsumer(layers, i));
         return;
-      }
-      case "Reshape": {
-        const target = reshapeTarget(layer);
-        const inSize = v.shape.reduce((a, b) => a * b, 1);
-        if (target.reduce((a, b) => a * b, 1) !== inSize) {
-          throw new Error(
-            `ONNX export: Reshape layer ${layer.name} cannot reshape ${
-              JSON.stringify(v.shape)
-            } to ${JSON.stringify(target)}`,
-          );
-        }
-        if (target.length === 1) {
-          v = v.shape.length === 1 ? v : flattenToNhwcOrder(g, v, layer.name);
-        } else if (target.length === 3 && v.shape.length === 1) {
-          const [H, W, C] = target;
-          if (v.chwOf && JSON.stringify(v.chwOf) === JSON.stringify(target)) {
-            // The producer already emits (c,h,w) order: a plain Reshape yields NCHW.
-            v = {
-              name: g.op("Reshape", `${layer.name}/Reshape`, [
-                v.name,
-                g.int64Init(`${layer.name}.shape`, [-1, C, H, W]),
-              ]),
-              shape: target,
-            };
-          } else if (!v.chwOf) {
-            const r = g.op("Reshape", `${layer.name}/Reshape`, [
-              v.name,
-              g.int64Init(`${layer.name}.shape`, [-1, H, W, C]),
-            ]);
-            v = {
-              name: g.op("Transpose", `${layer.name}/ToNCHW`, [r], { perm: [0, 3, 1, 2] }),
-              shape: target,
-            };
-          } else {
-            throw new Error(
-              `ONNX export: Reshape layer ${layer.name} to ${
-                JSON.stringify(target)
-              } follows a flatten of ${JSON.stringify(v.chwOf)}; not supported`,
-            );
-          }
-        } else {
-          throw new Error(
-            `ONNX export: Reshape layer ${layer.name} from ${JSON.stringify(v.shape)} to ${
-              JSON.stringify(target)
-            } is not supported`,
-          );
-        }
+      case "Reshape":
+        v = reshape(g, v, layer);
         return;
-      }
       default:
         throw new Error(`ONNX export: layer ${layer.name} of type ${kind} is not supported`);
     }
