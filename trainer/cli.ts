@@ -16,6 +16,7 @@ import { loadCheckpoint } from "./checkpoint.ts";
 import { initEngine } from "./engine/backend.ts";
 import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
+import { ENGINE_CHOICES, type EngineChoice } from "./engine/choice.ts";
 
 /**
  * Defaults are the recipe of the committed default bundle: latent 16 (best served accuracy
@@ -39,7 +40,7 @@ const TRAIN_FLAGS = {
   name: { type: "string", default: "fashion-vae", help: "model name written into the bundle" },
   backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend" },
   threads: { type: "int", default: 1, help: "wasm threads" },
-  engine: { type: "string", default: "auto", choices: ["auto", "tfjs", "ort"], help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
+  engine: { type: "string", default: "auto", choices: ENGINE_CHOICES, help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
@@ -146,7 +147,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     shouldStop: () => stop,
     progress: f.progress as boolean,
     log,
-    engine: f.engine as "auto" | "tfjs" | "ort",
+    engine: f.engine as EngineChoice,
     ortThreads: f["ort-threads"] as number,
   });
   process.off("SIGINT", onSigint);

@@ -23,6 +23,7 @@ import {
 } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
 import type { OrtTrainer } from "./engine/ort_train.ts";
+import type { EngineChoice } from "./engine/choice.ts";
 
 export interface TrainConfig {
   vae: VaeConfig;
@@ -74,7 +75,7 @@ export interface TrainOptions {
    * are written back to the tfjs models at every epoch end and checkpoint, so evaluation, export
    * and checkpoints (interchangeable between engines) are unchanged.
    */
-  engine?: "tfjs" | "ort" | "auto";
+  engine?: EngineChoice;
   /** onnxruntime intra-op threads for engine "ort" (default 1). */
   ortThreads?: number;
 }

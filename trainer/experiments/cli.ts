@@ -15,6 +15,7 @@ import { formatDuration } from "../progress.ts";
 import { configFromFlags, EXPERIMENT_FLAGS } from "./config.ts";
 import type { Results } from "./results.ts";
 import { Interrupted, runExperiments, writeOutputs } from "./run.ts";
+import type { EngineChoice } from "../engine/choice.ts";
 
 const USAGE = `Usage: deno task experiments -- [flags]
 Trains one unsupervised VAE per latent size, then logistic and MLP heads on its latent and a
@@ -55,7 +56,7 @@ export async function main(argvIn: string[]): Promise<number> {
       dataDir: resolveDataDir(f["data-dir"] as string | undefined),
       backend: f.backend as EngineBackend,
       threads: f.threads as number,
-      trainEngine: f.engine as "auto" | "tfjs" | "ort",
+      trainEngine: f.engine as EngineChoice,
       estimateOnly: f.estimate as boolean,
       log,
     });

@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { rng, shuffle, type Split } from "../data.ts";
 import { OrtTrainer } from "../engine/ort_train.ts";
-import type { TrainEngine } from "./jobs.ts";
+import type { TrainEngine } from "../engine/choice.ts";
 import { buildPixelCnn, classLoss, type CnnConfig } from "../model.ts";
 import { type CnnFit, cnnSteps } from "./config.ts";
 

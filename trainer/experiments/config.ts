@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { FlagError, type FlagSpecs } from "../../common/flags.ts";
 import { CNN_FIT, type FitOptions, LOGISTIC_FIT, MLP_FIT } from "../classifiers.ts";
 import { type CnnConfig, DEFAULT_CNN, DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, TINY_CNN, TINY_VAE, type VaeConfig } from "../model.ts";
+import { ENGINE_CHOICES } from "../engine/choice.ts";
 
 /** The CNN baseline's loop settings: Adam with a cosine-decayed rate and random-shift augmentation. */
 export interface CnnFit {
@@ -155,7 +156,7 @@ export const EXPERIMENT_FLAGS = {
   jobs: { type: "int", help: `worker processes run in parallel (default ${FULL_CONFIG.jobs})` },
   backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend of the workers" },
   threads: { type: "int", default: 1, help: "wasm threads per worker" },
-  engine: { type: "string", default: "auto", choices: ["auto", "tfjs", "ort"], help: "VAE and CNN training steps on tfjs or as one onnxruntime graph each (auto: ort when it works; same results up to rounding and dropout draws)" },
+  engine: { type: "string", default: "auto", choices: ENGINE_CHOICES, help: "VAE and CNN training steps on tfjs or as one onnxruntime graph each (auto: ort when it works; same results up to rounding and dropout draws)" },
   "report-only": { type: "boolean", default: false, help: "redraw report.md and the figures of --out from its results.json (and notes.md, if present); trains nothing" },
   estimate: { type: "boolean", default: false, help: "measure step speeds, print the plan and its time estimate, then exit" },
 } satisfies FlagSpecs;

@@ -20,6 +20,7 @@ import { evaluateVae, type TrainConfig, trainVae } from "../train.ts";
 import { trainCnnBaseline } from "./cnn_fit.ts";
 import { type ExperimentConfig, headSteps, shortHash } from "./config.ts";
 import type { CellResult, CellSpec, Results, VaeResult } from "./results.ts";
+import type { TrainEngine } from "../engine/choice.ts";
 
 export interface LatentJob {
   kind: "latent";
@@ -61,7 +62,7 @@ export interface JobContext {
   emit: (e: JobEvent) => void;
 }
 
-export type TrainEngine = "tfjs" | "ort";
+export type { TrainEngine };
 
 /**
  * "auto" picks the onnxruntime training graph (several times faster per VAE step, same results up

@@ -2,7 +2,29 @@
  * The tensor names and the result type of the training-step graphs (vae_step.ts,
  * classifier_step.ts), shared with the trainer that feeds them (../ort_train.ts).
  */
-import type { ParamInput, WeightSlot } from "./tape.ts";
+import type * as tf from "@tensorflow/tfjs";
+
+/** A parameter graph input (ONNX layout) and where each element lives among the tfjs weights. */
+export interface ParamInput {
+  /** The tensor holding the parameter inside the graph (a slice of the flat input). */
+  name: string;
+  dims: number[];
+  /** Where the parameter starts in the flat parameter vector. */
+  offset: number;
+  /** src[i] = index in the concatenated tfjs weights (see WeightSlot.offset) of element i. */
+  src: Int32Array;
+}
+
+/** One tfjs weight (e.g. enc_conv1/kernel), in the order of model.weights of each model. */
+export interface WeightSlot {
+  model: string;
+  layer: tf.layers.Layer;
+  /** Index of this weight among layer.getWeights(). */
+  index: number;
+  shape: number[];
+  offset: number;
+  size: number;
+}
 
 export const TRAIN_IO = Object.freeze({
   /** All parameters, ONNX layouts, concatenated (ParamInput.offset). */

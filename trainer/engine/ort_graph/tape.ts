@@ -7,35 +7,15 @@
 import type * as tf from "@tensorflow/tfjs";
 import { convertLayers, type Value } from "../../export/_layers.ts";
 import { type AttrValue, GraphBuilder, type OnnxDim } from "../../export/_proto.ts";
-import { TRAIN_IO } from "./io.ts";
+import { type ParamInput, TRAIN_IO, type WeightSlot } from "./io.ts";
+
+export type { ParamInput, WeightSlot };
 
 export interface TapeNode {
   op: string;
   inputs: string[];
   attrs: Record<string, AttrValue>;
   outputs: string[];
-}
-
-/** A parameter graph input (ONNX layout) and where each element lives among the tfjs weights. */
-export interface ParamInput {
-  /** The tensor holding the parameter inside the graph (a slice of the flat input). */
-  name: string;
-  dims: number[];
-  /** Where the parameter starts in the flat parameter vector. */
-  offset: number;
-  /** src[i] = index in the concatenated tfjs weights (see WeightSlot.offset) of element i. */
-  src: Int32Array;
-}
-
-/** One tfjs weight (e.g. enc_conv1/kernel), in the order of model.weights of each model. */
-export interface WeightSlot {
-  model: string;
-  layer: tf.layers.Layer;
-  /** Index of this weight among layer.getWeights(). */
-  index: number;
-  shape: number[];
-  offset: number;
-  size: number;
 }
 
 /**
