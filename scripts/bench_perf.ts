@@ -38,7 +38,7 @@ import {
   SERVE_PERMISSIONS,
   type ServerProcess,
   startServer as startServerProcess,
-} from "../tests/server_process.ts";
+} from "../testkit/server_process.ts";
 
 const FLAGS = {
   bundle: {

@@ -12,8 +12,11 @@ import { join } from "node:path";
 import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { resolveActive } from "../common/registry.ts";
-import { type ServerProcess, startServer as startServerProcess } from "../tests/server_process.ts";
-import { imageAt, readTestImages } from "../tests/service_helpers.ts";
+import {
+  type ServerProcess,
+  startServer as startServerProcess,
+} from "../testkit/server_process.ts";
+import { imageAt, readTestImages } from "../testkit/test_images.ts";
 import { runScript } from "./_cli.ts";
 
 const FLAGS = {

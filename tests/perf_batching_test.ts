@@ -16,7 +16,7 @@ import {
   WorkerBackend,
 } from "../serve/inference/mod.ts";
 import { ServiceMetrics } from "../serve/metrics.ts";
-import { FIXTURES, manifestOf } from "./swap_helpers.ts";
+import { FIXTURES, manifestOf } from "../testkit/fixtures.ts";
 
 const rows = (values: number[][]): TensorData => ({
   data: Float32Array.from(values.flat()),

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { encodeGreyPng, encodeJpeg, encodePng } from "../common/image_codec.ts";
 import { mulberry32 } from "../serve/sampling.ts";
-import { encodeBase64, serveBundle } from "./service_helpers.ts";
+import { encodeBase64 } from "../common/base64.ts";
+import { serveBundle } from "../testkit/serve_bundle.ts";
 
 const CASES = 2400;
 // FUZZ_SEED=n reruns the same generators with other inputs.

@@ -10,19 +10,16 @@
 import assert from "node:assert/strict";
 import { activateVersion } from "../common/registry_write.ts";
 import { WorkerBackend } from "../serve/inference/mod.ts";
+import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import {
   ADMIN_TOKEN,
   backendFor,
   classify,
   closeBackends,
   expectedLabels,
-  makeRegistry,
-  MODEL,
-  probeImages,
   startService,
-  VERSIONS,
-  waitFor,
-} from "./swap_helpers.ts";
+} from "../testkit/swap_service.ts";
+import { waitFor } from "../testkit/wait.ts";
 
 /** Stated slack over the 1 s target: the test shares 2 cores with whatever else runs. */
 const PUBLISH_TO_SERVING_LIMIT_MS = 1500;

@@ -14,17 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../common/registry_write.ts";
 import { publish } from "../trainer/publish.ts";
-import {
-  classify,
-  closeBackends,
-  FIXTURES,
-  makeRegistry,
-  MODEL,
-  probeImages,
-  startService,
-  VERSIONS,
-  waitFor,
-} from "./swap_helpers.ts";
+import { FIXTURES, makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
+import { classify, closeBackends, startService } from "../testkit/swap_service.ts";
+import { waitFor } from "../testkit/wait.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
