@@ -12,7 +12,7 @@
  * walks that tape in reverse with a hand-written rule per op:
  *
  * - Gemm Y = X W + b: dX = dY W^T, dW = X^T dY (Gemm transposes), db = ReduceSum(dY, 0).
- * - Relu: dX = dY * Cast(Y > 0) (measured faster than Sign(Y) or Where).
+ * - Relu: dX = dY * Cast(Y > 0) (the fastest of the forms tried, docs/performance.md).
  * - Flatten / Reshape: Reshape back; Transpose: inverse permutation.
  * - Conv (stride s, pads p): dX = ConvTranspose(dY, W, s, p, output_padding to restore H);
  *   dW = Conv(x as [Cin,B,H,W], dy as the filter [Cout,B,OH,OW], dilation s, pads p), sliced
@@ -286,7 +286,7 @@ function backward(g: RecordingBuilder, nodes: TapeNode[], shapes: Shapes, seeds:
         add(x, g.op("Mul", bwd("mask"), [dy, w]));
         break;
       case "Relu": {
-        // Mask from the output (y > 0 iff x > 0); Greater + Cast measured faster than Sign.
+        // Mask from the output (y > 0 iff x > 0); Greater + Cast is the fastest form.
         const mask = g.op("Cast", bwd("relu_mask"), [g.op("Greater", bwd("relu_gt"), [n.outputs[0], g.scalar("zero", 0)])], { to: 1 });
         add(x, g.op("Mul", bwd("relu"), [dy, mask]));
         break;
@@ -356,14 +356,15 @@ function backward(g: RecordingBuilder, nodes: TapeNode[], shapes: Shapes, seeds:
  *
  * - "dilated-conv" (default): one Conv with the batch as channels: big as [Cb,B,H,W] the input,
  *   small as [Cs,B,h,w] the filter, dilation s; output [Cb,Cs,k',k'] sliced to k and transposed.
- *   MLAS runs it as skinny GEMMs (N = k'*k') after an im2col of a huge kernel: ~40% of the step.
+ *   MLAS runs it as skinny GEMMs (N = k'*k') after an im2col of a huge kernel: a large share
+ *   of the step (docs/performance.md).
  * - "shift-gemm": big is split into its s*s stride phases (Pad, SpaceToDepth, Transpose),
  *   small is padded to the phase grid [Hp,Wp], both flattened over (n,i,j); each kernel tap
  *   (a,b) is then a shift d = u*Wp + v of the flat index inside phase (a mod s, b mod s), so
  *   R[:,:,a,b] = one GEMM small[Cs,M] x phase[Cb, d:d+M]^T with K = M = B*Hp*Wp large. The
  *   padding of the grid keeps shifted rows from wrapping into the next image. Fewer, fatter
- *   GEMMs, but the padded grid adds ~30-60% FLOPs and the data movement (Pad, SpaceToDepth,
- *   Transpose, 9 slices) is slow in onnxruntime: measured 5-10% slower per step on this Xeon.
+ *   GEMMs, but the padded grid adds FLOPs and the data movement (Pad, SpaceToDepth, Transpose,
+ *   9 slices) is slow in onnxruntime, so it is slower per step (docs/performance.md).
  */
 export type FilterGradMethod = "shift-gemm" | "dilated-conv";
 
@@ -395,7 +396,7 @@ function filterGradShiftGemm(g: RecordingBuilder, small: string, ss: number[], b
   const after = [need[0] - Math.min(need[0], bs[2]), need[1] - Math.min(need[1], bs[3])];
   if (p[0] || p[1] || after[0] || after[1]) bg = g.op("Pad", "bwd/big_pad", [bg, i64("pads", [0, 0, p[0], p[1], 0, 0, after[0], after[1]])]);
   // [B,Cb,Hp*s,Wp*s] -> SpaceToDepth [B,(r*s+q)*Cb+cb,Hp,Wp] -> [s*s*Cb,B,Hp,Wp] -> [s*s,Cb,M].
-  // (SpaceToDepth measured ~4x faster than the equivalent 6-D Transpose.)
+  // SpaceToDepth, not the equivalent 6-D Transpose, which is much slower in onnxruntime.
   if (s[0] !== 1 || s[1] !== 1) {
     if (s[0] !== s[1]) throw new Error(`ort engine: unequal strides ${s} are not supported`);
     bg = g.op("SpaceToDepth", "bwd/big_phases", [bg], { blocksize: s[0] });

@@ -43,7 +43,7 @@ export interface OrtTrainerOptions {
   beta2?: number;
   /** Default 1e-7, what tf.train.adam takes from a float32 backend's epsilon(). */
   epsilon?: number;
-  /** How the graph computes conv filter gradients (default "dilated-conv", measured faster). */
+  /** How the graph computes conv filter gradients (default "dilated-conv", the faster). */
   filterGrad?: FilterGradMethod;
   /** Where Adam runs: "graph" (default, inside the training graph) or "js" (applyAdam); same results. */
   adam?: AdamWhere;
