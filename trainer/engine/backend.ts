@@ -4,7 +4,8 @@
  * then the wasm backend with our fast training kernels (./kernels.ts) and, if asked, wasm
  * threads (./threads.ts), and only then the pure-JS cpu backend, which is orders of magnitude
  * slower than wasm for the VAE (docs/performance.md) and therefore announced loudly. The wasm
- * binaries are read from node_modules, never fetched. `initEngine` is idempotent: later calls return the first result.
+ * binaries are read from node_modules, never fetched. `initEngine` is idempotent: later calls
+ * return the first result.
  */
 import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
