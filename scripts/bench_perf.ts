@@ -22,9 +22,9 @@
  * Internal roles (used by the script on itself): --role ceiling|hello|baseline.
  *
  * This file parses the flags and dispatches; the parts live in scripts/bench_perf/: driver.ts
- * (servers, rounds), roles.ts (the processes above), wrk.ts (running and parsing wrk), proc.ts
- * (CPU and load from /proc), metrics.ts (batching from /metrics), rounds.ts (combining
- * rounds), report.ts (the printed report) and targets.ts (the targets, as a table).
+ * (servers, rounds), roles.ts (the processes above), metrics.ts (batching from /metrics),
+ * rounds.ts (combining rounds), report.ts (the printed report) and targets.ts (the targets, as
+ * a table); wrk is run and parsed by scripts/_wrk.ts, CPU and load read by scripts/_proc.ts.
  */
 import { formatHelp, parseCommandFlags } from "../common/flags.ts";
 import { type BenchOptions, runBench } from "./bench_perf/driver.ts";

@@ -19,10 +19,10 @@ import {
   startServer as startServerProcess,
 } from "../../testkit/server_process.ts";
 import { batchSummary, scrape } from "./metrics.ts";
-import { loadAvg } from "./proc.ts";
+import { loadAvg } from "../_proc.ts";
 import { report } from "./report.ts";
 import { type Ceiling, medianOfRounds, type Round, type Row } from "./rounds.ts";
-import { runWrk, wrkGetScript, wrkPostScript } from "./wrk.ts";
+import { runWrk, wrkGetScript, wrkPostScript } from "../_wrk.ts";
 
 /** The entry script: the roles are this script started with --role. */
 const SELF = new URL("../bench_perf.ts", import.meta.url).pathname;

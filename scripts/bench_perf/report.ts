@@ -3,7 +3,8 @@
  * the batching summary of the service rows, and the targets (scripts/bench_perf/targets.ts)
  * marked ok / MISS. Each part is built as lines, so it can be checked without a run.
  */
-import { loadAvg } from "./proc.ts";
+import { loadAvg } from "../_proc.ts";
+import { markdownTable } from "../_table.ts";
 import { type Ceiling, findRow, type Row, runtimeOf } from "./rounds.ts";
 import { checkTargets, TARGETS } from "./targets.ts";
 
@@ -60,17 +61,9 @@ function cells(rows: Row[], ceilings: Map<string, Ceiling>, x: Row): string[] {
   ];
 }
 
-/** The rows as a Markdown table, columns padded to their widest cell. */
+/** The rows as a Markdown table. */
 export function formatTable(rows: Row[], ceilings: Map<string, Ceiling>): string {
-  const table = rows.map((x) => cells(rows, ceilings, x));
-  const widths = HEAD.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
-  return [
-    line(HEAD),
-    "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|",
-    ...table.map(line),
-  ]
-    .join("\n");
+  return markdownTable(HEAD, rows.map((x) => cells(rows, ceilings, x)));
 }
 
 /** One line per service row that has a batching summary. */

@@ -5,7 +5,7 @@
  * machine state) and their median over rounds.
  */
 import type { BatchSummary } from "./metrics.ts";
-import type { WrkResult } from "./wrk.ts";
+import type { WrkResult } from "../_wrk.ts";
 
 /** Images/s of one in-process session.run() at N=1 and N=256. */
 export interface Ceiling {

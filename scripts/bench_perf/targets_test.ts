@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Row } from "./rounds.ts";
 import { checkTargets, type TargetRows, TARGETS } from "./targets.ts";
-import type { WrkResult } from "./wrk.ts";
+import type { WrkResult } from "../_wrk.ts";
 
 function row(what: string, backend: string, conns: number, r: Partial<WrkResult>): Row {
   const cpu = { main: 0, other: 0, wrk: 0 };

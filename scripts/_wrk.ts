@@ -1,11 +1,11 @@
 /**
- * Running wrk (the load generator) for bench_perf: the Lua scripts that make it POST a body and
- * print p99.9, one bounded run against a URL with the CPU the servers and wrk used meanwhile,
- * and the parsing of its report.
+ * Running wrk (the load generator) for the serving benchmarks (bench_perf.ts, bench_serve.ts):
+ * the Lua scripts that make it POST a body and print p99.9, one bounded run against a URL with
+ * the CPU the servers and wrk used meanwhile, and the parsing of its report.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cpuOf, loadAvg, processCpu } from "./proc.ts";
+import { cpuOf, loadAvg, processCpu } from "./_proc.ts";
 
 /** What wrk reports, as numbers (latencies in ms). */
 export interface WrkFigures {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ms, parseWrkReport } from "./wrk.ts";
+import { ms, parseWrkReport } from "./_wrk.ts";
 
 /** A `wrk --latency` report with the p99.9 line our Lua script adds. */
 const REPORT = `Running 2s test @ http://127.0.0.1:41234/v1/classify

@@ -1,6 +1,6 @@
 /**
- * What bench_perf reads from Linux's /proc about the processes it measures: CPU seconds per
- * process, split into the main thread and the rest, and the load average.
+ * What the serving benchmarks read from Linux's /proc about the processes they measure: CPU
+ * seconds per process, split into the main thread and the rest, and the load average.
  */
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ on Linux). */
