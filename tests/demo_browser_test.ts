@@ -18,8 +18,8 @@ import { mkdir } from "node:fs/promises";
 import { decodeBase64, encodeBase64 } from "../common/base64.ts";
 import { encodePng } from "../common/image_codec.ts";
 import { TINY_BUNDLE } from "../testkit/fixtures.ts";
-import { startServer } from "../testkit/server_process.ts";
 import { renderPhoto } from "../testkit/photo.ts";
+import { startServer } from "../testkit/server_process.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";
 
 const RUNS = new URL("../runs/", import.meta.url).pathname;

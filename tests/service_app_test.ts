@@ -6,12 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { encodeBase64 } from "../common/base64.ts";
 import { decodeImage, encodeGreyPng, encodeJpeg, readImageHeader } from "../common/image_codec.ts";
 import { decodeProbePixels } from "../common/manifest.ts";
 import { createApp } from "../serve/app.ts";
 import { defaultConfig } from "../serve/config.ts";
 import { ModelSlot } from "../serve/inference/mod.ts";
-import { encodeBase64 } from "../common/base64.ts";
 import { TINY_BUNDLE, TINY_EXPECTED } from "../testkit/fixtures.ts";
 import { serveBundle, type Served } from "../testkit/serve_bundle.ts";
 

@@ -5,8 +5,8 @@
  * common/preprocess.ts undoes a photo the way the dataset authors made their images.
  */
 import assert from "node:assert/strict";
-import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { encodeBase64 } from "../common/base64.ts";
+import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { renderPhoto } from "../testkit/photo.ts";
 import { serveBundle } from "../testkit/serve_bundle.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";
