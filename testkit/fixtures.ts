@@ -2,8 +2,9 @@
  * The committed test fixtures (tests/testdata/) by name, so no test or script spells their
  * paths: the three tiny bundles (same recipe, different seeds, so they disagree on some
  * images), the tiny bundle's reference outputs, their versions and probe images, and a
- * temporary registry holding all three.
+ * temporary registry holding all three. node: APIs only, so Node tests can use it too.
  */
+import { readFileSync } from "node:fs";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +24,7 @@ export const MODEL = "fashion-vae";
 
 /** A bundle's manifest as written, unchecked (common/bundle.ts verifies; fixtures are known good). */
 export function manifestOf(dir: string): Manifest {
-  return JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json")));
+  return JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
 }
 export const VERSIONS = FIXTURES.map((d) => manifestOf(d).version);
 
