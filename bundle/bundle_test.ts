@@ -1,5 +1,5 @@
 /**
- * Tests of common/bundle.ts against the committed tiny bundle (tests/testdata/tiny-bundle),
+ * Tests of bundle/ against the committed tiny bundle (tests/testdata/tiny-bundle),
  * and against copies of it corrupted in a temp directory: each defect must be rejected with a
  * message that names the bundle, the file or field, and the problem. Uses node:test and
  * node:assert only, so it runs under both `npx deno test -A common/bundle_test.ts` and

@@ -262,8 +262,8 @@ function unpackBits(
 
 /**
  * Undoes the scanline filters of a non-interlaced 8-bit PNG (grey, grey+alpha, RGB, RGBA): the
- * formats clients send. fast-png inflates again in JavaScript, which cost ~100 us for a 28x28
- * image against ~10 us here (the inflate above is already done, in native code).
+ * formats clients send. fast-png would inflate again in JavaScript, several times slower than
+ * this (the inflate above is already done, in native code; docs/performance.md).
  */
 function unfilter8(p: InflatedPng): Uint8Array {
   const bpp = p.channels, stride = p.width * bpp;

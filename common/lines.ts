@@ -2,7 +2,7 @@
  * Lines of a byte stream (a child process's stdout or stderr), decoded as UTF-8 with a
  * streaming TextDecoder rather than `pipeThrough(new TextDecoderStream())`, which breaks type
  * checking when several test files are checked together. Used by the replica supervisor
- * (serve/replicas.ts) and by the tests' server harness (tests/server_process.ts).
+ * (serve/replicas.ts) and by the tests' server harness (testkit/server_process.ts).
  */
 
 /**

@@ -3,7 +3,7 @@
  * `<registry>/<name>/CURRENT` holds the active version id (a publisher replaces it atomically
  * by rename, so a reader sees the old or the new id, never half a file). This module only
  * reads that layout: which version is active and which versions exist. It does not validate
- * bundles (common/bundle.ts does). Pure node:fs/promises + node:path, for Deno and Node.
+ * bundles (bundle/ does). Pure node:fs/promises + node:path, for Deno and Node.
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";

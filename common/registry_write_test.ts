@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { TINY_BUNDLE } from "../testkit/fixtures.ts";
 import { resolveActive } from "./registry.ts";
 import {
   activateVersion,
@@ -13,7 +14,7 @@ import {
   rollback,
 } from "./registry_write.ts";
 
-const TINY = new URL("../tests/testdata/tiny-bundle", import.meta.url).pathname;
+const TINY = TINY_BUNDLE;
 
 /** Copies of the tiny bundle under distinct version ids (checksums unchanged: only the id moves). */
 async function bundles(root: string, ids: string[]): Promise<string[]> {

@@ -6,15 +6,20 @@
  *
  *   npx deno run -A scripts/bench_serve.ts --bundle tests/testdata/tiny-bundle [--duration 10]
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { resolveActive } from "../common/registry.ts";
-import { type ServerProcess, startServer as startServerProcess } from "../tests/server_process.ts";
-import { imageAt, readTestImages } from "../tests/service_helpers.ts";
+import {
+  type ServerProcess,
+  startServer as startServerProcess,
+} from "../testkit/server_process.ts";
+import { imageAt, readTestImages } from "../testkit/test_images.ts";
 import { runScript } from "./_cli.ts";
+import { markdownTable } from "./_table.ts";
+import { runWrk, wrkPostScript } from "./_wrk.ts";
 
 const FLAGS = {
   bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
@@ -74,53 +79,6 @@ async function latency(
   return { p50: percentile(ms, 50), p90: percentile(ms, 90), p99: percentile(ms, 99) };
 }
 
-async function runWrk(
-  wrk: string,
-  url: string,
-  pngPath: string,
-  dir: string,
-  connections: number,
-  seconds: number,
-) {
-  const lua = join(dir, "post_png.lua");
-  await writeFile(
-    lua,
-    [
-      `local f = assert(io.open(${JSON.stringify(pngPath)}, "rb"))`,
-      `wrk.method = "POST"`,
-      `wrk.body = f:read("*all")`,
-      `f:close()`,
-      `wrk.headers["Content-Type"] = "image/png"`,
-    ].join("\n"),
-  );
-  const out = await new Deno.Command(wrk, {
-    args: [
-      "-t",
-      "2",
-      "-c",
-      String(connections),
-      "-d",
-      `${seconds}s`,
-      "--timeout",
-      "5s",
-      "--latency",
-      "-s",
-      lua,
-      `${url}/v1/classify`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (out.code !== 0) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
-  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
-  const p50 = text.match(/\s50%\s+(\S+)/)?.[1] ?? "?";
-  const p99 = text.match(/\s99%\s+(\S+)/)?.[1] ?? "?";
-  const non2xx = Number(text.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1] ?? 0);
-  const errors = text.match(/Socket errors:.*$/m)?.[0] ?? "";
-  return { rps, p50, p99, non2xx, errors, raw: text };
-}
-
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, {});
   if (!f) return 0;
@@ -129,8 +87,7 @@ async function main(args: string[]): Promise<number> {
   const test = readTestImages(1);
   const png = encodeGreyPng(test ? imageAt(test, 0) : new Uint8Array(784).fill(128), 28, 28);
   const tmp = await mkdtemp(join(tmpdir(), "bench-serve-"));
-  const pngPath = join(tmp, "one.png");
-  await writeFile(pngPath, png);
+  const script = await wrkPostScript(tmp, "png", png, "image/png");
   const rows: string[][] = [];
   try {
     for (const backend of (f.backends as string).split(",")) {
@@ -144,23 +101,23 @@ async function main(args: string[]): Promise<number> {
       ]);
       try {
         const lat = await latency(server.url, png, f.requests as number);
-        const w = await runWrk(
-          f.wrk as string,
-          server.url,
-          pngPath,
-          tmp,
-          f.connections as number,
-          f.duration as number,
-        );
+        const w = await runWrk({
+          wrk: f.wrk as string,
+          url: `${server.url}/v1/classify`,
+          pids: [server.pid],
+          connections: f.connections as number,
+          script,
+          seconds: f.duration as number,
+        });
         rows.push([
           backend,
           lat.p50.toFixed(2),
           lat.p90.toFixed(2),
           lat.p99.toFixed(2),
           w.rps.toFixed(0),
-          w.p50,
-          w.p99,
-          String(w.non2xx) + (w.errors ? ` (${w.errors})` : ""),
+          w.p50.toFixed(2),
+          w.p99.toFixed(2),
+          w.errors || "none",
         ]);
       } finally {
         await server.stop();
@@ -175,19 +132,14 @@ async function main(args: string[]): Promise<number> {
     "c1 p90 ms",
     "c1 p99 ms",
     `req/s @${f.connections}`,
-    `p50 @${f.connections}`,
-    `p99 @${f.connections}`,
-    "non-2xx",
+    `p50 ms @${f.connections}`,
+    `p99 ms @${f.connections}`,
+    "errors",
   ];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
   console.log(
     `POST /v1/classify, one 28x28 PNG (${png.length} bytes), bundle ${bundle}, ${f.threads} thread(s), wrk ${f.duration}s, loopback, ${navigator.hardwareConcurrency} CPUs (shared)`,
   );
-  console.log(
-    [line(head), "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|", ...rows.map(line)]
-      .join("\n"),
-  );
+  console.log(markdownTable(head, rows));
   return 0;
 }
 

@@ -11,16 +11,8 @@
 import { runFlags } from "./_cli.ts";
 import { activateVersion } from "../common/registry_write.ts";
 import { WorkerBackend } from "../serve/inference/mod.ts";
-import {
-  backendFor,
-  classify,
-  closeBackends,
-  makeRegistry,
-  MODEL,
-  probeImages,
-  startService,
-  VERSIONS,
-} from "../tests/swap_helpers.ts";
+import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
+import { backendFor, classify, closeBackends, startService } from "../testkit/swap_service.ts";
 
 const FLAGS = {
   swaps: { type: "int", default: 10, help: "publishes per backend and mode" },

@@ -11,7 +11,7 @@ import { runFlags } from "./_cli.ts";
 import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "../serve/inference/mod.ts";
 import { DirSource } from "../serve/registry_source.ts";
 import { Reloader } from "../serve/reload.ts";
-import { makeRegistry, MODEL, VERSIONS } from "../tests/swap_helpers.ts";
+import { makeRegistry, MODEL, VERSIONS } from "../testkit/fixtures.ts";
 
 const LIMIT_MB = 50;
 const FLAGS = {

@@ -13,12 +13,16 @@
  *   npx deno run -A scripts/classify_testset.ts --bundle tests/testdata/tiny-bundle
  *   npx deno run -A scripts/classify_testset.ts --url http://localhost:8000 --registry models
  */
+import { argmax } from "../common/argmax.ts";
+import { DATA_DIR_ENV, DEFAULT_DATA_DIR, FILES } from "../common/fashion_mnist.ts";
 import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { resolveActive } from "../common/registry.ts";
-import { imageAt, readTestImages, renderPhoto, serveBundle } from "../tests/service_helpers.ts";
+import { renderPhoto } from "../testkit/photo.ts";
+import { serveBundle } from "../testkit/serve_bundle.ts";
+import { imageAt, readTestImages } from "../testkit/test_images.ts";
 import { runScript } from "./_cli.ts";
 
 const FLAGS = {
@@ -49,8 +53,8 @@ const FLAGS = {
   batch: { type: "int", default: 200, help: "PNG files per multipart request" },
   "data-dir": {
     type: "string",
-    env: "FASHION_MNIST_DIR",
-    default: "/usr/share/datasets/fashion-mnist",
+    env: DATA_DIR_ENV,
+    default: DEFAULT_DATA_DIR,
     help: "Fashion-MNIST IDX dir",
   },
 } as const;
@@ -111,7 +115,7 @@ async function main(args: string[]): Promise<number> {
     throw new Error(
       `Cannot read the Fashion-MNIST test set from ${
         f["data-dir"]
-      } (t10k-*-ubyte.gz); set --data-dir`,
+      } (${FILES.testImages}, ${FILES.testLabels}); set --data-dir`,
     );
   }
   const served = await serveBundle(f.backend as "native" | "wasm", dir, {
@@ -130,13 +134,10 @@ async function main(args: string[]): Promise<number> {
     test.count,
   );
   const K = model.labels.length;
-  const directIdx = Array.from({ length: test.count }, (_, i) => {
-    let best = 0;
-    for (let k = 1; k < K; k++) {
-      if (direct.probabilities[i * K + k] > direct.probabilities[i * K + best]) best = k;
-    }
-    return best;
-  });
+  const directIdx = Array.from(
+    { length: test.count },
+    (_, i) => argmax(direct.probabilities, i * K, K),
+  );
   console.log(`direct run: ${Math.round(performance.now() - t0)} ms`);
 
   // 2. The API, with every image as a PNG file.

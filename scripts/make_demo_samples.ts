@@ -8,10 +8,17 @@
  *   node --import tsx scripts/make_demo_samples.ts [--data-dir DIR] [--out serve/demo/samples]
  *   npx deno run -A scripts/make_demo_samples.ts
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { gunzipSync } from "node:zlib";
+import {
+  DATA_DIR_ENV,
+  DataError,
+  DEFAULT_DATA_DIR,
+  FILES,
+  IDX_MAGIC,
+  readIdx,
+} from "../common/fashion_mnist.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { FlagError, type FlagSpecs, parseCommandFlags } from "../common/flags.ts";
 import { FASHION_LABELS, IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/labels.ts";
@@ -19,9 +26,9 @@ import { FASHION_LABELS, IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/label
 const FLAGS = {
   "data-dir": {
     type: "string",
-    default: "/usr/share/datasets/fashion-mnist",
-    env: "FASHION_MNIST_DIR",
-    help: "directory with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+    default: DEFAULT_DATA_DIR,
+    env: DATA_DIR_ENV,
+    help: `directory with ${FILES.testImages} and ${FILES.testLabels}`,
   },
   out: { type: "string", default: "serve/demo/samples", help: "directory to write" },
 } satisfies FlagSpecs;
@@ -40,29 +47,20 @@ function slug(label: string): string {
   return label.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
 }
 
-async function readIdx(path: string, magic: number): Promise<Uint8Array> {
-  const raw = gunzipSync(await readFile(path));
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  if (dv.getUint32(0) !== magic) {
-    throw new Error(`Cannot read ${path}: magic ${dv.getUint32(0)}, expected ${magic}`);
-  }
-  return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-}
-
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, process.env);
   if (!f) return 0;
   const dir = f["data-dir"] as string, out = f.out as string;
-  const images = await readIdx(join(dir, "t10k-images-idx3-ubyte.gz"), 2051);
-  const labels = await readIdx(join(dir, "t10k-labels-idx1-ubyte.gz"), 2049);
-  const count = new DataView(labels.buffer, labels.byteOffset).getUint32(4);
+  const images = readIdx(join(dir, FILES.testImages), IDX_MAGIC.images).body;
+  const labels = readIdx(join(dir, FILES.testLabels), IDX_MAGIC.labels).body;
+  const count = Math.min(labels.length, images.length / PIXELS);
   await mkdir(out, { recursive: true });
   const entries: SampleEntry[] = [];
   for (let k = 0; k < NUM_CLASSES; k++) {
     let i = 0;
-    while (i < count && labels[8 + i] !== k) i++;
+    while (i < count && labels[i] !== k) i++;
     if (i === count) throw new Error(`The test set holds no image of class ${k}`);
-    const px = images.subarray(16 + i * PIXELS, 16 + (i + 1) * PIXELS);
+    const px = images.subarray(i * PIXELS, (i + 1) * PIXELS);
     const file = `${k}-${slug(FASHION_LABELS[k])}.png`;
     await writeFile(join(out, file), encodeGreyPng(px, IMAGE_SIZE, IMAGE_SIZE));
     entries.push({ file, index: k, label: FASHION_LABELS[k], testIndex: i });
@@ -75,7 +73,12 @@ async function main(args: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (e) {
-  if (!(e instanceof FlagError)) throw e;
-  console.error(`${e.message}\n${USAGE} (--help lists the flags)`);
-  process.exitCode = 2;
+  if (e instanceof DataError) {
+    console.error(e.message);
+    process.exitCode = 1;
+  } else {
+    if (!(e instanceof FlagError)) throw e;
+    console.error(`${e.message}\n${USAGE} (--help lists the flags)`);
+    process.exitCode = 2;
+  }
 }

@@ -14,7 +14,9 @@ import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { argmax } from "../common/argmax.ts";
 import { bundleFile, readManifest } from "../bundle/mod.ts";
+import { DATA_DIR_ENV } from "../common/fashion_mnist.ts";
 import { FlagError, type FlagSpecs, parseCommandFlags } from "../common/flags.ts";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { encodeProbePixels } from "../bundle/mod.ts";
@@ -35,7 +37,7 @@ const FLAGS = {
   "data-dir": {
     type: "string",
     help: "directory with the four Fashion-MNIST IDX .gz files",
-    env: "FASHION_MNIST_DIR",
+    env: DATA_DIR_ENV,
   },
   "train-count": { type: "int", default: 6000, help: "stratified training subset size" },
   "test-count": {
@@ -170,7 +172,7 @@ async function writeExpected(
   const V = r[manifest.outputs.logvar.name].data as Float32Array;
   const cases = images.map((im, i) => {
     const p = P.subarray(i * K, (i + 1) * K);
-    const index = p.indexOf(Math.max(...p));
+    const index = argmax(p);
     return {
       what: i < 4 ? `test image ${i}` : "all-black image",
       ...(i < 4 ? { trueLabel: test.labels[i] } : {}),

@@ -86,7 +86,7 @@ export const FLAG_SPECS = {
       "wasm inference workers per loaded model, each with its own copy of the sessions (0: one per CPU core); native sessions always run in-process",
   },
   // Two: the next batch waits inside the worker while the current one runs, so a worker never
-  // idles for the round trip to the HTTP thread (measured: +20% req/s for wasm at 32 connections).
+  // idles for the round trip to the HTTP thread (the A/B runs: docs/performance.md).
   "pipeline-depth": {
     type: "int",
     default: 2,
@@ -94,8 +94,8 @@ export const FLAG_SPECS = {
       "batches in flight per wasm inference worker: 1 runs, the others wait in the worker (1: send the next only when one ends)",
   },
   // 0.3 ms: with pipelining, long enough to give the waiting batch company, short enough that
-  // it is in the worker before the running batch (3-8 ms here) ends; measured best of 0, 0.3 and
-  // 1 ms. It only applies while another batch is running (idle requests never wait).
+  // it is in the worker before the running batch ends (the A/B runs: docs/performance.md). It
+  // only applies while another batch is running (idle requests never wait).
   "max-queue-delay-ms": {
     type: "number",
     default: 0.3,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fakeModel as fakeOf } from "./inference/fake_model.ts";
+import { fakeModel as fakeOf } from "../testkit/fake_model.ts";
 import type { LoadedModel } from "./inference/model.ts";
 import { ModelSlot } from "./inference/slot.ts";
 import { ServiceMetrics } from "./metrics.ts";

@@ -5,9 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
+import { argmax } from "../common/argmax.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { resolveActive } from "../common/registry.ts";
-import { readTestImages, serveBundle } from "./service_helpers.ts";
+import { serveBundle } from "../testkit/serve_bundle.ts";
+import { readTestImages } from "../testkit/test_images.ts";
 
 const REGISTRY = resolve(new URL("../models", import.meta.url).pathname);
 
@@ -26,11 +28,7 @@ Deno.test("the default bundle scores its manifest's test accuracy (>= 88%) on 10
       for (let start = 0; start < test.count; start += 256) {
         const n = Math.min(256, test.count - start);
         const out = await s.model.encode(x.subarray(start * 784, (start + n) * 784), n);
-        for (let i = 0; i < n; i++) {
-          let best = 0;
-          for (let k = 1; k < K; k++) if (out.probabilities[i * K + k] > out.probabilities[i * K + best]) best = k;
-          pred[start + i] = best;
-        }
+        for (let i = 0; i < n; i++) pred[start + i] = argmax(out.probabilities, i * K, K);
       }
       let correct = 0;
       for (let i = 0; i < test.count; i++) if (pred[i] === test.labels[i]) correct++;

@@ -15,9 +15,12 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { decodeBase64, encodeBase64 } from "../common/base64.ts";
 import { encodePng } from "../common/image_codec.ts";
-import { startServer } from "./server_process.ts";
-import { imageAt, readTestImages, renderPhoto, TINY_BUNDLE } from "./service_helpers.ts";
+import { TINY_BUNDLE } from "../testkit/fixtures.ts";
+import { renderPhoto } from "../testkit/photo.ts";
+import { startServer } from "../testkit/server_process.ts";
+import { imageAt, readTestImages } from "../testkit/test_images.ts";
 
 const RUNS = new URL("../runs/", import.meta.url).pathname;
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
@@ -159,7 +162,7 @@ Deno.test("the demo page classifies an uploaded PNG like /v1/classify, reconstru
       })).arrayBuffer(),
     );
     const shownInput = (await page.locator("#img-input").getAttribute("src"))!.split(",")[1];
-    assert.deepEqual(Uint8Array.from(atob(shownInput), (ch) => ch.charCodeAt(0)), pre);
+    assert.deepEqual(decodeBase64(shownInput), pre);
     // The latent table shows mu as /v1/classify returned it.
     const mu0 = await page.locator("#latent-table tbody tr").first().locator("td").nth(1)
       .textContent();
@@ -227,7 +230,7 @@ Deno.test("the demo page classifies an uploaded PNG like /v1/classify, reconstru
         body: JSON.stringify({ latent: z }),
       })).arrayBuffer(),
     );
-    assert.deepEqual(Uint8Array.from(atob(after!.split(",")[1]), (ch) => ch.charCodeAt(0)), direct);
+    assert.deepEqual(decodeBase64(after!.split(",")[1]), direct);
 
     await page.screenshot({ path: RUNS + "demo-screenshot.png", fullPage: true });
 
@@ -245,10 +248,11 @@ Deno.test("the demo page classifies an uploaded PNG like /v1/classify, reconstru
       const want = await classify(server.url, bytes);
       const dt = await page.evaluateHandle(([b64, fileName]) => {
         const d = new DataTransfer();
+        // Runs in the page, which has no project modules: atob by hand.
         const data = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
         d.items.add(new File([data], fileName, { type: "image/png" }));
         return d;
-      }, [btoa(String.fromCharCode(...bytes)), name] as const);
+      }, [encodeBase64(bytes), name] as const);
       if (event === "drop") {
         await page.dispatchEvent("#dropzone", "drop", { dataTransfer: dt });
       } else {

@@ -5,16 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { answeringPids, startServer } from "./server_process.ts";
-import { waitFor } from "./swap_helpers.ts";
+import { TINY_BUNDLE } from "../testkit/fixtures.ts";
+import { answeringPids, startServer } from "../testkit/server_process.ts";
+import { waitFor } from "../testkit/wait.ts";
 
-const TINY = new URL("./testdata/tiny-bundle", import.meta.url).pathname;
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`) &&
   !Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.startsWith("Z");
 
 Deno.test("--replicas 2: two processes answer on one port; a killed replica is replaced; replicas die with the supervisor", async () => {
-  const sup = await startServer(["--bundle", TINY, "--backend", "native", "--replicas", "2"], {
+  const sup = await startServer(["--bundle", TINY_BUNDLE, "--backend", "native", "--replicas", "2"], {
     permissions: ["-A"],
   });
   let stopped = false;
@@ -76,7 +76,7 @@ Deno.test("--replicas without --allow-run fails at start and says what is missin
       "--allow-sys",
       new URL("../serve/main.ts", import.meta.url).pathname,
       "--bundle",
-      TINY,
+      TINY_BUNDLE,
       "--replicas",
       "2",
       "--port",

@@ -6,12 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { encodeBase64 } from "../common/base64.ts";
 import { decodeImage, encodeGreyPng, encodeJpeg, readImageHeader } from "../common/image_codec.ts";
 import { decodeProbePixels } from "../bundle/mod.ts";
 import { createApp } from "../serve/app.ts";
 import { defaultConfig } from "../serve/config.ts";
 import { ModelSlot } from "../serve/inference/mod.ts";
-import { encodeBase64, serveBundle, type Served, TINY_BUNDLE } from "./service_helpers.ts";
+import { TINY_BUNDLE, TINY_EXPECTED } from "../testkit/fixtures.ts";
+import { serveBundle, type Served } from "../testkit/serve_bundle.ts";
 
 interface ExpectedCase {
   pixels: string;
@@ -22,7 +24,7 @@ interface ExpectedCase {
   logvar: number[];
 }
 const expected = JSON.parse(
-  readFileSync(new URL("./testdata/tiny-bundle-expected.json", import.meta.url), "utf8"),
+  readFileSync(TINY_EXPECTED, "utf8"),
 );
 const cases: ExpectedCase[] = expected.model.cases;
 const TOL: number = expected.tolerance.probabilities;

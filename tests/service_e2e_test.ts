@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { decodeProbePixels } from "../bundle/mod.ts";
-import { startServer } from "./server_process.ts";
-import { TINY_BUNDLE } from "./service_helpers.ts";
+import { TINY_BUNDLE, TINY_EXPECTED } from "../testkit/fixtures.ts";
+import { startServer } from "../testkit/server_process.ts";
 
 const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -28,7 +28,7 @@ Deno.test("the real server classifies a PNG over HTTP and stops cleanly on SIGTE
     assert.equal(ready.status, 200);
     await ready.body?.cancel();
     const expected = JSON.parse(
-      await Deno.readTextFile(new URL("./testdata/tiny-bundle-expected.json", import.meta.url)),
+      await Deno.readTextFile(TINY_EXPECTED),
     );
     const c = expected.model.cases[0];
     const res = await fetch(`${server.url}/v1/classify`, {

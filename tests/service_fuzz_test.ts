@@ -6,9 +6,10 @@
  * alternate between the native and the wasm backend. Seeded, so a failure reproduces.
  */
 import assert from "node:assert/strict";
+import { encodeBase64 } from "../common/base64.ts";
 import { encodeGreyPng, encodeJpeg, encodePng } from "../common/image_codec.ts";
-import { mulberry32 } from "../serve/sampling.ts";
-import { encodeBase64, serveBundle } from "./service_helpers.ts";
+import { mulberry32 } from "../common/random.ts";
+import { serveBundle } from "../testkit/serve_bundle.ts";
 
 const CASES = 2400;
 // FUZZ_SEED=n reruns the same generators with other inputs.

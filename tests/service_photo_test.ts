@@ -5,14 +5,11 @@
  * common/preprocess.ts undoes a photo the way the dataset authors made their images.
  */
 import assert from "node:assert/strict";
+import { encodeBase64 } from "../common/base64.ts";
 import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
-import {
-  encodeBase64,
-  imageAt,
-  readTestImages,
-  renderPhoto,
-  serveBundle,
-} from "./service_helpers.ts";
+import { renderPhoto } from "../testkit/photo.ts";
+import { serveBundle } from "../testkit/serve_bundle.ts";
+import { imageAt, readTestImages } from "../testkit/test_images.ts";
 
 const COUNT = 400;
 /** Largest accepted drop in accuracy (points) from plain images to photos on the tiny bundle. */

@@ -1,8 +1,8 @@
 /**
  * Hot swap under load: a real server on 127.0.0.1 serves 8 concurrent loops of one-image
  * classify requests while the registry's active version changes 20 times (native backend) and
- * 6 times (wasm backend, one worker per model, whose ~1-2 s worker start per swap makes 20 too
- * slow for the test budget), alternating the three fixtures, half by renaming CURRENT (the watch path)
+ * 6 times (wasm backend, one worker per model, whose worker start per swap makes 20 too slow
+ * for the test budget), alternating the three fixtures, half by renaming CURRENT (the watch path)
  * and half through POST /v1/admin/models/{version}/activate. Every request must succeed and
  * every response's label must be what the version it names predicts for its image. Also
  * measures publish-to-serving time: CURRENT renamed -> first response from the new version.
@@ -10,19 +10,16 @@
 import assert from "node:assert/strict";
 import { activateVersion } from "../common/registry_write.ts";
 import { WorkerBackend } from "../serve/inference/mod.ts";
+import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import {
   ADMIN_TOKEN,
   backendFor,
   classify,
   closeBackends,
   expectedLabels,
-  makeRegistry,
-  MODEL,
-  probeImages,
   startService,
-  VERSIONS,
-  waitFor,
-} from "./swap_helpers.ts";
+} from "../testkit/swap_service.ts";
+import { waitFor } from "../testkit/wait.ts";
 
 /** Stated slack over the 1 s target: the test shares 2 cores with whatever else runs. */
 const PUBLISH_TO_SERVING_LIMIT_MS = 1500;

@@ -13,18 +13,10 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../common/registry_write.ts";
+import { FIXTURES, makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
+import { classify, closeBackends, startService } from "../testkit/swap_service.ts";
+import { waitFor } from "../testkit/wait.ts";
 import { publish } from "../trainer/publish.ts";
-import {
-  classify,
-  closeBackends,
-  FIXTURES,
-  makeRegistry,
-  MODEL,
-  probeImages,
-  startService,
-  VERSIONS,
-  waitFor,
-} from "./swap_helpers.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;

@@ -10,9 +10,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
+import { answeringPids, type ServerProcess as Proc, startServer } from "../testkit/server_process.ts";
+import { FIXTURES, makeRegistry, MODEL, VERSIONS } from "../testkit/fixtures.ts";
+import { ADMIN_TOKEN } from "../testkit/swap_service.ts";
+import { waitFor } from "../testkit/wait.ts";
 import { publish } from "../trainer/publish.ts";
-import { answeringPids, type ServerProcess as Proc, startServer } from "./server_process.ts";
-import { ADMIN_TOKEN, FIXTURES, makeRegistry, MODEL, VERSIONS, waitFor } from "./swap_helpers.ts";
 
 /** serve/main.ts with all permissions, as a replica runs (env: e.g. ADMIN_TOKEN). */
 const startReplica = (args: string[], env: Record<string, string> = {}) =>

@@ -5,7 +5,7 @@
  * so they describe the file that will be served, not the tfjs model it came from; the tfjs
  * outputs are only used to check export parity. The manifest is written last (temp file +
  * rename) after the previous one is removed, so a reader never sees a manifest that promises
- * files still being written. The written bundle is re-read and verified with common/bundle.ts.
+ * files still being written. The written bundle is re-read and verified with bundle/.
  */
 import type * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";

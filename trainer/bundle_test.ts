@@ -1,7 +1,7 @@
 /**
  * Tests of trainer/bundle.ts writeBundle on untrained TINY models (export and evaluation take
  * about a second): the written directory must pass the same checks the server runs
- * (common/bundle.ts), its metrics must be consistent with the evaluated split, its probe must
+ * (bundle/), its metrics must be consistent with the evaluated split, its probe must
  * reproduce in onnxruntime-node, and rewriting a directory must replace the bundle cleanly.
  *
  *   node --import tsx --test trainer/bundle_test.ts

@@ -7,33 +7,22 @@
  * common/preprocess.ts normalizePixels so there is one definition of the input scaling.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
-import { IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/labels.ts";
+import {
+  DATA_DIR_ENV,
+  DataError,
+  DEFAULT_DATA_DIR,
+  encodeIdx,
+  FILES,
+  readIdx as readIdxFile,
+  resolveDataDir,
+} from "../common/fashion_mnist.ts";
+import { NUM_CLASSES, PIXELS } from "../common/labels.ts";
 import { mulberry32 as rng } from "../common/random.ts";
 
-export const DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist";
-export const DATA_DIR_ENV = "FASHION_MNIST_DIR";
-
-export const FILES = {
-  trainImages: "train-images-idx3-ubyte.gz",
-  trainLabels: "train-labels-idx1-ubyte.gz",
-  testImages: "t10k-images-idx3-ubyte.gz",
-  testLabels: "t10k-labels-idx1-ubyte.gz",
-} as const;
-
-const HOW_TO_GET =
-  "Get the data with `apt-get install -y dataset-fashion-mnist` (Debian; files land in " +
-  `${DEFAULT_DATA_DIR}), or put the four official files (${Object.values(FILES).join(", ")}) ` +
-  `in a directory and pass it with --data-dir or the ${DATA_DIR_ENV} environment variable.`;
-
-export class DataError extends Error {
-  constructor(message: string) {
-    super(`${message}\n${HOW_TO_GET}`);
-    this.name = "DataError";
-  }
-}
+// The data's location, file names, IDX reader and DataError live in common/fashion_mnist.ts
+// (scripts and tests read the files too); re-exported for the trainer's modules.
+export { DATA_DIR_ENV, DataError, DEFAULT_DATA_DIR, encodeIdx, FILES, resolveDataDir };
 
 /** A labelled image set: N images of 784 uint8 pixels (row-major, light on dark). */
 export interface Split {
@@ -50,43 +39,9 @@ export interface Dataset {
   fingerprint: Record<string, string>;
 }
 
-export function resolveDataDir(flag?: string): string {
-  return flag ?? process.env[DATA_DIR_ENV] ?? DEFAULT_DATA_DIR;
-}
-
 function readIdx(path: string, expectMagic: number, expectCount: number | undefined): { body: Uint8Array; dims: number[]; sha: string } {
-  if (!existsSync(path)) throw new DataError(`Cannot load Fashion-MNIST: ${path} does not exist.`);
-  let raw: Buffer;
-  try {
-    raw = gunzipSync(readFileSync(path));
-  } catch (e) {
-    throw new DataError(`Cannot load ${path}: it is not a valid gzip file (${(e as Error).message}); the file is corrupt or truncated.`);
-  }
-  if (raw.length < 8) throw new DataError(`Cannot load ${path}: ${raw.length} bytes is too short for an IDX header.`);
-  const magic = raw.readUInt32BE(0);
-  if (magic !== expectMagic) {
-    throw new DataError(
-      `Cannot load ${path}: IDX magic number is 0x${magic.toString(16).padStart(8, "0")}, expected 0x${expectMagic.toString(16).padStart(8, "0")} (wrong or corrupt file).`,
-    );
-  }
-  const ndim = magic & 0xff;
-  const header = 4 + 4 * ndim;
-  if (raw.length < header) throw new DataError(`Cannot load ${path}: truncated IDX header.`);
-  const dims: number[] = [];
-  for (let i = 0; i < ndim; i++) dims.push(raw.readUInt32BE(4 + 4 * i));
-  if (expectCount !== undefined && dims[0] !== expectCount) {
-    throw new DataError(`Cannot load ${path}: holds ${dims[0]} items, expected ${expectCount}.`);
-  }
-  if (ndim === 3 && (dims[1] !== IMAGE_SIZE || dims[2] !== IMAGE_SIZE)) {
-    throw new DataError(`Cannot load ${path}: images are ${dims[1]}x${dims[2]}, expected ${IMAGE_SIZE}x${IMAGE_SIZE}.`);
-  }
-  const want = dims.reduce((a, b) => a * b, 1);
-  const have = raw.length - header;
-  if (have !== want) {
-    throw new DataError(`Cannot load ${path}: body has ${have} bytes, the header promises ${want} (truncated or corrupt file).`);
-  }
-  const sha = createHash("sha256").update(raw).digest("hex");
-  return { body: new Uint8Array(raw.buffer, raw.byteOffset + header, want), dims, sha };
+  const { body, dims, raw } = readIdxFile(path, expectMagic, expectCount);
+  return { body, dims, sha: createHash("sha256").update(raw).digest("hex") };
 }
 
 function readSplit(dir: string, images: string, labels: string, count: number | undefined, fp: Record<string, string>): Split {
@@ -191,13 +146,4 @@ export function trainValSplit(train: Split, valCount: number, seed: number): { t
   const rest: number[] = [];
   for (let i = 0; i < train.count; i++) if (!inVal[i]) rest.push(i);
   return { train: take(train, rest), val: take(train, valIdx) };
-}
-
-/** Writes a split as IDX gz buffers (tests build small or broken datasets with this). */
-export function encodeIdx(kind: "images" | "labels", data: Uint8Array, count: number): Uint8Array {
-  const dims = kind === "images" ? [count, IMAGE_SIZE, IMAGE_SIZE] : [count];
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header.writeUInt32BE(kind === "images" ? 0x803 : 0x801, 0);
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }

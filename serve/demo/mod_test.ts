@@ -13,8 +13,9 @@ import { createApp } from "../app.ts";
 import { defaultConfig } from "../config.ts";
 import { loadBackend, type LoadedModel, loadModel, ModelSlot } from "../inference/mod.ts";
 import { validateLatentMap } from "../../bundle/mod.ts";
+import { TINY_BUNDLE } from "../../testkit/fixtures.ts";
 
-const TINY = new URL("../../tests/testdata/tiny-bundle", import.meta.url).pathname;
+const TINY = TINY_BUNDLE;
 const config = defaultConfig({ bundle: TINY, threads: 1 });
 
 // Loaded once for the module, outside tests, so session threads are not charged to one test.

@@ -9,7 +9,7 @@
  * swap. The runtime package URL and its settings arrive in the "init" message (backend.ts
  * runtimeSetup(), the one definition), and the Tensor in / copy out below mirrors backend.ts
  * wrap(). "init" also runs a one-node identity graph, so the wasm module is compiled and
- * instantiated before a real model arrives (the ~0.2-1 s a standby worker hides from a swap).
+ * instantiated before a real model arrives (the start-up a standby worker hides from a swap).
  *
  * Requests run strictly one after another in arrival order (the main thread may send the next
  * batch while one runs, so it is waiting here when the run ends); a session is never re-entered.

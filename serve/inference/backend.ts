@@ -196,7 +196,7 @@ export async function loadBackend(
 ): Promise<{ backend: Backend; note: string }> {
   // 0 = auto. wasm: a worker per core (its memory only comes back when a worker ends), each
   // with cores/workers threads. native: in-process with every core, because a worker round trip
-  // (0.1-0.25 ms) costs more than a small model's inference, and see isolateNative below.
+  // costs more than a small model's inference (docs/performance.md), and see isolateNative below.
   const cores = (globalThis.navigator?.hardwareConcurrency as number | undefined) || 1;
   const workers = opts.workers === undefined ? 1 : Math.max(1, opts.workers || cores);
   const poolThreads = opts.threads || Math.max(1, Math.floor(cores / workers));
@@ -217,8 +217,8 @@ export async function loadBackend(
   const canIsolate = "Deno" in globalThis;
   const isolateWasm = canIsolate && (opts.isolate ?? true);
   // Native sessions stay on this thread unless a caller insists (isolate: true): onnxruntime-node
-  // keeps process-global state, and with its addon loaded in several Workers the process
-  // crashed at exit (Ort::Exception bad_alloc) in 2 of 8 runs of a pool test.
+  // keeps process-global state, and its addon loaded in several Workers can crash the process at
+  // exit (how often: docs/performance.md).
   const isolateNative = canIsolate && (opts.isolate ?? false);
   if (choice === "wasm") {
     const note = "wasm (onnxruntime-web), as requested";

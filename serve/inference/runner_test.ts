@@ -2,24 +2,34 @@ import assert from "node:assert/strict";
 import type { Session, TensorData } from "./backend.ts";
 import { BatchRunner } from "./runner.ts";
 
-/** A fake session: output y = 2x per row; records batch sizes and detects overlapping runs. */
-function fakeSession(delayMs = 5, inline = false) {
+/**
+ * A fake session: y = fn(x) per value (default 2x), after `delayMs`; fails a run holding any
+ * NaN; records batch sizes and counts overlapping runs (at most `concurrency` are expected).
+ */
+function fakeSession(
+  delayMs = 5,
+  inline = false,
+  opts: { concurrency?: number; fn?: (v: number) => number } = {},
+) {
+  const fn = opts.fn ?? ((v: number) => v * 2);
   const batches: number[] = [];
-  let active = 0, overlapped = false;
+  let active = 0, maxActive = 0;
   const session: Session = {
     inline,
+    concurrency: opts.concurrency,
     inputNames: ["x"],
     outputNames: ["y"],
     async run(feeds: Record<string, TensorData>) {
-      if (active++ > 0) overlapped = true;
+      maxActive = Math.max(maxActive, ++active);
       batches.push(feeds.x.dims[0]);
       await new Promise((r) => setTimeout(r, delayMs));
       active--;
-      return { y: { data: feeds.x.data.map((v) => v * 2), dims: feeds.x.dims } };
+      if (feeds.x.data.some((v) => Number.isNaN(v))) throw new Error("NaN input");
+      return { y: { data: feeds.x.data.map(fn), dims: feeds.x.dims } };
     },
     async release() {},
   };
-  return { session, batches, overlapped: () => overlapped };
+  return { session, batches, overlapped: () => maxActive > 1, maxActive: () => maxActive };
 }
 
 const rows = (values: number[][]): TensorData => ({
@@ -91,4 +101,71 @@ Deno.test("BatchRunner with an in-process (inline) session: jobs of the same eve
   await lone.run({ x: rows([[1]]) });
   assert.ok(performance.now() - t0 < 25, `a lone job took ${performance.now() - t0} ms`);
   assert.equal(f.overlapped(), false);
+});
+
+Deno.test("batching keeps order and gives each request exactly its one-by-one result", async () => {
+  const f = fakeSession(3, false, { concurrency: 2, fn: (v) => 3 * v + 1 });
+  const r = new BatchRunner(f.session, { maxBatch: 16, maxQueueDelayMs: 2 });
+  const inputs = Array.from({ length: 50 }, (_, i) => [[i, -i, i / 7]]);
+  const outs = await Promise.all(inputs.map((x) => r.run({ x: rows(x) })));
+  outs.forEach((o, i) => {
+    assert.deepEqual(o.y.dims, [1, 3]);
+    // What the fake computes for this row alone (float32 in, float32 out).
+    const alone = Float32Array.from(inputs[i][0]).map((v) => 3 * v + 1);
+    assert.deepEqual(Array.from(o.y.data), Array.from(alone));
+  });
+  assert.ok(f.batches.some((b) => b > 1), `some runs were batched: ${f.batches}`);
+  assert.ok(f.batches.every((b) => b <= 16));
+  assert.ok(f.maxActive() <= 2, "never more runs in flight than the pool has workers");
+});
+
+Deno.test("a request that breaks its batch fails alone; its neighbours get their results", async () => {
+  const f = fakeSession(3, false, { fn: (v) => 3 * v + 1 });
+  const r = new BatchRunner(f.session, { maxBatch: 8 });
+  const first = r.run({ x: rows([[0]]) }); // runs alone; the rest queue behind it into one batch
+  const jobs = [1, NaN, 3, 4].map((v) => r.run({ x: rows([[v]]) }));
+  const settled = await Promise.allSettled([first, ...jobs]);
+  assert.deepEqual(settled.map((s) => s.status), [
+    "fulfilled",
+    "fulfilled",
+    "rejected",
+    "fulfilled",
+    "fulfilled",
+  ]);
+  assert.match(String((settled[2] as PromiseRejectedResult).reason), /NaN input/);
+  const vals = settled.map((s) => s.status === "fulfilled" ? s.value.y.data[0] : null);
+  assert.deepEqual(vals, [1, 4, null, 10, 13]);
+  assert.equal(f.batches[1], 4, `the four queued jobs were tried as one batch first: ${f.batches}`);
+});
+
+Deno.test("an idle runner dispatches at once; under contention a lone job waits at most maxQueueDelayMs", async () => {
+  const f = fakeSession(60, false, { concurrency: 2 });
+  const waits: number[][] = [];
+  const r = new BatchRunner(f.session, {
+    maxBatch: 64,
+    maxQueueDelayMs: 15,
+    onBatch: (_rows, s) => waits.push(s.waits),
+  });
+  const a = r.run({ x: rows([[1]]) }); // idle: no delay at all
+  assert.equal(f.batches.length, 1, "dispatched synchronously, before any timer");
+  const t0 = performance.now();
+  const b = r.run({ x: rows([[2]]) }); // a run is in flight: waits for company, then runs on lane 2
+  await b;
+  const tookB = performance.now() - t0;
+  await a;
+  assert.equal(f.batches.length, 2);
+  assert.ok(waits[1][0] >= 0.014 && waits[1][0] < 0.045, `queued ${waits[1][0]} s, bound 15 ms`);
+  assert.ok(tookB < 60 + 45, `b finished in ${tookB} ms: not held back until a finished`);
+});
+
+Deno.test("a full batch is dispatched at once, without waiting out the delay", async () => {
+  const f = fakeSession(40, false, { concurrency: 2 });
+  const r = new BatchRunner(f.session, { maxBatch: 4, maxQueueDelayMs: 500 });
+  const t0 = performance.now();
+  const first = r.run({ x: rows([[0]]) });
+  const four = [1, 2, 3, 4].map((v) => r.run({ x: rows([[v]]) }));
+  await Promise.all(four);
+  assert.ok(performance.now() - t0 < 300, "did not wait for the 500 ms delay");
+  assert.deepEqual(f.batches, [1, 4]);
+  await first;
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fakeModel as fakeOf } from "./fake_model.ts";
+import { fakeModel as fakeOf } from "../../testkit/fake_model.ts";
 import { ModelSlot, NoModelError } from "./slot.ts";
 
 /** A fake model whose runs wait for `gate`; `state.released` records its release. */

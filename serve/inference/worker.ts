@@ -10,9 +10,10 @@
  * workers several batches run in parallel (one running per worker, and by default one more
  * waiting in it, see pooled()).
  *
- * A worker pays ~0.2-1 s to load and instantiate the runtime before its first session, so the
- * backend keeps one initialised standby pool: isolate() hands it out at once and starts the
- * next standby pool in the background, which keeps that cost out of the publish-to-serving time.
+ * A worker pays for loading and instantiating the runtime before its first session (see
+ * docs/performance.md), so the backend keeps one initialised standby pool: isolate() hands it
+ * out at once and starts the next standby pool in the background, which keeps that cost out of
+ * the publish-to-serving time.
  * The interface stays the plain-typed-array Session of backend.ts.
  */
 import type { SessionValueMetadata } from "../../bundle/mod.ts";
@@ -131,7 +132,7 @@ function sessionOn(w: SessionWorker, r: CreateReply): Session {
  * One Session over a copy per worker: up to `depth` runs in flight per worker, each sent to the
  * least busy copy. A worker runs its requests one at a time; with depth 2 the next batch already
  * waits in the worker when the current run ends, so the worker never idles for a round trip to
- * this thread (0.3-1 ms per run under load on the 2-core VM, docs/performance.md).
+ * this thread (what that costs under load: docs/performance.md).
  */
 function pooled(copies: Session[], depth: number): Session {
   const busy = copies.map(() => 0);

@@ -2,9 +2,10 @@
  * Chooses and initialises the tfjs backend the trainer runs on. "auto" prefers the native
  * tfjs-node binding (imported dynamically: it is optional and its binary is often missing),
  * then the wasm backend with our fast training kernels (./kernels.ts) and, if asked, wasm
- * threads (./threads.ts), and only then the pure-JS cpu backend, which is ~250x slower than
- * wasm for the VAE and therefore announced loudly. The wasm binaries are read from
- * node_modules, never fetched. `initEngine` is idempotent: later calls return the first result.
+ * threads (./threads.ts), and only then the pure-JS cpu backend, which is orders of magnitude
+ * slower than wasm for the VAE (docs/performance.md) and therefore announced loudly. The wasm
+ * binaries are read from node_modules, never fetched. `initEngine` is idempotent: later calls
+ * return the first result.
  */
 import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
@@ -18,8 +19,8 @@ export interface EngineOptions {
   /** Which backend to use; "auto" tries tensorflow, then wasm, then cpu. */
   backend?: EngineBackend;
   /**
-   * wasm threads (XNNPACK's pool). Default 1: on these 2 shared cores one thread measured
-   * nearly as fast per step and far steadier than two (notes/training-engine.md, bench_train).
+   * wasm threads (XNNPACK's pool). Default 1: on small shared machines a second thread buys
+   * little speed and much jitter (docs/performance.md, scripts/bench_train.ts).
    */
   threads?: number;
   log?: (s: string) => void;

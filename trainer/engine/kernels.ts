@@ -207,7 +207,7 @@ function transposeInner(b: BackendWasm, x: TI): TI {
 
 /**
  * BatchMatMul / _FusedMatMul with transposes: transpose explicitly, then call the original with
- * none, because only the untransposed case runs through XNNPACK (measured 225 -> 32 ms/step).
+ * none, because only the untransposed case runs through XNNPACK (docs/performance.md).
  */
 function untransposed(name: string): KernelFn {
   return (args) => {
@@ -229,7 +229,8 @@ function untransposed(name: string): KernelFn {
 /**
  * Sum over all leading axes of a float32 tensor (every bias gradient: [B,H,W,C] -> [C]) as
  * ones[1,N] x X[N,C] on XNNPACK. Stock wasm Sum first transposes the reduced axes innermost,
- * which cost ~20-40 ms a step for the 28x28x32 activation alone. Other reductions: original.
+ * a large share of a step for the conv activations (docs/performance.md). Other reductions:
+ * original.
  */
 function sum(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap }): TI {
   const { inputs, backend: b, attrs = {} } = args;

@@ -72,17 +72,15 @@ export const FULL_SAMPLES = [100, 1000, 2000, 5000, 10000, 20000, 50000, 60000];
 
 /**
  * The full study, sized to finish within 90 minutes on 2 cores with 2 workers (check with
- * --estimate). Budget, in steps of batch 128; with the onnxruntime engine (default) a CNN
- * step costs ~0.7 of a VAE step (on tfjs, ~3x more each).
+ * --estimate). Budget, in steps of batch 128 (what each part costs: docs/performance.md).
  * - VAE: 4 epochs of all 60,000 images per latent (1,872 Adam steps): the latent's class
- *   structure is in place by then; more epochs mostly sharpen reconstructions. The six VAEs
- *   are ~60% of the run (on the tfjs engine consider --vae-epochs 3 if the estimate is tight).
+ *   structure is in place by then; more epochs mostly sharpen reconstructions. The VAEs are
+ *   most of the run (on the tfjs engine consider --vae-epochs 3 if the estimate is tight).
  * - CNN: batch 128, 13 epochs bounded to 600..6,000 steps (12.8 epochs of 60,000), Adam peak
- *   2e-3 with cosine decay (the mean rate of a cosine is half its peak) and +-1 px shifts, so
- *   the run can reach ~93% at 60,000 (a constant rate keeps bouncing instead of settling);
- *   shifts also tame overfitting at small N. +-2 px measured worse in short runs (underfit).
- *   At least 600 steps: with 150, the 1,000- and 2,000-label cells stopped at 90-92% train
- *   accuracy and 1-1.6 points under the study; 600 put them above it (reports/).
+ *   2e-3 with cosine decay (the mean rate of a cosine is half its peak; a constant rate keeps
+ *   bouncing instead of settling) and +-1 px shifts, which also tame overfitting at small N
+ *   (+-2 px underfit in short runs). At least 600 steps, so the small-label cells train to
+ *   convergence (fewer left them under the study's figures; reports/).
  * - Heads: the project's LOGISTIC_FIT / MLP_FIT (a step costs milliseconds).
  */
 export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({

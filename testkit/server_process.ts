@@ -122,7 +122,11 @@ export async function startServer(
  * and /healthz names it. Stops early once `want` distinct pids answered; failed requests (a
  * replica starting or going away) are skipped.
  */
-export async function answeringPids(url: string, tries: number, want = Infinity): Promise<Set<number>> {
+export async function answeringPids(
+  url: string,
+  tries: number,
+  want = Infinity,
+): Promise<Set<number>> {
   const seen = new Set<number>();
   for (let i = 0; i < tries && seen.size < want; i++) {
     try {

@@ -1,15 +1,11 @@
 /**
- * Fixtures for the hot-swap tests and benches: the three committed tiny bundles (same recipe,
- * different seeds, so they disagree on some images), a temporary registry, a service built as
- * serve/main.ts builds it (reloader + watcher + app) listening on 127.0.0.1, and per-version
- * expected labels computed by loading each fixture directly.
+ * The service for the hot-swap tests and benches, built as serve/main.ts builds it (reloader +
+ * registry watcher + app with the admin API) and listening on 127.0.0.1; one shared backend per
+ * kind; a one-image classify call; and per-version expected labels computed by loading each
+ * fixture (testkit/fixtures.ts) directly.
  */
-import { cp, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { argmax } from "../common/argmax.ts";
 import { PIXELS } from "../common/labels.ts";
-import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
-import { activateVersion } from "../common/registry_write.ts";
 import { createApp } from "../serve/app.ts";
 import { defaultConfig } from "../serve/config.ts";
 import {
@@ -24,35 +20,9 @@ import { ServiceMetrics } from "../serve/metrics.ts";
 import { DirSource, type RegistrySource } from "../serve/registry_source.ts";
 import { Reloader } from "../serve/reload.ts";
 import { type Watcher, watchRegistry } from "../serve/watch.ts";
+import { FIXTURES, MODEL } from "./fixtures.ts";
 
-const here = (p: string) => new URL(p, import.meta.url).pathname;
-export const FIXTURES = [
-  here("./testdata/tiny-bundle"),
-  here("./testdata/tiny-bundle-b"),
-  here("./testdata/tiny-bundle-c"),
-];
-export const MODEL = "fashion-vae";
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
-
-export function manifestOf(dir: string): Manifest {
-  return JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json")));
-}
-export const VERSIONS = FIXTURES.map((d) => manifestOf(d).version);
-
-/** A temporary registry holding every fixture, CURRENT on the first. Copies (no onnxruntime check). */
-export async function makeRegistry(): Promise<{ root: string; cleanup: () => Promise<void> }> {
-  const root = await mkdtemp(join(tmpdir(), "swap-registry-"));
-  for (const [i, dir] of FIXTURES.entries()) {
-    await cp(dir, join(root, MODEL, VERSIONS[i]), { recursive: true });
-  }
-  await activateVersion(root, MODEL, VERSIONS[0], "publish");
-  return { root, cleanup: () => rm(root, { recursive: true, force: true }) };
-}
-
-/** The probe images of all fixtures (24 images of 784 bytes): the inputs the load tests send. */
-export function probeImages(): Uint8Array[] {
-  return FIXTURES.flatMap((d) => manifestOf(d).probe.cases.map((c) => decodeProbePixels(c.pixels)));
-}
 
 /** version -> expected top label index per image, from each fixture loaded natively. */
 export async function expectedLabels(images: Uint8Array[]): Promise<Map<string, number[]>> {
@@ -64,13 +34,7 @@ export async function expectedLabels(images: Uint8Array[]): Promise<Map<string, 
     const m = await loadModel(dir, { backend, maxBatch: 64 });
     const r = await m.encode(x, images.length);
     const K = m.labels.length;
-    out.set(
-      m.version,
-      images.map((_, i) => {
-        const p = r.probabilities.subarray(i * K, (i + 1) * K);
-        return p.indexOf(Math.max(...p));
-      }),
-    );
+    out.set(m.version, images.map((_, i) => argmax(r.probabilities, i * K, K)));
     await m.close();
   }
   return out;
@@ -181,20 +145,4 @@ export async function classify(
     version: res.headers.get("x-model-version"),
     index: body.predictions[0].index,
   };
-}
-
-/** Polls until pred() holds, every `everyMs`; throws with `what` after `timeoutMs`. */
-export async function waitFor(
-  pred: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-  everyMs = 5,
-): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await pred())) {
-    if (performance.now() > end) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }

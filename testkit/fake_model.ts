@@ -1,16 +1,23 @@
 /**
- * A LoadedModel over a fake session, for tests of what sits above the model (slot, reloader):
- * two labels at 0.5 each, a 1-D latent of zeros, and a manifest with just the fields those
- * layers read. Runs wait for `gate`; `onRelease` hears when the session is released.
+ * A LoadedModel over a fake session (no onnxruntime), for tests of what sits above the model
+ * (serve/inference/slot.ts, serve/reload.ts): two labels at 0.5 each, a 1-D latent of zeros,
+ * and a manifest with just the fields those layers read. Runs wait for `gate`; `onRelease` hears when the session is released.
  */
-import type { Manifest } from "../../bundle/mod.ts";
-import type { Session } from "./backend.ts";
-import { LoadedModel } from "./model.ts";
-import { BatchRunner } from "./runner.ts";
+import { encodeBase64 } from "../common/base64.ts";
+import { PIXELS } from "../common/labels.ts";
+import type { Manifest } from "../bundle/mod.ts";
+import type { Session } from "../serve/inference/backend.ts";
+import { LoadedModel } from "../serve/inference/model.ts";
+import { BatchRunner } from "../serve/inference/runner.ts";
 
 export function fakeModel(
   version: string,
-  opts: { gate?: Promise<void>; onRelease?: () => void; dir?: string; backend?: "native" | "wasm" } = {},
+  opts: {
+    gate?: Promise<void>;
+    onRelease?: () => void;
+    dir?: string;
+    backend?: "native" | "wasm";
+  } = {},
 ): LoadedModel {
   const session: Session = {
     inputNames: ["image"],
@@ -41,7 +48,7 @@ export function fakeModel(
       logvar: { name: "logvar" },
     },
     decoder: null,
-    probe: { tolerance: 1e-4, cases: [{ pixels: btoa("\0".repeat(784)) }] },
+    probe: { tolerance: 1e-4, cases: [{ pixels: encodeBase64(new Uint8Array(PIXELS)) }] },
   } as unknown as Manifest;
   return new LoadedModel(
     manifest,

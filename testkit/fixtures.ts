@@ -1,0 +1,44 @@
+/**
+ * The committed test fixtures (tests/testdata/) by name, so no test or script spells their
+ * paths: the three tiny bundles (same recipe, different seeds, so they disagree on some
+ * images), the tiny bundle's reference outputs, their versions and probe images, and a
+ * temporary registry holding all three. node: APIs only, so Node tests can use it too.
+ */
+import { readFileSync } from "node:fs";
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
+import { activateVersion } from "../common/registry_write.ts";
+
+const testdata = (name: string) => new URL(`../tests/testdata/${name}`, import.meta.url).pathname;
+
+/** The small bundle the service tests and the scripts' defaults run on. */
+export const TINY_BUNDLE = testdata("tiny-bundle");
+/** Reference inputs and outputs of TINY_BUNDLE (computed at export with onnxruntime-node). */
+export const TINY_EXPECTED = testdata("tiny-bundle-expected.json");
+/** The three tiny bundles, TINY_BUNDLE first. */
+export const FIXTURES = [TINY_BUNDLE, testdata("tiny-bundle-b"), testdata("tiny-bundle-c")];
+/** The model name of every fixture. */
+export const MODEL = "fashion-vae";
+
+/** A bundle's manifest as written, unchecked (bundle/ verifies; fixtures are known good). */
+export function manifestOf(dir: string): Manifest {
+  return JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+}
+export const VERSIONS = FIXTURES.map((d) => manifestOf(d).version);
+
+/** The probe images of all fixtures (24 images of 784 bytes): the inputs the load tests send. */
+export function probeImages(): Uint8Array[] {
+  return FIXTURES.flatMap((d) => manifestOf(d).probe.cases.map((c) => decodeProbePixels(c.pixels)));
+}
+
+/** A temporary registry holding every fixture, CURRENT on the first. Copies (no onnxruntime check). */
+export async function makeRegistry(): Promise<{ root: string; cleanup: () => Promise<void> }> {
+  const root = await mkdtemp(join(tmpdir(), "swap-registry-"));
+  for (const [i, dir] of FIXTURES.entries()) {
+    await cp(dir, join(root, MODEL, VERSIONS[i]), { recursive: true });
+  }
+  await activateVersion(root, MODEL, VERSIONS[0], "publish");
+  return { root, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
