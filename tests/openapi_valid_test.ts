@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { serveBundle } from "./service_helpers.ts";
+import { serveBundle } from "../testkit/serve_bundle.ts";
 
 const served = await serveBundle("native");
 
