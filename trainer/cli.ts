@@ -17,6 +17,7 @@ import { initEngine } from "./engine/backend.ts";
 import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
 import { ENGINE_CHOICES, type EngineChoice } from "./engine/choice.ts";
+import { AUGMENT_FLAGS, augmentOf } from "./augment.ts";
 
 /**
  * Defaults are the recipe of the committed default bundle: latent 16 (best served accuracy
@@ -44,6 +45,7 @@ const TRAIN_FLAGS = {
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
+  ...AUGMENT_FLAGS,
 } satisfies FlagSpecs;
 
 const EXPORT_FLAGS = {
@@ -125,6 +127,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     learningRate: f.lr as number,
     seed: f.seed as number,
     data: { trainCount, valCount },
+    augment: augmentOf(f),
   };
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });

@@ -24,6 +24,7 @@ import {
 import { ProgressBar } from "./progress.ts";
 import type { OrtTrainer } from "./engine/ort_train.ts";
 import type { EngineChoice } from "./engine/choice.ts";
+import { type AugmentConfig, augmentBatch } from "./augment.ts";
 
 export interface TrainConfig {
   vae: VaeConfig;
@@ -37,6 +38,8 @@ export interface TrainConfig {
   seed: number;
   /** Which training images (the CLI's --train-count/--val-count), so a resume selects the same. */
   data?: { trainCount: number; valCount: number };
+  /** Training-time augmentation (augment.ts); none when absent. */
+  augment?: AugmentConfig;
 }
 
 export interface EpochRecord {
@@ -379,6 +382,8 @@ export async function trainVae(
       }
       fillBatch(train, rows, step * B, B, x, y);
       const seed = stepSeed(cfg.seed, globalStep);
+      // Its own stream, so turning augmentation on leaves the noise of every step as it was.
+      if (cfg.augment) augmentBatch(x, B, cfg.augment, rng(seed ^ 0x5bd1e995));
       const [loss, rec, kl, ce, hits] = ort ? await ortStep(ort, x, y, seed) : tfjsStep(seed);
       if (!Number.isFinite(loss)) {
         throw new Error(

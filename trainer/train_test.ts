@@ -48,6 +48,16 @@ test("training is repeatable: the same seed gives identical weights", async () =
   assert.deepEqual(weightsOf(a.models), weightsOf(b.models));
 });
 
+test("augmentation is deterministic under the seed, changes training, and travels in the config", async () => {
+  const augment = { shift: 2, flip: 0.5, scale: 0.1, contrast: 0.1 };
+  const a = await trainVae({ ...cfg, epochs: 1, augment }, small, { progress: false });
+  const b = await trainVae({ ...cfg, epochs: 1, augment }, small, { progress: false });
+  const plain = await trainVae({ ...cfg, epochs: 1 }, small, { progress: false });
+  assert.deepEqual(weightsOf(a.models), weightsOf(b.models));
+  assert.notDeepEqual(weightsOf(a.models), weightsOf(plain.models));
+  assert.deepEqual(a.config.augment, augment);
+});
+
 test("checkpoint save then resume gives weights identical to an uninterrupted run", async () => {
   const dir = mkdtempSync(join(tmpdir(), "ckpt-"));
   try {
