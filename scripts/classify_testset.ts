@@ -17,7 +17,7 @@ import { argmax } from "../common/argmax.ts";
 import { DATA_DIR_ENV, DEFAULT_DATA_DIR, FILES } from "../common/fashion_mnist.ts";
 import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
-import { PIXELS } from "../common/labels.ts";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { resolveActive } from "../common/registry.ts";
 import { renderPhoto } from "../testkit/photo.ts";
@@ -99,6 +99,29 @@ async function classifyFiles(
     for (const p of body.predictions) out.push(p.index);
   }
   return out;
+}
+
+/** Accuracy of a direct run on the test images mirrored left-right (a shoe facing the other way). */
+async function mirroredAccuracy(
+  model: { encode: (x: Float32Array, n: number) => Promise<{ probabilities: Float32Array }> },
+  test: { images: Uint8Array; labels: Uint8Array; count: number },
+  K: number,
+): Promise<number> {
+  const mirrored = new Uint8Array(test.count * PIXELS);
+  for (let i = 0; i < test.count; i++) {
+    for (let y = 0; y < IMAGE_SIZE; y++) {
+      for (let x = 0; x < IMAGE_SIZE; x++) {
+        mirrored[i * PIXELS + y * IMAGE_SIZE + x] =
+          test.images[i * PIXELS + y * IMAGE_SIZE + IMAGE_SIZE - 1 - x];
+      }
+    }
+  }
+  const out = await model.encode(normalizePixels(mirrored), test.count);
+  let ok = 0;
+  for (let i = 0; i < test.count; i++) {
+    if (argmax(out.probabilities, i * K, K) === test.labels[i]) ok++;
+  }
+  return ok / test.count;
 }
 
 function pct(x: number): string {
@@ -221,6 +244,15 @@ async function main(args: string[]): Promise<number> {
     ]);
     photoOk = Number.isFinite(photoAcc);
   }
+  // 5. The same test images mirrored, on the direct path.
+  const directAcc = directIdx.filter((p, i) => p === test.labels[i]).length / test.count;
+  const mirrorAcc = await mirroredAccuracy(model, test, K);
+  rows.push([
+    "mirrored test images (direct run)",
+    `${pct(mirrorAcc)} vs ${pct(directAcc)} plain: drop ${
+      ((directAcc - mirrorAcc) * 100).toFixed(2)
+    } points`,
+  ]);
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n"));
   await served.slot.close();
