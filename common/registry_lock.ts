@@ -136,8 +136,8 @@ async function breakLock(lock: string, judged: LockOwner | null): Promise<boolea
   return true;
 }
 
-function mb(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
+function size(bytes: number): string {
+  return bytes < 1e5 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 async function sizeOf(p: string): Promise<number> {
@@ -155,9 +155,9 @@ async function cleanTemp(modelDir: string): Promise<string[]> {
   for (const name of await readdir(modelDir).catch(() => [] as string[])) {
     if (!TEMP_ENTRY.test(name)) continue;
     const p = join(modelDir, name);
-    const size = await sizeOf(p);
+    const bytes = await sizeOf(p);
     await rm(p, { recursive: true, force: true });
-    notes.push(`removed ${name} (${mb(size)}) left by an interrupted writer`);
+    notes.push(`removed ${name} (${size(bytes)}) left by an interrupted writer`);
   }
   return notes;
 }

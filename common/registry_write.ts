@@ -362,7 +362,11 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
   return await withRegistryLock(modelDir, async ({ cleaned }: HeldLock) => {
     const copied = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts.verify);
     const previous = await readCurrentOrNull(modelDir);
-    if (opts.activate !== false && previous !== version) await flip(modelDir, version, "publish");
+    // A writer killed between HISTORY and CURRENT leaves them disagreeing: flip again to heal it.
+    const top = activationStack(await readHistory(modelDir)).at(-1);
+    if (opts.activate !== false && (previous !== version || top !== version)) {
+      await flip(modelDir, version, "publish");
+    }
     const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0);
     return { name, version, dir: dest, previous, copied, pruned, cleaned };
   }, { waitMs: opts.lockWaitMs });
