@@ -16,11 +16,18 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
+import {
+  type InputLimits,
+  parsePreprocessMode,
+  readImageBatch,
+  readLatent,
+  readOneImage,
+} from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
 import { adminRoutes } from "./admin.ts";
+import type { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 
@@ -39,6 +46,8 @@ export interface AppDeps {
   reloader?: Reloader;
   /** Enables /v1/admin (serve/admin.ts) when set; requests need `Authorization: Bearer <it>`. */
   adminToken?: string;
+  /** Wrong-token throttling for /v1/admin (default: serve/auth_throttle.ts's defaults). */
+  adminThrottle?: FailureThrottle;
   /**
    * What GET /metrics answers when this process is one of several replicas (main.ts): all of
    * theirs, merged. Default: this process's own metrics (ownMetricsText()).
@@ -92,7 +101,6 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   for (let i = from; i < to; i++) out[i - from] = a[i];
   return out;
 }
-
 
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);
@@ -309,13 +317,20 @@ export function createApp(deps: AppDeps): Hono {
 
   // The admin API exists only with a token; without one, say how to enable it.
   if (deps.reloader && deps.adminToken) {
-    app.route("/v1/admin", adminRoutes({ token: deps.adminToken, reloader: deps.reloader }));
+    app.route(
+      "/v1/admin",
+      adminRoutes({
+        token: deps.adminToken,
+        reloader: deps.reloader,
+        throttle: deps.adminThrottle,
+      }),
+    );
   } else {
     app.all("/v1/admin/*", () => {
       throw new ApiError(
         404,
         "admin_disabled",
-        "The admin API is off; start the server with --admin-token (or ADMIN_TOKEN)",
+        "The admin API is off; start the server with ADMIN_TOKEN or --admin-token-file set",
       );
     });
   }
