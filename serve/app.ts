@@ -27,14 +27,18 @@ import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
 import { adminRoutes } from "./admin.ts";
+import type { Admission } from "./admission.ts";
+import type { DecodePool } from "./decode_pool.ts";
 import type { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 
-export type AppConfig = Pick<
-  ServeConfig,
-  "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
->;
+export type AppConfig =
+  & Pick<
+    ServeConfig,
+    "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
+  >
+  & Partial<Pick<ServeConfig, "bodyTimeoutMs" | "maxDecodedBytes">>;
 
 export interface AppDeps {
   slot: ModelSlot;
@@ -46,6 +50,10 @@ export interface AppDeps {
   reloader?: Reloader;
   /** Enables /v1/admin (serve/admin.ts) when set; requests need `Authorization: Bearer <it>`. */
   adminToken?: string;
+  /** Where large images decode, off the HTTP thread (serve/decode_pool.ts); default inline. */
+  decoder?: DecodePool;
+  /** Admission control: in-flight cap and graceful drain (serve/admission.ts); none by default. */
+  admission?: Admission;
   /** Wrong-token throttling for /v1/admin (default: serve/auth_throttle.ts's defaults). */
   adminThrottle?: FailureThrottle;
   /**
@@ -139,6 +147,9 @@ export function createApp(deps: AppDeps): Hono {
     maxBodyBytes: config.maxBodyBytes,
     maxPixels: config.maxPixels,
     maxBatch: config.maxBatch,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    maxDecodedBytes: config.maxDecodedBytes,
+    decoder: deps.decoder,
   };
   const doc = openApiDoc({ ...limits, maxSamples: config.maxSamples });
   const app = new Hono();
@@ -157,6 +168,8 @@ export function createApp(deps: AppDeps): Hono {
       c.res.headers.set("X-Model-Version", active.version);
     }
   });
+
+  if (deps.admission) app.use("*", deps.admission.middleware());
 
   // Runs fn with the current model pinned; an empty slot is a 503, not a crash.
   const withModel = <T>(fn: (m: LoadedModel) => Promise<T>): Promise<T> =>
@@ -344,7 +357,10 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   app.onError((err, c) => {
-    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+    if (err instanceof ApiError) {
+      if (err.status === 408) c.header("Connection", "close"); // the rest of the body is not read
+      return c.json(errorBody(err.code, err.message), err.status);
+    }
     if (err instanceof HTTPException) {
       return c.json(errorBody("http_error", err.message || "request failed"), err.status);
     }

@@ -86,7 +86,6 @@ export function validateLatentMap(raw: unknown, latentSize: number, classes: num
   return m;
 }
 
-
 function documentRoutes(doc: Record<string, unknown>, limits: InputLimits): void {
   const paths = (doc.paths ??= {}) as Record<string, unknown>;
   const error = (description: string) => ({

@@ -10,7 +10,12 @@ import { BatchRunner } from "./runner.ts";
 
 export function fakeModel(
   version: string,
-  opts: { gate?: Promise<void>; onRelease?: () => void; dir?: string; backend?: "native" | "wasm" } = {},
+  opts: {
+    gate?: Promise<void>;
+    onRelease?: () => void;
+    dir?: string;
+    backend?: "native" | "wasm";
+  } = {},
 ): LoadedModel {
   const session: Session = {
     inputNames: ["image"],

@@ -252,7 +252,9 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
       maxBatch: opts.maxBatch,
       maxQueueDelayMs: opts.maxQueueDelayMs,
       onBatch: opts.onBatch ? (rows, stats) => opts.onBatch!(graph, rows, stats) : undefined,
-      onRun: opts.onRun ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute) : undefined,
+      onRun: opts.onRun
+        ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute)
+        : undefined,
     });
   const model = new LoadedModel(
     manifest,

@@ -19,8 +19,8 @@ import type { SessionValueMetadata } from "../../common/bundle.ts";
 import {
   type Backend,
   type BackendName,
-  type IsolatedBackend,
   computeSeconds,
+  type IsolatedBackend,
   runtimeSetup,
   type Session,
   type TensorData,
