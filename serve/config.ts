@@ -25,6 +25,8 @@ export interface ServeConfig {
   pipelineDepth: number;
   /** Longest a request waits for a fuller batch while another run is in flight, ms. */
   maxQueueDelayMs: number;
+  /** Larger requests run in chunks of this many rows, interleaved with small ones; 0: whole. */
+  chunkRows: number;
   maxBodyBytes: number;
   maxPixels: number;
   /** Most bytes of decoded samples per image and per request (bit depth and channels). */
@@ -109,6 +111,14 @@ export const FLAG_SPECS = {
     type: "number",
     default: 0.3,
     help: "while a batch is running, longest a request waits for a fuller batch (0: never wait)",
+  },
+  // 32: a 32-image run is a few ms here, so a one-image request behind 256-image batches of
+  // other clients waits that long instead of whole batches; see docs/performance.md.
+  "chunk-rows": {
+    type: "int",
+    default: 32,
+    help:
+      "requests with more images run in chunks of this many, and small requests go first in each run (0: whole requests, arrival order)",
   },
   "max-body-bytes": {
     type: "int",
@@ -283,6 +293,7 @@ export function parseConfig(
       threads,
       workers,
       maxQueueDelayMs: delay,
+      chunkRows: positive("chunk-rows", flags["chunk-rows"] as number, 0),
       pipelineDepth: positive("pipeline-depth", flags["pipeline-depth"] as number),
       maxBodyBytes: positive("max-body-bytes", flags["max-body-bytes"] as number, 1024),
       maxPixels: positive("max-pixels", flags["max-pixels"] as number, 784),

@@ -118,6 +118,7 @@ async function main(): Promise<number> {
         backend,
         maxBatch: config.maxBatch,
         maxQueueDelayMs: config.maxQueueDelayMs,
+        chunkRows: config.chunkRows,
         onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
         onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
       }),
