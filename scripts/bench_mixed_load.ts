@@ -44,6 +44,9 @@ async function measure(url: string, clients: number, seconds: number) {
   const one = Uint8Array.from({ length: 784 }, (_, i) => (i * 13) % 256);
   const batch = Uint8Array.from({ length: 784 * 256 }, (_, i) => (i * 7) % 256);
   for (let i = 0; i < 5; i++) await post(url, batch), await post(url, one); // warm-up
+  const idle: number[] = [];
+  for (let i = 0; i < 50; i++) idle.push(await post(url, one));
+  idle.sort((a, b) => a - b);
   const end = performance.now() + seconds * 1000;
   let batches = 0;
   const loops = Array.from({ length: clients }, async () => {
@@ -54,7 +57,7 @@ async function measure(url: string, clients: number, seconds: number) {
   while (performance.now() < end) lat.push(await post(url, one));
   await Promise.all(loops);
   lat.sort((a, b) => a - b);
-  return { lat, imagesPerS: (batches * 256) / seconds };
+  return { lat, idle, imagesPerS: (batches * 256) / seconds };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -66,14 +69,16 @@ async function main(args: string[]): Promise<number> {
       f["batch-clients"]
     } clients x 256-image batches + 1 client x 1 image; ${f.seconds} s each`,
   );
-  console.log("chunk-rows | single image p50 / p99 / max (ms) | n | batch images/s");
+  console.log(
+    "chunk-rows | alone p50 (ms) | under load p50 / p90 / p99 / max (ms) | n | batch images/s",
+  );
   for (const chunk of String(f["chunk-rows"]).split(",").map(Number)) {
     const server = await startServer(
       [...target, "--backend", f.backend as string, "--chunk-rows", String(chunk), "--no-watch"],
       { startTimeoutMs: 60_000 },
     );
     try {
-      const { lat, imagesPerS } = await measure(
+      const { lat, idle, imagesPerS } = await measure(
         server.url,
         f["batch-clients"] as number,
         f.seconds as number,
