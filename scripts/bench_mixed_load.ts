@@ -84,8 +84,8 @@ async function main(args: string[]): Promise<number> {
         f.seconds as number,
       );
       console.log(
-        `${String(chunk).padStart(10)} | ${pct(lat, 0.5).toFixed(1)} / ${
-          pct(lat, 0.99).toFixed(1)
+        `${String(chunk).padStart(10)} | ${pct(idle, 0.5).toFixed(1)} | ${
+          [0.5, 0.9, 0.99].map((p) => pct(lat, p).toFixed(1)).join(" / ")
         } / ${lat[lat.length - 1].toFixed(1)} | ${lat.length} | ${Math.round(imagesPerS)}`,
       );
     } finally {

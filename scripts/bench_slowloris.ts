@@ -100,9 +100,9 @@ async function run(label: string, args: string[], conns: number, seconds: number
     const timedOut = done.filter((d) => d.status === "408").length;
     const q = (f: number) => (p.lat[Math.floor(f * (p.lat.length - 1))] ?? NaN).toFixed(1);
     console.log(
-      `${label.padEnd(6)} | ${held("headers")}/${conns / 2} | ${held("body")}/${conns / 2} | ${
-        q(0.5)
-      } / ${q(0.99)} / ${q(1)} | ${p.lat.length} ok, ${p.failed} failed`,
+      `${label.padEnd(6)} | ${held("headers")}/${conns / 2} | ${held("body")}/${
+        conns / 2
+      } | ${timedOut} | ${q(0.5)} / ${q(0.99)} / ${q(1)} | ${p.lat.length} ok, ${p.failed} failed`,
     );
   } finally {
     await server.stop();
@@ -115,7 +115,7 @@ async function main(args: string[]): Promise<number> {
   const conns = f.conns as number, seconds = f.seconds as number;
   console.log(`${conns} slow connections for ${seconds} s; probe: one 28x28 classify per 100 ms`);
   console.log(
-    "run    | slow headers still held | slow bodies still held | probe p50 / p99 / max ms | probes",
+    "run    | slow headers still open | slow bodies still open | bodies answered 408 | probe p50 / p99 / max ms | probes",
   );
   await run("before", ["--body-timeout-ms", "0", "--max-inflight", "0"], conns, seconds);
   await run("after", ["--body-timeout-ms", String(f["body-timeout-ms"])], conns, seconds);
