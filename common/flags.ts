@@ -39,8 +39,12 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number | b
     case "int":
     case "number": {
       const v = Number(raw);
-      if (raw.trim() === "" || !Number.isFinite(v) || (spec.type === "int" && !Number.isInteger(v))) {
-        throw new FlagError(`--${name} takes ${spec.type === "int" ? "an integer" : "a number"}, got "${raw}"`);
+      if (
+        raw.trim() === "" || !Number.isFinite(v) || (spec.type === "int" && !Number.isInteger(v))
+      ) {
+        throw new FlagError(
+          `--${name} takes ${spec.type === "int" ? "an integer" : "a number"}, got "${raw}"`,
+        );
       }
       return v;
     }
@@ -88,12 +92,19 @@ export function parseFlags<S extends FlagSpecs>(
       name = name.slice(0, eq);
     }
     let spec = specs[name];
-    if (!spec && name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean" && raw === undefined) {
+    if (
+      !spec && name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean" &&
+      raw === undefined
+    ) {
       out[name.slice(3)] = false;
       continue;
     }
     if (!spec) {
-      throw new FlagError(`Unknown flag --${name} (known: ${Object.keys(specs).map((k) => "--" + k).join(", ")}, --help)`);
+      throw new FlagError(
+        `Unknown flag --${name} (known: ${
+          Object.keys(specs).map((k) => "--" + k).join(", ")
+        }, --help)`,
+      );
     }
     if (raw === undefined) {
       if (spec.type === "boolean") {

@@ -9,8 +9,18 @@ const specs = {
 } as const;
 
 Deno.test("parseFlags() fills defaults, env and both --k v and --k=v forms", () => {
-  const { flags, positional } = parseFlags(["--backend=wasm", "--lr", "0.5", "--verbose", "file"], specs, { PORT: "9001" });
-  assert.deepEqual({ ...flags }, { port: 9001, backend: "wasm", verbose: true, lr: 0.5, help: false });
+  const { flags, positional } = parseFlags(
+    ["--backend=wasm", "--lr", "0.5", "--verbose", "file"],
+    specs,
+    { PORT: "9001" },
+  );
+  assert.deepEqual({ ...flags }, {
+    port: 9001,
+    backend: "wasm",
+    verbose: true,
+    lr: 0.5,
+    help: false,
+  });
   assert.deepEqual(positional, ["file"]);
 });
 
@@ -21,12 +31,21 @@ Deno.test("parseFlags() lets a flag win over the environment and supports --no-x
 });
 
 Deno.test("parseFlags() rejects unknown flags, bad numbers and bad choices with the reason", () => {
-  assert.throws(() => parseFlags(["--prot", "1"], specs), (e) => e instanceof FlagError && /Unknown flag --prot/.test(e.message));
+  assert.throws(
+    () => parseFlags(["--prot", "1"], specs),
+    (e) => e instanceof FlagError && /Unknown flag --prot/.test(e.message),
+  );
   assert.throws(() => parseFlags(["--port", "x"], specs), /--port takes an integer, got "x"/);
   assert.throws(() => parseFlags(["--port", "1.5"], specs), /--port takes an integer/);
-  assert.throws(() => parseFlags(["--backend", "gpu"], specs), /must be one of auto, wasm; got "gpu"/);
+  assert.throws(
+    () => parseFlags(["--backend", "gpu"], specs),
+    /must be one of auto, wasm; got "gpu"/,
+  );
   assert.throws(() => parseFlags(["--lr"], specs), /--lr needs a value/);
-  assert.throws(() => parseFlags([], specs, { PORT: "eighty" }), /--port takes an integer, got "eighty"/);
+  assert.throws(
+    () => parseFlags([], specs, { PORT: "eighty" }),
+    /--port takes an integer, got "eighty"/,
+  );
 });
 
 Deno.test("formatHelp() lists every flag with its default and env", () => {
@@ -54,7 +73,7 @@ Deno.test("parseCommandFlags() returns the flags, null after printing --help, an
   );
 });
 
-Deno.test("parseFlags() ignores the leading \"--\" that deno task passes through", () => {
+Deno.test('parseFlags() ignores the leading "--" that deno task passes through', () => {
   const { flags, positional } = parseFlags(["--", "--port", "9"], specs);
   assert.equal(flags.port, 9);
   assert.deepEqual(positional, []);

@@ -29,15 +29,21 @@ export interface ImageHeader {
   format: ImageFormat;
   width: number;
   height: number;
+  /** Bytes the decoded samples take (bit depth and channels counted), the cost to bound. */
+  decodedBytes: number;
 }
 
 export interface DecodeOptions {
   /** Refuse images whose declared width x height exceeds this (checked on the header). */
   maxPixels?: number;
+  /** Refuse images whose decoded samples would exceed this many bytes (checked on the header). */
+  maxDecodedBytes?: number;
 }
 
 /** 25 megapixels: any real product photo fits; a bomb declaring 100k x 100k does not. */
 export const DEFAULT_MAX_PIXELS = 25_000_000;
+/** What 25 megapixels of 8-bit RGBA take: deeper images must be smaller to fit the same bound. */
+export const DEFAULT_MAX_DECODED_BYTES = 4 * DEFAULT_MAX_PIXELS;
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -86,7 +92,14 @@ function readPngHeader(b: Uint8Array): ImageHeader {
   if (width === 0 || height === 0) {
     throw new ImageCodecError("malformed", `PNG declares an empty image (${width}x${height})`);
   }
-  return { format: "png", width, height };
+  // Palette images expand to RGBA; 16-bit samples decode to two bytes each.
+  const channels = ({ 0: 1, 2: 3, 3: 4, 4: 2, 6: 4 } as Record<number, number>)[b[25]] ?? 4;
+  return {
+    format: "png",
+    width,
+    height,
+    decodedBytes: width * height * channels * (b[24] > 8 ? 2 : 1),
+  };
 }
 
 function readJpegHeader(b: Uint8Array): ImageHeader {
@@ -133,7 +146,7 @@ function readJpegHeader(b: Uint8Array): ImageHeader {
           `JPEG declares an empty or DNL-sized image (${width}x${height})`,
         );
       }
-      return { format: "jpeg", width, height };
+      return { format: "jpeg", width, height, decodedBytes: width * height * 4 }; // RGBA out
     }
     o += len;
   }
@@ -169,6 +182,16 @@ function checkPixels(h: ImageHeader, maxPixels: number): void {
       `${h.format.toUpperCase()} declares ${h.width}x${h.height} = ${
         h.width * h.height
       } pixels, above the limit of ${maxPixels}`,
+    );
+  }
+}
+
+/** Refuses (too-large) an image whose decoded samples would exceed `max` bytes. */
+export function checkDecodedBytes(h: ImageHeader, max: number): void {
+  if (h.decodedBytes > max) {
+    throw new ImageCodecError(
+      "too-large",
+      `${h.format.toUpperCase()} ${h.width}x${h.height} decodes to ${h.decodedBytes} bytes (bit depth and channels counted), above the limit of ${max}`,
     );
   }
 }
@@ -394,6 +417,7 @@ function decodeJpeg(bytes: Uint8Array, maxPixels: number): RawImage {
 export function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): RawImage {
   const header = readImageHeader(bytes);
   checkPixels(header, opts.maxPixels ?? DEFAULT_MAX_PIXELS);
+  checkDecodedBytes(header, opts.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES);
   return header.format === "png"
     ? decodePng(bytes)
     : decodeJpeg(bytes, opts.maxPixels ?? DEFAULT_MAX_PIXELS);

@@ -230,8 +230,24 @@ test("decodeImage() undoes every PNG row filter for 8-bit grey, grey+alpha, RGB 
 test("decodeImage() refuses an 8-bit PNG with an unknown row filter or too little image data", () => {
   const rows = filterRows(ramp(16), 4, 4, 1, 0);
   rows[2 * 5] = 9; // row 2's filter byte
-  const bad = concat(SIG, ihdr(4, 4), chunk("IDAT", deflateSync(rows)), chunk("IEND", new Uint8Array()));
-  assert.throws(() => decodeImage(bad), (e) => codecError("malformed")(e) && /filter type 9/.test(String(e)));
-  const short = concat(SIG, ihdr(4, 4), chunk("IDAT", deflateSync(rows.subarray(0, 12))), chunk("IEND", new Uint8Array()));
-  assert.throws(() => decodeImage(short), (e) => codecError("malformed")(e) && /truncated/.test(String(e)));
+  const bad = concat(
+    SIG,
+    ihdr(4, 4),
+    chunk("IDAT", deflateSync(rows)),
+    chunk("IEND", new Uint8Array()),
+  );
+  assert.throws(
+    () => decodeImage(bad),
+    (e) => codecError("malformed")(e) && /filter type 9/.test(String(e)),
+  );
+  const short = concat(
+    SIG,
+    ihdr(4, 4),
+    chunk("IDAT", deflateSync(rows.subarray(0, 12))),
+    chunk("IEND", new Uint8Array()),
+  );
+  assert.throws(
+    () => decodeImage(short),
+    (e) => codecError("malformed")(e) && /truncated/.test(String(e)),
+  );
 });

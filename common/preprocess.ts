@@ -27,7 +27,9 @@ export class PreprocessError extends Error {
 }
 
 /** uint8 pixels (any count) -> float32 in [0, 1]. The dataset's and the service's normalisation. */
-export function normalizePixels<T extends Float32Array<ArrayBufferLike> = Float32Array<ArrayBuffer>>(u8: ArrayLike<number>, out: T = new Float32Array(u8.length) as T): T {
+export function normalizePixels<
+  T extends Float32Array<ArrayBufferLike> = Float32Array<ArrayBuffer>,
+>(u8: ArrayLike<number>, out: T = new Float32Array(u8.length) as T): T {
   for (let i = 0; i < u8.length; i++) out[i] = u8[i] / 255;
   return out;
 }
@@ -40,7 +42,9 @@ export function toGrey(img: RawImage): Float32Array {
   const { width, height, channels, data } = img;
   const n = width * height;
   if (data.length < n * channels) {
-    throw new PreprocessError(`image data holds ${data.length} bytes, ${width}x${height}x${channels} needs ${n * channels}`);
+    throw new PreprocessError(
+      `image data holds ${data.length} bytes, ${width}x${height}x${channels} needs ${n * channels}`,
+    );
   }
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -82,7 +86,13 @@ function borderMedian(g: Float32Array, w: number, h: number): number {
  * Area-average resampling (separable): each output pixel is the coverage-weighted mean of the
  * source pixels under it. Exact for downscaling, which is the common case (photos -> 28).
  */
-export function resizeArea(src: Float32Array, sw: number, sh: number, dw: number, dh: number): Float32Array {
+export function resizeArea(
+  src: Float32Array,
+  sw: number,
+  sh: number,
+  dw: number,
+  dh: number,
+): Float32Array {
   const tmp = new Float32Array(dw * sh);
   const sx = sw / dw;
   for (let x = 0; x < dw; x++) {
@@ -142,7 +152,9 @@ function fromPhoto(g: Float32Array, w: number, h: number): Float32Array {
   }
   const cw = x1 - x0 + 1, ch = y1 - y0 + 1;
   const crop = new Float32Array(cw * ch);
-  for (let y = 0; y < ch; y++) crop.set(g.subarray((y0 + y) * w + x0, (y0 + y) * w + x0 + cw), y * cw);
+  for (let y = 0; y < ch; y++) {
+    crop.set(g.subarray((y0 + y) * w + x0, (y0 + y) * w + x0 + cw), y * cw);
+  }
   const s = IMAGE_SIZE / Math.max(cw, ch);
   const dw = Math.max(1, Math.min(IMAGE_SIZE, Math.round(cw * s)));
   const dh = Math.max(1, Math.min(IMAGE_SIZE, Math.round(ch * s)));
@@ -174,7 +186,9 @@ export function preprocess(img: RawImage, mode: PreprocessMode = "auto"): Float3
   }
   const is28 = img.width === IMAGE_SIZE && img.height === IMAGE_SIZE;
   if (mode === "none" && !is28) {
-    throw new PreprocessError(`preprocess=none needs a 28x28 image, got ${img.width}x${img.height}`);
+    throw new PreprocessError(
+      `preprocess=none needs a 28x28 image, got ${img.width}x${img.height}`,
+    );
   }
   const g = toGrey(img);
   if (is28 && (mode === "none" || isGreyscale(img))) {

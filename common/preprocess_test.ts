@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { normalizePixels, preprocess, PreprocessError, type RawImage, resizeArea, toBytes, toGrey } from "./preprocess.ts";
+import {
+  normalizePixels,
+  preprocess,
+  PreprocessError,
+  type RawImage,
+  resizeArea,
+  toBytes,
+  toGrey,
+} from "./preprocess.ts";
 
 /** A 28x28 grey "garment": a bright rectangle on black, like a Fashion-MNIST image. */
 function garment(): Uint8Array {
@@ -36,7 +44,8 @@ Deno.test("preprocess() turns a dark-on-white photo into a centred light-on-dark
   const col = (x: number) => Array.from({ length: 28 }, (_, y) => out[y * 28 + x]);
   assert.ok(col(14).every((v) => v > 0.9), "centre column is object (bright)");
   assert.ok(out[0] < 0.01 && out[27] < 0.01 && out[783] < 0.01, "corners are background (dark)");
-  const lit = Array.from({ length: 28 }, (_, x) => col(x).some((v) => v > 0.5)).filter(Boolean).length;
+  const lit =
+    Array.from({ length: 28 }, (_, x) => col(x).some((v) => v > 0.5)).filter(Boolean).length;
   assert.ok(lit >= 16 && lit <= 18, `object width ${lit} columns, expected ~17`);
 });
 
@@ -57,11 +66,18 @@ Deno.test("preprocess() composites transparent pixels over white", () => {
 
 Deno.test("preprocess=none rejects an image that is not 28x28, naming the size", () => {
   const img: RawImage = { width: 30, height: 28, channels: 1, data: new Uint8Array(840) };
-  assert.throws(() => preprocess(img, "none"), (e: unknown) => e instanceof PreprocessError && /28x28 image, got 30x28/.test((e as Error).message));
+  assert.throws(
+    () => preprocess(img, "none"),
+    (e: unknown) =>
+      e instanceof PreprocessError && /28x28 image, got 30x28/.test((e as Error).message),
+  );
 });
 
 Deno.test("preprocess() rejects short pixel data", () => {
-  assert.throws(() => preprocess({ width: 28, height: 28, channels: 3, data: new Uint8Array(784) }), /needs 2352/);
+  assert.throws(
+    () => preprocess({ width: 28, height: 28, channels: 3, data: new Uint8Array(784) }),
+    /needs 2352/,
+  );
 });
 
 Deno.test("resizeArea() preserves the mean and halves exactly", () => {

@@ -114,6 +114,14 @@ async function pickName(root: string, name: string | undefined): Promise<string>
   return names[0];
 }
 
+/**
+ * The model a command is about: `name` when given (it must exist), else the registry's only
+ * model. Reads directories only, never CURRENT, so repair commands work when CURRENT is damaged.
+ */
+export function resolveModelName(registryDir: string, name?: string): Promise<string> {
+  return pickName(resolve(registryDir), name);
+}
+
 async function readCurrent(root: string, name: string): Promise<string> {
   const path = join(root, name, CURRENT_FILE);
   let text: string;

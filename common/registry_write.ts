@@ -6,22 +6,22 @@
  * copied into a hidden temporary directory and renamed into place, and CURRENT/HISTORY are
  * written to a temporary file and renamed over the old one, so readers (servers watching the
  * directory, possibly on other hosts) see the old state or the new one, never half of either.
- * Writers take a per-model lock directory (mkdir is atomic) so two publishers do not interleave.
+ * Writers take a per-model lock (common/registry_lock.ts: a dead holder's lock is broken, and
+ * temporary entries left by dead writers are removed) so two publishers do not interleave.
  * No bundle validation here beyond the manifest and checksums: the caller passes a `verify`
  * hook that loads the copy in a runtime (trainer/publish.ts does it with onnxruntime).
  * Pure node:fs/promises, for Deno and Node.
  */
-import { randomBytes } from "node:crypto";
-import { cp, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { cp, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import type { Manifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, exists, listVersions, RegistryError } from "./registry.ts";
+import { type HeldLock, tmpName, withRegistryLock } from "./registry_lock.ts";
+
+export { type HeldLock, withRegistryLock } from "./registry_lock.ts";
 
 export const HISTORY_FILE = "HISTORY";
-const LOCK_DIR = ".lock";
-/** A lock older than this is taken to belong to a crashed writer and is broken. */
-const STALE_LOCK_MS = 120_000;
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export interface HistoryEntry {
@@ -42,6 +42,8 @@ export interface PublishOptions {
   keep?: number;
   /** Copy and verify but leave CURRENT alone. */
   activate?: boolean;
+  /** Longest wait for another live publisher's lock, ms (default 30 s). */
+  lockWaitMs?: number;
 }
 
 export interface PublishResult {
@@ -53,12 +55,9 @@ export interface PublishResult {
   /** False when the version was already in the registry with identical files. */
   copied: boolean;
   pruned: string[];
+  /** What was left by interrupted writers and removed before publishing (one note each). */
+  cleaned: string[];
 }
-
-function tmpName(prefix: string): string {
-  return `.${prefix}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-}
-
 
 /** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
@@ -76,42 +75,6 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
-  }
-}
-
-/** Runs fn holding `<registry>/<name>/.lock`; waits up to `waitMs` for another writer. */
-export async function withRegistryLock<T>(
-  modelDir: string,
-  fn: () => Promise<T>,
-  waitMs = 30_000,
-): Promise<T> {
-  const lock = join(modelDir, LOCK_DIR);
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      break;
-    } catch (e) {
-      if ((e as { code?: string }).code !== "EEXIST") throw e;
-      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > STALE_LOCK_MS) {
-        await rm(lock, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Cannot lock ${modelDir}: ${lock} has been held by another publisher for ${
-            Math.round(age / 1000)
-          } s (remove it if no publisher is running)`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await rm(lock, { recursive: true, force: true });
   }
 }
 
@@ -153,13 +116,41 @@ export function activationStack(history: readonly HistoryEntry[]): string[] {
   return stack;
 }
 
-async function readCurrentOrNull(modelDir: string): Promise<string | null> {
+/** What CURRENT holds: a version id whose directory exists, or why it cannot be used. */
+export interface CurrentState {
+  /** The id CURRENT names when it is well-formed (it may still name a missing directory). */
+  named: string | null;
+  /** The id when it is well-formed and its directory holds a manifest; else null. */
+  version: string | null;
+  /** Why CURRENT is unusable (missing, empty, garbage, names a missing version); null if fine. */
+  problem: string | null;
+}
+
+export async function readCurrentState(modelDir: string): Promise<CurrentState> {
+  const path = join(modelDir, CURRENT_FILE);
+  let text: string;
   try {
-    const v = (await readFile(join(modelDir, CURRENT_FILE), "utf8")).trim();
-    return SAFE_ID.test(v) ? v : null;
+    text = await readFile(path, "utf8");
   } catch {
-    return null;
+    return { named: null, version: null, problem: `${path} is missing` };
   }
+  const v = text.trim();
+  if (v === "") return { named: null, version: null, problem: `${path} is empty` };
+  if (!SAFE_ID.test(v)) {
+    return {
+      named: null,
+      version: null,
+      problem: `${path} holds ${JSON.stringify(text.slice(0, 40))}, not a version id`,
+    };
+  }
+  if (!(await exists(join(modelDir, v, "manifest.json")))) {
+    return { named: v, version: null, problem: `${path} names ${v}, which is not in the registry` };
+  }
+  return { named: v, version: v, problem: null };
+}
+
+async function readCurrentOrNull(modelDir: string): Promise<string | null> {
+  return (await readCurrentState(modelDir)).named;
 }
 
 /** Points CURRENT at `version` and appends to HISTORY; caller holds the lock. */
@@ -185,55 +176,88 @@ function modelDirOf(registry: string, name: string): string {
 
 /**
  * Makes `version` (already in the registry) the active one: checks its manifest and checksums,
- * then flips CURRENT. Returns the previously active version.
+ * then flips CURRENT, whatever CURRENT held before (this is how an operator repairs a damaged
+ * one). Returns the previously active version and what the lock holder cleaned.
  */
 export async function activateVersion(
   registry: string,
   name: string,
   version: string,
   action: HistoryEntry["action"] = "activate",
-): Promise<{ previous: string | null }> {
+): Promise<{ previous: string | null; cleaned: string[]; repaired: string | null }> {
   const modelDir = modelDirOf(registry, name);
   if (!SAFE_ID.test(version)) {
     throw new RegistryError("no-version", `Version "${version}" is not a plain directory name`);
   }
   const dir = join(modelDir, version);
   if (!(await exists(dir))) {
+    const known = (await listVersions(registry, name).catch(() => [])).map((v) => v.version);
     throw new RegistryError(
       "no-version",
-      `Cannot activate ${name}@${version}: ${dir} does not exist`,
+      `Cannot activate ${name}@${version}: ${dir} does not exist (versions: ${
+        known.join(", ") || "none"
+      })`,
     );
   }
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
-  return await withRegistryLock(modelDir, async () => {
-    const previous = await readCurrentOrNull(modelDir);
+  return await withRegistryLock(modelDir, async ({ cleaned }) => {
+    const state = await readCurrentState(modelDir);
     await flip(modelDir, version, action);
-    return { previous };
+    return { previous: state.named, cleaned, repaired: state.problem };
   });
 }
 
-/** Re-activates the version that was active before the current one (see activationStack). */
-export async function rollback(
-  registry: string,
-  name: string,
-): Promise<{ from: string | null; to: string }> {
+export interface RollbackResult {
+  from: string | null;
+  to: string;
+  cleaned: string[];
+  /** Set when CURRENT was damaged: what was wrong with it (HISTORY decided the target). */
+  repaired: string | null;
+}
+
+/** Can `v` be activated: its manifest reads and its files match their checksums. */
+async function usable(modelDir: string, v: string): Promise<boolean> {
+  const dir = join(modelDir, v);
+  if (!(await exists(join(dir, "manifest.json")))) return false;
+  try {
+    await verifyBundleFiles(dir, await readManifest(dir));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Re-activates the version that was active before the current one (see activationStack).
+ * Works when CURRENT is damaged (missing, empty, garbage, naming a missing version): the
+ * active version is then HISTORY's top, and rollback goes below it; if nothing usable is
+ * below, it restores the top itself, so the registry is serving again either way.
+ */
+export async function rollback(registry: string, name: string): Promise<RollbackResult> {
   const modelDir = modelDirOf(registry, name);
-  return await withRegistryLock(modelDir, async () => {
-    const current = await readCurrentOrNull(modelDir);
+  return await withRegistryLock(modelDir, async ({ cleaned }) => {
+    const state = await readCurrentState(modelDir);
     const stack = activationStack(await readHistory(modelDir));
+    const current = state.named;
     if (current !== null && stack[stack.length - 1] !== current) stack.push(current); // hand-edited CURRENT
-    // Walk down past versions that were pruned or removed by hand.
-    for (let i = stack.length - 2; i >= 0; i--) {
-      const v = stack[i];
-      if (v === current || !(await exists(join(modelDir, v, "manifest.json")))) continue;
-      await verifyBundleFiles(join(modelDir, v), await readManifest(join(modelDir, v)));
+    const top = stack[stack.length - 1];
+    // Walk down past versions that were pruned, removed by hand or damaged.
+    const candidates = stack.slice(0, -1).reverse().filter((v) => v !== top);
+    if (state.problem !== null && top !== undefined && top !== state.named) candidates.push(top);
+    for (const v of candidates) {
+      if (!(await usable(modelDir, v))) continue;
       await flip(modelDir, v, "rollback");
-      return { from: current, to: v };
+      return { from: current, to: v, cleaned, repaired: state.problem };
     }
+    const present = (await listVersions(registry, name)).map((v) => v.version);
     throw new RegistryError(
       "no-version",
-      `Cannot roll back model "${name}": the history of ${modelDir} names no earlier version that still exists`,
+      `Cannot roll back model "${name}": the history of ${modelDir} names no earlier version that still exists${
+        state.problem ? ` (${state.problem})` : ""
+      }; versions present: ${
+        present.join(", ") || "none"
+      } (make one active with: activate <version>)`,
     );
   });
 }
@@ -268,17 +292,63 @@ async function pruneLocked(modelDir: string, registry: string, name: string, kee
   return removed;
 }
 
-export async function prune(registry: string, name: string, keep: number): Promise<string[]> {
+export async function prune(
+  registry: string,
+  name: string,
+  keep: number,
+  log?: (note: string) => void,
+): Promise<string[]> {
   const modelDir = modelDirOf(registry, name);
-  return await withRegistryLock(modelDir, () => pruneLocked(modelDir, registry, name, keep));
+  return await withRegistryLock(modelDir, async ({ cleaned }) => {
+    cleaned.forEach((n) => log?.(n));
+    return await pruneLocked(modelDir, registry, name, keep);
+  });
+}
+
+/** Copies `srcDir` in under `dest` unless an identical copy is there; caller holds the lock. */
+async function copyIn(
+  srcDir: string,
+  dest: string,
+  manifest: Manifest,
+  label: string,
+  verify: PublishOptions["verify"],
+): Promise<boolean> {
+  if (await exists(dest)) {
+    const theirs = await readManifest(dest).catch(() => null);
+    const same = theirs !== null &&
+      JSON.stringify(theirs.files) === JSON.stringify(manifest.files);
+    if (!same) {
+      throw new RegistryError(
+        "no-version",
+        `Cannot publish ${label}: ${dest} already exists with different files (versions are immutable; export a new version)`,
+      );
+    }
+    await verifyBundleFiles(dest, theirs);
+    await verify?.(dest, theirs);
+    return false;
+  }
+  // Copy beside the destination (same filesystem, so the rename is atomic), verify, rename.
+  const tmp = join(resolve(dest, ".."), tmpName(`incoming-${manifest.version}`));
+  try {
+    await cp(srcDir, tmp, { recursive: true });
+    const copy = await readManifest(tmp);
+    await verifyBundleFiles(tmp, copy);
+    await verify?.(tmp, copy);
+    await rename(tmp, dest);
+    return true;
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /**
- * Publishes the bundle in `src`: validates its manifest and checksums, copies it into a
- * temporary directory inside the registry, verifies the copy (checksums again, then
- * `opts.verify`), renames it to `<name>/<version>/`, flips CURRENT and prunes. A version
- * already present is reused when its files are identical and refused otherwise (versions are
- * immutable: servers may already run them). On any failure CURRENT is untouched.
+ * Publishes the bundle in `src`: validates its manifest and checksums, then, holding the lock,
+ * copies it into a temporary directory inside the registry, verifies the copy (checksums
+ * again, then `opts.verify`), renames it to `<name>/<version>/`, flips CURRENT and prunes. A
+ * version already present is reused when its files are identical (so the same bundle published
+ * twice at once succeeds twice) and refused otherwise (versions are immutable: servers may
+ * already run them). On any failure CURRENT is untouched.
  */
 export async function publishBundle(src: string, opts: PublishOptions): Promise<PublishResult> {
   const srcDir = resolve(src);
@@ -289,39 +359,15 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
   const version = manifest.version;
   const dest = join(modelDir, version);
   await mkdir(modelDir, { recursive: true });
-
-  let copied = false;
-  if (await exists(dest)) {
-    const theirs = await readManifest(dest).catch(() => null);
-    const same = theirs !== null &&
-      JSON.stringify(theirs.files) === JSON.stringify(manifest.files);
-    if (!same) {
-      throw new RegistryError(
-        "no-version",
-        `Cannot publish ${name}@${version}: ${dest} already exists with different files (versions are immutable; export a new version)`,
-      );
-    }
-    await verifyBundleFiles(dest, theirs);
-    await opts.verify?.(dest, theirs);
-  } else {
-    // Copy beside the destination (same filesystem, so the rename is atomic), verify, rename.
-    const tmp = join(modelDir, tmpName(`incoming-${version}`));
-    try {
-      await cp(srcDir, tmp, { recursive: true });
-      const copy = await readManifest(tmp);
-      await verifyBundleFiles(tmp, copy);
-      await opts.verify?.(tmp, copy);
-      await rename(tmp, dest);
-      copied = true;
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
-  }
-  return await withRegistryLock(modelDir, async () => {
+  return await withRegistryLock(modelDir, async ({ cleaned }: HeldLock) => {
+    const copied = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts.verify);
     const previous = await readCurrentOrNull(modelDir);
-    if (opts.activate !== false && previous !== version) await flip(modelDir, version, "publish");
+    // A writer killed between HISTORY and CURRENT leaves them disagreeing: flip again to heal it.
+    const top = activationStack(await readHistory(modelDir)).at(-1);
+    if (opts.activate !== false && (previous !== version || top !== version)) {
+      await flip(modelDir, version, "publish");
+    }
     const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0);
-    return { name, version, dir: dest, previous, copied, pruned };
-  });
+    return { name, version, dir: dest, previous, copied, pruned, cleaned };
+  }, { waitMs: opts.lockWaitMs });
 }

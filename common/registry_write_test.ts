@@ -74,8 +74,18 @@ test("publishBundle() copies in, flips CURRENT, records history; rollback() walk
       "v3",
     ]);
 
-    assert.deepEqual(await rollback(reg, "fashion-vae"), { from: "v3", to: "v2" });
-    assert.deepEqual(await rollback(reg, "fashion-vae"), { from: "v2", to: "v1" });
+    assert.deepEqual(await rollback(reg, "fashion-vae"), {
+      from: "v3",
+      to: "v2",
+      cleaned: [],
+      repaired: null,
+    });
+    assert.deepEqual(await rollback(reg, "fashion-vae"), {
+      from: "v2",
+      to: "v1",
+      cleaned: [],
+      repaired: null,
+    });
     await assert.rejects(rollback(reg, "fashion-vae"), /no earlier version/);
     await activateVersion(reg, "fashion-vae", "v3");
     assert.deepEqual(
@@ -90,7 +100,12 @@ test("publishBundle() copies in, flips CURRENT, records history; rollback() walk
       (await readdir(join(reg, "fashion-vae"))).filter((n) => n.startsWith("v")).sort(),
       ["v3", "v4"],
     );
-    assert.deepEqual(await rollback(reg, "fashion-vae"), { from: "v4", to: "v3" });
+    assert.deepEqual(await rollback(reg, "fashion-vae"), {
+      from: "v4",
+      to: "v3",
+      cleaned: [],
+      repaired: null,
+    });
   } finally {
     await rm(root, { recursive: true });
   }
@@ -123,6 +138,48 @@ test("publishBundle() refuses a changed bundle under an existing version and a f
       "HISTORY",
       "v1",
     ]);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+test("publishBundle(): the same new version published twice at once succeeds twice, one copy", async () => {
+  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
+  const reg = join(root, "models");
+  try {
+    const [a] = await bundles(root, ["v1"]);
+    const rs = await Promise.all([1, 2, 3, 4].map(() => publishBundle(a, { registry: reg })));
+    assert.deepEqual(rs.map((r) => r.copied).sort(), [false, false, false, true]);
+    assert.equal((await resolveActive(reg)).version, "v1");
+    assert.deepEqual((await readdir(join(reg, "fashion-vae"))).sort(), [
+      "CURRENT",
+      "HISTORY",
+      "v1",
+    ]);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+test("publishBundle(): a concurrent publish of the same version with other files gets a clear error", async () => {
+  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
+  const reg = join(root, "models");
+  try {
+    const [a, b] = await bundles(root, ["v1", "v1-other"]);
+    // Same version id, different files: b's manifest is rewritten to claim v1 with another file list.
+    const m = JSON.parse(await readFile(join(b, "manifest.json"), "utf8"));
+    m.version = "v1";
+    m.files = m.files.filter((f: { path: string }) => f.path !== "latent-map.json");
+    await writeFile(join(b, "manifest.json"), JSON.stringify(m));
+    const rs = await Promise.allSettled([a, b].map((src) => publishBundle(src, { registry: reg })));
+    const failed = rs.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    assert.equal(failed.length, 1, JSON.stringify(rs.map((r) => r.status)));
+    assert.match(
+      String(failed[0].reason),
+      /Cannot publish fashion-vae@v1: .* already exists with different files/,
+    );
+    assert.equal((await resolveActive(reg)).version, "v1");
+    assert.ok(!(await readdir(join(reg, "fashion-vae"))).some((e) => e.endsWith(".tmp")));
   } finally {
     await rm(root, { recursive: true });
   }

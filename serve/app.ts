@@ -16,18 +16,29 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
+import {
+  type InputLimits,
+  parsePreprocessMode,
+  readImageBatch,
+  readLatent,
+  readOneImage,
+} from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
 import { adminRoutes } from "./admin.ts";
+import type { Admission } from "./admission.ts";
+import type { DecodePool } from "./decode_pool.ts";
+import type { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 
-export type AppConfig = Pick<
-  ServeConfig,
-  "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
->;
+export type AppConfig =
+  & Pick<
+    ServeConfig,
+    "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
+  >
+  & Partial<Pick<ServeConfig, "bodyTimeoutMs" | "maxDecodedBytes">>;
 
 export interface AppDeps {
   slot: ModelSlot;
@@ -39,6 +50,12 @@ export interface AppDeps {
   reloader?: Reloader;
   /** Enables /v1/admin (serve/admin.ts) when set; requests need `Authorization: Bearer <it>`. */
   adminToken?: string;
+  /** Where large images decode, off the HTTP thread (serve/decode_pool.ts); default inline. */
+  decoder?: DecodePool;
+  /** Admission control: in-flight cap and graceful drain (serve/admission.ts); none by default. */
+  admission?: Admission;
+  /** Wrong-token throttling for /v1/admin (default: serve/auth_throttle.ts's defaults). */
+  adminThrottle?: FailureThrottle;
   /**
    * What GET /metrics answers when this process is one of several replicas (main.ts): all of
    * theirs, merged. Default: this process's own metrics (ownMetricsText()).
@@ -93,7 +110,6 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   return out;
 }
 
-
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);
   if (raw === undefined || raw === "") return undefined;
@@ -131,6 +147,9 @@ export function createApp(deps: AppDeps): Hono {
     maxBodyBytes: config.maxBodyBytes,
     maxPixels: config.maxPixels,
     maxBatch: config.maxBatch,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    maxDecodedBytes: config.maxDecodedBytes,
+    decoder: deps.decoder,
   };
   const doc = openApiDoc({ ...limits, maxSamples: config.maxSamples });
   const app = new Hono();
@@ -149,6 +168,8 @@ export function createApp(deps: AppDeps): Hono {
       c.res.headers.set("X-Model-Version", active.version);
     }
   });
+
+  if (deps.admission) app.use("*", deps.admission.middleware());
 
   // Runs fn with the current model pinned; an empty slot is a 503, not a crash.
   const withModel = <T>(fn: (m: LoadedModel) => Promise<T>): Promise<T> =>
@@ -309,13 +330,20 @@ export function createApp(deps: AppDeps): Hono {
 
   // The admin API exists only with a token; without one, say how to enable it.
   if (deps.reloader && deps.adminToken) {
-    app.route("/v1/admin", adminRoutes({ token: deps.adminToken, reloader: deps.reloader }));
+    app.route(
+      "/v1/admin",
+      adminRoutes({
+        token: deps.adminToken,
+        reloader: deps.reloader,
+        throttle: deps.adminThrottle,
+      }),
+    );
   } else {
     app.all("/v1/admin/*", () => {
       throw new ApiError(
         404,
         "admin_disabled",
-        "The admin API is off; start the server with --admin-token (or ADMIN_TOKEN)",
+        "The admin API is off; start the server with ADMIN_TOKEN or --admin-token-file set",
       );
     });
   }
@@ -329,7 +357,10 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   app.onError((err, c) => {
-    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+    if (err instanceof ApiError) {
+      if (err.status === 408) c.header("Connection", "close"); // the rest of the body is not read
+      return c.json(errorBody(err.code, err.message), err.status);
+    }
     if (err instanceof HTTPException) {
       return c.json(errorBody("http_error", err.message || "request failed"), err.status);
     }

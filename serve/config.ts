@@ -4,7 +4,7 @@
  * out-of-range values are errors. Pure: the caller passes argv and the environment.
  */
 import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
-import { DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
+import { DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
 import type { BackendChoice } from "./inference/backend.ts";
 
 export interface ServeConfig {
@@ -25,12 +25,22 @@ export interface ServeConfig {
   pipelineDepth: number;
   /** Longest a request waits for a fuller batch while another run is in flight, ms. */
   maxQueueDelayMs: number;
+  /** Larger requests run in chunks of this many rows, interleaved with small ones; 0: whole. */
+  chunkRows: number;
   maxBodyBytes: number;
   maxPixels: number;
+  /** Most bytes of decoded samples per image and per request (bit depth and channels). */
+  maxDecodedBytes: number;
   maxBatch: number;
   maxSamples: number;
-  /** Enables /v1/admin; never logged. */
+  /** Enables /v1/admin; from ADMIN_TOKEN or --admin-token-file, never argv; never logged. */
   adminToken: string | undefined;
+  /** Longest a shutdown waits for in-flight requests before closing connections, ms. */
+  shutdownGraceMs: number;
+  /** Longest a request body may take to arrive, ms (408 after; 0: no deadline). */
+  bodyTimeoutMs: number;
+  /** Most requests handled at once; more get 503 at once (0: no cap). */
+  maxInflight: number;
   watch: boolean;
   pollMs: number;
   cacheDir: string;
@@ -76,7 +86,8 @@ export const FLAG_SPECS = {
   threads: {
     type: "int",
     default: 0,
-    help: "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
+    help:
+      "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
   },
   // One per core: each worker runs one batch at a time, off the HTTP thread.
   workers: {
@@ -101,6 +112,14 @@ export const FLAG_SPECS = {
     default: 0.3,
     help: "while a batch is running, longest a request waits for a fuller batch (0: never wait)",
   },
+  // 32: a 32-image run is a few ms here, so a one-image request behind 256-image batches of
+  // other clients waits that long instead of whole batches; see docs/performance.md.
+  "chunk-rows": {
+    type: "int",
+    default: 32,
+    help:
+      "requests with more images run in chunks of this many, and small requests go first in each run (0: whole requests, arrival order)",
+  },
   "max-body-bytes": {
     type: "int",
     default: 4 * 1024 * 1024,
@@ -111,15 +130,40 @@ export const FLAG_SPECS = {
     default: DEFAULT_MAX_PIXELS,
     help: "most declared pixels per image and per request, checked before decoding (413 above)",
   },
+  "max-decoded-bytes": {
+    type: "int",
+    default: DEFAULT_MAX_DECODED_BYTES,
+    help:
+      "most bytes an image's decoded samples may take (width x height x channels x bytes per sample), per image and per request, checked before decoding (413 above)",
+  },
   "max-batch": {
     type: "int",
     default: 256,
     help: "most images per request, and per onnxruntime run (requests are batched up to it)",
   },
-  "admin-token": {
+  // A file or the environment, never argv: a flag's value shows in every process listing.
+  "admin-token-file": {
     type: "string",
-    env: "ADMIN_TOKEN",
-    help: "enables POST /v1/admin/* for requests with Authorization: Bearer <token>",
+    help:
+      "file holding the admin token (or set ADMIN_TOKEN); enables POST /v1/admin/* for Authorization: Bearer <token>",
+  },
+  // Ten seconds: a batch of 256 PNGs takes well under a second here; orchestrators commonly
+  // allow 30 s between SIGTERM and SIGKILL.
+  "shutdown-grace-ms": {
+    type: "int",
+    default: 10_000,
+    help:
+      "on SIGTERM/SIGINT: answer 503 to new requests and wait this long for in-flight ones before closing",
+  },
+  "body-timeout-ms": {
+    type: "int",
+    default: 10_000,
+    help: "a request body must arrive within this many ms of its headers (408 after; 0: no limit)",
+  },
+  "max-inflight": {
+    type: "int",
+    default: 1024,
+    help: "most requests handled at once; above it new ones get 503 at once (0: no cap)",
   },
   watch: {
     type: "boolean",
@@ -164,12 +208,32 @@ function positive(name: string, v: number, min = 1): number {
   return v;
 }
 
+/** The admin token from --admin-token-file (trailing newline trimmed) or ADMIN_TOKEN. */
+function readAdminToken(
+  file: string | undefined,
+  env: Record<string, string | undefined>,
+  readText: (path: string) => string,
+): string | undefined {
+  if (file === undefined) return env.ADMIN_TOKEN || undefined;
+  try {
+    return readText(file).replace(/\r?\n$/, "") || undefined;
+  } catch (e) {
+    throw new ConfigError(`Cannot read --admin-token-file ${file}: ${(e as Error).message}`);
+  }
+}
+
 /** Parses argv (without the program name). Returns null config when --help was asked for. */
 export function parseConfig(
   args: readonly string[],
   env: Record<string, string | undefined> = {},
   cores: number = navigator.hardwareConcurrency || 1,
+  readText: (path: string) => string = (p) => Deno.readTextFileSync(p),
 ): { config: ServeConfig | null } {
+  if (args.some((a) => a === "--admin-token" || a.startsWith("--admin-token="))) {
+    throw new ConfigError(
+      "--admin-token would show the token in every process listing (ps); set ADMIN_TOKEN or --admin-token-file <path> instead",
+    );
+  }
   let parsed;
   try {
     parsed = parseFlags(args, FLAG_SPECS, env);
@@ -199,11 +263,11 @@ export function parseConfig(
       "--registry as a URL needs --model <name>: an HTTP registry cannot list its models",
     );
   }
-  const adminToken = flags["admin-token"] as string | undefined;
+  const adminToken = readAdminToken(flags["admin-token-file"] as string | undefined, env, readText);
   if (adminToken !== undefined && adminToken.length < 16) {
     // The value itself is not echoed: it may be a real secret with a typo.
     throw new ConfigError(
-      `--admin-token / ADMIN_TOKEN must be at least 16 characters, got ${adminToken.length}`,
+      `The admin token (ADMIN_TOKEN / --admin-token-file) must be at least 16 characters, got ${adminToken.length}`,
     );
   }
   // 0 stays 0 (auto): the right pool depends on the backend, which loadBackend() settles.
@@ -229,15 +293,20 @@ export function parseConfig(
       threads,
       workers,
       maxQueueDelayMs: delay,
+      chunkRows: positive("chunk-rows", flags["chunk-rows"] as number, 0),
       pipelineDepth: positive("pipeline-depth", flags["pipeline-depth"] as number),
       maxBodyBytes: positive("max-body-bytes", flags["max-body-bytes"] as number, 1024),
       maxPixels: positive("max-pixels", flags["max-pixels"] as number, 784),
+      maxDecodedBytes: positive("max-decoded-bytes", flags["max-decoded-bytes"] as number, 784),
       maxBatch: positive("max-batch", flags["max-batch"] as number),
       maxSamples: positive("max-samples", flags["max-samples"] as number, 0),
       adminToken: adminToken || undefined,
       watch: flags.watch as boolean,
       pollMs: positive("poll-ms", flags["poll-ms"] as number, 0),
       cacheDir: flags["cache-dir"] as string,
+      shutdownGraceMs: positive("shutdown-grace-ms", flags["shutdown-grace-ms"] as number, 0),
+      bodyTimeoutMs: positive("body-timeout-ms", flags["body-timeout-ms"] as number, 0),
+      maxInflight: positive("max-inflight", flags["max-inflight"] as number, 0),
     },
   };
 }

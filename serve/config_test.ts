@@ -58,3 +58,28 @@ Deno.test("parseConfig() --replicas: 1 by default, 0 means one per core, more th
   assert.equal(parseConfig(["--replicas", "0"], {}, 1).config!.reusePort, false);
   assert.throws(() => parseConfig(["--replicas", "-1"]), /--replicas must be >= 0/);
 });
+
+Deno.test("parseConfig() takes the admin token from a file or ADMIN_TOKEN, never from argv", () => {
+  const token = "from-the-file-0123456789";
+  const files: Record<string, string> = { "/run/secrets/admin": token + "\n" };
+  const read = (p: string) => {
+    if (!(p in files)) throw new Error("No such file or directory");
+    return files[p];
+  };
+  const parse = (args: string[], env = {}) => parseConfig(args, env, 2, read).config!;
+  assert.equal(parse(["--admin-token-file", "/run/secrets/admin"]).adminToken, token);
+  assert.equal(
+    parse([], { ADMIN_TOKEN: "from-the-env-0123456789" }).adminToken,
+    "from-the-env-0123456789",
+  );
+  assert.equal(parse([]).adminToken, undefined);
+  for (const args of [["--admin-token", "x".repeat(20)], [`--admin-token=${"x".repeat(20)}`]]) {
+    assert.throws(() => parse(args), /--admin-token would show the token in every process listing/);
+  }
+  assert.throws(
+    () => parse(["--admin-token-file", "/nope"]),
+    /Cannot read --admin-token-file \/nope: No such file/,
+  );
+  files["/short"] = "short\n";
+  assert.throws(() => parse(["--admin-token-file", "/short"]), /at least 16 characters, got 5/);
+});

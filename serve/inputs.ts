@@ -6,7 +6,13 @@
  * bodies that do not parse, 413 for too many bytes/pixels/images, 415 for unsupported types,
  * 422 for well-formed bodies with wrong counts or values.
  */
-import { decodeImage, ImageCodecError, readImageHeader } from "../common/image_codec.ts";
+import {
+  decodeImage,
+  type DecodeOptions,
+  DEFAULT_MAX_DECODED_BYTES,
+  ImageCodecError,
+  readImageHeader,
+} from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
 import {
   normalizePixels,
@@ -15,13 +21,27 @@ import {
   type PreprocessMode,
   type RawImage,
 } from "../common/preprocess.ts";
+import { mediaType, readBody } from "./body.ts";
+import type { DecodePool } from "./decode_pool.ts";
 import { ApiError } from "./errors.ts";
 
 export interface InputLimits {
   maxBodyBytes: number;
   maxPixels: number;
   maxBatch: number;
+  /** Most decoded bytes per image and per request (default DEFAULT_MAX_DECODED_BYTES). */
+  maxDecodedBytes?: number;
+  /** A body must arrive within this many ms (408 after); 0 or unset: no deadline. */
+  bodyTimeoutMs?: number;
+  /** Where images above INLINE_DECODE_BYTES decode (off the HTTP thread); unset: inline. */
+  decoder?: DecodePool;
 }
+
+/**
+ * Images decoding to at most this many bytes decode on the HTTP thread: a 28x28 PNG costs
+ * microseconds there and a worker round trip more; 1 MB is about 5 ms of decoding.
+ */
+export const INLINE_DECODE_BYTES = 1 << 20;
 
 /** Model input: `count` images of 784 floats in [0, 1], light on dark, row-major. */
 export interface ImageBatch {
@@ -37,56 +57,7 @@ export const ACCEPTED_TYPES = [
   "multipart/form-data",
 ];
 
-/** "Image/PNG; charset=x" -> "image/png". */
-export function mediaType(header: string | null | undefined): string {
-  return (header ?? "").split(";")[0].trim().toLowerCase();
-}
-
-/** Reads the whole body, refusing (413) as soon as it exceeds `max` bytes. */
-export async function readBody(req: Request, max: number): Promise<Uint8Array> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null && Number(declared) > max) {
-    throw new ApiError(
-      413,
-      "body_too_large",
-      `Request body is ${declared} bytes, above the limit of ${max} bytes`,
-    );
-  }
-  if (declared !== null && /^\d+$/.test(declared)) {
-    // A declared length is enforced by the HTTP layer, so one read of the whole body is safe and
-    // measured cheaper than pulling stream chunks for the typical small image (and than touching
-    // req.body at all, which builds a ReadableStream).
-    try {
-      return new Uint8Array(await req.arrayBuffer());
-    } catch (e) {
-      throw new ApiError(400, "bad_body", `Cannot read the request body: ${(e as Error).message}`);
-    }
-  }
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > max) {
-        await reader.cancel().catch(() => {});
-        throw new ApiError(413, "body_too_large", `Request body exceeds the limit of ${max} bytes`);
-      }
-      parts.push(value);
-    }
-  } catch (e) {
-    if (e instanceof ApiError) throw e;
-    throw new ApiError(400, "bad_body", `Cannot read the request body: ${(e as Error).message}`);
-  }
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) out.set(p, o), o += p.length;
-  return out;
-}
+export { mediaType, readBody } from "./body.ts";
 
 function checkBatch(count: number, limits: InputLimits): void {
   if (count === 0) throw new ApiError(400, "empty_batch", "The request holds no images");
@@ -99,6 +70,30 @@ function checkBatch(count: number, limits: InputLimits): void {
   }
 }
 
+/** A codec or preprocessing failure as the 4xx the API answers. */
+function decodeError(e: unknown, what: string): ApiError {
+  if (e instanceof ImageCodecError) {
+    const status = e.kind === "too-large" ? 413 : e.kind === "unsupported" ? 415 : 400;
+    const code = e.kind === "too-large"
+      ? "image_too_large"
+      : e.kind === "unsupported"
+      ? "unsupported_image"
+      : "bad_image";
+    return new ApiError(status, code, `Cannot decode ${what}: ${e.message}`);
+  }
+  if (e instanceof PreprocessError) {
+    return new ApiError(422, "bad_image", `Cannot preprocess ${what}: ${e.message}`);
+  }
+  return new ApiError(400, "bad_image", `Cannot decode ${what}: ${(e as Error).message}`);
+}
+
+function decodeOptions(limits: InputLimits): DecodeOptions {
+  return {
+    maxPixels: limits.maxPixels,
+    maxDecodedBytes: limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES,
+  };
+}
+
 /** PNG/JPEG bytes -> 784 model floats, mapping codec and preprocessing failures to 4xx. */
 export function imageToInput(
   bytes: Uint8Array,
@@ -108,47 +103,56 @@ export function imageToInput(
 ): Float32Array {
   let img: RawImage;
   try {
-    img = decodeImage(bytes, { maxPixels: limits.maxPixels });
+    img = decodeImage(bytes, decodeOptions(limits));
   } catch (e) {
-    if (e instanceof ImageCodecError) {
-      const status = e.kind === "too-large" ? 413 : e.kind === "unsupported" ? 415 : 400;
-      const code = e.kind === "too-large"
-        ? "image_too_large"
-        : e.kind === "unsupported"
-        ? "unsupported_image"
-        : "bad_image";
-      throw new ApiError(status, code, `Cannot decode ${what}: ${e.message}`);
-    }
-    throw new ApiError(400, "bad_image", `Cannot decode ${what}: ${(e as Error).message}`);
+    throw decodeError(e, what);
   }
   try {
     return preprocess(img, mode);
   } catch (e) {
-    if (e instanceof PreprocessError) {
-      throw new ApiError(422, "bad_image", `Cannot preprocess ${what}: ${e.message}`);
-    }
+    if (e instanceof PreprocessError) throw decodeError(e, what);
     throw e;
   }
 }
 
-function fromImages(
+/** As imageToInput, but large images decode in the pool, off the HTTP thread. */
+async function imageToInputAsync(
+  bytes: Uint8Array,
+  decodedBytes: number,
+  what: string,
+  limits: InputLimits,
+  mode: PreprocessMode,
+): Promise<Float32Array> {
+  if (!limits.decoder || decodedBytes <= INLINE_DECODE_BYTES) {
+    return imageToInput(bytes, what, limits, mode);
+  }
+  try {
+    return await limits.decoder.decode(bytes, decodeOptions(limits), mode);
+  } catch (e) {
+    throw decodeError(e, what);
+  }
+}
+
+async function fromImages(
   list: Uint8Array[],
   names: string[],
   limits: InputLimits,
   mode: PreprocessMode,
-): ImageBatch {
+): Promise<ImageBatch> {
   checkBatch(list.length, limits);
-  // The pixel limit also bounds the whole request: 256 flat 25-megapixel PNGs fit in a few
-  // hundred KB, and decoding them one after the other would still cost minutes of CPU.
-  let total = 0;
-  for (const b of list) {
+  // The limits also bound the whole request: 256 flat 25-megapixel PNGs fit in a few hundred
+  // KB, and decoding them one after the other would still cost minutes of CPU.
+  let total = 0, decoded = 0;
+  const sizes = list.map((b) => {
     try {
       const h = readImageHeader(b);
       total += h.width * h.height;
+      decoded += h.decodedBytes;
+      return h.decodedBytes;
     } catch {
-      // Undecodable headers are reported with their image's name by imageToInput below.
+      return 0; // undecodable headers are reported with their image's name below
     }
-  }
+  });
   if (list.length > 1 && total > limits.maxPixels) {
     throw new ApiError(
       413,
@@ -156,8 +160,18 @@ function fromImages(
       `The ${list.length} images declare ${total} pixels in total, above the per-request limit of ${limits.maxPixels}`,
     );
   }
+  const maxDecoded = limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES;
+  if (list.length > 1 && decoded > maxDecoded) {
+    throw new ApiError(
+      413,
+      "image_too_large",
+      `The ${list.length} images decode to ${decoded} bytes in total, above the per-request limit of ${maxDecoded}`,
+    );
+  }
   const images = new Float32Array(list.length * PIXELS);
-  list.forEach((b, i) => images.set(imageToInput(b, names[i], limits, mode), i * PIXELS));
+  for (let i = 0; i < list.length; i++) {
+    images.set(await imageToInputAsync(list[i], sizes[i], names[i], limits, mode), i * PIXELS);
+  }
   return { images, count: list.length };
 }
 
@@ -198,7 +212,11 @@ function parseJson(body: Uint8Array): unknown {
   }
 }
 
-function fromJson(body: Uint8Array, limits: InputLimits, mode: PreprocessMode): ImageBatch {
+async function fromJson(
+  body: Uint8Array,
+  limits: InputLimits,
+  mode: PreprocessMode,
+): Promise<ImageBatch> {
   const doc = parseJson(body);
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     throw new ApiError(
@@ -222,7 +240,7 @@ function fromJson(body: Uint8Array, limits: InputLimits, mode: PreprocessMode): 
       throw new ApiError(400, "bad_json_shape", '"images" must be an array of base64 strings');
     }
     checkBatch(list.length, limits);
-    return fromImages(
+    return await fromImages(
       list.map((s, i) => decodeBase64(s as string, `images[${i}]`)),
       list.map((_, i) => `images[${i}]`),
       limits,
@@ -298,7 +316,7 @@ async function fromMultipart(
   const bytes = await Promise.all(
     files.map(async (f) => new Uint8Array(await f.file.arrayBuffer())),
   );
-  return fromImages(bytes, files.map((f) => f.name), limits, mode);
+  return await fromImages(bytes, files.map((f) => f.name), limits, mode);
 }
 
 /** Parses the `preprocess` query parameter. */
@@ -316,11 +334,19 @@ export function parsePreprocessMode(v: string | undefined): PreprocessMode {
  * One image from a request whose endpoint takes exactly one (reconstruct, preprocess): its
  * preprocessing mode comes from ?preprocess=, and a batch is a 422 naming the route.
  */
-export async function readOneImage(req: Request, limits: InputLimits, route: string): Promise<Float32Array> {
+export async function readOneImage(
+  req: Request,
+  limits: InputLimits,
+  route: string,
+): Promise<Float32Array> {
   const mode = parsePreprocessMode(new URL(req.url).searchParams.get("preprocess") ?? undefined);
   const batch = await readImageBatch(req, limits, mode);
   if (batch.count !== 1) {
-    throw new ApiError(422, "one_image_only", `${route} takes exactly one image, got ${batch.count}`);
+    throw new ApiError(
+      422,
+      "one_image_only",
+      `${route} takes exactly one image, got ${batch.count}`,
+    );
   }
   return batch.images;
 }
@@ -350,19 +376,19 @@ export async function readImageBatch(
       `Content-Type ${type} is not supported; send one of ${ACCEPTED_TYPES.join(", ")}`,
     );
   }
-  const body = await readBody(req, limits.maxBodyBytes);
+  const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs);
   switch (type) {
     case "application/octet-stream":
       return fromOctets(body, limits);
     case "application/json":
-      return fromJson(body, limits, mode);
+      return await fromJson(body, limits, mode);
     case "multipart/form-data":
       return await fromMultipart(body, contentType, limits, mode);
     default:
       if (body.length === 0) {
         throw new ApiError(400, "empty_batch", `The request body is empty; send one ${type} image`);
       }
-      return fromImages([body], ["the image"], limits, mode);
+      return await fromImages([body], ["the image"], limits, mode);
   }
 }
 
@@ -382,7 +408,7 @@ export async function readLatent(
       }`,
     );
   }
-  const doc = parseJson(await readBody(req, limits.maxBodyBytes));
+  const doc = parseJson(await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs));
   const latent = (doc as Record<string, unknown> | null)?.latent;
   if (typeof doc !== "object" || doc === null || Array.isArray(doc) || !Array.isArray(latent)) {
     throw new ApiError(400, "bad_json_shape", `JSON body must be {"latent": [${L} numbers]}`);

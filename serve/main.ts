@@ -6,8 +6,10 @@
  * one, and still serves /healthz (with /readyz answering 503), so orchestration sees a live
  * but unready process instead of a crash loop. Everything else lives in app.ts and inference/.
  */
+import { Admission } from "./admission.ts";
 import { createApp, ownMetricsText } from "./app.ts";
 import { ConfigError, helpText, parseConfig, type ServeConfig } from "./config.ts";
+import { DecodePool } from "./decode_pool.ts";
 import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "./inference/mod.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import {
@@ -77,7 +79,9 @@ async function main(): Promise<number> {
   const supervisor = config.replicas > 1 && !isReplica();
   if (supervisor && Deno.permissions.querySync({ name: "run" }).state !== "granted") {
     console.error(
-      `--replicas ${config.replicas} starts ${config.replicas - 1} more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
+      `--replicas ${config.replicas} starts ${
+        config.replicas - 1
+      } more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
     );
     return 2;
   }
@@ -114,6 +118,7 @@ async function main(): Promise<number> {
         backend,
         maxBatch: config.maxBatch,
         maxQueueDelayMs: config.maxQueueDelayMs,
+        chunkRows: config.chunkRows,
         onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
         onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
       }),
@@ -134,6 +139,7 @@ async function main(): Promise<number> {
     : isReplica()
     ? replicaMetrics(own)
     : null;
+  const admission = new Admission({ maxInflight: config.maxInflight });
   const app = createApp({
     slot,
     config,
@@ -141,10 +147,15 @@ async function main(): Promise<number> {
     reloader,
     adminToken: config.adminToken,
     renderMetrics: cluster?.render,
+    admission,
+    decoder: new DecodePool(),
   });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
+  // Aborted when the grace period ends with requests still running: closes their connections.
+  const cut = new AbortController();
   const server = Deno.serve({
+    signal: cut.signal,
     port: config.port,
     hostname: config.host,
     reusePort: config.reusePort,
@@ -183,11 +194,25 @@ async function main(): Promise<number> {
   }
 
   let stopping: Promise<void> | null = null;
+  // Drain first: Deno's server.shutdown() would break the body reads of in-flight requests.
+  const drainThenClose = async () => {
+    console.log(
+      `Shutting down: new requests get 503, finishing ${admission.inflight} in-flight request(s) (grace ${config.shutdownGraceMs} ms)`,
+    );
+    const d = await admission.drain(config.shutdownGraceMs);
+    if (d.left === 0) {
+      console.log(`In-flight requests finished in ${Math.round(d.ms)} ms; closing connections`);
+      await server.shutdown();
+    } else {
+      console.log(`Grace period over: closing connections with ${d.left} request(s) still running`);
+      cut.abort();
+      await server.finished;
+    }
+  };
   const stop = () =>
     stopping ??= (async () => {
-      console.log("Shutting down: finishing in-flight requests");
       watcher?.close();
-      await Promise.all([server.shutdown(), replicas?.stop(), cluster?.control.shutdown()]);
+      await Promise.all([drainThenClose(), replicas?.stop(), cluster?.control.shutdown()]);
       await reloader.idle();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();

@@ -174,7 +174,12 @@ export class ServiceMetrics {
   );
   readonly reloadFailures = new Counter(
     "model_reload_failures_total",
-    "Reloads that rejected a bundle (or could not read the registry); the old model kept serving.",
+    "Distinct bad registry states met (a rejected bundle, an unreadable CURRENT), each counted once however often it is polled; the old model kept serving.",
+  );
+  readonly reloadFailing = new Counter(
+    "model_reload_failing",
+    "1 while the registry names something this server rejects (the last reload failed), else 0.",
+    "gauge",
   );
   readonly lastFailure = new Counter(
     "model_reload_last_failure_timestamp_seconds",
@@ -210,6 +215,7 @@ export class ServiceMetrics {
       this.ready,
       this.swaps,
       this.reloadFailures,
+      this.reloadFailing,
       this.lastFailure,
       this.swapSeconds,
     ];

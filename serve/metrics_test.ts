@@ -30,13 +30,25 @@ Deno.test("mergeReplicaExpositions() labels every sample with its replica and ke
   b.requests.inc({ route: "/v1/classify", method: "POST", status: "200" }, 4);
   a.ready.set({}, 1);
   b.latency.observe(0.003, { route: "/v1/classify" });
-  const text = mergeReplicaExpositions([{ replica: "11", text: a.render() }, { replica: "22", text: b.render() }]);
+  const text = mergeReplicaExpositions([{ replica: "11", text: a.render() }, {
+    replica: "22",
+    text: b.render(),
+  }]);
   assert.equal(text.match(/^# TYPE http_requests_total counter$/gm)?.length, 1);
   assert.equal(text.match(/^# HELP http_request_duration_seconds /gm)?.length, 1);
-  assert.match(text, /^http_requests_total\{replica="11",method="POST",route="\/v1\/classify",status="200"\} 3$/m);
-  assert.match(text, /^http_requests_total\{replica="22",method="POST",route="\/v1\/classify",status="200"\} 4$/m);
+  assert.match(
+    text,
+    /^http_requests_total\{replica="11",method="POST",route="\/v1\/classify",status="200"\} 3$/m,
+  );
+  assert.match(
+    text,
+    /^http_requests_total\{replica="22",method="POST",route="\/v1\/classify",status="200"\} 4$/m,
+  );
   assert.match(text, /^model_ready\{replica="11"\} 1$/m);
-  assert.match(text, /^http_request_duration_seconds_count\{replica="22",route="\/v1\/classify"\} 1$/m);
+  assert.match(
+    text,
+    /^http_request_duration_seconds_count\{replica="22",route="\/v1\/classify"\} 1$/m,
+  );
   // Samples stay under their own family's TYPE line.
   const lines = text.trim().split("\n");
   const typeOf = (i: number) => lines.slice(0, i).reverse().find((l) => l.startsWith("# TYPE"));

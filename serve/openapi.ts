@@ -69,14 +69,19 @@ const inputErrors = (limits: InputLimits): Json => ({
   "400": errorResponse(
     "Body does not parse: bad JSON, bad base64, undecodable image, empty batch.",
   ),
+  "408": errorResponse("The body did not arrive in time (--body-timeout-ms)."),
   "413": errorResponse(
-    `Body above ${limits.maxBodyBytes} bytes, image above ${limits.maxPixels} pixels, or more than ${limits.maxBatch} images.`,
+    `Body above ${limits.maxBodyBytes} bytes, image above ${limits.maxPixels} pixels or ${
+      limits.maxDecodedBytes ?? "the limit of"
+    } decoded bytes (bit depth and channels counted), or more than ${limits.maxBatch} images.`,
   ),
   "415": errorResponse("Content-Type not supported (or an image format other than PNG/JPEG)."),
   "422": errorResponse(
     "Well-formed but wrong: pixel count not 784, values outside 0..255 or non-finite.",
   ),
-  "503": errorResponse("No validated model is loaded."),
+  "503": errorResponse(
+    "No validated model is loaded, the server is shutting down, or it is at its in-flight cap.",
+  ),
 });
 
 const pngResponse: Json = {
@@ -209,7 +214,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         post: {
           summary: "Re-read the registry and hot-swap to its CURRENT version (admin token needed)",
           description:
-            "Enabled only when the server has an admin token (--admin-token / ADMIN_TOKEN); " +
+            "Enabled only when the server has an admin token (ADMIN_TOKEN or --admin-token-file); " +
             "requires `Authorization: Bearer <token>`. The new bundle is validated beside the " +
             "old one; a bad bundle is rejected and the old one keeps serving.",
           responses: {
@@ -221,6 +226,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             "403": errorResponse("Wrong token."),
             "404": errorResponse("The admin API is disabled (no token configured)."),
             "422": errorResponse("The new bundle failed validation; the active one keeps serving."),
+            "429": errorResponse("Too many wrong tokens from this client; see Retry-After."),
           },
         },
       },
@@ -238,6 +244,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
               "The registry is read-only (an HTTP registry): activate on the publisher.",
             ),
             "422": errorResponse("The version failed validation; the active one keeps serving."),
+            "429": errorResponse("Too many wrong tokens from this client; see Retry-After."),
           },
         },
       },

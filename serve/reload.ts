@@ -8,7 +8,10 @@
  * serving, and the failure is kept as lastError, logged and counted. Reloads are serialised,
  * and requests arriving while one runs are coalesced into the latest, so a burst of publishes
  * loads at most one intermediate version. A version that failed is not retried on every change
- * event unless its files change or the reload is forced (admin).
+ * event unless its files change or the reload is forced (admin). A bad state (the same target,
+ * files and error) is counted, logged and timestamped once, however often polling meets it, so
+ * model_reload_failures_total means "new problems", and the gauge model_reload_failing says
+ * whether the registry is in a bad state right now.
  */
 import type { LoadedModel } from "./inference/model.ts";
 import type { ModelSlot } from "./inference/slot.ts";
@@ -79,6 +82,8 @@ export class Reloader {
   #lastError: ReloadStatus["lastError"] = null;
   /** The last version that failed and the fingerprint of its files then. */
   #failed: { key: string; fingerprint: string; message: string } | null = null;
+  /** The bad state the last reload met (target, files, error), null once a reload succeeds. */
+  #failState: string | null = null;
 
   constructor(opts: ReloaderOptions) {
     this.#slot = opts.slot;
@@ -86,6 +91,7 @@ export class Reloader {
     this.#load = opts.load;
     this.#metrics = opts.metrics;
     this.#log = opts.log ?? ((l) => console.log(l));
+    this.#metrics?.reloadFailing.set({}, 0);
   }
 
   /**
@@ -167,6 +173,7 @@ export class Reloader {
       const force = req.kind === "activate" || req.force === true;
       if (before && before.name === target.name && before.version === target.version) {
         if (req.kind === "activate") await this.source.activate!(target); // keep CURRENT in step
+        this.#healthy();
         return {
           status: "unchanged",
           version: previous,
@@ -206,6 +213,7 @@ export class Reloader {
       const retired = this.#slot.swap(next);
       this.#swaps++;
       this.#failed = null;
+      this.#healthy();
       this.#lastSwap = {
         version: next.version,
         previous,
@@ -237,22 +245,30 @@ export class Reloader {
           message,
         };
       }
-      this.#failures++;
-      this.#lastError = {
-        message,
-        time: new Date().toISOString(),
-        version: target?.version ?? null,
-      };
-      this.#metrics?.reloadFailures.inc({});
-      this.#metrics?.lastFailure.set({}, Date.now() / 1000);
+      const state = `${
+        target ? `${target.name}@${target.version}` : ""
+      }\n${fingerprint}\n${message}`;
+      // An admin asking for an unknown version says nothing about the registry's state.
+      if (req.kind === "follow" || kind === "invalid") this.#metrics?.reloadFailing.set({}, 1);
       if (!this.#slot.current) this.#slot.reason = message;
-      this.#log(
-        `Rejected ${
-          target ? `${target.name}@${target.version}` : "reload"
-        } (${req.reason}): ${message}; ${
-          before ? `still serving ${before.version}` : "no model is being served"
-        }`,
-      );
+      if (state !== this.#failState) {
+        this.#failState = state;
+        this.#failures++;
+        this.#lastError = {
+          message,
+          time: new Date().toISOString(),
+          version: target?.version ?? null,
+        };
+        this.#metrics?.reloadFailures.inc({});
+        this.#metrics?.lastFailure.set({}, Date.now() / 1000);
+        this.#log(
+          `Rejected ${
+            target ? `${target.name}@${target.version}` : "reload"
+          } (${req.reason}): ${message}; ${
+            before ? `still serving ${before.version}` : "no model is being served"
+          }`,
+        );
+      }
       return {
         status: "failed",
         version: this.#slot.current?.version ?? null,
@@ -263,6 +279,12 @@ export class Reloader {
         ms: performance.now() - t0,
       };
     }
+  }
+
+  /** The registry names what is serving (or what was just swapped in): no bad state now. */
+  #healthy(): void {
+    this.#failState = null;
+    this.#metrics?.reloadFailing.set({}, 0);
   }
 
   /** Downloads (if remote), loads, validates and warms up `target`; closes it on any failure. */

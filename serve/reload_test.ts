@@ -81,3 +81,46 @@ Deno.test("Reloader serialises reloads and coalesces the ones queued behind a ru
   assert.equal(ro.errorKind, "read-only");
   await slot.close();
 });
+
+Deno.test("Reloader counts a bad CURRENT once however often it is polled, and the gauge says it is bad now", async () => {
+  const state = { current: "v1", broken: null as string | null };
+  const source: RegistrySource = {
+    ...fakeSource(state),
+    current: () =>
+      state.broken
+        ? Promise.reject(
+          new Error(`models/m/CURRENT must hold one version id, got ${state.broken}`),
+        )
+        : Promise.resolve({ name: "m", version: state.current }),
+  };
+  const metrics = new ServiceMetrics();
+  const logs: string[] = [];
+  const r = new Reloader({
+    slot: new ModelSlot(),
+    source,
+    metrics,
+    log: (l) => logs.push(l),
+    load: (dir) => Promise.resolve(fakeModel(dir.split("/").pop()!, [])),
+  });
+  const scrape = () => metrics.render();
+  await r.request({ kind: "follow", reason: "start" });
+  assert.match(scrape(), /^model_reload_failing 0$/m);
+  state.broken = '"garbage"';
+  for (let i = 0; i < 20; i++) await r.request({ kind: "follow", reason: "poll" });
+  assert.match(scrape(), /^model_reload_failures_total 1$/m);
+  assert.match(scrape(), /^model_reload_failing 1$/m);
+  assert.equal(r.status().failures, 1);
+  assert.equal(logs.filter((l) => l.startsWith("Rejected")).length, 1, logs.join("\n"));
+  // Another bad state is a new failure; so is the first one again after a good spell.
+  state.broken = '""';
+  await r.request({ kind: "follow", reason: "poll" });
+  assert.match(scrape(), /^model_reload_failures_total 2$/m);
+  state.broken = null;
+  await r.request({ kind: "follow", reason: "poll" });
+  assert.match(scrape(), /^model_reload_failing 0$/m);
+  state.broken = '""';
+  await r.request({ kind: "follow", reason: "poll" });
+  await r.request({ kind: "follow", reason: "poll" });
+  assert.match(scrape(), /^model_reload_failures_total 3$/m);
+  assert.match(scrape(), /^model_reload_failing 1$/m);
+});

@@ -96,7 +96,9 @@ export class ReplicaSet {
    * Every replica's own metrics (GET /metrics on its control server), each with its pid; a
    * replica that does not answer within `timeoutMs` is named in `missing`.
    */
-  async scrape(timeoutMs = 2000): Promise<{ parts: { replica: string; text: string }[]; missing: string[] }> {
+  async scrape(
+    timeoutMs = 2000,
+  ): Promise<{ parts: { replica: string; text: string }[]; missing: string[] }> {
     const running = this.#replicas.filter((r): r is Replica => r !== null);
     const parts: { replica: string; text: string }[] = [], missing: string[] = [];
     await Promise.all(running.map(async (r) => {
@@ -233,7 +235,11 @@ export function supervisorMetrics(own: () => string, set: () => ReplicaSet | nul
     return note + mergeReplicaExpositions([{ replica: String(Deno.pid), text: own() }, ...parts]);
   };
   const control = loopback("/metrics/all", render);
-  return { control, render, env: { [SUPERVISOR_URL_ENV]: `http://127.0.0.1:${control.addr.port}` } };
+  return {
+    control,
+    render,
+    env: { [SUPERVISOR_URL_ENV]: `http://127.0.0.1:${control.addr.port}` },
+  };
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   openGraphs,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
-import { listVersions, resolveActive } from "../common/registry.ts";
+import { listVersions, resolveModelName } from "../common/registry.ts";
 import {
   activateVersion,
   prune,
@@ -106,9 +106,8 @@ export function publish(
   return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
 }
 
-async function modelName(registry: string, name: string | undefined): Promise<string> {
-  return name ?? (await resolveActive(registry)).name;
-}
+// Never through CURRENT: activate and rollback are how a damaged CURRENT gets repaired.
+const modelName = resolveModelName;
 
 /** The `publish` CLI; returns the exit status. `log` receives progress lines. */
 export async function publishMain(
@@ -137,17 +136,21 @@ export async function publishMain(
   if (cmd === "activate") {
     noMore(1);
     const n = await modelName(registry, name);
-    const { previous } = await activateVersion(registry, n, rest[0]);
-    log(`${n}: active version ${rest[0]} (was ${previous ?? "none"})`);
+    const r = await activateVersion(registry, n, rest[0]);
+    r.cleaned.forEach((note) => log(`${n}: ${note}`));
+    if (r.repaired) log(`${n}: CURRENT was damaged (${r.repaired}); repaired`);
+    log(`${n}: active version ${rest[0]} (was ${r.previous ?? "none"})`);
   } else if (cmd === "rollback") {
     noMore(0);
     const n = await modelName(registry, name);
     const r = await rollback(registry, n);
+    r.cleaned.forEach((note) => log(`${n}: ${note}`));
+    if (r.repaired) log(`${n}: CURRENT was damaged (${r.repaired}); HISTORY chose ${r.to}`);
     log(`${n}: rolled back from ${r.from ?? "none"} to ${r.to}`);
   } else if (cmd === "prune") {
     noMore(0);
     const n = await modelName(registry, name);
-    const removed = await prune(registry, n, keep);
+    const removed = await prune(registry, n, keep, (note) => log(`${n}: ${note}`));
     log(`${n}: removed ${removed.length ? removed.join(", ") : "nothing"} (keep ${keep})`);
   } else if (cmd === "list") {
     noMore(0);
@@ -161,6 +164,7 @@ export async function publishMain(
     else if (rest.length) throw new FlagError(`Unexpected argument(s): ${rest.join(" ")}`);
     const t0 = performance.now();
     const r = await publish(bundleDir, { registry, name, keep });
+    r.cleaned.forEach((note) => log(`${r.name}: ${note}`));
     log(
       `published ${r.name}@${r.version} to ${r.dir} (${r.copied ? "copied" : "already present"}, ` +
         `verified with onnxruntime-node) in ${Math.round(performance.now() - t0)} ms; ` +

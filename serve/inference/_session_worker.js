@@ -81,7 +81,9 @@ async function run(s, feeds) {
   const result = {};
   for (const name of Object.keys(out)) {
     const t = out[name];
-    if (t.type !== "float32") throw new Error(`output "${name}" has dtype ${t.type}, expected float32`);
+    if (t.type !== "float32") {
+      throw new Error(`output "${name}" has dtype ${t.type}, expected float32`);
+    }
     // Copy out of the wasm heap, which the next run reuses.
     result[name] = { data: new Float32Array(t.data), dims: Array.from(t.dims) };
     t.dispose?.();
@@ -147,7 +149,11 @@ scope.onmessage = (/** @type {MessageEvent} */ e) => {
       const { result, transfer } = await handle(req);
       scope.postMessage({ id: req.id, ok: true, result }, transfer ?? []);
     } catch (err) {
-      scope.postMessage({ id: req.id, ok: false, error: /** @type {Error} */ (err)?.message ?? String(err) });
+      scope.postMessage({
+        id: req.id,
+        ok: false,
+        error: /** @type {Error} */ (err)?.message ?? String(err),
+      });
     }
   });
 };

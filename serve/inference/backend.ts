@@ -208,9 +208,8 @@ export async function loadBackend(
     const pool = workers === 1 ? "one worker" : `a pool of ${workers} workers`;
     return {
       backend,
-      note: `${note}; ${pool} per loaded model, ${poolThreads} thread(s) each, ${
-        backend.depth
-      } batch(es) in flight per worker`,
+      note:
+        `${note}; ${pool} per loaded model, ${poolThreads} thread(s) each, ${backend.depth} batch(es) in flight per worker`,
     };
   };
   // Workers as used here are Deno's; elsewhere (Node scripts) sessions stay in-process.
@@ -222,17 +221,23 @@ export async function loadBackend(
   const isolateNative = canIsolate && (opts.isolate ?? false);
   if (choice === "wasm") {
     const note = "wasm (onnxruntime-web), as requested";
-    return isolateWasm ? await inWorkers("wasm", note) : { backend: await loadWasm(opts), note: `${note}, ${opts.threads} thread(s)` };
+    return isolateWasm
+      ? await inWorkers("wasm", note)
+      : { backend: await loadWasm(opts), note: `${note}, ${opts.threads} thread(s)` };
   }
   if (choice === "native") {
     const note = `native (onnxruntime-node), as requested`;
     const backend = await loadNative(opts); // checks permissions and the addon in this thread
-    return isolateNative ? await inWorkers("native", note) : { backend, note: `${note}, in-process, ${opts.threads} thread(s)` };
+    return isolateNative
+      ? await inWorkers("native", note)
+      : { backend, note: `${note}, in-process, ${opts.threads} thread(s)` };
   }
   try {
     const backend = await loadNative(opts);
     const note = "native (onnxruntime-node), chosen by --backend auto";
-    return isolateNative ? await inWorkers("native", note) : { backend, note: `${note}, in-process, ${opts.threads} thread(s)` };
+    return isolateNative
+      ? await inWorkers("native", note)
+      : { backend, note: `${note}, in-process, ${opts.threads} thread(s)` };
   } catch (e) {
     const reason = (e as Error).message.split("\n")[0];
     const note = `wasm (onnxruntime-web): native unavailable (${reason})`;

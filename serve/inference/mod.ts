@@ -12,7 +12,7 @@ export {
   type Session,
   type TensorData,
 } from "./backend.ts";
-export { type BatchStats, BatchRunner, type RunnerOptions } from "./runner.ts";
+export { BatchRunner, type BatchStats, type RunnerOptions } from "./runner.ts";
 export { WorkerBackend } from "./worker.ts";
 export { type EncodeOutput, LoadedModel, loadModel, type LoadOptions } from "./model.ts";
 export { ModelSlot, NoModelError } from "./slot.ts";

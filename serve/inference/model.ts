@@ -34,6 +34,8 @@ export interface LoadOptions {
   maxBatch: number;
   /** With a run in flight, longest a request waits for a fuller batch, ms (runner.ts). */
   maxQueueDelayMs?: number;
+  /** Requests above this many rows run in chunks interleaved with small ones (runner.ts). */
+  chunkRows?: number;
   /** Observes every session run at dispatch: which graph, how many rows, jobs and waits. */
   onBatch?: (graph: "model" | "decoder", rows: number, stats: BatchStats) => void;
   /** Observes every completed session run: which graph, its wall time (s) and rows. */
@@ -217,8 +219,11 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
     new BatchRunner(s, {
       maxBatch: opts.maxBatch,
       maxQueueDelayMs: opts.maxQueueDelayMs,
+      chunkRows: opts.chunkRows,
       onBatch: opts.onBatch ? (rows, stats) => opts.onBatch!(graph, rows, stats) : undefined,
-      onRun: opts.onRun ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute) : undefined,
+      onRun: opts.onRun
+        ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute)
+        : undefined,
     });
   const model = new LoadedModel(
     manifest,

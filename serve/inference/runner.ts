@@ -15,6 +15,10 @@
  * output is split and joined along the first (batch) dimension, so each caller sees its own
  * rows only, in order. When a batch of several jobs fails, each job is retried alone, so one
  * bad job fails by itself instead of taking its neighbours down with it.
+ * Fairness under mixed load: a job of more than `chunkRows` rows is split into chunks of that
+ * size, and a run takes every waiting small job first but at most `chunkRows` rows of chunks,
+ * so a one-image request waits for at most one short run, not for whole 256-image batches of
+ * other clients; the large ones still progress at every run and finish with their rows joined.
  */
 import { computeSeconds, type Session, type TensorData } from "./backend.ts";
 
@@ -34,6 +38,11 @@ export interface RunnerOptions {
    * lane always takes the queue at once). Never applies when nothing is running.
    */
   maxQueueDelayMs?: number;
+  /**
+   * Jobs above this many rows are split into chunks of it, and a run carries at most this many
+   * rows of chunks beside all waiting small jobs (0: no splitting, arrival order only).
+   */
+  chunkRows?: number;
   /** Called with the row count of every run, when it is dispatched (for metrics). */
   onBatch?: (rows: number, stats: BatchStats) => void;
   /**
@@ -47,6 +56,8 @@ interface Job {
   feeds: Record<string, TensorData>;
   rows: number;
   queued: number;
+  /** Part of a larger job (see RunnerOptions.chunkRows). */
+  chunk: boolean;
   resolve: (out: Record<string, TensorData>) => void;
   reject: (e: unknown) => void;
 }
@@ -64,10 +75,12 @@ export class BatchRunner {
   #closed = false;
   readonly lanes: number;
   readonly maxQueueDelayMs: number;
+  readonly chunkRows: number;
 
   constructor(readonly session: Session, readonly opts: RunnerOptions) {
     this.lanes = Math.max(1, session.concurrency ?? 1);
     this.maxQueueDelayMs = Math.max(0, opts.maxQueueDelayMs ?? 0);
+    this.chunkRows = Math.max(0, Math.floor(opts.chunkRows ?? 0));
   }
 
   /** Runs `feeds` (every tensor shaped [rows, ...]) and resolves with this job's outputs. */
@@ -98,8 +111,20 @@ export class BatchRunner {
     if (rows < 1 || rows > this.opts.maxBatch) {
       return Promise.reject(new Error(`a run takes 1..${this.opts.maxBatch} rows, got ${rows}`));
     }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ feeds, rows, queued: performance.now(), resolve, reject });
+    if (this.chunkRows > 0 && rows > this.chunkRows) {
+      const parts: Promise<Record<string, TensorData>>[] = [];
+      for (let from = 0; from < rows; from += this.chunkRows) {
+        parts.push(this.#enqueue(slice(feeds, from, Math.min(rows, from + this.chunkRows)), true));
+      }
+      return Promise.all(parts).then(concat);
+    }
+    return this.#enqueue(feeds, false);
+  }
+
+  #enqueue(feeds: Record<string, TensorData>, chunk: boolean) {
+    const rows = feeds[Object.keys(feeds)[0]].dims[0];
+    return new Promise<Record<string, TensorData>>((resolve, reject) => {
+      this.#queue.push({ feeds, rows, queued: performance.now(), chunk, resolve, reject });
       this.#queuedRows += rows;
       this.#pump();
     });
@@ -150,17 +175,28 @@ export class BatchRunner {
     }
   }
 
-  /** Takes jobs in arrival order while they fit in one batch and share their row shape. */
+  /**
+   * Takes the oldest job, then, in arrival order, every small job that fits in the batch and
+   * shares its row shape, and chunks only while they add up to at most chunkRows rows.
+   */
   #take(): Job[] {
-    const batch: Job[] = [this.#queue.shift()!];
-    let rows = batch[0].rows;
-    while (
-      this.#queue.length > 0 && rows + this.#queue[0].rows <= this.opts.maxBatch &&
-      sameShape(batch[0], this.#queue[0])
-    ) {
-      const j = this.#queue.shift()!;
+    const first = this.#queue.shift()!;
+    const batch: Job[] = [first];
+    let rows = first.rows, chunkRows = first.chunk ? first.rows : 0;
+    const cap = this.chunkRows > 0 ? this.chunkRows : Infinity;
+    for (let i = 0; i < this.#queue.length && rows < this.opts.maxBatch;) {
+      const j = this.#queue[i];
+      const fits = rows + j.rows <= this.opts.maxBatch && sameShape(first, j) &&
+        (!j.chunk || chunkRows + j.rows <= cap);
+      if (!fits) {
+        if (this.chunkRows === 0) break; // arrival order only: nothing may jump the queue
+        i++;
+        continue;
+      }
+      this.#queue.splice(i, 1);
       batch.push(j);
       rows += j.rows;
+      if (j.chunk) chunkRows += j.rows;
     }
     this.#queuedRows -= rows;
     return batch;
@@ -238,6 +274,31 @@ function settle(batch: Job[], rows: number, out: Record<string, TensorData>): vo
     j.resolve(mine);
     offset += j.rows;
   }
+}
+
+/** Rows [from, to) of every feed. */
+function slice(feeds: Record<string, TensorData>, from: number, to: number) {
+  const out: Record<string, TensorData> = {};
+  for (const [name, t] of Object.entries(feeds)) {
+    const w = rowSize(t);
+    out[name] = { data: t.data.subarray(from * w, to * w), dims: [to - from, ...t.dims.slice(1)] };
+  }
+  return out;
+}
+
+/** The chunks' outputs joined back along the batch dimension, in order. */
+function concat(parts: Record<string, TensorData>[]): Record<string, TensorData> {
+  if (parts.length === 1) return parts[0];
+  const out: Record<string, TensorData> = {};
+  for (const name of Object.keys(parts[0])) {
+    const ts = parts.map((p) => p[name]);
+    const data = new Float32Array(ts.reduce((n, t) => n + t.data.length, 0));
+    let o = 0;
+    for (const t of ts) data.set(t.data, o), o += t.data.length;
+    const rows = ts.reduce((n, t) => n + t.dims[0], 0);
+    out[name] = { data, dims: [rows, ...ts[0].dims.slice(1)] };
+  }
+  return out;
 }
 
 function sameShape(a: Job, b: Job): boolean {

@@ -169,3 +169,44 @@ Deno.test("a full batch is dispatched at once, without waiting out the delay", a
   assert.deepEqual(f.batches, [1, 4]);
   await first;
 });
+
+Deno.test("BatchRunner splits large jobs into chunks so a small job waits for one short run, not whole batches", async () => {
+  // Run time grows with rows, as for a real model.
+  const batches: number[] = [];
+  let computed = 0; // rows of the runs finished so far
+  const session: Session = {
+    inputNames: ["x"],
+    outputNames: ["y"],
+    async run(feeds: Record<string, TensorData>) {
+      batches.push(feeds.x.dims[0]);
+      await new Promise((r) => setTimeout(r, feeds.x.dims[0] * 0.1));
+      computed += feeds.x.dims[0];
+      return { y: { data: feeds.x.data.map((v) => v * 2), dims: feeds.x.dims } };
+    },
+    async release() {},
+  };
+  const big = (k: number) => rows(Array.from({ length: 256 }, (_, i) => [k * 1000 + i]));
+  for (const chunkRows of [0, 32]) {
+    batches.length = 0;
+    computed = 0;
+    const r = new BatchRunner(session, { maxBatch: 256, chunkRows });
+    const large = [r.run({ x: big(1) }), r.run({ x: big(2) })];
+    let waitedFor = -1;
+    const small = r.run({ x: rows([[7]]) }).then((o) => {
+      waitedFor = computed;
+      return o;
+    });
+    const [a, b, s] = await Promise.all([...large, small]);
+    assert.deepEqual(Array.from(s.y.data), [14]);
+    assert.deepEqual(Array.from(a.y.data), Array.from(big(1).data, (v) => 2 * v), "rows in order");
+    assert.deepEqual(Array.from(b.y.data), Array.from(big(2).data, (v) => 2 * v));
+    if (chunkRows === 0) {
+      assert.equal(waitedFor, 513, "without chunks the small job waits for both whole batches");
+    } else {
+      // The first chunk was already running; the small job rides in the next run.
+      assert.equal(waitedFor, 32 + 33, `the small job waited for ${waitedFor} rows of work`);
+      assert.ok(batches.every((n) => n <= 33), `runs of ${batches.join(", ")} rows`);
+      assert.equal(batches.reduce((x, y) => x + y, 0), 513);
+    }
+  }
+});

@@ -5,7 +5,12 @@ import { ModelSlot, NoModelError } from "./slot.ts";
 /** A fake model whose runs wait for `gate`; `state.released` records its release. */
 function fakeModel(version: string, gate: Promise<void> = Promise.resolve()) {
   const state = { released: false };
-  const model = fakeOf(version, { gate, onRelease: () => (state.released = true), dir: "/nowhere", backend: "wasm" });
+  const model = fakeOf(version, {
+    gate,
+    onRelease: () => (state.released = true),
+    dir: "/nowhere",
+    backend: "wasm",
+  });
   return { model, state };
 }
 

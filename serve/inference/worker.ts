@@ -20,8 +20,8 @@ import type { SessionValueMetadata } from "../../bundle/mod.ts";
 import {
   type Backend,
   type BackendName,
-  type IsolatedBackend,
   computeSeconds,
+  type IsolatedBackend,
   runtimeSetup,
   type Session,
   type TensorData,
