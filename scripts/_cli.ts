@@ -1,15 +1,35 @@
 /**
- * How the Deno scripts (bench_serve.ts, classify_testset.ts) run their main: exit with its
- * status; a FlagError prints the message and the help, any other error `name: message`;
- * both exit 2.
+ * What the Deno scripts share about their command line: how they run their main (exit with its
+ * status; a FlagError prints the message and the help, any other error `name: message`; both
+ * exit 2), and the flags naming the bundle they work on.
  */
+import { resolveActive } from "../common/registry.ts";
 import {
   FlagError,
   type FlagSpecs,
   formatHelp,
-  type ParsedFlags,
   parseCommandFlags,
+  type ParsedFlags,
 } from "../common/flags.ts";
+
+/** --bundle and --registry: the bundle to use, by its directory or as a registry's active one. */
+export const BUNDLE_FLAGS = {
+  bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
+  registry: {
+    type: "string",
+    default: "models",
+    help: "registry dir used when --bundle is absent",
+  },
+} as const satisfies FlagSpecs;
+
+/** The bundle directory: --bundle, else the active version in --registry (of `model`, if given). */
+export async function bundleDir(
+  bundle: string | undefined,
+  registry: string,
+  model?: string,
+): Promise<string> {
+  return bundle ?? (await resolveActive(registry, model)).dir;
+}
 
 export async function runScript(
   name: string,

@@ -27,18 +27,15 @@
  * a table); wrk is run and parsed by scripts/_wrk.ts, CPU and load read by scripts/_proc.ts.
  */
 import { formatHelp, parseCommandFlags } from "../common/flags.ts";
+import { BUNDLE_FLAGS } from "./_cli.ts";
 import { type BenchOptions, runBench } from "./bench_perf/driver.ts";
 import { roleBaseline, roleCeiling, roleHello, type RoleOptions } from "./bench_perf/roles.ts";
 
 const FLAGS = {
+  ...BUNDLE_FLAGS,
   bundle: {
-    type: "string",
+    ...BUNDLE_FLAGS.bundle,
     help: "bundle dir (default: the registry's active model, else tests/testdata/tiny-bundle)",
-  },
-  registry: {
-    type: "string",
-    default: "models",
-    help: "registry dir used when --bundle is absent",
   },
   duration: { type: "int", default: 8, help: "seconds per wrk run (bounded)" },
   rounds: {

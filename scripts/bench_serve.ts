@@ -11,23 +11,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
-import { resolveActive } from "../common/registry.ts";
 import {
   type ServerProcess,
   startServer as startServerProcess,
 } from "../testkit/server_process.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";
-import { runScript } from "./_cli.ts";
+import { BUNDLE_FLAGS, bundleDir, runScript } from "./_cli.ts";
 import { markdownTable } from "./_table.ts";
 import { runWrk, wrkPostScript } from "./_wrk.ts";
 
 const FLAGS = {
-  bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
-  registry: {
-    type: "string",
-    default: "models",
-    help: "registry dir used when --bundle is absent",
-  },
+  ...BUNDLE_FLAGS,
   backends: { type: "string", default: "native,wasm", help: "comma-separated backends to measure" },
   threads: { type: "int", default: 2, help: "--threads passed to the server" },
   requests: {
@@ -82,8 +76,7 @@ async function latency(
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, {});
   if (!f) return 0;
-  const bundle = (f.bundle as string | undefined) ??
-    (await resolveActive(f.registry as string)).dir;
+  const bundle = await bundleDir(f.bundle as string | undefined, f.registry as string);
   const test = readTestImages(1);
   const png = encodeGreyPng(test ? imageAt(test, 0) : new Uint8Array(784).fill(128), 28, 28);
   const tmp = await mkdtemp(join(tmpdir(), "bench-serve-"));

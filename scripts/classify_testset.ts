@@ -19,19 +19,13 @@ import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
-import { resolveActive } from "../common/registry.ts";
 import { renderPhoto } from "../testkit/photo.ts";
 import { serveBundle } from "../testkit/serve_bundle.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";
-import { runScript } from "./_cli.ts";
+import { BUNDLE_FLAGS, bundleDir, runScript } from "./_cli.ts";
 
 const FLAGS = {
-  bundle: { type: "string", help: "bundle dir (default: the registry's active model)" },
-  registry: {
-    type: "string",
-    default: "models",
-    help: "registry dir used when --bundle is absent",
-  },
+  ...BUNDLE_FLAGS,
   model: { type: "string", help: "model name in the registry" },
   backend: {
     type: "string",
@@ -131,8 +125,11 @@ function pct(x: number): string {
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, Deno.env.toObject());
   if (!f) return 0;
-  const dir = (f.bundle as string | undefined) ??
-    (await resolveActive(f.registry as string, f.model as string | undefined)).dir;
+  const dir = await bundleDir(
+    f.bundle as string | undefined,
+    f.registry as string,
+    f.model as string | undefined,
+  );
   const test = readTestImages(f.count as number, f["data-dir"] as string);
   if (!test) {
     throw new Error(

@@ -35,7 +35,7 @@ for (const { backend, workers, depth, what } of POOLS) {
         onRun: (graph, s, _rows, compute) => metrics.observeRun(graph, s, compute),
       });
       try {
-        const one = async (im: Uint8Array) =>
+        const one = (im: Uint8Array) =>
           model.encode(Float32Array.from(im, (v) => v / 255), 1);
         const alone: Awaited<ReturnType<typeof one>>[] = [];
         for (const im of images) alone.push(await one(im));

@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { encodeGreyPng } from "../../common/image_codec.ts";
 import { IMAGE_SIZE } from "../../common/labels.ts";
 import { decodeProbePixels } from "../../bundle/mod.ts";
-import { resolveActive } from "../../common/registry.ts";
 import { manifestOf, TINY_BUNDLE } from "../../testkit/fixtures.ts";
 import {
   answeringPids,
@@ -19,6 +18,7 @@ import {
   startServer as startServerProcess,
 } from "../../testkit/server_process.ts";
 import { batchSummary, scrape } from "./metrics.ts";
+import { bundleDir } from "../_cli.ts";
 import { loadAvg } from "../_proc.ts";
 import { report } from "./report.ts";
 import { type Ceiling, medianOfRounds, type Round, type Row } from "./rounds.ts";
@@ -241,10 +241,9 @@ async function runRound(
 }
 
 /** The bundle to measure: --bundle, else the registry's active model, else the tiny bundle. */
-async function bundleDir(o: BenchOptions): Promise<string> {
-  if (o.bundle) return o.bundle;
+async function benchBundle(o: BenchOptions): Promise<string> {
   try {
-    return (await resolveActive(o.registry)).dir;
+    return await bundleDir(o.bundle, o.registry);
   } catch {
     return TINY_BUNDLE;
   }
@@ -252,7 +251,7 @@ async function bundleDir(o: BenchOptions): Promise<string> {
 
 /** The whole benchmark; prints progress, then the report. */
 export async function runBench(o: BenchOptions): Promise<number> {
-  const bundle = await bundleDir(o);
+  const bundle = await benchBundle(o);
   const manifest = manifestOf(bundle);
   const px = decodeProbePixels(manifest.probe.cases[0].pixels);
   const png = encodeGreyPng(px, IMAGE_SIZE, IMAGE_SIZE);
