@@ -18,6 +18,8 @@ import {
   type RegistrySource,
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
+import { isS3Registry, s3ClientFromEnv, S3Registry } from "../common/registry_s3.ts";
+import { S3Source } from "./registry_source_s3.ts";
 import {
   grantedPermissionFlags,
   isReplica,
@@ -35,9 +37,13 @@ const HOW_TO_GET_A_MODEL = [
   "  - or publish to the registry: models/<name>/<version>/ plus models/<name>/CURRENT naming the version.",
 ].join("\n");
 
-/** Where versions come from: --bundle, an HTTP(S) registry, or a registry directory. */
+/** Where versions come from: --bundle, an HTTP(S) or S3 registry, or a registry directory. */
 function makeSource(config: ServeConfig): RegistrySource {
   if (config.bundle !== undefined) return new BundleSource(config.bundle);
+  if (isS3Registry(config.registry)) {
+    const registry = new S3Registry(config.registry, s3ClientFromEnv(Deno.env.toObject()));
+    return new S3Source(registry, config.model, config.cacheDir);
+  }
   if (isHttpRegistry(config.registry)) {
     return new HttpSource(config.registry, config.model!, config.cacheDir);
   }
@@ -77,7 +83,9 @@ async function main(): Promise<number> {
   const supervisor = config.replicas > 1 && !isReplica();
   if (supervisor && Deno.permissions.querySync({ name: "run" }).state !== "granted") {
     console.error(
-      `--replicas ${config.replicas} starts ${config.replicas - 1} more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
+      `--replicas ${config.replicas} starts ${
+        config.replicas - 1
+      } more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
     );
     return 2;
   }

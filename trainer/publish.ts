@@ -23,13 +23,15 @@ import {
   type PublishResult,
   rollback,
 } from "../common/registry_write.ts";
+import { isS3Registry } from "../common/registry_s3.ts";
+import { publishToS3, s3Command } from "./publish_s3.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
     type: "string",
     default: "models",
     env: "MODEL_REGISTRY",
-    help: "registry directory (<registry>/<name>/<version>/ + CURRENT)",
+    help: "registry directory (<registry>/<name>/<version>/ + CURRENT) or s3://bucket/prefix",
   },
   name: { type: "string", help: "model name (default: the manifest's name, or the only model)" },
   // Five: enough to roll back a few steps, few enough that a small disk never fills up.
@@ -113,7 +115,12 @@ export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Pr
 export function publish(
   bundleDir: string,
   opts: { registry: string; name?: string; keep?: number },
+  env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
+  if (isS3Registry(opts.registry)) {
+    const keep = opts.keep ?? 0;
+    return publishToS3(opts.registry, bundleDir, { ...opts, keep, verify: verifyWithOnnxRuntime, env });
+  }
   return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
 }
 
@@ -144,6 +151,11 @@ export async function publishMain(
   };
   if (cmd === undefined) {
     throw new FlagError(`Name a bundle directory or a command\n${PUBLISH_USAGE}`);
+  }
+  if (isS3Registry(registry)) {
+    noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
+    await s3Command(registry, cmd, rest, { name, keep, verify: verifyWithOnnxRuntime, log, env });
+    return 0;
   }
   if (cmd === "activate") {
     noMore(1);
