@@ -7,7 +7,7 @@
 # reachable), it builds it with debootstrap from the Debian mirror apt uses and tags it with
 # the name the Containerfile expects. Needs root, buildah, debootstrap, curl and node.
 #
-#   scripts/container_smoke.sh            # KEEP=1 keeps the images it built
+#   scripts/container_smoke.sh      # KEEP=1 keeps the images it built; REUSE=1 reuses a built one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,18 +25,17 @@ run_pid=""
 
 say() { printf '[smoke] %s\n' "$*"; }
 
+# SIGTERM to the service itself, as an orchestrator sends it (chroot isolation shares the
+# host's PID namespace, and /healthz names the pid); buildah run then returns.
 stop_service() {
-  if [ -n "$run_pid" ]; then
-    kill -TERM "$run_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$run_pid" 2>/dev/null || true
-    wait "$run_pid" 2>/dev/null || true
-    run_pid=""
-  fi
-  # The service exits on SIGTERM; anything still bound to the port is ours and is stopped too.
-  local left
-  left=$(curl -s -m 2 "http://127.0.0.1:$SMOKE_PORT/healthz" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
-  if [ -n "$left" ]; then kill -TERM "$left" 2>/dev/null || true; sleep 1; fi
+  [ -n "$run_pid" ] || return 0
+  local pid
+  pid=$(curl -s -m 2 "http://127.0.0.1:$SMOKE_PORT/healthz" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p' || true)
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
+  for _ in $(seq 50); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$run_pid" 2>/dev/null || true
+  wait "$run_pid" 2>/dev/null || true
+  run_pid=""
 }
 
 cleanup() {
@@ -93,12 +92,17 @@ ensure_base() {
   say "built $BASE ($(buildah images --format '{{.Size}}' "$BASE"))"
 }
 
+# One list from the image's configuration (a JS expression on `c`), one item per line.
+image_config() {
+  buildah inspect --type image "$IMAGE" |
+    node -e "const c = JSON.parse(require('fs').readFileSync(0, 'utf8')); for (const a of $1) console.log(a)"
+}
+
 # One run of the image's entrypoint with extra environment; waits for /readyz, classifies.
 run_once() {
   local backend=$1
   local -a entry envs
-  mapfile -t entry < <(buildah inspect --type image --format '{{json .OCIv1.Config.Entrypoint}}' "$IMAGE" |
-    node -e 'for (const a of JSON.parse(require("fs").readFileSync(0, "utf8"))) console.log(a)')
+  mapfile -t entry < <(image_config 'c.OCIv1.config.Entrypoint')
   envs=(--env "PORT=$SMOKE_PORT" --env HOST=127.0.0.1 --env "BACKEND=$backend" --env POLL_MS=0)
   say "run (${backend}): ${entry[*]}"
   buildah run --isolation chroot --network host --mount type=tmpfs,destination=/tmp \
@@ -122,10 +126,15 @@ run_once() {
   say "ready after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s:" \
     "$(grep -m1 '^Listening' "$work/serve-$backend.log")"
   local -a hc
-  mapfile -t hc < <(buildah inspect --type image --format '{{json .Docker.Config.Healthcheck.Test}}' "$IMAGE" |
-    node -e 'const t = JSON.parse(require("fs").readFileSync(0, "utf8")); for (const a of t.slice(1)) console.log(a)')
-  buildah run --isolation chroot --network host --mount type=tmpfs,destination=/tmp \
-    "${envs[@]}" "$ctr" -- "${hc[@]}" && say "HEALTHCHECK (${hc[*]}): healthy"
+  mapfile -t hc < <(image_config 'c.Docker.config.Healthcheck.Test.slice(1)')
+  # In a second container of the image (buildah runs one command per container at a time),
+  # sharing the host network as the service does.
+  local hc_ctr
+  hc_ctr=$(buildah from -q "$IMAGE")
+  buildah run --isolation chroot --network host "${envs[@]}" "$hc_ctr" -- "${hc[@]}" ||
+    { buildah rm "$hc_ctr" >/dev/null; say "HEALTHCHECK failed"; exit 1; }
+  buildah rm "$hc_ctr" >/dev/null
+  say "HEALTHCHECK (${hc[*]}): healthy"
   local body label
   body=$(curl -s -m 10 --data-binary "@$SAMPLE" -H 'content-type: image/png' \
     "http://127.0.0.1:$SMOKE_PORT/v1/classify")
@@ -133,17 +142,21 @@ run_once() {
   say "POST /v1/classify $SAMPLE -> ${label:-$body}"
   [[ "$label" == Sneaker* ]] || { say "expected Sneaker"; cat "$work/serve-$backend.log"; exit 1; }
   stop_service
-  say "stopped: $(tail -1 "$work/serve-$backend.log")"
+  say "stopped: $(grep -c 'Shutting down' "$work/serve-$backend.log") graceful shutdown(s) logged"
 }
 
 [ -x node_modules/@deno/linux-x64-glibc/deno ] || npm ci --ignore-scripts
 ensure_base
-say "building $IMAGE (buildah bud --isolation chroot --format docker)"
-t0=$(date +%s)
-buildah bud --isolation chroot --format docker --layers=false -q -t "$IMAGE" . >"$work/build.log" 2>&1 ||
-  { tail -40 "$work/build.log"; exit 1; }
-made_image=1
-say "built in $(($(date +%s) - t0)) s"
+if [ "${REUSE:-0}" = 1 ] && buildah inspect --type image "$IMAGE" >/dev/null 2>&1; then
+  say "reusing $IMAGE (REUSE=1)"
+else
+  say "building $IMAGE (buildah bud --isolation chroot --format docker)"
+  t0=$(date +%s)
+  buildah bud --isolation chroot --format docker --layers=false -q -t "$IMAGE" . >"$work/build.log" 2>&1 ||
+    { tail -40 "$work/build.log"; exit 1; }
+  made_image=1
+  say "built in $(($(date +%s) - t0)) s"
+fi
 
 say "image size: $(buildah images --format '{{.Size}}' "$IMAGE") (buildah images)"
 probe=$(buildah from -q "$IMAGE")
@@ -162,6 +175,8 @@ buildah rm "$probe" >/dev/null
 ctr=$(buildah from -q "$IMAGE")
 # Read-only root file system: the container's root is remounted read-only for the runs.
 mnt=$(buildah mount "$ctr")
+# buildah run bind-mounts these over the image's own; the mount points must exist beforehand.
+touch "$mnt/etc/hosts" "$mnt/etc/resolv.conf" "$mnt/etc/hostname" "$mnt/run/.containerenv"
 mount --bind "$mnt" "$mnt" && mount -o remount,bind,ro "$mnt"
 say "root file system read-only; user $(buildah inspect --format '{{.OCIv1.Config.User}}' "$ctr")"
 run_once native
