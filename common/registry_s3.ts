@@ -56,6 +56,18 @@ export function parseS3Url(url: string): S3Location {
   return { bucket, prefix };
 }
 
+/** The environment variables s3ClientFromEnv reads (deploy/k8s may set any of them). */
+export const AWS_ENV_VARS = [
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_REGION",
+  "AWS_DEFAULT_REGION",
+  "AWS_ENDPOINT_URL",
+  "AWS_ENDPOINT_URL_S3",
+  "AWS_S3_FORCE_PATH_STYLE",
+];
+
 /**
  * A client from the standard AWS variables: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
  * AWS_SESSION_TOKEN (or any other source of the SDK's default chain), AWS_REGION or
