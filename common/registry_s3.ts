@@ -113,6 +113,7 @@ export class S3RegistryError extends Error {
 /** A registry in one bucket under one prefix: typed gets, puts, lists and deletes of its keys. */
 export class S3Registry {
   readonly location: S3Location;
+  #conditionalWrites = true;
   constructor(readonly url: string, readonly client: S3Client) {
     this.location = parseS3Url(url);
   }
@@ -160,20 +161,26 @@ export class S3Registry {
     body: Uint8Array | string,
     cond: { ifNoneMatch?: "*"; ifMatch?: string } = {},
   ): Promise<{ ok: boolean; etag: string }> {
+    const conditional = this.#conditionalWrites && (cond.ifNoneMatch || cond.ifMatch);
     try {
       const r = await this.client.send(
         new PutObjectCommand({
           Bucket: this.location.bucket,
           Key: this.key(rel),
           Body: typeof body === "string" ? new TextEncoder().encode(body) : body,
-          IfNoneMatch: cond.ifNoneMatch,
-          IfMatch: cond.ifMatch,
+          IfNoneMatch: conditional ? cond.ifNoneMatch : undefined,
+          IfMatch: conditional ? cond.ifMatch : undefined,
         }),
       );
       return { ok: true, etag: r.ETag ?? "" };
     } catch (e) {
       const status = statusOf(e);
       if (status === 412 || status === 409) return { ok: false, etag: "" };
+      if (conditional && status === 501) {
+        // A store without conditional writes: the lock's read-back is what protects it then.
+        this.#conditionalWrites = false;
+        return await this.put(rel, body);
+      }
       this.#fail("write", rel, e);
     }
   }

@@ -41,6 +41,48 @@ function parseLock(bytes: Uint8Array): LockBody | null {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+interface Lease {
+  rel: string;
+  owner: string;
+  leaseMs: number;
+  settleMs: number;
+  body(): string;
+}
+
+async function ownedBy(reg: S3Registry, rel: string, owner: string) {
+  const back = await reg.get(rel);
+  return back && parseLock(back.bytes)?.owner === owner ? back : null;
+}
+
+/** Waits for the lock and takes it; returns when the lease it wrote runs out. */
+async function acquire(reg: S3Registry, lease: Lease, waitMs: number): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const cur = await reg.get(lease.rel);
+    const held = cur ? parseLock(cur.bytes) : null;
+    if (held && held.expires > Date.now()) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Cannot lock ${reg.where(lease.rel)}: held by ${held.host} pid ${held.pid} for ${
+            Math.round((held.expires - Date.now()) / 1000)
+          } s more (it expires by itself if that publisher died)`,
+        );
+      }
+    } else {
+      const start = Date.now();
+      const cond = cur ? { ifMatch: cur.etag } : { ifNoneMatch: "*" as const };
+      if ((await reg.put(lease.rel, lease.body(), cond)).ok) {
+        await sleep(lease.settleMs);
+        if (await ownedBy(reg, lease.rel, lease.owner)) return start + lease.leaseMs;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`Cannot lock ${reg.where(lease.rel)}: other publishers kept taking it`);
+      }
+    }
+    await sleep(100 + Math.random() * 100); // jitter, so waiting publishers do not collide again
+  }
+}
+
 /** Runs fn holding `<name>/.lock`; fn gets `check`, which throws if the lease is no longer ours. */
 export async function withS3Lock<T>(
   reg: S3Registry,
@@ -48,75 +90,57 @@ export async function withS3Lock<T>(
   fn: (check: () => Promise<void>) => Promise<T>,
   opts: LockOptions = {},
 ): Promise<T> {
-  const leaseMs = opts.leaseMs ?? 15_000;
-  const settleMs = opts.settleMs ?? 150;
-  const deadline = Date.now() + (opts.waitMs ?? 60_000);
-  const rel = `${name}/${LOCK_OBJECT}`;
   const owner = randomBytes(8).toString("hex");
-  const body = () =>
-    JSON.stringify({
-      owner,
-      host: hostname(),
-      pid: Number(globalThis.process?.pid ?? 0),
-      expires: Date.now() + leaseMs,
-    });
-  let expires = 0;
-  for (;;) {
-    const cur = await reg.get(rel);
-    const held = cur ? parseLock(cur.bytes) : null;
-    if (held && held.expires > Date.now()) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Cannot lock ${reg.where(rel)}: held by ${held.host} pid ${held.pid} for ${
-            Math.round((held.expires - Date.now()) / 1000)
-          } s more (it expires by itself if that publisher died)`,
-        );
-      }
-      await sleep(100 + Math.random() * 100);
-      continue;
-    }
-    const start = Date.now();
-    const w = await reg.put(rel, body(), cur ? { ifMatch: cur.etag } : { ifNoneMatch: "*" });
-    if (!w.ok) continue; // another publisher won the conditional write
-    await sleep(settleMs);
-    const back = await reg.get(rel);
-    if (back && parseLock(back.bytes)?.owner === owner) {
-      expires = start + leaseMs;
-      break;
-    }
-  }
+  const leaseMs = opts.leaseMs ?? 15_000;
+  const lease: Lease = {
+    rel: `${name}/${LOCK_OBJECT}`,
+    owner,
+    leaseMs,
+    settleMs: opts.settleMs ?? 150,
+    body: () =>
+      JSON.stringify({
+        owner,
+        host: hostname(),
+        pid: Number(globalThis.process?.pid ?? 0),
+        expires: Date.now() + leaseMs,
+      }),
+  };
+  const where = reg.where(lease.rel);
+  let expires = await acquire(reg, lease, opts.waitMs ?? 60_000);
   let lost: string | null = null;
+  let renewing = false;
   const renew = setInterval(async () => {
+    if (renewing) return;
+    renewing = true;
     try {
       const t = Date.now();
-      const back = await reg.get(rel);
-      if (!back || parseLock(back.bytes)?.owner !== owner) {
-        lost = "another publisher took the lock over";
-        return;
+      const back = await ownedBy(reg, lease.rel, owner);
+      if (!back) lost = "another publisher took the lock over";
+      else if ((await reg.put(lease.rel, lease.body(), { ifMatch: back.etag })).ok) {
+        expires = t + leaseMs;
       }
-      if ((await reg.put(rel, body(), { ifMatch: back.etag })).ok) expires = t + leaseMs;
     } catch {
       // retried at the next tick; check() refuses once the lease has run out
+    } finally {
+      renewing = false;
     }
   }, Math.max(50, leaseMs / 3));
   const check = async () => {
-    if (lost !== null || Date.now() > expires - settleMs) {
+    if (lost !== null || Date.now() > expires - lease.settleMs) {
       throw new Error(
-        `Lost the lock ${reg.where(rel)} (${lost ?? "lease expired"}); nothing more was written`,
+        `Lost the lock ${where} (${lost ?? "lease expired"}); nothing more was written`,
       );
     }
-    const back = await reg.get(rel);
-    if (!back || parseLock(back.bytes)?.owner !== owner) {
-      throw new Error(
-        `Lost the lock ${reg.where(rel)} to another publisher; nothing more was written`,
-      );
+    if (!(await ownedBy(reg, lease.rel, owner))) {
+      throw new Error(`Lost the lock ${where} to another publisher; nothing more was written`);
     }
   };
   try {
     return await fn(check);
   } finally {
     clearInterval(renew);
-    const back = await reg.get(rel).catch(() => null);
-    if (back && parseLock(back.bytes)?.owner === owner) await reg.delete([rel]).catch(() => {});
+    if (await ownedBy(reg, lease.rel, owner).catch(() => null)) {
+      await reg.delete([lease.rel]).catch(() => {});
+    }
   }
 }
