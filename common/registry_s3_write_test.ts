@@ -14,7 +14,7 @@ import {
 import { withS3Lock } from "./s3_lock.ts";
 
 const NAME = "fashion-vae";
-const FAST_LOCK = { leaseMs: 600, settleMs: 20, waitMs: 5000 };
+const FAST_LOCK = { leaseMs: 3000, settleMs: 20, waitMs: 20_000 };
 
 Deno.test("parseS3Url() splits bucket and prefix and names what is wrong", () => {
   assert.deepEqual(parseS3Url("s3://models/prod/vae/"), { bucket: "models", prefix: "prod/vae" });

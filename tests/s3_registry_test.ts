@@ -53,7 +53,7 @@ async function withReplicas(
 const publishOpts = (s3: TestS3) => ({
   keep: 0,
   verify: verifyWithOnnxRuntime,
-  env: { ...s3.env, REGISTRY_LOCK_LEASE_MS: "1000" },
+  env: { ...s3.env, REGISTRY_LOCK_LEASE_MS: "2500" },
 });
 
 Deno.test("two services on one S3 bucket serve a new publish within poll + 1 s; a corrupt object is rejected", async () => {
@@ -122,7 +122,7 @@ Deno.test("two services on one S3 bucket serve a new publish within poll + 1 s; 
 async function killedPublish(s3: TestS3, dir: string, killAfter: number, delayMs: number) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", PUBLISH, dir, "--registry", `s3://${s3.bucket}/registry`, "--keep", "3"],
-    env: { ...s3.env, REGISTRY_LOCK_LEASE_MS: "1000" },
+    env: { ...s3.env, REGISTRY_LOCK_LEASE_MS: "2500" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
