@@ -16,7 +16,8 @@ import { readManifest, verifyBundleFiles } from "./bundle.ts";
 import { type Manifest, MANIFEST_FILE, ManifestError, validateManifest } from "./manifest.ts";
 import { CURRENT_FILE, RegistryError } from "./registry.ts";
 import { activationStack, HISTORY_FILE, type HistoryEntry } from "./registry_write.ts";
-import { type S3Registry, SAFE_ID } from "./registry_s3.ts";
+import type { S3Registry } from "./registry_s3.ts";
+import { SAFE_ID } from "./s3_location.ts";
 import { type LockOptions, withS3Lock } from "./s3_lock.ts";
 
 export interface S3PublishOptions {

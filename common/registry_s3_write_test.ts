@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { FIXTURES, VERSIONS } from "../tests/swap_helpers.ts";
 import { bundleAs, startS3 } from "../tests/s3_server.ts";
-import { isS3Registry, parseS3Url, s3ClientFromEnv } from "./registry_s3.ts";
+import { s3ClientFromEnv } from "./registry_s3.ts";
+import { isS3Registry, parseS3Url } from "./s3_location.ts";
 import {
   activateVersionS3,
   parseHistory,

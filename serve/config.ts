@@ -5,7 +5,7 @@
  */
 import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
 import { DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
-import { isS3Registry, parseS3Url } from "../common/registry_s3.ts";
+import { isS3Registry, parseS3Url } from "../common/s3_location.ts";
 import type { BackendChoice } from "./inference/backend.ts";
 
 export interface ServeConfig {

@@ -6,7 +6,7 @@
  * Credentials and endpoint come from the standard AWS environment variables. Replicas on any
  * number of machines following one bucket converge on its CURRENT within one poll interval.
  */
-import { type S3Registry } from "../common/registry_s3.ts";
+import type { S3Registry } from "../common/registry_s3.ts";
 import { activateVersionS3 } from "../common/registry_s3_write.ts";
 import { RegistryError } from "../common/registry.ts";
 import { cacheVersion, retainCached } from "./bundle_cache.ts";

@@ -23,8 +23,7 @@ import {
   type PublishResult,
   rollback,
 } from "../common/registry_write.ts";
-import { isS3Registry } from "../common/registry_s3.ts";
-import { publishToS3, s3Command } from "./publish_s3.ts";
+import { isS3Registry } from "../common/s3_location.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
@@ -112,13 +111,15 @@ export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Pr
 }
 
 /** Publishes with full verification (what `deno task publish` and `train --publish` run). */
-export function publish(
+export async function publish(
   bundleDir: string,
   opts: { registry: string; name?: string; keep?: number },
   env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
   if (isS3Registry(opts.registry)) {
     const keep = opts.keep ?? 0;
+    // The AWS SDK takes a second or more to import: only S3 publishes load it.
+    const { publishToS3 } = await import("./publish_s3.ts");
     return publishToS3(opts.registry, bundleDir, { ...opts, keep, verify: verifyWithOnnxRuntime, env });
   }
   return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
@@ -154,6 +155,7 @@ export async function publishMain(
   }
   if (isS3Registry(registry)) {
     noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
+    const { s3Command } = await import("./publish_s3.ts");
     await s3Command(registry, cmd, rest, { name, keep, verify: verifyWithOnnxRuntime, log, env });
     return 0;
   }
