@@ -5,6 +5,7 @@
  */
 import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
 import { DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
+import { isS3Registry, parseS3Url } from "../common/s3_location.ts";
 import type { BackendChoice } from "./inference/backend.ts";
 
 export interface ServeConfig {
@@ -53,29 +54,41 @@ export const FLAG_SPECS = {
     env: "PORT",
     help: "TCP port to listen on (0 picks a free port)",
   },
-  host: { type: "string", default: "0.0.0.0", help: "interface to bind" },
+  host: { type: "string", env: "HOST", default: "0.0.0.0", help: "interface to bind" },
   "reuse-port": {
     type: "boolean",
+    env: "REUSE_PORT",
     default: false,
     help:
       "share the port with other replicas (SO_REUSEPORT, Linux): several processes on one registry, the kernel spreads connections",
   },
   replicas: {
     type: "int",
+    env: "REPLICAS",
     default: 1,
     help:
       "service processes sharing the port, this one included (0: one per CPU core); this one starts and supervises the others (restarts them if they crash, stops them with it). Needs --allow-run; implies --reuse-port",
   },
   registry: {
     type: "string",
+    env: "MODEL_REGISTRY",
     default: "models",
     help:
-      "model registry: a dir <registry>/<name>/<version>/ + <name>/CURRENT, or an http(s):// URL of the same layout (read-only, needs --model)",
+      "model registry: a dir <registry>/<name>/<version>/ + <name>/CURRENT, an http(s):// URL of the same layout (read-only, needs --model), or s3://bucket/prefix (AWS_* environment variables)",
   },
-  model: { type: "string", help: "model name in the registry (needed when it holds several)" },
-  bundle: { type: "string", help: "serve this bundle directory directly, bypassing the registry" },
+  model: {
+    type: "string",
+    env: "MODEL_NAME",
+    help: "model name in the registry (needed when it holds several)",
+  },
+  bundle: {
+    type: "string",
+    env: "MODEL_BUNDLE",
+    help: "serve this bundle directory directly, bypassing the registry",
+  },
   backend: {
     type: "string",
+    env: "BACKEND",
     default: "auto",
     choices: ["auto", "native", "wasm"],
     help:
@@ -85,6 +98,7 @@ export const FLAG_SPECS = {
   // oversubscribe the small machines this targets (wasm needs an explicit count under Deno).
   threads: {
     type: "int",
+    env: "THREADS",
     default: 0,
     help:
       "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
@@ -92,6 +106,7 @@ export const FLAG_SPECS = {
   // One per core: each worker runs one batch at a time, off the HTTP thread.
   workers: {
     type: "int",
+    env: "WORKERS",
     default: 0,
     help:
       "wasm inference workers per loaded model, each with its own copy of the sessions (0: one per CPU core); native sessions always run in-process",
@@ -100,6 +115,7 @@ export const FLAG_SPECS = {
   // idles for the round trip to the HTTP thread (the A/B runs: docs/performance.md).
   "pipeline-depth": {
     type: "int",
+    env: "PIPELINE_DEPTH",
     default: 2,
     help:
       "batches in flight per wasm inference worker: 1 runs, the others wait in the worker (1: send the next only when one ends)",
@@ -109,6 +125,7 @@ export const FLAG_SPECS = {
   // only applies while another batch is running (idle requests never wait).
   "max-queue-delay-ms": {
     type: "number",
+    env: "MAX_QUEUE_DELAY_MS",
     default: 0.3,
     help: "while a batch is running, longest a request waits for a fuller batch (0: never wait)",
   },
@@ -122,11 +139,13 @@ export const FLAG_SPECS = {
   },
   "max-body-bytes": {
     type: "int",
+    env: "MAX_BODY_BYTES",
     default: 4 * 1024 * 1024,
     help: "largest request body accepted (413 above)",
   },
   "max-pixels": {
     type: "int",
+    env: "MAX_PIXELS",
     default: DEFAULT_MAX_PIXELS,
     help: "most declared pixels per image and per request, checked before decoding (413 above)",
   },
@@ -138,6 +157,7 @@ export const FLAG_SPECS = {
   },
   "max-batch": {
     type: "int",
+    env: "MAX_BATCH",
     default: 256,
     help: "most images per request, and per onnxruntime run (requests are batched up to it)",
   },
@@ -167,6 +187,7 @@ export const FLAG_SPECS = {
   },
   watch: {
     type: "boolean",
+    env: "WATCH",
     default: true,
     help: "watch the registry dir and hot-swap to a newly activated version",
   },
@@ -174,16 +195,20 @@ export const FLAG_SPECS = {
   // events cannot see the publisher (network mount, HTTP registry) notices a new version.
   "poll-ms": {
     type: "int",
+    env: "POLL_MS",
     default: 5000,
-    help: "also re-read the registry's CURRENT every N ms (0: never; HTTP registries only poll)",
+    help:
+      "also re-read the registry's CURRENT every N ms (0: never; HTTP and S3 registries only poll)",
   },
   "cache-dir": {
     type: "string",
+    env: "CACHE_DIR",
     default: ".registry-cache",
-    help: "where bundles from an HTTP(S) registry are downloaded and verified",
+    help: "where bundles from an HTTP(S) or S3 registry are downloaded and verified",
   },
   "max-samples": {
     type: "int",
+    env: "MAX_SAMPLES",
     default: 64,
     help: "most latent samples per image on /v1/latent?samples=k",
   },
@@ -262,6 +287,13 @@ export function parseConfig(
     throw new ConfigError(
       "--registry as a URL needs --model <name>: an HTTP registry cannot list its models",
     );
+  }
+  if (isS3Registry(registry) && flags.bundle === undefined) {
+    try {
+      parseS3Url(registry);
+    } catch (e) {
+      throw new ConfigError(`--registry: ${(e as Error).message}`);
+    }
   }
   const adminToken = readAdminToken(flags["admin-token-file"] as string | undefined, env, readText);
   if (adminToken !== undefined && adminToken.length < 16) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, defaultConfig, helpText, parseConfig } from "./config.ts";
+import { ConfigError, defaultConfig, FLAG_SPECS, helpText, parseConfig } from "./config.ts";
 
 Deno.test("parseConfig() fills defaults: port 8000, registry models, auto backend, 4 MB bodies, batch 256", () => {
   const c = defaultConfig();
@@ -18,6 +18,32 @@ Deno.test("parseConfig() reads flags and PORT from the environment; the flag win
   const c = parseConfig(["--bundle=x", "--backend", "wasm", "--threads", "1", "--max-batch", "8"])
     .config!;
   assert.deepEqual([c.bundle, c.backend, c.threads, c.maxBatch], ["x", "wasm", 1, 8]);
+});
+
+Deno.test("parseConfig() takes every flag from its environment variable, as containers pass them", () => {
+  const env: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(FLAG_SPECS)) {
+    assert.ok("env" in spec && spec.env, `--${name} has an environment variable`);
+  }
+  Object.assign(env, {
+    MODEL_REGISTRY: "s3://models/prod",
+    MODEL_NAME: "fashion-vae",
+    BACKEND: "wasm",
+    POLL_MS: "750",
+    CACHE_DIR: "/tmp/c",
+    WATCH: "false",
+    HOST: "127.0.0.1",
+  });
+  const c = parseConfig([], env).config!;
+  assert.deepEqual(
+    [c.registry, c.model, c.backend, c.pollMs, c.cacheDir, c.watch, c.host],
+    ["s3://models/prod", "fashion-vae", "wasm", 750, "/tmp/c", false, "127.0.0.1"],
+  );
+  assert.throws(() => parseConfig([], { BACKEND: "gpu" }), /--backend must be one of/);
+  assert.throws(
+    () => parseConfig(["--registry", "s3://Not_A_Bucket/x"]),
+    (e) => e instanceof ConfigError && /--registry: .*not a valid bucket name/.test(e.message),
+  );
 });
 
 Deno.test("parseConfig() rejects unknown flags, stray arguments and bad values", () => {

@@ -20,6 +20,7 @@ import {
   type RegistrySource,
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
+import { isS3Registry } from "../common/s3_location.ts";
 import {
   grantedPermissionFlags,
   isReplica,
@@ -37,9 +38,16 @@ const HOW_TO_GET_A_MODEL = [
   "  - or publish to the registry: models/<name>/<version>/ plus models/<name>/CURRENT naming the version.",
 ].join("\n");
 
-/** Where versions come from: --bundle, an HTTP(S) registry, or a registry directory. */
-function makeSource(config: ServeConfig): RegistrySource {
+/** Where versions come from: --bundle, an HTTP(S) or S3 registry, or a registry directory. */
+async function makeSource(config: ServeConfig): Promise<RegistrySource> {
   if (config.bundle !== undefined) return new BundleSource(config.bundle);
+  if (isS3Registry(config.registry)) {
+    // Loaded only here: the AWS SDK takes a second or more to import.
+    const { S3Registry, s3ClientFromEnv } = await import("../common/registry_s3.ts");
+    const { S3Source } = await import("./registry_source_s3.ts");
+    const registry = new S3Registry(config.registry, s3ClientFromEnv(Deno.env.toObject()));
+    return new S3Source(registry, config.model, config.cacheDir);
+  }
   if (isHttpRegistry(config.registry)) {
     return new HttpSource(config.registry, config.model!, config.cacheDir);
   }
@@ -111,7 +119,7 @@ async function main(): Promise<number> {
   const slot = new ModelSlot(null, "the first model is still loading");
   const reloader = new Reloader({
     slot,
-    source: makeSource(config),
+    source: await makeSource(config),
     metrics,
     load: (dir) =>
       loadModel(dir, {

@@ -6,15 +6,15 @@
  * read-only HTTP(S) registry with the same layout (CURRENT, manifest.json and the files it
  * lists are fetched, checked against the manifest's sha256 and kept in a local cache, so
  * replicas on several machines can follow one publisher), and a fixed bundle directory
- * (--bundle; nothing to follow).
+ * (--bundle; nothing to follow). The S3 source lives beside it (registry_source_s3.ts).
  */
-import { createHash } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
-import { MANIFEST_FILE, ManifestError, validateManifest } from "../bundle/mod.ts";
+import { readManifest } from "../bundle/mod.ts";
+import { MANIFEST_FILE } from "../bundle/mod.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../common/registry.ts";
 import { activateVersion } from "../common/registry_write.ts";
+import { cachedVersions, cacheVersion, RemoteBundleError, retainCached } from "./bundle_cache.ts";
 
 export interface VersionRef {
   name: string;
@@ -28,7 +28,7 @@ export interface SourceVersion {
 }
 
 export interface RegistrySource {
-  readonly kind: "dir" | "http" | "bundle";
+  readonly kind: "dir" | "http" | "s3" | "bundle";
   /** For logs: where versions come from. */
   readonly description: string;
   /** A local directory to watch for changes, when there is one. */
@@ -42,7 +42,7 @@ export interface RegistrySource {
   versions(name: string): Promise<SourceVersion[]>;
   /** Points CURRENT at `version`; absent for read-only sources. */
   activate?(ref: VersionRef): Promise<void>;
-  /** Drops cached copies other than `keep` (http cache only). */
+  /** Drops cached copies other than `keep` (remote registries' caches only). */
   retain?(name: string, keep: string[]): Promise<void>;
 }
 
@@ -195,62 +195,16 @@ export class HttpSource implements RegistrySource {
     const key = `${ref.name}/${ref.version}`;
     let p = this.#downloads.get(key);
     if (!p) {
-      p = this.#download(ref).finally(() => this.#downloads.delete(key));
+      const remote = {
+        read: async (rel: string) => new Uint8Array(await (await this.#get(rel)).arrayBuffer()),
+        where: (rel: string) => this.base + rel,
+      };
+      p = cacheVersion(this.cacheDir, ref, remote).catch((e) => {
+        throw e instanceof RemoteBundleError ? new HttpSourceError(e.message) : e;
+      }).finally(() => this.#downloads.delete(key));
       this.#downloads.set(key, p);
     }
     return p;
-  }
-
-  async #download(ref: VersionRef): Promise<string> {
-    const dest = join(this.cacheDir, ref.name, ref.version);
-    try {
-      await verifyBundleFiles(dest, await readManifest(dest));
-      return dest; // already cached and intact
-    } catch {
-      // not cached, or damaged: fetch again
-    }
-    const prefix = `${ref.name}/${ref.version}/`;
-    const manifestText = await (await this.#get(prefix + MANIFEST_FILE)).text();
-    let manifest;
-    try {
-      manifest = validateManifest(JSON.parse(manifestText));
-    } catch (e) {
-      const why = e instanceof ManifestError || e instanceof SyntaxError ? e.message : String(e);
-      throw new HttpSourceError(
-        `${this.base}${prefix}${MANIFEST_FILE} is not a valid manifest: ${why}`,
-      );
-    }
-    if (manifest.version !== ref.version) {
-      throw new HttpSourceError(
-        `${this.base}${prefix}${MANIFEST_FILE} declares version ${manifest.version}, the registry path says ${ref.version}`,
-      );
-    }
-    await mkdir(join(this.cacheDir, ref.name), { recursive: true });
-    const tmp = join(
-      this.cacheDir,
-      ref.name,
-      `.${ref.version}.${Math.random().toString(36).slice(2)}.tmp`,
-    );
-    try {
-      await mkdir(tmp);
-      for (const f of manifest.files) {
-        const bytes = new Uint8Array(await (await this.#get(prefix + f.path)).arrayBuffer());
-        const sha = createHash("sha256").update(bytes).digest("hex");
-        if (bytes.length !== f.bytes || sha !== f.sha256) {
-          throw new HttpSourceError(
-            `${this.base}${prefix}${f.path}: got ${bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
-          );
-        }
-        await writeFile(join(tmp, f.path), bytes);
-      }
-      await writeFile(join(tmp, MANIFEST_FILE), manifestText);
-      await rm(dest, { recursive: true, force: true });
-      await rename(tmp, dest);
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
-    return dest;
   }
 
   fingerprint(): Promise<string> {
@@ -264,12 +218,7 @@ export class HttpSource implements RegistrySource {
     } catch {
       active = null;
     }
-    let cached: string[] = [];
-    try {
-      cached = (await readdir(join(this.cacheDir, name))).filter((n) => SAFE_ID.test(n));
-    } catch {
-      cached = [];
-    }
+    const cached = await cachedVersions(this.cacheDir, name);
     if (active && !cached.includes(active)) cached.push(active);
     return cached.sort().map((version) => ({
       version,
@@ -278,18 +227,8 @@ export class HttpSource implements RegistrySource {
     }));
   }
 
-  async retain(name: string, keep: string[]): Promise<void> {
-    let entries: string[];
-    try {
-      entries = await readdir(join(this.cacheDir, name));
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (SAFE_ID.test(e) && !keep.includes(e)) {
-        await rm(join(this.cacheDir, name, e), { recursive: true, force: true });
-      }
-    }
+  retain(name: string, keep: string[]): Promise<void> {
+    return retainCached(this.cacheDir, name, keep);
   }
 }
 

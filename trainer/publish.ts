@@ -30,13 +30,14 @@ import {
   type PublishResult,
   rollback,
 } from "../common/registry_write.ts";
+import { isS3Registry } from "../common/s3_location.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
     type: "string",
     default: "models",
     env: "MODEL_REGISTRY",
-    help: "registry directory (<registry>/<name>/<version>/ + CURRENT)",
+    help: "registry directory (<registry>/<name>/<version>/ + CURRENT) or s3://bucket/prefix",
   },
   name: { type: "string", help: "model name (default: the manifest's name, or the only model)" },
   // Five: enough to roll back a few steps, few enough that a small disk never fills up.
@@ -99,10 +100,24 @@ export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Pr
 }
 
 /** Publishes with full verification (what `deno task publish` and `train --publish` run). */
-export function publish(
+export async function publish(
   bundleDir: string,
   opts: { registry: string; name?: string; keep?: number },
+  env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
+  if (isS3Registry(opts.registry)) {
+    const keep = opts.keep ?? 0;
+    // The AWS SDK takes a second or more to import: only S3 publishes load it.
+    const { publishToS3 } = await import("./publish_s3.ts");
+    const r = await publishToS3(opts.registry, bundleDir, {
+      ...opts,
+      keep,
+      verify: verifyWithOnnxRuntime,
+      env,
+    });
+    // An object store leaves no temporary directories behind to clean.
+    return { ...r, cleaned: [] };
+  }
   return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
 }
 
@@ -132,6 +147,12 @@ export async function publishMain(
   };
   if (cmd === undefined) {
     throw new FlagError(`Name a bundle directory or a command\n${PUBLISH_USAGE}`);
+  }
+  if (isS3Registry(registry)) {
+    noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
+    const { s3Command } = await import("./publish_s3.ts");
+    await s3Command(registry, cmd, rest, { name, keep, verify: verifyWithOnnxRuntime, log, env });
+    return 0;
   }
   if (cmd === "activate") {
     noMore(1);
