@@ -132,6 +132,7 @@ export const FLAG_SPECS = {
   // 32: a 32-image run is a few ms here, so a one-image request behind 256-image batches of
   // other clients waits that long instead of whole batches; see docs/performance.md.
   "chunk-rows": {
+    env: "CHUNK_ROWS",
     type: "int",
     default: 32,
     help:
@@ -150,6 +151,7 @@ export const FLAG_SPECS = {
     help: "most declared pixels per image and per request, checked before decoding (413 above)",
   },
   "max-decoded-bytes": {
+    env: "MAX_DECODED_BYTES",
     type: "int",
     default: DEFAULT_MAX_DECODED_BYTES,
     help:
@@ -163,6 +165,7 @@ export const FLAG_SPECS = {
   },
   // A file or the environment, never argv: a flag's value shows in every process listing.
   "admin-token-file": {
+    env: "ADMIN_TOKEN_FILE",
     type: "string",
     help:
       "file holding the admin token (or set ADMIN_TOKEN); enables POST /v1/admin/* for Authorization: Bearer <token>",
@@ -170,17 +173,20 @@ export const FLAG_SPECS = {
   // Ten seconds: a batch of 256 PNGs takes well under a second here; orchestrators commonly
   // allow 30 s between SIGTERM and SIGKILL.
   "shutdown-grace-ms": {
+    env: "SHUTDOWN_GRACE_MS",
     type: "int",
     default: 10_000,
     help:
       "on SIGTERM/SIGINT: answer 503 to new requests and wait this long for in-flight ones before closing",
   },
   "body-timeout-ms": {
+    env: "BODY_TIMEOUT_MS",
     type: "int",
     default: 10_000,
     help: "a request body must arrive within this many ms of its headers (408 after; 0: no limit)",
   },
   "max-inflight": {
+    env: "MAX_INFLIGHT",
     type: "int",
     default: 1024,
     help: "most requests handled at once; above it new ones get 503 at once (0: no cap)",
@@ -233,13 +239,16 @@ function positive(name: string, v: number, min = 1): number {
   return v;
 }
 
+/** The environment variable that holds the admin token itself (never a flag: see above). */
+export const ADMIN_TOKEN_ENV = "ADMIN_TOKEN";
+
 /** The admin token from --admin-token-file (trailing newline trimmed) or ADMIN_TOKEN. */
 function readAdminToken(
   file: string | undefined,
   env: Record<string, string | undefined>,
   readText: (path: string) => string,
 ): string | undefined {
-  if (file === undefined) return env.ADMIN_TOKEN || undefined;
+  if (file === undefined) return env[ADMIN_TOKEN_ENV] || undefined;
   try {
     return readText(file).replace(/\r?\n$/, "") || undefined;
   } catch (e) {

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { AWS_ENV_VARS } from "../common/s3_location.ts";
 import { createApp } from "../serve/app.ts";
-import { defaultConfig, FLAG_SPECS, parseConfig } from "../serve/config.ts";
+import { ADMIN_TOKEN_ENV, defaultConfig, FLAG_SPECS, parseConfig } from "../serve/config.ts";
 import { ModelSlot } from "../serve/inference/mod.ts";
 import { ServiceMetrics } from "../serve/metrics.ts";
 import { serveBundle } from "../testkit/serve_bundle.ts";
@@ -139,7 +139,7 @@ Deno.test("every environment variable is one the service reads, and the ConfigMa
       e !== undefined
     ) as string[],
   );
-  const known = new Set([...flagEnv, ...AWS_ENV_VARS]);
+  const known = new Set([...flagEnv, ...AWS_ENV_VARS, ADMIN_TOKEN_ENV]);
   const names = [
     ...Object.keys(configMap.data),
     ...(container.env ?? []).map((e: Doc) => e.name),
@@ -147,7 +147,9 @@ Deno.test("every environment variable is one the service reads, and the ConfigMa
       Object.keys(s.stringData ?? s.data ?? {})
     ),
   ];
-  for (const n of names) assert.ok(known.has(n), `${n} is a flag's env name or an AWS variable`);
+  for (const n of names) {
+    assert.ok(known.has(n), `${n} is a flag's env name, an AWS variable or the admin token`);
+  }
   for (const ref of container.envFrom) {
     const name = ref.configMapRef?.name ?? ref.secretRef?.name;
     assert.ok(docs.some((d) => d.metadata.name === name), `envFrom ${name} exists`);
