@@ -16,13 +16,20 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
+import {
+  type InputLimits,
+  parsePreprocessMode,
+  readImageBatch,
+  readLatent,
+  readOneImage,
+} from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
 import { adminRoutes } from "./admin.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
+import { v2Routes } from "./v2/mod.ts";
 
 export type AppConfig = Pick<
   ServeConfig,
@@ -92,7 +99,6 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   for (let i = from; i < to; i++) out[i - from] = a[i];
   return out;
 }
-
 
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);
@@ -320,6 +326,7 @@ export function createApp(deps: AppDeps): Hono {
     });
   }
 
+  app.route("/v2", v2Routes({ slot, limits, metrics, log })); // Open Inference Protocol: serve/v2/
   app.get("/openapi.json", (c) => c.json(doc));
   app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));
   app.route("/", demoRoutes({ slot, limits, openApi: doc })); // the demo page: serve/demo/
