@@ -16,13 +16,7 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import {
-  type InputLimits,
-  parsePreprocessMode,
-  readImageBatch,
-  readLatent,
-  readOneImage,
-} from "./inputs.ts";
+import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
@@ -99,6 +93,7 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   for (let i = from; i < to; i++) out[i - from] = a[i];
   return out;
 }
+
 
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);
