@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { readManifest, verifyBundleFiles } from "../common/bundle.ts";
+import { type MemoryBundle, readManifest, verifyBundleFiles } from "../common/bundle.ts";
 import { MANIFEST_FILE, ManifestError, validateManifest } from "../common/manifest.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../common/registry.ts";
 import { activateVersion } from "../common/registry_write.ts";
@@ -209,6 +209,31 @@ export class HttpSource implements RegistrySource {
     } catch {
       // not cached, or damaged: fetch again
     }
+    const bundle = await this.fetchBundle(ref);
+    await mkdir(join(this.cacheDir, ref.name), { recursive: true });
+    const tmp = join(
+      this.cacheDir,
+      ref.name,
+      `.${ref.version}.${Math.random().toString(36).slice(2)}.tmp`,
+    );
+    try {
+      await mkdir(tmp);
+      for (const [path, bytes] of bundle.files) await writeFile(join(tmp, path), bytes);
+      await writeFile(join(tmp, MANIFEST_FILE), bundle.manifestText);
+      await rm(dest, { recursive: true, force: true });
+      await rename(tmp, dest);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return dest;
+  }
+
+  /**
+   * Downloads `ref`'s manifest and files into memory, each checked against the manifest's size
+   * and sha256 (the edge profile loads from here without a cache directory).
+   */
+  async fetchBundle(ref: VersionRef): Promise<MemoryBundle & { manifestText: string }> {
     const prefix = `${ref.name}/${ref.version}/`;
     const manifestText = await (await this.#get(prefix + MANIFEST_FILE)).text();
     let manifest;
@@ -225,32 +250,18 @@ export class HttpSource implements RegistrySource {
         `${this.base}${prefix}${MANIFEST_FILE} declares version ${manifest.version}, the registry path says ${ref.version}`,
       );
     }
-    await mkdir(join(this.cacheDir, ref.name), { recursive: true });
-    const tmp = join(
-      this.cacheDir,
-      ref.name,
-      `.${ref.version}.${Math.random().toString(36).slice(2)}.tmp`,
-    );
-    try {
-      await mkdir(tmp);
-      for (const f of manifest.files) {
-        const bytes = new Uint8Array(await (await this.#get(prefix + f.path)).arrayBuffer());
-        const sha = createHash("sha256").update(bytes).digest("hex");
-        if (bytes.length !== f.bytes || sha !== f.sha256) {
-          throw new HttpSourceError(
-            `${this.base}${prefix}${f.path}: got ${bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
-          );
-        }
-        await writeFile(join(tmp, f.path), bytes);
+    const files = new Map<string, Uint8Array>();
+    for (const f of manifest.files) {
+      const bytes = new Uint8Array(await (await this.#get(prefix + f.path)).arrayBuffer());
+      const sha = createHash("sha256").update(bytes).digest("hex");
+      if (bytes.length !== f.bytes || sha !== f.sha256) {
+        throw new HttpSourceError(
+          `${this.base}${prefix}${f.path}: got ${bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
+        );
       }
-      await writeFile(join(tmp, MANIFEST_FILE), manifestText);
-      await rm(dest, { recursive: true, force: true });
-      await rename(tmp, dest);
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
+      files.set(f.path, bytes);
     }
-    return dest;
+    return { label: `${this.base}${prefix}`, manifest, files, manifestText };
   }
 
   fingerprint(): Promise<string> {

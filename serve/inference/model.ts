@@ -13,7 +13,9 @@ import {
   bundleFile,
   checkProbe,
   checkSessionIO,
+  type MemoryBundle,
   readManifest,
+  verifyBundleBytes,
   verifyBundleFiles,
 } from "../../common/bundle.ts";
 import type { Manifest } from "../../common/manifest.ts";
@@ -196,16 +198,20 @@ export class LoadedModel {
   }
 }
 
+/** The bytes of a bundle's file of `role` and the name errors give it. */
+type ReadRole = (role: "model" | "decoder") => { path: string; bytes: () => Promise<Uint8Array> };
+
 async function createChecked(
   backend: Backend,
   dir: string,
   manifest: Manifest,
   role: "model" | "decoder",
+  read: ReadRole,
 ): Promise<Session> {
-  const path = bundleFile(dir, manifest, role);
+  const { path, bytes } = read(role);
   let session: Session;
   try {
-    session = await backend.createSession(new Uint8Array(await readFile(path)));
+    session = await backend.createSession(await bytes());
   } catch (e) {
     throw new BundleError(
       dir,
@@ -229,19 +235,54 @@ async function createChecked(
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
+  return await loadVerified(dir, manifest, (role) => {
+    const path = bundleFile(dir, manifest, role);
+    return { path, bytes: async () => new Uint8Array(await readFile(path)) };
+  }, opts);
+}
+
+/**
+ * loadModel for a bundle downloaded into memory (the edge profile: no file system): the same
+ * checks (sha256, session IO, probe), with the bundle's label (its URL) in errors.
+ */
+export async function loadModelFromMemory(
+  bundle: MemoryBundle,
+  opts: LoadOptions,
+): Promise<LoadedModel> {
+  verifyBundleBytes(bundle);
+  const { label, manifest } = bundle;
+  return await loadVerified(label, manifest, (role) => {
+    const f = manifest.files.find((x) => x.role === role);
+    if (!f) {
+      throw new BundleError(
+        label,
+        `manifest.json field "files"`,
+        `has no file with role "${role}"`,
+      );
+    }
+    return { path: f.path, bytes: () => Promise.resolve(bundle.files.get(f.path)!) };
+  }, opts);
+}
+
+async function loadVerified(
+  dir: string,
+  manifest: Manifest,
+  read: ReadRole,
+  opts: LoadOptions,
+): Promise<LoadedModel> {
   // A backend that isolates models (worker.ts) gives this model a runtime of its own.
   const iso = opts.backend.isolate ? await opts.backend.isolate() : null;
   const backend = iso ?? opts.backend;
   let encSession: Session;
   let decSession: Session | null = null;
   try {
-    encSession = await createChecked(backend, dir, manifest, "model");
+    encSession = await createChecked(backend, dir, manifest, "model", read);
   } catch (e) {
     await iso?.dispose();
     throw e;
   }
   try {
-    if (manifest.decoder) decSession = await createChecked(backend, dir, manifest, "decoder");
+    if (manifest.decoder) decSession = await createChecked(backend, dir, manifest, "decoder", read);
   } catch (e) {
     await encSession.release();
     await iso?.dispose();
@@ -252,7 +293,9 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
       maxBatch: opts.maxBatch,
       maxQueueDelayMs: opts.maxQueueDelayMs,
       onBatch: opts.onBatch ? (rows, stats) => opts.onBatch!(graph, rows, stats) : undefined,
-      onRun: opts.onRun ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute) : undefined,
+      onRun: opts.onRun
+        ? (sec, rows, compute) => opts.onRun!(graph, sec, rows, compute)
+        : undefined,
     });
   const model = new LoadedModel(
     manifest,
