@@ -116,7 +116,7 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
     stderr: "piped",
   }).spawn();
   const logs: string[] = [];
-  const collect = async (s: ReadableStream<Uint8Array>) => {
+  const collect = async (s: ReadableStream<Uint8Array<ArrayBuffer>>) => {
     for await (const chunk of s.pipeThrough(new TextDecoderStream())) logs.push(chunk);
   };
   const draining = Promise.all([collect(child.stdout), collect(child.stderr)]);
