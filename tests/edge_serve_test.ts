@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { cp, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { readLines } from "../common/lines.ts";
 import { activateVersion } from "../common/registry_write.ts";
 import {
   expectedLabels,
@@ -116,10 +117,9 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
     stderr: "piped",
   }).spawn();
   const logs: string[] = [];
-  const collect = async (s: ReadableStream<Uint8Array<ArrayBuffer>>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) logs.push(chunk);
-  };
-  const draining = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const draining = Promise.all(
+    [child.stdout, child.stderr].map((s) => readLines(s, (l) => logs.push(l + "\n"))),
+  );
   try {
     let first: Awaited<ReturnType<typeof classifyAll>> = null;
     await waitFor(
