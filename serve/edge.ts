@@ -13,6 +13,7 @@
 import { createApp } from "./app.ts";
 import { edgeConfig } from "./edge/config.ts";
 import { MemorySource } from "./edge/memory_source.ts";
+import { trackWasmMemory, wasmHeapBytes } from "./edge/wasm_heap.ts";
 import { loadBackend } from "./inference/backend.ts";
 import { loadModel, loadModelFromMemory, type LoadOptions } from "./inference/model.ts";
 import { ModelSlot } from "./inference/slot.ts";
@@ -21,6 +22,7 @@ import { BundleSource, DirSource, type RegistrySource } from "./registry_source.
 import { Reloader } from "./reload.ts";
 import { watchRegistry } from "./watch.ts";
 
+trackWasmMemory(); // before onnxruntime-web creates its heap
 const config = edgeConfig(Deno.env.toObject(), new URL("../", import.meta.url));
 const metrics = new ServiceMetrics();
 const slot = new ModelSlot(null, "the first model is still loading");
@@ -48,14 +50,20 @@ const reloader = new Reloader({
 });
 const app = createApp({ slot, config: config.serve, metrics, reloader });
 
-const first = reloader.request({ kind: "follow", reason: "startup" }).then((o) => {
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+const follow = (why: string) =>
+  reloader.request({ kind: "follow", reason: why }).then((o) => {
+    if (o.status === "swapped" && !o.superseded) {
+      console.log(`wasm heap ${mib(wasmHeapBytes())} MiB serving ${o.version}`);
+    }
+    return o;
+  });
+const first = follow("startup").then((o) => {
   if (o.status === "failed") console.error(`No model is being served yet: ${o.error}`);
 });
 if (src.kind !== "bundle") {
   // Polling only: file watching needs more than a read-only isolate may have.
-  watchRegistry(undefined, (why) => void reloader.request({ kind: "follow", reason: why }), {
-    pollMs: config.pollMs,
-  });
+  watchRegistry(undefined, (why) => void follow(why), { pollMs: config.pollMs });
 }
 console.log(
   `latent-edge (edge profile): wasm in-process, 1 thread; model from ${source.description}`,

@@ -10,8 +10,8 @@
 import assert from "node:assert/strict";
 import { cp, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readLines } from "../common/lines.ts";
 import { activateVersion } from "../common/registry_write.ts";
+import { cpuSeconds, rssMiB, serveRegistry, startEdge } from "./edge_process.ts";
 import {
   expectedLabels,
   makeRegistry,
@@ -21,41 +21,16 @@ import {
   waitFor,
 } from "./swap_helpers.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const images = probeImages();
 const SWAPS = Number(Deno.env.get("EDGE_TEST_SWAPS") ?? 50);
 const body = new Uint8Array(images.length * 784);
 images.forEach((im, i) => body.set(im, i * 784));
 
-/** A static HTTP server over the registry directory, the way a CDN or bucket would serve it. */
-function serveRegistry(root: string) {
-  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname);
-    if (path.includes("..")) return new Response("bad path", { status: 400 });
-    try {
-      return new Response(await Deno.readFile(join(root, path)));
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
-}
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks (100/s)
-}
-
-function rssMiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+/** The wasm heap size the edge logged when it began serving `version` (its last such line). */
+function heapAfter(logs: string[], version: string): number {
+  const line = logs.findLast((l) => l.startsWith("wasm heap ") && l.endsWith(`serving ${version}`));
+  assert.ok(line, `the edge logged no wasm heap size for ${version}`);
+  return Number(/wasm heap ([\d.]+) MiB/.exec(line)![1]);
 }
 
 async function classifyAll(url: string): Promise<{ version: string; labels: number[] } | null> {
@@ -89,37 +64,12 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
   const expected = await expectedLabels(images);
   const reg = await makeRegistry();
   const registry = serveRegistry(reg.root);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--no-prompt",
-      "--allow-net",
-      `--allow-read=${ROOT}`,
-      "--allow-env",
-      "--preload",
-      join(ROOT, "tests/testdata/no_worker.ts"),
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      join(ROOT, "serve/edge.ts"),
-    ],
-    cwd: ROOT,
-    env: {
-      LATENT_EDGE_REGISTRY: `http://127.0.0.1:${registry.addr.port}/`,
-      LATENT_EDGE_MODEL: MODEL,
-      LATENT_EDGE_POLL_MS: "50",
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const logs: string[] = [];
-  const draining = Promise.all(
-    [child.stdout, child.stderr].map((s) => readLines(s, (l) => logs.push(l + "\n"))),
-  );
+  const edge = await startEdge({
+    LATENT_EDGE_REGISTRY: `http://127.0.0.1:${registry.addr.port}/`,
+    LATENT_EDGE_MODEL: MODEL,
+    LATENT_EDGE_POLL_MS: "50",
+  });
+  const { url, logs } = edge;
   try {
     let first: Awaited<ReturnType<typeof classifyAll>> = null;
     await waitFor(
@@ -128,8 +78,8 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
       20_000,
       10,
     );
-    const coldMs = performance.now() - t0;
-    const coldCpu = cpuSeconds(child.pid);
+    const coldMs = performance.now() - edge.started;
+    const coldCpu = cpuSeconds(edge.pid);
     const load = Deno.loadavg()[0] / (navigator.hardwareConcurrency || 1);
     console.log(
       `edge cold start (process start to first classify answered): ${coldMs.toFixed(0)} ms wall, ${
@@ -148,7 +98,8 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
       20,
     );
     assert.deepEqual((await classifyAll(url))!.labels, expected.get(VERSIONS[1]));
-    const rssFirst = rssMiB(child.pid);
+    const rssFirst = rssMiB(edge.pid);
+    const heapFirst = heapAfter(logs, VERSIONS[1]);
 
     // A corrupt publish is rejected and B keeps serving.
     const bad = "20991231T000000Z-corrupt";
@@ -163,13 +114,13 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
     await writeFile(join(reg.root, MODEL, ".CURRENT.tmp"), `${bad}\n`);
     await rename(join(reg.root, MODEL, ".CURRENT.tmp"), join(reg.root, MODEL, "CURRENT"));
     await waitFor(
-      () => logs.join("").includes(`Rejected ${MODEL}@${bad}`),
+      () => logs.join("\n").includes(`Rejected ${MODEL}@${bad}`),
       "the rejection",
       10_000,
       20,
     );
     assert.match(
-      logs.join(""),
+      logs.join("\n"),
       /model\.onnx: got \d+ bytes with sha256 [0-9a-f]+, the manifest expects/,
     );
     const still = await classifyAll(url);
@@ -189,12 +140,18 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
     }
     const last = await classifyAll(url);
     assert.deepEqual(last!.labels, expected.get(last!.version));
-    const rssLast = rssMiB(child.pid);
+    const rssLast = rssMiB(edge.pid);
+    const heapLast = heapAfter(logs, last!.version);
     console.log(
       `edge RSS after the first swap ${rssFirst.toFixed(1)} MiB, after 50 swaps ${
         rssLast.toFixed(1)
       } MiB`,
     );
+    console.log(
+      `edge wasm heap after the first swap ${heapFirst} MiB, after 50 swaps ${heapLast} MiB`,
+    );
+    // The wasm heap never shrinks: a bounded heap is one whose freed sessions are reused.
+    assert.ok(heapLast - heapFirst <= 16, `wasm heap grew ${heapLast - heapFirst} MiB`);
     assert.ok(
       rssLast - rssFirst <= 60,
       `RSS grew ${(rssLast - rssFirst).toFixed(1)} MiB over 50 swaps`,
@@ -209,12 +166,10 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
       assert.ok(coldCpu <= 1.5, `cold start used ${coldCpu.toFixed(2)} s of CPU`);
     }
   } catch (e) {
-    console.error(`edge process output:\n${logs.join("")}`);
+    console.error(`edge process output:\n${logs.join("\n")}`);
     throw e;
   } finally {
-    child.kill("SIGKILL"); // SIGTERM would wait for idle keep-alive connections
-    await child.status;
-    await draining;
+    await edge.stop();
     await registry.shutdown();
     await reg.cleanup();
   }
