@@ -23,7 +23,7 @@ export function serveRegistry(root: string): Deno.HttpServer<Deno.NetAddr> {
   });
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -53,7 +53,7 @@ export interface EdgeProcess {
 
 /** Spawns `deno serve serve/edge.ts` on a free loopback port with `env` (LATENT_EDGE_*). */
 export async function startEdge(env: Record<string, string>): Promise<EdgeProcess> {
-  const port = await freePort();
+  const port = freePort();
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
