@@ -58,7 +58,7 @@ const follow = (why: string) =>
     }
     return o;
   });
-const first = follow("startup").then((o) => {
+void follow("startup").then((o) => {
   if (o.status === "failed") console.error(`No model is being served yet: ${o.error}`);
 });
 if (src.kind !== "bundle") {
@@ -73,5 +73,3 @@ export default {
   fetch: (req: Request) => app.fetch(req),
 } satisfies Deno.ServeDefaultExport;
 
-/** Resolves once the first load has finished (or failed), for embedders and tests. */
-export const started: Promise<void> = first;
