@@ -149,7 +149,8 @@ export class HttpSource implements RegistrySource {
     readonly timeoutMs = 30_000,
   ) {
     this.base = base.endsWith("/") ? base : base + "/";
-    this.cacheDir = resolve(cacheDir);
+    // "" (no cache, serve/edge): resolve() would read the working directory, which needs a permission.
+    this.cacheDir = cacheDir ? resolve(cacheDir) : "";
     if (!SAFE_ID.test(model)) {
       throw new HttpSourceError(`Model name "${model}" is not a plain name`);
     }

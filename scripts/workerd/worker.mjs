@@ -1,5 +1,6 @@
 // A Cloudflare Worker (workerd) running onnxruntime-web on the tiny bundle: the experiment
-// behind docs/edge.md's workerd finding, built and run by scripts/try_workerd.ts.
+// behind docs/edge.md's workerd finding, built and run by scripts/try_workerd.ts (deno.json
+// excludes this folder: "./ort.wasm" exists only in the bundle workerd loads).
 // workerd forbids compiling WebAssembly from bytes at run time, so the .wasm ships as a wasm
 // module (compiled at deploy) and emscripten's instantiate is handed that module instead of the
 // bytes it would compile; the runtime's .mjs factory ships as a module of its own.
