@@ -8,9 +8,15 @@
  */
 import { readFile } from "node:fs/promises";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
-import type { Manifest } from "./manifest.ts";
+import { type Manifest, MANIFEST_FILE } from "./manifest.ts";
 import { checkProbe, type ProbeReport } from "./probe.ts";
-import { BundleError, bundleFile, readManifest, verifyBundleFiles } from "./read.ts";
+import {
+  BundleError,
+  bundleFile,
+  type MemoryBundle,
+  readManifest,
+  verifyBundleFiles,
+} from "./read.ts";
 import { checkSessionIO, type SessionLike } from "./session_io.ts";
 
 /** A float32 tensor as plain data. */
@@ -38,17 +44,42 @@ export interface AcceptedBundle<G extends Graph> {
   probe: ProbeReport;
 }
 
+/** Where a bundle's graph of a role comes from: the name errors give it, and its bytes. */
+export type BundleFiles = (
+  role: "model" | "decoder",
+) => { path: string; bytes: () => Promise<Uint8Array> };
+
+/** The files of a bundle directory. */
+export function filesOnDisk(dir: string, manifest: Manifest): BundleFiles {
+  return (role) => {
+    const path = bundleFile(dir, manifest, role);
+    return { path, bytes: async () => new Uint8Array(await readFile(path)) };
+  };
+}
+
+/** The files of a bundle downloaded into memory (verifyBundleBytes checked them). */
+export function filesInMemory(bundle: MemoryBundle): BundleFiles {
+  return (role) => {
+    const f = bundle.manifest.files.find((x) => x.role === role);
+    if (!f) {
+      throw new BundleError(bundle.label, `${MANIFEST_FILE} field "files"`, `has no file with role "${role}"`);
+    }
+    return { path: f.path, bytes: () => Promise.resolve(bundle.files.get(f.path)!) };
+  };
+}
+
 /** Loads the graph of `role` and checks its tensors; releases it again when they are wrong. */
 export async function openGraph<G extends Graph>(
   dir: string,
   manifest: Manifest,
   role: "model" | "decoder",
   runtime: GraphRuntime<G>,
+  files: BundleFiles = filesOnDisk(dir, manifest),
 ): Promise<G> {
-  const path = bundleFile(dir, manifest, role);
+  const { path, bytes } = files(role);
   let graph: G;
   try {
-    graph = await runtime.open(new Uint8Array(await readFile(path)));
+    graph = await runtime.open(await bytes());
   } catch (e) {
     throw new BundleError(
       dir,
@@ -133,10 +164,13 @@ export async function openGraphs<G extends Graph>(
   dir: string,
   manifest: Manifest,
   runtime: GraphRuntime<G>,
+  files: BundleFiles = filesOnDisk(dir, manifest),
 ): Promise<{ model: G; decoder: G | null }> {
-  const model = await openGraph(dir, manifest, "model", runtime);
+  const model = await openGraph(dir, manifest, "model", runtime, files);
   try {
-    const decoder = manifest.decoder ? await openGraph(dir, manifest, "decoder", runtime) : null;
+    const decoder = manifest.decoder
+      ? await openGraph(dir, manifest, "decoder", runtime, files)
+      : null;
     return { model, decoder };
   } catch (e) {
     await model.release();

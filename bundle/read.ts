@@ -85,3 +85,40 @@ export async function verifyBundleFiles(dir: string, manifest: Manifest): Promis
     }
   }
 }
+
+/** A bundle held in memory (downloaded, never written): its manifest and file bytes by path. */
+export interface MemoryBundle {
+  /** Where it came from (a URL), for error messages in place of a directory. */
+  label: string;
+  manifest: Manifest;
+  files: Map<string, Uint8Array>;
+}
+
+/** verifyBundleFiles for a MemoryBundle: every listed file present with its size and sha256. */
+export function verifyBundleBytes(bundle: MemoryBundle): void {
+  for (const f of bundle.manifest.files) {
+    const bytes = bundle.files.get(f.path);
+    if (!bytes) {
+      throw new BundleError(
+        bundle.label,
+        f.path,
+        `is listed in the manifest (role "${f.role}") but was not downloaded`,
+      );
+    }
+    if (bytes.length !== f.bytes) {
+      throw new BundleError(
+        bundle.label,
+        f.path,
+        `has ${bytes.length} bytes, the manifest expects ${f.bytes} (truncated or replaced file)`,
+      );
+    }
+    const sha = createHash("sha256").update(bytes).digest("hex");
+    if (sha !== f.sha256) {
+      throw new BundleError(
+        bundle.label,
+        f.path,
+        `sha256 is ${sha}, the manifest expects ${f.sha256} (corrupt or replaced file)`,
+      );
+    }
+  }
+}

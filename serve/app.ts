@@ -32,6 +32,7 @@ import type { DecodePool } from "./decode_pool.ts";
 import type { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
+import { v2Routes } from "./v2/mod.ts";
 
 export type AppConfig =
   & Pick<
@@ -348,6 +349,7 @@ export function createApp(deps: AppDeps): Hono {
     });
   }
 
+  app.route("/v2", v2Routes({ slot, limits, metrics, log })); // Open Inference Protocol: serve/v2/
   app.get("/openapi.json", (c) => c.json(doc));
   app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));
   app.route("/", demoRoutes({ slot, limits, openApi: doc })); // the demo page: serve/demo/

@@ -8,10 +8,15 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
-import { MANIFEST_FILE, ManifestError, validateManifest } from "../bundle/mod.ts";
-
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+import {
+  MANIFEST_FILE,
+  ManifestError,
+  type MemoryBundle,
+  readManifest,
+  validateManifest,
+  verifyBundleFiles,
+  VERSION_ID as SAFE_ID,
+} from "../bundle/mod.ts";
 
 export class RemoteBundleError extends Error {
   constructor(message: string) {
@@ -27,19 +32,14 @@ export interface RemoteReader {
   where(rel: string): string;
 }
 
-/** Downloads and verifies `name@version` into the cache unless an intact copy is there. */
-export async function cacheVersion(
-  cacheDir: string,
+/**
+ * Downloads `name@version` into memory: the manifest, validated and naming that version, then
+ * every file it lists, each checked against its size and sha256 as it arrives.
+ */
+export async function fetchVerified(
   ref: { name: string; version: string },
   remote: RemoteReader,
-): Promise<string> {
-  const dest = join(cacheDir, ref.name, ref.version);
-  try {
-    await verifyBundleFiles(dest, await readManifest(dest));
-    return dest; // already cached and intact
-  } catch {
-    // not cached, or damaged: fetch again
-  }
+): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
   const prefix = `${ref.name}/${ref.version}/`;
   const manifestBytes = await remote.read(prefix + MANIFEST_FILE);
   let manifest;
@@ -58,6 +58,36 @@ export async function cacheVersion(
       } declares version ${manifest.version}, the registry path says ${ref.version}`,
     );
   }
+  const files = new Map<string, Uint8Array>();
+  for (const f of manifest.files) {
+    const bytes = await remote.read(prefix + f.path);
+    const sha = createHash("sha256").update(bytes).digest("hex");
+    if (bytes.length !== f.bytes || sha !== f.sha256) {
+      throw new RemoteBundleError(
+        `${
+          remote.where(prefix + f.path)
+        }: got ${bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
+      );
+    }
+    files.set(f.path, bytes);
+  }
+  return { label: remote.where(prefix), manifest, files, manifestBytes };
+}
+
+/** Downloads and verifies `name@version` into the cache unless an intact copy is there. */
+export async function cacheVersion(
+  cacheDir: string,
+  ref: { name: string; version: string },
+  remote: RemoteReader,
+): Promise<string> {
+  const dest = join(cacheDir, ref.name, ref.version);
+  try {
+    await verifyBundleFiles(dest, await readManifest(dest));
+    return dest; // already cached and intact
+  } catch {
+    // not cached, or damaged: fetch again
+  }
+  const bundle = await fetchVerified(ref, remote);
   await mkdir(join(cacheDir, ref.name), { recursive: true });
   const tmp = join(
     cacheDir,
@@ -66,19 +96,8 @@ export async function cacheVersion(
   );
   try {
     await mkdir(tmp);
-    for (const f of manifest.files) {
-      const bytes = await remote.read(prefix + f.path);
-      const sha = createHash("sha256").update(bytes).digest("hex");
-      if (bytes.length !== f.bytes || sha !== f.sha256) {
-        throw new RemoteBundleError(
-          `${
-            remote.where(prefix + f.path)
-          }: got ${bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
-        );
-      }
-      await writeFile(join(tmp, f.path), bytes);
-    }
-    await writeFile(join(tmp, MANIFEST_FILE), manifestBytes);
+    for (const [path, bytes] of bundle.files) await writeFile(join(tmp, path), bytes);
+    await writeFile(join(tmp, MANIFEST_FILE), bundle.manifestBytes);
     await rm(dest, { recursive: true, force: true });
     await rename(tmp, dest);
   } catch (e) {

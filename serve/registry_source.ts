@@ -10,11 +10,17 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { readManifest } from "../bundle/mod.ts";
-import { MANIFEST_FILE } from "../bundle/mod.ts";
+import { MANIFEST_FILE, type MemoryBundle, readManifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../common/registry.ts";
 import { activateVersion } from "../common/registry_write.ts";
-import { cachedVersions, cacheVersion, RemoteBundleError, retainCached } from "./bundle_cache.ts";
+import {
+  cachedVersions,
+  cacheVersion,
+  fetchVerified,
+  RemoteBundleError,
+  type RemoteReader,
+  retainCached,
+} from "./bundle_cache.ts";
 
 export interface VersionRef {
   name: string;
@@ -130,6 +136,10 @@ export class HttpSourceError extends Error {
   }
 }
 
+function asHttpError(e: unknown): never {
+  throw e instanceof RemoteBundleError ? new HttpSourceError(e.message) : e;
+}
+
 /**
  * A read-only registry over HTTP(S): `<base>/<name>/CURRENT`, `<base>/<name>/<version>/manifest.json`
  * and the files it lists. Downloads go to `<cache>/<name>/.<version>.*.tmp` and are renamed to
@@ -190,21 +200,31 @@ export class HttpSource implements RegistrySource {
     return { name: this.model, version };
   }
 
+  #remote(): RemoteReader {
+    return {
+      read: async (rel: string) => new Uint8Array(await (await this.#get(rel)).arrayBuffer()),
+      where: (rel: string) => this.base + rel,
+    };
+  }
+
   localDir(ref: VersionRef): Promise<string> {
     // Concurrent callers for one version share a download.
     const key = `${ref.name}/${ref.version}`;
     let p = this.#downloads.get(key);
     if (!p) {
-      const remote = {
-        read: async (rel: string) => new Uint8Array(await (await this.#get(rel)).arrayBuffer()),
-        where: (rel: string) => this.base + rel,
-      };
-      p = cacheVersion(this.cacheDir, ref, remote).catch((e) => {
-        throw e instanceof RemoteBundleError ? new HttpSourceError(e.message) : e;
-      }).finally(() => this.#downloads.delete(key));
+      p = cacheVersion(this.cacheDir, ref, this.#remote()).catch(asHttpError)
+        .finally(() => this.#downloads.delete(key));
       this.#downloads.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Downloads `ref`'s manifest and files into memory, each checked against the manifest's size
+   * and sha256 (the edge profile loads from here without a cache directory).
+   */
+  fetchBundle(ref: VersionRef): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
+    return fetchVerified(ref, this.#remote()).catch(asHttpError);
   }
 
   fingerprint(): Promise<string> {

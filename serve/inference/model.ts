@@ -8,10 +8,15 @@
  * arrays, so the same class could front sessions living in a Worker.
  */
 import {
+  type BundleFiles,
   checkGraphs,
+  filesInMemory,
+  filesOnDisk,
   type Manifest,
+  type MemoryBundle,
   openGraphs,
   readManifest,
+  verifyBundleBytes,
   verifyBundleFiles,
 } from "../../bundle/mod.ts";
 import { PIXELS } from "../../common/labels.ts";
@@ -202,6 +207,27 @@ export class LoadedModel {
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
+  return await loadVerified(dir, manifest, filesOnDisk(dir, manifest), opts);
+}
+
+/**
+ * loadModel for a bundle downloaded into memory (the edge profile: no file system): the same
+ * checks (sha256, session IO, probe), with the bundle's label (its URL) in errors.
+ */
+export async function loadModelFromMemory(
+  bundle: MemoryBundle,
+  opts: LoadOptions,
+): Promise<LoadedModel> {
+  verifyBundleBytes(bundle);
+  return await loadVerified(bundle.label, bundle.manifest, filesInMemory(bundle), opts);
+}
+
+async function loadVerified(
+  dir: string,
+  manifest: Manifest,
+  files: BundleFiles,
+  opts: LoadOptions,
+): Promise<LoadedModel> {
   // A backend that isolates models (worker.ts) gives this model a runtime of its own.
   const iso = opts.backend.isolate ? await opts.backend.isolate() : null;
   const backend = iso ?? opts.backend;
@@ -210,7 +236,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
     graphs = await openGraphs(dir, manifest, {
       name: `${backend.name} onnxruntime`,
       open: (bytes) => backend.createSession(bytes),
-    });
+    }, files);
   } catch (e) {
     await iso?.dispose();
     throw e;

@@ -1,0 +1,49 @@
+/**
+ * An HTTP(S) registry followed without a file system: the versions HttpSource fetches and
+ * sha256-checks are kept in memory, handed to the loader once (take()), and dropped, so the
+ * only copy that outlives a load is the one inside the onnxruntime sessions. "localDir" is the
+ * version's URL: the reloader passes it back to the loader, and errors name it.
+ */
+import type { MemoryBundle } from "../../bundle/mod.ts";
+import {
+  HttpSource,
+  type RegistrySource,
+  type SourceVersion,
+  type VersionRef,
+} from "../registry_source.ts";
+
+export class MemorySource implements RegistrySource {
+  readonly kind = "http";
+  readonly http: HttpSource;
+  #fetched = new Map<string, MemoryBundle>();
+
+  constructor(base: string, model: string, fetchFn: typeof fetch = fetch) {
+    // No cache directory: fetchBundle() never touches one, and nothing here calls localDir().
+    this.http = new HttpSource(base, model, "", fetchFn);
+  }
+  get description(): string {
+    return `HTTP registry ${this.http.base} (in memory, no cache)`;
+  }
+  current(): Promise<VersionRef> {
+    return this.http.current();
+  }
+  async localDir(ref: VersionRef): Promise<string> {
+    const bundle = await this.http.fetchBundle(ref);
+    this.#fetched.set(bundle.label, bundle);
+    return bundle.label;
+  }
+  /** The bundle localDir() fetched as `label`, once: the source keeps no reference to it. */
+  take(label: string): MemoryBundle {
+    const b = this.#fetched.get(label);
+    if (!b) throw new Error(`No downloaded bundle ${label} is waiting to be loaded`);
+    this.#fetched.delete(label);
+    return b;
+  }
+  fingerprint(): Promise<string> {
+    return Promise.resolve(""); // remote versions are immutable, as for HttpSource
+  }
+  async versions(): Promise<SourceVersion[]> {
+    const active = await this.current().then((r) => r.version, () => null);
+    return active ? [{ version: active, active: true, hasManifest: true }] : [];
+  }
+}
