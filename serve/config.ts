@@ -29,6 +29,8 @@ export interface ServeConfig {
   maxPixels: number;
   maxBatch: number;
   maxSamples: number;
+  /** Novelty threshold as a held-out percentile; undefined: each bundle's own (95th). */
+  noveltyPercentile?: number;
   /** Enables /v1/admin; never logged. */
   adminToken: string | undefined;
   watch: boolean;
@@ -76,7 +78,8 @@ export const FLAG_SPECS = {
   threads: {
     type: "int",
     default: 0,
-    help: "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
+    help:
+      "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
   },
   // One per core: each worker runs one batch at a time, off the HTTP thread.
   workers: {
@@ -142,6 +145,11 @@ export const FLAG_SPECS = {
     type: "int",
     default: 64,
     help: "most latent samples per image on /v1/latent?samples=k",
+  },
+  "novelty-percentile": {
+    type: "number",
+    help:
+      "novelty threshold as a percentile of the bundle's held-out images: above it an input is out of distribution (default: the bundle's, 95)",
   },
 } as const;
 
@@ -216,6 +224,10 @@ export function parseConfig(
   if (!(delay >= 0 && delay <= 1000)) {
     throw new ConfigError(`--max-queue-delay-ms must be in 0..1000, got ${delay}`);
   }
+  const noveltyPct = flags["novelty-percentile"] as number | undefined;
+  if (noveltyPct !== undefined && !(noveltyPct >= 0 && noveltyPct <= 100)) {
+    throw new ConfigError(`--novelty-percentile must be in 0..100, got ${noveltyPct}`);
+  }
   return {
     config: {
       port,
@@ -238,6 +250,7 @@ export function parseConfig(
       watch: flags.watch as boolean,
       pollMs: positive("poll-ms", flags["poll-ms"] as number, 0),
       cacheDir: flags["cache-dir"] as string,
+      ...(noveltyPct !== undefined ? { noveltyPercentile: noveltyPct } : {}),
     },
   };
 }

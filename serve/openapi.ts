@@ -5,6 +5,7 @@
  * the app registers is documented here.
  */
 import type { InputLimits } from "./inputs.ts";
+import { abstainParam, noveltyMetricsDoc, noveltySchemas } from "./openapi_novelty.ts";
 
 type Json = Record<string, unknown>;
 
@@ -88,8 +89,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         post: {
           summary: "Classify images",
           description:
-            "Predicted label, confidence, the probabilities of all classes and the latent code, per image in input order.",
-          parameters: [preprocessParam],
+            "Predicted label, confidence, the probabilities of all classes, the latent code and the novelty of the image, per image in input order.",
+          parameters: [preprocessParam, abstainParam],
           requestBody: imageInputBody(limits, false),
           responses: {
             "200": {
@@ -201,7 +202,10 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             "requires `Authorization: Bearer <token>`. The new bundle is validated beside the " +
             "old one; a bad bundle is rejected and the old one keeps serving.",
           responses: {
-            "200": { description: "Reload status: active version, last error", content: { "application/json": {} } },
+            "200": {
+              description: "Reload status: active version, last error",
+              content: { "application/json": {} },
+            },
             "401": errorResponse("No bearer token."),
             "403": errorResponse("Wrong token."),
             "404": errorResponse("The admin API is disabled (no token configured)."),
@@ -211,14 +215,17 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
       },
       "/v1/admin/models/{version}/activate": {
         post: {
-          summary: "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
+          summary:
+            "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
           parameters: [{ name: "version", in: "path", required: true, schema: { type: "string" } }],
           responses: {
             "200": { description: "Activated", content: { "application/json": {} } },
             "401": errorResponse("No bearer token."),
             "403": errorResponse("Wrong token."),
             "404": errorResponse("No such version, or the admin API is disabled."),
-            "409": errorResponse("The registry is read-only (an HTTP registry): activate on the publisher."),
+            "409": errorResponse(
+              "The registry is read-only (an HTTP registry): activate on the publisher.",
+            ),
             "422": errorResponse("The version failed validation; the active one keeps serving."),
           },
         },
@@ -242,7 +249,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         get: {
           summary: "Prometheus metrics",
           description:
-            "Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica's samples, each labelled replica=\"<pid>\".",
+            'Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica\'s samples, each labelled replica="<pid>".' +
+            noveltyMetricsDoc,
           responses: {
             "200": { description: "Text exposition format 0.0.4", content: { "text/plain": {} } },
           },
@@ -321,8 +329,10 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             mu: { type: "array", items: { type: "number" } },
             logvar: { type: "array", items: { type: "number" } },
             samples: { type: "array", items: { type: "array", items: { type: "number" } } },
+            novelty: { $ref: "#/components/schemas/Novelty" },
           },
         },
+        ...noveltySchemas,
         ClassifyResponse: {
           type: "object",
           required: ["model", "predictions"],
@@ -332,13 +342,15 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
               type: "array",
               items: {
                 type: "object",
-                required: ["label", "index", "confidence", "probabilities", "latent"],
+                required: ["label", "index", "confidence", "probabilities", "latent", "novelty"],
                 properties: {
-                  label: { type: "string" },
+                  label: { type: ["string", "null"], description: "null when abstaining" },
+                  reason: { type: "string", enum: ["out_of_distribution"] },
                   index: { type: "integer" },
                   confidence: { type: "number" },
                   probabilities: { type: "array", items: { type: "number" } },
                   latent: { $ref: "#/components/schemas/Latent" },
+                  novelty: { $ref: "#/components/schemas/Novelty" },
                 },
               },
             },
@@ -358,7 +370,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           properties: {
             active: {
               type: "object",
-              description: "name, version, created, backend, latentSize, labels, metrics, decoder",
+              description:
+                "name, version, created, backend, latentSize, labels, metrics, decoder, novelty ({available, threshold, ...})",
             },
             versions: {
               type: "array",
