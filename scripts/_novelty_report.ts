@@ -58,9 +58,13 @@ export function renderReport(r: NoveltyResults): string {
     "",
     ...r.candidates.map((c) =>
       `- \`${c.name}\`: ${c.describe}${
-        c.needsDecoder ? " (needs a decoder run per image)" : " (from the serving graph's outputs)"
+        c.needsDecoder
+          ? " (needs a decoder run per image)"
+          : " (no decoder run: from the serving graph's outputs and the input)"
       }.`
     ),
+    "",
+    "`stats` are three low-level statistics of the input image (bundle/novelty.ts `imageStats`): log mean intensity and log mean absolute horizontal and vertical pixel differences. They entered the candidate list after a first round in which no score computed from mu and log-variance alone met the noise and blank bars on validation (the encoder maps uniform noise and some blank images into the training latent cloud; the best, maha-class(mu,logvar), reached 0.908 on noise and 0.950 on blank, see the rows below). The test phase was not consulted for that change.",
     "",
     "## Validation AUROC (the choice)",
     "",

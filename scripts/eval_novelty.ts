@@ -52,6 +52,11 @@ const FLAGS = {
   "data-dir": { type: "string", help: "Fashion-MNIST directory", env: "FASHION_MNIST_DIR" },
   noise: { type: "int", default: 2000, help: "uniform-noise images per phase" },
   blank: { type: "int", default: 256, help: "blank images (grey levels 0..255)" },
+  "report-only": {
+    type: "boolean",
+    default: false,
+    help: "re-render report.md from <out>/results.json (no scoring)",
+  },
 } satisfies FlagSpecs;
 
 /** Every candidate: name, whether it needs the decoder, and how it scores one set. */
@@ -253,6 +258,13 @@ async function main(argv: string[]): Promise<number> {
     process.env,
   );
   if (!f) return 0;
+  if (f["report-only"]) {
+    const path = join(f.out as string, "results.json");
+    const results = JSON.parse(await readFile(path, "utf8"));
+    await writeFile(join(f.out as string, "report.md"), renderReport({ ...results, candidates: CANDIDATES }));
+    console.log(`re-rendered ${f.out}/report.md from ${path}`);
+    return 0;
+  }
   const registryCurrent = async () =>
     join("models/fashion-vae", (await readFile("models/fashion-vae/CURRENT", "utf8")).trim());
   const dir = (f.bundle as string | undefined) ?? await registryCurrent();
