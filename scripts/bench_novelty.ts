@@ -17,13 +17,20 @@ import { readTestImages, serveBundle } from "../tests/service_helpers.ts";
 import { copyBundle } from "../tests/novelty_helpers.ts";
 
 const FLAGS = {
-  bundle: { type: "string", help: "bundle directory (default: the registry's CURRENT fashion-vae)" },
+  bundle: {
+    type: "string",
+    help: "bundle directory (default: the registry's CURRENT fashion-vae)",
+  },
   rounds: { type: "int", default: 7, help: "interleaved rounds" },
   iters: { type: "int", default: 200, help: "batches per measurement" },
   batch: { type: "int", default: 64, help: "images per batch" },
 } satisfies FlagSpecs;
 
-const f = parseCommandFlags(Deno.args, FLAGS, "Usage: deno run -A scripts/bench_novelty.ts [flags]");
+const f = parseCommandFlags(
+  Deno.args,
+  FLAGS,
+  "Usage: deno run -A scripts/bench_novelty.ts [flags]",
+);
 if (!f) Deno.exit(0);
 const dir = (f.bundle as string | undefined) ??
   join("models/fashion-vae", readFileSync("models/fashion-vae/CURRENT", "utf8").trim());
@@ -69,12 +76,32 @@ for (let r = 0; r < (f.rounds as number); r++) {
 }
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const range = (a: number[]) => `${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)}`;
-const g = med(rows.graph), n = med(rows.novelty), rp = med(rows.reqPlain), rn = med(rows.reqNovelty);
-console.log(`bundle ${served.model.name}@${served.model.version}, native, batch ${B}, 1 thread, ${f.rounds} rounds x ${iters} batches (median, range) per image:`);
-console.log(`  serving graph run (today's /v1/classify compute)  ${g.toFixed(2)} us  (${range(rows.graph)})`);
-console.log(`  novelty fields (features + score + percentile)      ${n.toFixed(2)} us  (${range(rows.novelty)})  = ${(100 * n / g).toFixed(1)}% of the graph run`);
-console.log(`  /v1/classify request, no calibration                ${rp.toFixed(2)} us  (${range(rows.reqPlain)})`);
-console.log(`  /v1/classify request, with novelty                  ${rn.toFixed(2)} us  (${range(rows.reqNovelty)})  = +${(100 * (rn - rp) / rp).toFixed(1)}%`);
+const signed = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(1)}`;
+const g = med(rows.graph),
+  n = med(rows.novelty),
+  rp = med(rows.reqPlain),
+  rn = med(rows.reqNovelty);
+console.log(
+  `bundle ${served.model.name}@${served.model.version}, native, batch ${B}, 1 thread, ${f.rounds} rounds x ${iters} batches (median, range) per image:`,
+);
+console.log(
+  `  serving graph run (today's /v1/classify compute)  ${g.toFixed(2)} us  (${range(rows.graph)})`,
+);
+console.log(
+  `  novelty fields (features + score + percentile)      ${n.toFixed(2)} us  (${
+    range(rows.novelty)
+  })  = ${(100 * n / g).toFixed(1)}% of the graph run`,
+);
+console.log(
+  `  /v1/classify request, no calibration                ${rp.toFixed(2)} us  (${
+    range(rows.reqPlain)
+  })`,
+);
+console.log(
+  `  /v1/classify request, with novelty                  ${rn.toFixed(2)} us  (${
+    range(rows.reqNovelty)
+  })  = ${signed(100 * (rn - rp) / rp)}%`,
+);
 await served.model.close();
 await plain.model.close();
 await Deno.remove(plainDir, { recursive: true });

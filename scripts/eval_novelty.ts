@@ -261,7 +261,10 @@ async function main(argv: string[]): Promise<number> {
   if (f["report-only"]) {
     const path = join(f.out as string, "results.json");
     const results = JSON.parse(await readFile(path, "utf8"));
-    await writeFile(join(f.out as string, "report.md"), renderReport({ ...results, candidates: CANDIDATES }));
+    await writeFile(
+      join(f.out as string, "report.md"),
+      renderReport({ ...results, candidates: CANDIDATES }),
+    );
     console.log(`re-rendered ${f.out}/report.md from ${path}`);
     return 0;
   }

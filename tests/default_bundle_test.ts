@@ -33,7 +33,9 @@ Deno.test("the default bundle scores its manifest's test accuracy (>= 88%) on 10
         for (const f of judge?.judge(out, images) ?? []) if (f.outOfDistribution) novel++;
         for (let i = 0; i < n; i++) {
           let best = 0;
-          for (let k = 1; k < K; k++) if (out.probabilities[i * K + k] > out.probabilities[i * K + best]) best = k;
+          for (let k = 1; k < K; k++) {
+            if (out.probabilities[i * K + k] > out.probabilities[i * K + best]) best = k;
+          }
           pred[start + i] = best;
         }
       }
@@ -41,7 +43,11 @@ Deno.test("the default bundle scores its manifest's test accuracy (>= 88%) on 10
       for (let i = 0; i < test.count; i++) if (pred[i] === test.labels[i]) correct++;
       const acc: number = correct / test.count;
       const stated = s.model.manifest.metrics.testAccuracy;
-      console.log(`${active.name}@${active.version} on ${backend}: ${(acc * 100).toFixed(2)}% (manifest ${(stated * 100).toFixed(2)}%)`);
+      console.log(
+        `${active.name}@${active.version} on ${backend}: ${(acc * 100).toFixed(2)}% (manifest ${
+          (stated * 100).toFixed(2)
+        }%)`,
+      );
       assert.equal(s.model.manifest.metrics.evaluatedOn ?? 10000, 10000);
       assert.ok(Math.abs(acc - stated) <= 0.0002, `re-measured ${acc}, manifest says ${stated}`);
       assert.ok(acc >= 0.88, `default bundle accuracy ${acc} is below 88%`);

@@ -12,7 +12,13 @@ import { encodeGreyPng } from "../common/image_codec.ts";
 import { mulberry32 } from "../common/random.ts";
 import { loadBackend, loadModel } from "../serve/inference/mod.ts";
 import { calibratedTinyBundle, copyBundle } from "./novelty_helpers.ts";
-import { encodeBase64, imageAt, readTestImages, serveBundle, type Served } from "./service_helpers.ts";
+import {
+  encodeBase64,
+  imageAt,
+  readTestImages,
+  serveBundle,
+  type Served,
+} from "./service_helpers.ts";
 
 const dir = await calibratedTinyBundle();
 const native = await serveBundle("native", dir);
@@ -57,7 +63,12 @@ async function post(s: Served, path: string, b: { body: BodyInit; type?: string 
   return body;
 }
 
-type Novelty = { available: boolean; score: number; percentile: number; outOfDistribution: boolean };
+type Novelty = {
+  available: boolean;
+  score: number;
+  percentile: number;
+  outOfDistribution: boolean;
+};
 
 // deno-lint-ignore no-explicit-any
 const noveltiesOf = (path: string, body: any): Novelty[] =>

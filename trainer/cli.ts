@@ -101,6 +101,21 @@ async function exportBundle(models: VaeModels, cfg: TrainConfig, test: Split, da
   return manifest;
 }
 
+/**
+ * Calibration at export (trainer/novelty.ts). A bundle it cannot calibrate (too few images per
+ * class) is still a servable bundle, with novelty unavailable, so a failure only warns.
+ */
+async function calibrateExport(dir: string, train: Split, log: (s: string) => void): Promise<void> {
+  const { calibrateBundle, HELD_OUT_COUNT } = await import("./novelty.ts");
+  try {
+    const heldOutCount = Math.min(HELD_OUT_COUNT, Math.floor(train.count / 6));
+    const cal = await calibrateBundle(dir, train, { heldOutCount });
+    log(`novelty calibrated on ${cal.heldOut.images} held-out images: threshold ${cal.threshold.score.toFixed(3)} (${cal.threshold.percentile}th percentile)`);
+  } catch (e) {
+    log(`warning: novelty not calibrated (${(e as Error).message}); the bundle serves with novelty unavailable`);
+  }
+}
+
 async function cmdTrain(args: string[]): Promise<number> {
   const { flags: f, positional } = parseFlags(args, TRAIN_FLAGS, process.env);
   if (f.help) {
@@ -165,6 +180,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
     const manifest = await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
+    if (manifest) await calibrateExport(join(outDir, "bundle"), data.train, log);
     if (manifest && f.publish) {
       const { publish } = await import("./publish.ts");
       const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
@@ -199,7 +215,8 @@ async function cmdExport(args: string[]): Promise<number> {
   const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
   if (!r) return 0;
   const { f, log, data } = r;
-  await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  const manifest = await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  if (manifest) await calibrateExport(resolve(f.out as string), data.train, log);
   return 0;
 }
 

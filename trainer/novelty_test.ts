@@ -32,7 +32,12 @@ async function flagged(dir: string, m: Manifest, images: Uint8Array, n: number):
   const out = await encodeImages(s, m, images, n);
   await s.release();
   const cal = m.novelty!;
-  const x = noveltyFeatures(cal.features, { ...out, images: normalizePixels(images) }, n, m.latentSize);
+  const x = noveltyFeatures(
+    cal.features,
+    { ...out, images: normalizePixels(images) },
+    n,
+    m.latentSize,
+  );
   return scoreRows(noveltyScorer(cal), x, n).filter((v) => v > cal.threshold.score).length / n;
 }
 
@@ -51,7 +56,11 @@ test("calibrateBundle() adds a valid, reproducible novelty section and leaves th
     assert.equal(cal.fit.images, 3000);
     assert.equal(cal.threshold.percentile, 95);
     await calibrateBundle(dir, train, { heldOutCount: 1000 });
-    assert.equal(await readFile(join(dir, "manifest.json"), "utf8"), first, "re-run must be a no-op");
+    assert.equal(
+      await readFile(join(dir, "manifest.json"), "utf8"),
+      first,
+      "re-run must be a no-op",
+    );
 
     const unseen = take(data.test, Array.from({ length: 2000 }, (_, i) => i));
     const inRate = await flagged(dir, m, unseen.images, unseen.count);
