@@ -1,11 +1,11 @@
 /**
  * The novelty score and its calibration: how unlike the training images an input is, computed
- * from the serving graph's outputs (mu, and optionally log-variance) with no extra graph run.
- * The score is the smallest squared Mahalanobis distance of the image's latent features to K
- * class-conditional Gaussians fitted on training latents (plus each Gaussian's log-determinant
- * when the classes have covariances of their own), so it measures distance from the training
- * density in the latent space rather than pixel likelihood, which rates MNIST digits as more
- * likely than Fashion-MNIST's own test images. Calibration stores the score's percentiles on
+ * from the serving graph's outputs (mu, optionally log-variance) and three statistics of the
+ * input image, with no extra graph run. The score is the smallest squared Mahalanobis distance
+ * of that feature vector to K class-conditional Gaussians fitted on training images (plus each
+ * Gaussian's log-determinant when the classes have covariances of their own): a distance from
+ * the training density in feature space rather than the VAE's pixel likelihood, which rates
+ * MNIST digits as more likely than Fashion-MNIST's own test images. Calibration stores the score's percentiles on
  * held-out in-distribution images and a threshold; the manifest carries it under `novelty`.
  * Pure: no runtime imports, used by the trainer (fit, calibrate), the server (score) and tests.
  */
@@ -24,13 +24,6 @@ export interface NoveltyCalibration {
   whiten: number[][][];
   /** Per-class constant added to the distance (log det Sigma_k; 0 when tied), K entries. */
   offsets: number[];
-  /**
-   * Optional pixel-space term: a per-pixel Gaussian of the training images (inputs in [0, 1]).
-   * With it, the score is max(latent distance / latentScale, pixel distance / pixels.scale):
-   * each term divided by its 95th percentile on held-out images, so either can flag an input.
-   */
-  pixels?: { mean: number[]; invVar: number[]; scale: number };
-  latentScale?: number;
   /** Scores at percentiles 0, 100/(n-1), ..., 100 of the held-out images (ascending). */
   percentiles: number[];
   /** Default threshold: a score above it is out of distribution. */
@@ -229,48 +222,6 @@ export function noveltyScorer(
     },
   };
 }
-
-/** Per-pixel mean and 1 / (variance + floor) of n images (n x 784 floats in [0, 1]). */
-export function fitPixelGaussian(
-  x: Float32Array,
-  n: number,
-  floor = PIXEL_VARIANCE_FLOOR,
-): { mean: number[]; invVar: number[] } {
-  const p = x.length / n;
-  const sum = new Float64Array(p), sq = new Float64Array(p);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < p; j++) {
-      const v = x[i * p + j];
-      sum[j] += v;
-      sq[j] += v * v;
-    }
-  }
-  const mean = Array.from(sum, (v) => v / n);
-  const invVar = Array.from(sq, (v, j) => 1 / (Math.max(0, v / n - mean[j] ** 2) + floor));
-  return { mean, invVar };
-}
-
-/** Mean squared standardised pixel deviation of each of n images (n x 784). */
-export function pixelScores(
-  g: { mean: number[]; invVar: number[] },
-  x: Float32Array,
-  n: number,
-): Float64Array {
-  const p = g.mean.length, out = new Float64Array(n);
-  const mean = Float64Array.from(g.mean), inv = Float64Array.from(g.invVar);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < p; j++) {
-      const d = x[i * p + j] - mean[j];
-      s += d * d * inv[j];
-    }
-    out[i] = s / p;
-  }
-  return out;
-}
-
-/** Variance floor of the pixel term: a pixel that is always 0 in training is not infinitely sure. */
-export const PIXEL_VARIANCE_FLOOR = 0.01;
 
 /** Scores n rows of features (n x D). */
 export function scoreRows(scorer: NoveltyScorer, x: Float32Array, n: number): Float64Array {

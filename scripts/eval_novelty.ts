@@ -16,13 +16,11 @@ import { deflateSync } from "node:zlib";
 import {
   bundleFile,
   fitClassGaussians,
-  fitPixelGaussian,
   type Manifest,
   type NoveltyFeature,
   noveltyFeatures,
   noveltyScorer,
   percentileOf,
-  pixelScores,
   readManifest,
   scoreRows,
 } from "../bundle/mod.ts";
@@ -41,6 +39,7 @@ import {
   uniformNoise,
 } from "../trainer/ood_sets.ts";
 import { histogramSvg } from "./_novelty_figure.ts";
+import { fitPixelGaussian, pixelScores } from "./_pixel_gauss.ts";
 import { renderReport } from "./_novelty_report.ts";
 
 const FLAGS = {
@@ -250,27 +249,76 @@ function evenOdd(set: ImageSet, parity: 0 | 1): ImageSet {
   return { images, count: idx.length };
 }
 
-async function main(argv: string[]): Promise<number> {
-  const f = parseCommandFlags(
-    argv,
-    FLAGS,
-    "Usage: node --import tsx scripts/eval_novelty.ts [flags]",
-    process.env,
-  );
-  if (!f) return 0;
-  if (f["report-only"]) {
-    const path = join(f.out as string, "results.json");
-    const results = JSON.parse(await readFile(path, "utf8"));
-    await writeFile(
-      join(f.out as string, "report.md"),
-      renderReport({ ...results, candidates: CANDIDATES }),
+/** The stored calibration applied to the test phase: what the service would flag. */
+function servedCalibration(
+  manifest: Manifest,
+  test: Scored,
+  outSets: Record<string, Scored>,
+): Record<string, unknown> | null {
+  const served = manifest.novelty;
+  if (!served) return null;
+  const name =
+    MAHA.find((m) => m.cov === served.covariance && m.features.join() === served.features.join())!
+      .name;
+  const flagged = (s: Float64Array) =>
+    s.filter((v) => v > served.threshold.score).length / s.length;
+  return {
+    score: name,
+    thresholdPercentile: served.threshold.percentile,
+    thresholdScore: served.threshold.score,
+    heldOut: served.heldOut,
+    testFlagged: flagged(test[name]),
+    testPercentileMedian: percentileOf(served.percentiles, median(test[name])),
+    outFlagged: Object.fromEntries(Object.entries(outSets).map(([k, v]) => [k, flagged(v[name])])),
+  };
+}
+
+/** The Mahalanobis candidates and the pixel baseline, fitted on the fit split. */
+async function fitCandidates(
+  manifest: Manifest,
+  model: ort.InferenceSession,
+  fit: { images: Uint8Array; labels: Uint8Array; count: number },
+) {
+  const fitOut = await encodeImages(model, manifest, fit.images, fit.count);
+  const images = normalizePixels(fit.images);
+  const fitted: Fitted[] = MAHA.map((m) => {
+    const x = noveltyFeatures(m.features, { ...fitOut, images }, fit.count, manifest.latentSize);
+    const g = fitClassGaussians(x, fit.labels, fit.count, manifest.labels.length, m.cov);
+    return { name: m.name, features: m.features, scorer: noveltyScorer(g) };
+  });
+  return { fitted, pixel: fitPixelGaussian(images, fit.count) };
+}
+
+function printSummary(chosen: string, testRes: PhaseResults, cal: Record<string, unknown> | null) {
+  console.log(`chosen: ${chosen}`);
+  for (const c of CANDIDATES) {
+    const cells = Object.entries(testRes[c.name]).map(([k, v]) =>
+      `${k}: ${v.auroc.toFixed(4)}/${(v.fpr95 * 100).toFixed(1)}%`
     );
-    console.log(`re-rendered ${f.out}/report.md from ${path}`);
-    return 0;
+    console.log(`${c.name.padEnd(24)} ${cells.join("  ")}`);
   }
-  const registryCurrent = async () =>
+  if (cal) {
+    const pct = ((cal.testFlagged as number) * 100).toFixed(2);
+    console.log(`test flagged at the default threshold: ${pct}%`);
+  }
+}
+
+async function reportOnly(out: string): Promise<number> {
+  const path = join(out, "results.json");
+  const results = JSON.parse(await readFile(path, "utf8"));
+  await writeFile(join(out, "report.md"), renderReport({ ...results, candidates: CANDIDATES }));
+  console.log(`re-rendered ${out}/report.md from ${path}`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const usage = "Usage: node --import tsx scripts/eval_novelty.ts [flags]";
+  const f = parseCommandFlags(argv, FLAGS, usage, process.env);
+  if (!f) return 0;
+  const out = f.out as string;
+  if (f["report-only"]) return await reportOnly(out);
+  const dir = (f.bundle as string | undefined) ??
     join("models/fashion-vae", (await readFile("models/fashion-vae/CURRENT", "utf8")).trim());
-  const dir = (f.bundle as string | undefined) ?? await registryCurrent();
   const manifest = await readManifest(dir);
   if (!manifest.decoder) throw new FlagError(`${dir} has no decoder; the ELBO candidates need one`);
   const model = await ort.InferenceSession.create(bundleFile(dir, manifest, "model"));
@@ -278,17 +326,7 @@ async function main(argv: string[]): Promise<number> {
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
   const split = calibrationSplit(manifest, data.train);
   const t0 = performance.now();
-
-  const fitOut = await encodeImages(model, manifest, split.fit.images, split.fit.count);
-  const fitImages = normalizePixels(split.fit.images);
-  const fitted: Fitted[] = MAHA.map((m) => {
-    const src = { ...fitOut, images: fitImages };
-    const x = noveltyFeatures(m.features, src, fitOut.count, manifest.latentSize);
-    const g = fitClassGaussians(x, split.fit.labels, fitOut.count, manifest.labels.length, m.cov);
-    return { name: m.name, features: m.features, scorer: noveltyScorer(g) };
-  });
-
-  const pixel = fitPixelGaussian(fitImages, split.fit.count);
+  const { fitted, pixel } = await fitCandidates(manifest, model, split.fit);
   const ctx: Ctx = { manifest, model, decoder, pixel };
   const digits = loadMnistDigits();
   const heldOut = await scoreSet(ctx, fitted, split.heldOut, null);
@@ -304,50 +342,25 @@ async function main(argv: string[]): Promise<number> {
     "rotated 90": await score(rotated90(split.heldOut)),
   });
   const chosen = choose(val);
-
-  const testSet = data.test;
-  const test = await score(testSet);
+  // Only now the test phase: the choice above never sees it.
+  const test = await score(data.test);
   const outSets: Record<string, Scored> = {
     mnist: await score(digits),
     "mnist (odd, unseen in the choice)": await score(evenOdd(digits, 1)),
     noise: await score(uniformNoise(f.noise as number, 3)),
     blank,
-    inverted: await score(inverted(testSet)),
-    "rotated 90": await score(rotated90(testSet)),
+    inverted: await score(inverted(data.test)),
+    "rotated 90": await score(rotated90(data.test)),
   };
   const testRes = compare(test, outSets);
-
-  // Calibration as served: the bundle's stored percentiles applied to the test images.
-  const served = manifest.novelty;
-  let calibration: Record<string, unknown> | null = null;
-  if (served) {
-    const name = MAHA.find((m) =>
-      m.cov === served.covariance && m.features.join() === served.features.join()
-    )!.name;
-    const flagged = (s: Float64Array) =>
-      s.filter((v) => v > served.threshold.score).length / s.length;
-    calibration = {
-      score: name,
-      thresholdPercentile: served.threshold.percentile,
-      thresholdScore: served.threshold.score,
-      heldOut: served.heldOut,
-      testFlagged: flagged(test[name]),
-      testPercentileMedian: percentileOf(served.percentiles, median(test[name])),
-      outFlagged: Object.fromEntries(
-        Object.entries(outSets).map(([k, s]) => [k, flagged(s[name])]),
-      ),
-    };
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const out = f.out as string;
-  await mkdir(out, { recursive: true });
+  const calibration = servedCalibration(manifest, test, outSets);
   const results = {
     bundle: `${manifest.name}@${manifest.version}`,
     split: { fit: split.fitSource, heldOut: split.heldOutSource },
     counts: {
       fit: split.fit.count,
       heldOut: split.heldOut.count,
-      test: testSet.count,
+      test: data.test.count,
       mnist: digits.count,
       noise: f.noise,
       blank: f.blank,
@@ -357,37 +370,20 @@ async function main(argv: string[]): Promise<number> {
     validation: val,
     test: testRes,
     calibration,
-    seconds,
+    seconds: (performance.now() - t0) / 1000,
   };
+  await mkdir(out, { recursive: true });
   await writeFile(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
-  const figSets = { "Fashion-MNIST test": test, ...outSets };
-  delete (figSets as Record<string, Scored>)["mnist (odd, unseen in the choice)"];
-  await writeFile(join(out, "histogram.svg"), histogramSvg(figSets, [chosen, "neg-elbo"]));
+  const { "mnist (odd, unseen in the choice)": _odd, ...figSets } = outSets;
+  const fig = histogramSvg({ "Fashion-MNIST test": test, ...figSets }, [chosen, "neg-elbo"]);
+  await writeFile(join(out, "histogram.svg"), fig);
   await writeFile(join(out, "report.md"), renderReport(results));
   await model.release();
   await decoder.release();
+  printSummary(chosen, testRes, calibration);
   console.log(
-    `chosen: ${chosen}; wrote ${out}/report.md, results.json, histogram.svg in ${
-      seconds.toFixed(0)
-    } s`,
+    `wrote ${out}/report.md, results.json, histogram.svg in ${results.seconds.toFixed(0)} s`,
   );
-  for (const c of CANDIDATES) {
-    const r = testRes[c.name];
-    console.log(
-      `${c.name.padEnd(24)} ${
-        Object.entries(r).map(([k, v]) =>
-          `${k}: ${v.auroc.toFixed(4)}/${(v.fpr95 * 100).toFixed(1)}%`
-        ).join("  ")
-      }`,
-    );
-  }
-  if (calibration) {
-    console.log(
-      `test flagged at the default threshold: ${
-        ((calibration.testFlagged as number) * 100).toFixed(2)
-      }%`,
-    );
-  }
   return 0;
 }
 
