@@ -23,6 +23,7 @@ let calibrated: Promise<string> | null = null;
 export function calibratedTinyBundle(): Promise<string> {
   calibrated ??= (async () => {
     const dir = await copyBundle(TINY_BUNDLE);
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     const train = stratifiedSubset(loadFashionMnist(DATA_DIR).train, 3000, 5);
     await calibrateBundle(dir, train, { heldOutCount: 1000 });
     return dir;

@@ -6,7 +6,7 @@
  * training images (tests/novelty_helpers.ts); the out-of-distribution input is uniform noise.
  */
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { mulberry32 } from "../common/random.ts";
@@ -184,8 +184,12 @@ Deno.test("a bundle whose calibration does not fit its latent is refused, naming
   m.novelty.means[3] = m.novelty.means[3].slice(1);
   await writeFile(join(bad, "manifest.json"), JSON.stringify(m));
   const { backend } = await loadBackend("native", { threads: 1 });
-  await assert.rejects(
-    loadModel(bad, { backend, maxBatch: 8 }),
-    /manifest\.json field "novelty\.means\[3\]".*must have \d+ entries/,
-  );
+  try {
+    await assert.rejects(
+      loadModel(bad, { backend, maxBatch: 8 }),
+      /manifest\.json field "novelty\.means\[3\]".*must have \d+ entries/,
+    );
+  } finally {
+    await rm(bad, { recursive: true });
+  }
 });
