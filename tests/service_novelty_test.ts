@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { encodeGreyPng } from "../common/image_codec.ts";
+import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { mulberry32 } from "../common/random.ts";
 import { loadBackend, loadModel } from "../serve/inference/mod.ts";
 import { calibratedTinyBundle, copyBundle } from "./novelty_helpers.ts";
@@ -94,10 +94,13 @@ Deno.test("novelty is on every content type of /v1/classify and /v1/latent, both
   }
 });
 
-Deno.test("PNG bodies carry novelty too", async () => {
+Deno.test("PNG and JPEG bodies carry novelty too", async () => {
+  const jpeg = encodeJpeg({ width: 28, height: 28, channels: 1, data: noise }, 95);
   for (const s of BACKENDS) {
-    const body = await post(s, "/v1/classify", { body: png(noise), type: "image/png" });
-    assert.equal(body.predictions[0].novelty.outOfDistribution, true);
+    for (const [type, body] of [["image/png", png(noise)], ["image/jpeg", jpeg]] as const) {
+      const r = await post(s, "/v1/classify", { body: body as Uint8Array<ArrayBuffer>, type });
+      assert.equal(r.predictions[0].novelty.outOfDistribution, true, `${s.backend} ${type}`);
+    }
   }
 });
 
