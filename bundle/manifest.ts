@@ -5,6 +5,7 @@
  *
  * Shapes use the string "N" for the dynamic batch dimension.
  */
+import { type NoveltyCalibration, NoveltyError, validateNovelty } from "./novelty.ts";
 import { INPUT_SHAPE, OUTPUT_IMAGE_SHAPE } from "./tensors.ts";
 
 export const MANIFEST_FORMAT = "latent-edge/bundle@1";
@@ -71,6 +72,8 @@ export interface Manifest {
   training: Record<string, unknown>;
   data: Record<string, unknown>;
   probe: { tolerance: number; cases: ProbeCase[] };
+  /** Novelty score calibration (bundle/novelty.ts); absent: novelty is unavailable. */
+  novelty?: NoveltyCalibration;
 }
 
 export class ManifestError extends Error {
@@ -308,5 +311,13 @@ export function validateManifest(raw: unknown): Manifest {
   obj(m, "training", "");
   obj(m, "data", "");
   checkProbeCases(m, K, L);
+  if (m.novelty !== undefined) {
+    try {
+      validateNovelty(m.novelty, K, L);
+    } catch (e) {
+      if (e instanceof NoveltyError) throw new ManifestError(e.field, e.reason);
+      throw e;
+    }
+  }
   return m as unknown as Manifest;
 }

@@ -14,7 +14,7 @@ import type { ServeConfig } from "./config.ts";
 import { demoRoutes } from "./demo/mod.ts";
 import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
-import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
+import type { EncodeOutput, LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
 import {
   type InputLimits,
@@ -33,13 +33,14 @@ import type { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 import { v2Routes } from "./v2/mod.ts";
+import { type NoveltyField, noveltyFields, noveltyInfo, noveltyJudge } from "./novelty.ts";
 
 export type AppConfig =
   & Pick<
     ServeConfig,
     "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
   >
-  & Partial<Pick<ServeConfig, "bodyTimeoutMs" | "maxDecodedBytes">>;
+  & Partial<Pick<ServeConfig, "bodyTimeoutMs" | "maxDecodedBytes" | "noveltyPercentile">>;
 
 export interface AppDeps {
   slot: ModelSlot;
@@ -125,6 +126,18 @@ function intParam(c: Context, name: string, min: number, max: number): number | 
   return v;
 }
 
+/** ?abstain=true|false (default false). */
+function boolParam(c: Context, name: string): boolean {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "" || raw === "false" || raw === "0") return false;
+  if (raw === "true" || raw === "1") return true;
+  throw new ApiError(
+    400,
+    "bad_parameter",
+    `${name} must be true or false, got ${JSON.stringify(raw)}`,
+  );
+}
+
 /** Hot-swap state for /v1/models: the last rejected bundle stays visible here. */
 function reloadInfo(r: Reloader) {
   const s = r.status();
@@ -179,18 +192,29 @@ export function createApp(deps: AppDeps): Hono {
       throw e;
     });
 
+  // The novelty of each encoded image, counted in /metrics under the model that judged it.
+  const judgeNovelty = (m: LoadedModel, out: EncodeOutput, images: Float32Array) => {
+    const fields = noveltyFields(noveltyJudge(m, config.noveltyPercentile), out, images);
+    metrics.observeNovelty(m, fields);
+    return fields;
+  };
+
   app.post("/v1/classify", async (c) => {
     const mode = parsePreprocessMode(c.req.query("preprocess"));
+    const abstain = boolParam(c, "abstain");
     const batch = await readImageBatch(c.req.raw, limits, mode);
     return await withModel(async (m) => {
       const out = await m.encode(batch.images, batch.count);
       metrics.images.inc({ route: "/v1/classify" }, batch.count);
+      const novelty = judgeNovelty(m, out, batch.images);
       const K = m.labels.length, L = m.latentSize;
       const predictions = [];
       for (let i = 0; i < out.count; i++) {
         const index = argmax(out.probabilities, i * K, K);
+        const refuse = abstain && novelty[i].outOfDistribution === true;
         predictions.push({
-          label: m.labels[index],
+          label: refuse ? null : m.labels[index],
+          ...(refuse ? { reason: "out_of_distribution" } : {}),
           index,
           confidence: out.probabilities[i * K + index],
           probabilities: numbers(out.probabilities, i * K, (i + 1) * K),
@@ -198,6 +222,7 @@ export function createApp(deps: AppDeps): Hono {
             mu: numbers(out.mu, i * L, (i + 1) * L),
             logvar: numbers(out.logvar, i * L, (i + 1) * L),
           },
+          novelty: novelty[i],
         });
       }
       setModelHeaders(c, m);
@@ -213,6 +238,7 @@ export function createApp(deps: AppDeps): Hono {
     return await withModel(async (m) => {
       const out = await m.encode(batch.images, batch.count);
       metrics.images.inc({ route: "/v1/latent" }, batch.count);
+      const novelty = judgeNovelty(m, out, batch.images);
       const L = m.latentSize;
       // Echo the seed so any response can be reproduced, even when the client sent none.
       const seed = seedParam ?? Math.floor(Math.random() * 0x100000000);
@@ -221,10 +247,12 @@ export function createApp(deps: AppDeps): Hono {
       for (let i = 0; i < out.count; i++) {
         const mu = out.mu.subarray(i * L, (i + 1) * L),
           logvar = out.logvar.subarray(i * L, (i + 1) * L);
-        const entry: { mu: number[]; logvar: number[]; samples?: number[][] } = {
-          mu: Array.from(mu),
-          logvar: Array.from(logvar),
-        };
+        const entry: {
+          mu: number[];
+          logvar: number[];
+          novelty: NoveltyField;
+          samples?: number[][];
+        } = { mu: Array.from(mu), logvar: Array.from(logvar), novelty: novelty[i] };
         if (samples > 0) entry.samples = sampleLatent(mu, logvar, samples, normal);
         latents.push(entry);
       }
@@ -298,6 +326,7 @@ export function createApp(deps: AppDeps): Hono {
         decoder: m.hasDecoder,
         metrics: mf.metrics,
         probe: m.probe,
+        novelty: noveltyInfo(noveltyJudge(m, config.noveltyPercentile)),
       },
       source,
       versions: versions.map((v) => ({

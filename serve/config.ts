@@ -34,6 +34,8 @@ export interface ServeConfig {
   maxDecodedBytes: number;
   maxBatch: number;
   maxSamples: number;
+  /** Novelty threshold as a held-out percentile; undefined: each bundle's own (95th). */
+  noveltyPercentile?: number;
   /** Enables /v1/admin; from ADMIN_TOKEN or --admin-token-file, never argv; never logged. */
   adminToken: string | undefined;
   /** Longest a shutdown waits for in-flight requests before closing connections, ms. */
@@ -218,6 +220,11 @@ export const FLAG_SPECS = {
     default: 64,
     help: "most latent samples per image on /v1/latent?samples=k",
   },
+  "novelty-percentile": {
+    type: "number",
+    help:
+      "novelty threshold as a percentile of the bundle's held-out images: above it an input is out of distribution (default: the bundle's, 95)",
+  },
 } as const;
 
 export const USAGE =
@@ -321,6 +328,10 @@ export function parseConfig(
   if (!(delay >= 0 && delay <= 1000)) {
     throw new ConfigError(`--max-queue-delay-ms must be in 0..1000, got ${delay}`);
   }
+  const noveltyPct = flags["novelty-percentile"] as number | undefined;
+  if (noveltyPct !== undefined && !(noveltyPct >= 0 && noveltyPct <= 100)) {
+    throw new ConfigError(`--novelty-percentile must be in 0..100, got ${noveltyPct}`);
+  }
   return {
     config: {
       port,
@@ -348,6 +359,7 @@ export function parseConfig(
       shutdownGraceMs: positive("shutdown-grace-ms", flags["shutdown-grace-ms"] as number, 0),
       bodyTimeoutMs: positive("body-timeout-ms", flags["body-timeout-ms"] as number, 0),
       maxInflight: positive("max-inflight", flags["max-inflight"] as number, 0),
+      ...(noveltyPct !== undefined ? { noveltyPercentile: noveltyPct } : {}),
     },
   };
 }

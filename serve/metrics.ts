@@ -157,6 +157,32 @@ export class ServiceMetrics {
     this.batchJobs.observe(stats.jobs, labels);
     for (const w of stats.waits) this.queueTime.observe(w, labels);
   }
+  readonly noveltyPercentile = new Histogram(
+    "novelty_percentile",
+    "Novelty percentile of each encoded image (share of held-out training images scoring lower), by model name and version; drift moves mass to the top buckets.",
+    [50, 75, 90, 95, 99, 99.9, 100],
+  );
+  readonly outOfDistribution = new Counter(
+    "novelty_out_of_distribution_total",
+    "Encoded images judged out of distribution (novelty above the threshold), by model name and version.",
+  );
+
+  /** Records the novelty of a batch's images (calibrated models only). */
+  observeNovelty(
+    model: { name: string; version: string },
+    fields: readonly { percentile: number | null; outOfDistribution: boolean | null }[],
+  ): void {
+    if (fields.length === 0 || fields[0].percentile === null) return;
+    const labels = { name: model.name, version: model.version };
+    let ood = 0;
+    for (const f of fields) {
+      this.noveltyPercentile.observe(f.percentile!, labels);
+      if (f.outOfDistribution) ood++;
+    }
+    // Created at 0 so rate() and alerts see the series before the first novel input.
+    this.outOfDistribution.inc(labels, ood);
+  }
+
   readonly modelInfo = new Counter(
     "model_info",
     "The active model: 1 for the loaded name/version/backend.",
@@ -211,6 +237,8 @@ export class ServiceMetrics {
       this.queueTime,
       this.runTime,
       this.computeTime,
+      this.noveltyPercentile,
+      this.outOfDistribution,
       this.modelInfo,
       this.ready,
       this.swaps,

@@ -5,6 +5,7 @@
  * the app registers is documented here.
  */
 import type { InputLimits } from "./inputs.ts";
+import { abstainParam, noveltyMetricsDoc, noveltySchemas } from "./openapi_novelty.ts";
 
 type Json = Record<string, unknown>;
 
@@ -105,8 +106,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         post: {
           summary: "Classify images",
           description:
-            "Predicted label, confidence, the probabilities of all classes and the latent code, per image in input order.",
-          parameters: [preprocessParam],
+            "Predicted label, confidence, the probabilities of all classes, the latent code and the novelty of the image, per image in input order.",
+          parameters: [preprocessParam, abstainParam],
           requestBody: imageInputBody(limits, false),
           responses: {
             "200": {
@@ -267,7 +268,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         get: {
           summary: "Prometheus metrics",
           description:
-            'Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica\'s samples, each labelled replica="<pid>".',
+            'Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica\'s samples, each labelled replica="<pid>".' +
+            noveltyMetricsDoc,
           responses: {
             "200": { description: "Text exposition format 0.0.4", content: { "text/plain": {} } },
           },
@@ -346,8 +348,10 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             mu: { type: "array", items: { type: "number" } },
             logvar: { type: "array", items: { type: "number" } },
             samples: { type: "array", items: { type: "array", items: { type: "number" } } },
+            novelty: { $ref: "#/components/schemas/Novelty" },
           },
         },
+        ...noveltySchemas,
         ClassifyResponse: {
           type: "object",
           required: ["model", "predictions"],
@@ -357,13 +361,15 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
               type: "array",
               items: {
                 type: "object",
-                required: ["label", "index", "confidence", "probabilities", "latent"],
+                required: ["label", "index", "confidence", "probabilities", "latent", "novelty"],
                 properties: {
-                  label: { type: "string" },
+                  label: { type: ["string", "null"], description: "null when abstaining" },
+                  reason: { type: "string", enum: ["out_of_distribution"] },
                   index: { type: "integer" },
                   confidence: { type: "number" },
                   probabilities: { type: "array", items: { type: "number" } },
                   latent: { $ref: "#/components/schemas/Latent" },
+                  novelty: { $ref: "#/components/schemas/Novelty" },
                 },
               },
             },
@@ -383,7 +389,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           properties: {
             active: {
               type: "object",
-              description: "name, version, created, backend, latentSize, labels, metrics, decoder",
+              description:
+                "name, version, created, backend, latentSize, labels, metrics, decoder, novelty ({available, threshold, ...})",
             },
             versions: {
               type: "array",

@@ -3,6 +3,7 @@
  *   train   train the VAE (+ joint head), checkpoint every epoch, export a bundle at the end
  *   export  write a bundle from a checkpoint
  *   publish put a bundle into the model registry, activate, roll back (trainer/publish.ts)
+ *   calibrate-novelty  fit and calibrate a bundle's novelty score into its manifest (trainer/novelty.ts)
  * Flags are parsed once into a typed config; unknown flags are errors; Ctrl-C stops after the
  * current step and saves a checkpoint that `--resume` continues bit-for-bit.
  */
@@ -65,10 +66,16 @@ const RECON_FLAGS = {
   threads: TRAIN_FLAGS.threads,
 } satisfies FlagSpecs;
 
+const NOVELTY_FLAGS = {
+  "data-dir": TRAIN_FLAGS["data-dir"],
+  percentile: { type: "number", default: 95, help: "default threshold: this percentile of the held-out images" },
+} satisfies FlagSpecs;
+
 const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint, export a bundle
        deno task train -- export --checkpoint <file> --out <dir>
        deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO
-       deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)`;
+       deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)
+       deno task train -- calibrate-novelty <bundle-dir>   novelty score + percentiles into the manifest`;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
@@ -95,6 +102,21 @@ async function exportBundle(models: VaeModels, cfg: TrainConfig, test: Split, da
   });
   log(`bundle ${manifest.name}/${manifest.version} written to ${outDir}: test accuracy ${(manifest.metrics.testAccuracy * 100).toFixed(2)}% (onnxruntime), test -ELBO ${elbo.elbo.toFixed(2)}`);
   return manifest;
+}
+
+/**
+ * Calibration at export (trainer/novelty.ts). A bundle it cannot calibrate (too few images per
+ * class) is still a servable bundle, with novelty unavailable, so a failure only warns.
+ */
+async function calibrateExport(dir: string, train: Split, log: (s: string) => void): Promise<void> {
+  const { calibrateBundle, HELD_OUT_COUNT } = await import("./novelty.ts");
+  try {
+    const heldOutCount = Math.min(HELD_OUT_COUNT, Math.floor(train.count / 6));
+    const cal = await calibrateBundle(dir, train, { heldOutCount });
+    log(`novelty calibrated on ${cal.heldOut.images} held-out images: threshold ${cal.threshold.score.toFixed(3)} (${cal.threshold.percentile}th percentile)`);
+  } catch (e) {
+    log(`warning: novelty not calibrated (${(e as Error).message}); the bundle serves with novelty unavailable`);
+  }
 }
 
 async function cmdTrain(args: string[]): Promise<number> {
@@ -162,6 +184,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
     const manifest = await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
+    if (manifest) await calibrateExport(join(outDir, "bundle"), data.train, log);
     if (manifest && f.publish) {
       const { publish } = await import("./publish.ts");
       const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
@@ -196,7 +219,8 @@ async function cmdExport(args: string[]): Promise<number> {
   const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
   if (!r) return 0;
   const { f, log, data } = r;
-  await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  const manifest = await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  if (manifest) await calibrateExport(resolve(f.out as string), data.train, log);
   return 0;
 }
 
@@ -217,6 +241,20 @@ async function cmdRecon(args: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdCalibrateNovelty(args: string[]): Promise<number> {
+  const { flags: f, positional } = parseFlags(args, NOVELTY_FLAGS, process.env);
+  if (f.help) {
+    console.log(formatHelp(USAGE, NOVELTY_FLAGS));
+    return 0;
+  }
+  if (positional.length !== 1) throw new FlagError("calibrate-novelty needs one <bundle-dir>");
+  const { calibrateBundle } = await import("./novelty.ts");
+  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
+  const cal = await calibrateBundle(resolve(positional[0]), data.train, { thresholdPercentile: f.percentile as number });
+  process.stderr.write(`novelty calibrated: Gaussians on ${cal.fit.images} images, percentiles of ${cal.heldOut.images} held-out images; threshold (${cal.threshold.percentile}th percentile) ${cal.threshold.score.toFixed(3)}\n`);
+  return 0;
+}
+
 export async function main(argvIn: string[]): Promise<number> {
   // `deno task train -- ...` passes the "--" through.
   const argv = argvIn[0] === "--" ? argvIn.slice(1) : argvIn;
@@ -225,6 +263,7 @@ export async function main(argvIn: string[]): Promise<number> {
     if (cmd === "train") return await cmdTrain(rest);
     if (cmd === "export") return await cmdExport(rest);
     if (cmd === "recon") return await cmdRecon(rest);
+    if (cmd === "calibrate-novelty") return await cmdCalibrateNovelty(rest);
     if (cmd === "publish") {
       const { publishMain, reportPublishError } = await import("./publish.ts");
       const log = (s: string) => process.stderr.write(s + "\n");

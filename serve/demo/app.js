@@ -299,6 +299,7 @@ function renderPrediction(p, truth) {
   } else {
     t.hidden = true;
   }
+  renderNovelty(p.novelty);
   const items = $("bars").children;
   p.probabilities.forEach((prob, k) => {
     const li = items[k];
@@ -307,6 +308,22 @@ function renderPrediction(p, truth) {
     li.querySelector(".pct").textContent = pct(prob);
     li.setAttribute("aria-label", `${state.labels[k]}: ${pct(prob)}`);
   });
+}
+
+/** The novelty verdict: how unusual the image is next to the model's held-out training images. */
+function renderNovelty(n) {
+  const el = $("novelty");
+  el.hidden = false;
+  if (!n || !n.available) {
+    el.className = "novelty";
+    el.textContent = "Novelty: not calibrated for this model";
+    return;
+  }
+  el.className = n.outOfDistribution ? "novelty ood" : "novelty";
+  const where = `more unusual than ${n.percentile.toFixed(1)}% of held-out training images`;
+  el.textContent = n.outOfDistribution
+    ? `⚠ Unlike the training images (${where}): the label is unreliable`
+    : `In distribution (${where})`;
 }
 
 function renderLatent(mu, logvar) {
