@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import type { Manifest } from "./manifest.ts";
+import { type Precision, precisionsOf, probeOf, servingRole } from "./precision.ts";
 import { checkProbe, type ProbeReport } from "./probe.ts";
 import { BundleError, bundleFile, readManifest, verifyBundleFiles } from "./read.ts";
 import { checkSessionIO, type SessionLike } from "./session_io.ts";
@@ -42,7 +43,7 @@ export interface AcceptedBundle<G extends Graph> {
 export async function openGraph<G extends Graph>(
   dir: string,
   manifest: Manifest,
-  role: "model" | "decoder",
+  role: string,
   runtime: GraphRuntime<G>,
 ): Promise<G> {
   const path = bundleFile(dir, manifest, role);
@@ -75,17 +76,18 @@ export type Encode = (
 export type Decode = (z: Float32Array, n: number) => Promise<Float32Array>;
 
 /**
- * The behavioural half of the check, on graphs already loaded: the probe, then one probe
- * reconstruction that must be 784 pixels in [0, 1]. The server calls it through its own batch
- * runners, so the check covers the path requests take.
+ * The behavioural half of the check, on graphs already loaded: the probe of the serving graph
+ * of `precision`, then one probe reconstruction that must be 784 pixels in [0, 1]. The server
+ * calls it through its own batch runners, so the check covers the path requests take.
  */
 export async function checkGraphs(
   dir: string,
   manifest: Manifest,
   encode: Encode,
   decode: Decode | null,
+  precision: Precision = "fp32",
 ): Promise<ProbeReport> {
-  const probe = await checkProbe(manifest, encode, dir);
+  const probe = await checkProbe(manifest, encode, dir, probeOf(manifest, precision));
   if (decode) {
     const px = await decode(Float32Array.from(manifest.probe.cases[0].mu), 1);
     if (px.length !== PIXELS) {
@@ -126,13 +128,17 @@ export function decodeWith(manifest: Manifest, graph: Graph): Decode {
   };
 }
 
-/** Loads both graphs of a bundle whose manifest is read; on failure releases what it loaded. */
+/**
+ * Loads the serving graph of `precision` and the decoder of a bundle whose manifest is read;
+ * on failure releases what it loaded.
+ */
 export async function openGraphs<G extends Graph>(
   dir: string,
   manifest: Manifest,
   runtime: GraphRuntime<G>,
+  precision: Precision = "fp32",
 ): Promise<{ model: G; decoder: G | null }> {
-  const model = await openGraph(dir, manifest, "model", runtime);
+  const model = await openGraph(dir, manifest, servingRole(manifest, precision), runtime);
   try {
     const decoder = manifest.decoder ? await openGraph(dir, manifest, "decoder", runtime) : null;
     return { model, decoder };
@@ -143,23 +149,25 @@ export async function openGraphs<G extends Graph>(
 }
 
 /**
- * The whole check on `dir`: read and verify, load, probe, decoder range. Returns the loaded
- * graphs (the caller owns them); on any failure they are released and a BundleError names the
- * file or field at fault.
+ * The whole check on `dir` for the serving graph of `precision`: read and verify, load, probe,
+ * decoder range. Returns the loaded graphs (the caller owns them); on any failure they are
+ * released and a BundleError names the file or field at fault.
  */
 export async function acceptBundle<G extends Graph>(
   dir: string,
   runtime: GraphRuntime<G>,
+  precision: Precision = "fp32",
 ): Promise<AcceptedBundle<G>> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
-  const { model, decoder } = await openGraphs(dir, manifest, runtime);
+  const { model, decoder } = await openGraphs(dir, manifest, runtime, precision);
   try {
     const probe = await checkGraphs(
       dir,
       manifest,
       encodeWith(manifest, model),
       decoder ? decodeWith(manifest, decoder) : null,
+      precision,
     );
     return { manifest, model, decoder, probe };
   } catch (e) {
@@ -167,4 +175,32 @@ export async function acceptBundle<G extends Graph>(
     await decoder?.release();
     throw e;
   }
+}
+
+/**
+ * The check of every serving graph a bundle carries (fp32, and int8 when present), each on its
+ * own probe, on a bundle whose files are verified; what the publisher runs. Releases the graphs.
+ */
+export async function checkAllGraphs<G extends Graph>(
+  dir: string,
+  manifest: Manifest,
+  runtime: GraphRuntime<G>,
+): Promise<Record<Precision, ProbeReport | undefined>> {
+  const reports: Record<Precision, ProbeReport | undefined> = { fp32: undefined, int8: undefined };
+  for (const precision of precisionsOf(manifest)) {
+    const graphs = await openGraphs(dir, manifest, runtime, precision);
+    try {
+      reports[precision] = await checkGraphs(
+        dir,
+        manifest,
+        encodeWith(manifest, graphs.model),
+        graphs.decoder ? decodeWith(manifest, graphs.decoder) : null,
+        precision,
+      );
+    } finally {
+      await graphs.model.release();
+      await graphs.decoder?.release();
+    }
+  }
+  return reports;
 }

@@ -3,6 +3,7 @@
  *   train   train the VAE (+ joint head), checkpoint every epoch, export a bundle at the end
  *   export  write a bundle from a checkpoint
  *   publish put a bundle into the model registry, activate, roll back (trainer/publish.ts)
+ *   quantize add an int8 serving graph beside the fp32 one in a bundle (trainer/quantize.ts)
  * Flags are parsed once into a typed config; unknown flags are errors; Ctrl-C stops after the
  * current step and saves a checkpoint that `--resume` continues bit-for-bit.
  */
@@ -43,6 +44,7 @@ const TRAIN_FLAGS = {
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
+  int8: { type: "boolean", default: false, help: "add an int8 serving graph to the exported bundle (as the quantize command does)" },
 } satisfies FlagSpecs;
 
 const EXPORT_FLAGS = {
@@ -52,6 +54,12 @@ const EXPORT_FLAGS = {
   name: TRAIN_FLAGS.name,
   backend: TRAIN_FLAGS.backend,
   threads: TRAIN_FLAGS.threads,
+  int8: TRAIN_FLAGS.int8,
+} satisfies FlagSpecs;
+
+const QUANTIZE_FLAGS = {
+  "data-dir": TRAIN_FLAGS["data-dir"],
+  "calibration-images": { type: "int", default: 2000, help: "first N training images whose activations set the int8 ranges" },
 } satisfies FlagSpecs;
 
 const RECON_FLAGS = {
@@ -65,7 +73,8 @@ const RECON_FLAGS = {
 const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint, export a bundle
        deno task train -- export --checkpoint <file> --out <dir>
        deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO
-       deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)`;
+       deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)
+       deno task train -- quantize <bundle-dir> [--calibration-images 2000]  add the int8 graph`;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
@@ -92,6 +101,30 @@ async function exportBundle(models: VaeModels, cfg: TrainConfig, test: Split, da
   });
   log(`bundle ${manifest.name}/${manifest.version} written to ${outDir}: test accuracy ${(manifest.metrics.testAccuracy * 100).toFixed(2)}% (onnxruntime), test -ELBO ${elbo.elbo.toFixed(2)}`);
   return manifest;
+}
+
+/** Adds the int8 graph to the bundle in `dir`, calibrated on the first `count` training images. */
+async function quantizeBundle(dir: string, data: { train: Split; test: Split }, count: number, log: (s: string) => void) {
+  const { addInt8 } = await import("./quantize.ts");
+  if (count < 1 || count > data.train.count) throw new FlagError(`--calibration-images must be within [1, ${data.train.count}], got ${count}`);
+  const calibration = { images: data.train.images.subarray(0, count * 784), count };
+  const m = await addInt8(dir, { calibration, calibrationSource: `first ${count} training images`, test: data.test });
+  const q = m.int8!.metrics;
+  log(`int8 graph added to ${dir}: test accuracy ${(q.testAccuracy * 100).toFixed(2)}% (fp32 ${((q.fp32TestAccuracy as number) * 100).toFixed(2)}%), ${m.files.find((f) => f.role === m.int8!.role)!.bytes} bytes (${((q.bytesRelativeToFp32 as number) * 100).toFixed(1)}% of fp32)`);
+  return m;
+}
+
+async function cmdQuantize(args: string[]): Promise<number> {
+  const { flags: f, positional } = parseFlags(args, QUANTIZE_FLAGS, process.env);
+  if (f.help) {
+    console.log(formatHelp(USAGE, QUANTIZE_FLAGS));
+    return 0;
+  }
+  if (positional.length !== 1) throw new FlagError(`quantize takes one bundle directory, got ${positional.length} argument(s)\n${USAGE}`);
+  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
+  const log = (s: string) => process.stderr.write(s + "\n");
+  await quantizeBundle(resolve(positional[0]), data, f["calibration-images"] as number, log);
+  return 0;
 }
 
 async function cmdTrain(args: string[]): Promise<number> {
@@ -158,6 +191,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
     const manifest = await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
+    if (manifest && f.int8) await quantizeBundle(join(outDir, "bundle"), data, Math.min(2000, data.train.count), log);
     if (manifest && f.publish) {
       const { publish } = await import("./publish.ts");
       const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
@@ -192,7 +226,8 @@ async function cmdExport(args: string[]): Promise<number> {
   const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
   if (!r) return 0;
   const { f, log, data } = r;
-  await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  const manifest = await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  if (manifest && f.int8) await quantizeBundle(resolve(f.out as string), data, Math.min(2000, data.train.count), log);
   return 0;
 }
 
@@ -221,6 +256,7 @@ export async function main(argvIn: string[]): Promise<number> {
     if (cmd === "train") return await cmdTrain(rest);
     if (cmd === "export") return await cmdExport(rest);
     if (cmd === "recon") return await cmdRecon(rest);
+    if (cmd === "quantize") return await cmdQuantize(rest);
     if (cmd === "publish") {
       const { publishMain, reportPublishError } = await import("./publish.ts");
       const log = (s: string) => process.stderr.write(s + "\n");
