@@ -114,6 +114,7 @@ async function main(): Promise<number> {
         backend,
         maxBatch: config.maxBatch,
         maxQueueDelayMs: config.maxQueueDelayMs,
+        precision: config.precision,
         onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
         onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
       }),

@@ -358,7 +358,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           properties: {
             active: {
               type: "object",
-              description: "name, version, created, backend, latentSize, labels, metrics, decoder",
+              description: "name, version, created, backend, precision, latentSize, labels, metrics, decoder",
             },
             versions: {
               type: "array",

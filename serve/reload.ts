@@ -10,6 +10,7 @@
  * loads at most one intermediate version. A version that failed is not retried on every change
  * event unless its files change or the reload is forced (admin).
  */
+import { probeOf } from "../bundle/precision.ts";
 import type { LoadedModel } from "./inference/model.ts";
 import type { ModelSlot } from "./inference/slot.ts";
 import type { ServiceMetrics } from "./metrics.ts";
@@ -217,7 +218,9 @@ export class Reloader {
       this.#log(
         `Model ${next.name} version ${next.version} loaded from ${this.source.description} in ${
           Math.round(ms)
-        } ms (sha256 verified, ${next.probe?.cases} probe images within ${next.manifest.probe.tolerance}, max diff ${
+        } ms (${next.precision} graph, sha256 verified, ${next.probe?.cases} probe images within ${
+          probeOf(next.manifest, next.precision).tolerance
+        }, max diff ${
           next.probe?.maxAbsDiff.toExponential(1)
         }); ${previous ? `replaced ${previous} (${req.reason})` : `now serving (${req.reason})`}`,
       );

@@ -9,8 +9,11 @@
  */
 import {
   checkGraphs,
+  choosePrecision,
   type Manifest,
   openGraphs,
+  type Precision,
+  type PrecisionChoice,
   readManifest,
   verifyBundleFiles,
 } from "../../bundle/mod.ts";
@@ -34,6 +37,8 @@ export interface LoadOptions {
   maxBatch: number;
   /** With a run in flight, longest a request waits for a fuller batch, ms (runner.ts). */
   maxQueueDelayMs?: number;
+  /** Serving graph: "auto" (default) takes the bundle's int8 graph when it has one. */
+  precision?: PrecisionChoice;
   /** Observes every session run at dispatch: which graph, how many rows, jobs and waits. */
   onBatch?: (graph: "model" | "decoder", rows: number, stats: BatchStats) => void;
   /** Observes every completed session run: which graph, its wall time (s) and rows. */
@@ -50,6 +55,8 @@ export class LoadedModel {
   readonly version: string;
   readonly labels: readonly string[];
   readonly latentSize: number;
+  /** Which serving graph runs (set by loadModel). */
+  precision: Precision = "fp32";
   #inflight = 0;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
@@ -200,6 +207,7 @@ export class LoadedModel {
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
+  const precision = choosePrecision(manifest, opts.precision ?? "auto", dir);
   // A backend that isolates models (worker.ts) gives this model a runtime of its own.
   const iso = opts.backend.isolate ? await opts.backend.isolate() : null;
   const backend = iso ?? opts.backend;
@@ -208,7 +216,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
     graphs = await openGraphs(dir, manifest, {
       name: `${backend.name} onnxruntime`,
       open: (bytes) => backend.createSession(bytes),
-    });
+    }, precision);
   } catch (e) {
     await iso?.dispose();
     throw e;
@@ -230,6 +238,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
     null,
     iso ? () => iso.dispose() : null,
   );
+  model.precision = precision;
   try {
     // The acceptance check runs through the batch runners: the path requests will take.
     model.probe = await checkGraphs(
@@ -237,6 +246,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
       manifest,
       (images, n) => model.encode(images, n),
       model.hasDecoder ? (z, n) => model.decode(z, n) : null,
+      precision,
     );
   } catch (e) {
     await model.close();
