@@ -21,7 +21,11 @@ export function precisionsOf(manifest: Manifest): Precision[] {
 }
 
 /** Resolves a choice against a bundle; asking for int8 from a bundle without it is an error. */
-export function choosePrecision(manifest: Manifest, choice: PrecisionChoice, dir: string): Precision {
+export function choosePrecision(
+  manifest: Manifest,
+  choice: PrecisionChoice,
+  dir: string,
+): Precision {
   if (choice === "auto") return manifest.int8 ? "int8" : "fp32";
   if (choice === "int8" && !manifest.int8) {
     throw new BundleError(

@@ -58,3 +58,9 @@ Deno.test("parseConfig() --replicas: 1 by default, 0 means one per core, more th
   assert.equal(parseConfig(["--replicas", "0"], {}, 1).config!.reusePort, false);
   assert.throws(() => parseConfig(["--replicas", "-1"]), /--replicas must be >= 0/);
 });
+
+Deno.test("parseConfig() takes --precision auto (default), fp32 or int8 and refuses others", () => {
+  assert.equal(parseConfig([]).config!.precision, "auto");
+  assert.equal(parseConfig(["--precision", "fp32"]).config!.precision, "fp32");
+  assert.throws(() => parseConfig(["--precision", "fp16"]), /must be one of auto, fp32, int8/);
+});

@@ -188,7 +188,9 @@ export function calibrationGraph(fp32: Uint8Array): { bytes: Uint8Array; tensors
   const have = new Set(g.output.map((o) => o.name));
   for (const name of calibrate) {
     if (have.has(name)) continue;
-    g.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DT.FLOAT } } }));
+    g.output.push(
+      onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DT.FLOAT } } }),
+    );
   }
   return { bytes: onnx.ModelProto.encode(model).finish(), tensors: calibrate };
 }
@@ -232,7 +234,11 @@ export function quantizeGraph(fp32: Uint8Array, opts: QuantizeOptions): Uint8Arr
       input,
       output,
       attribute: axis === undefined ? [] : [
-        onnx.AttributeProto.create({ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: axis }),
+        onnx.AttributeProto.create({
+          name: "axis",
+          type: onnx.AttributeProto.AttributeType.INT,
+          i: axis,
+        }),
       ],
     }));
   const qdq = (src: string, qp: QParams, out: string) => {
@@ -274,7 +280,9 @@ export function quantizeGraph(fp32: Uint8Array, opts: QuantizeOptions): Uint8Arr
   }
   g.node = nodes;
   g.initializer = [...g.initializer.filter((i) => !replaced.has(i.name)), ...added];
-  model.docString = `${model.docString ?? ""} (int8 QDQ: per-channel int8 weights, uint8 activations)`;
+  model.docString = `${
+    model.docString ?? ""
+  } (int8 QDQ: per-channel int8 weights, uint8 activations)`;
   return onnx.ModelProto.encode(model).finish();
 }
 
@@ -296,7 +304,13 @@ function quantizeParams(
   added.push(tensor(`${w}.int8`, DT.INT8, dims, new Uint8Array(q.buffer)));
   added.push(floatTensor(`${w}.scale`, scales, [scales.length]));
   added.push(tensor(`${w}.zero_point`, DT.INT8, [scales.length], new Uint8Array(scales.length)));
-  node("DequantizeLinear", `${w}/DQ`, [`${w}.int8`, `${w}.scale`, `${w}.zero_point`], [`${w}.dq`], t.axis);
+  node(
+    "DequantizeLinear",
+    `${w}/DQ`,
+    [`${w}.int8`, `${w}.scale`, `${w}.zero_point`],
+    [`${w}.dq`],
+    t.axis,
+  );
   if (n.input.length < 3) return [`${w}.dq`];
   const b = n.input[2];
   replaced.add(b);
@@ -306,6 +320,12 @@ function quantizeParams(
   added.push(tensor(`${b}.int32`, DT.INT32, [bq.length], new Uint8Array(bq.buffer)));
   added.push(floatTensor(`${b}.scale`, bScale, [bq.length]));
   added.push(tensor(`${b}.zero_point`, DT.INT32, [bq.length], new Uint8Array(bq.length * 4)));
-  node("DequantizeLinear", `${b}/DQ`, [`${b}.int32`, `${b}.scale`, `${b}.zero_point`], [`${b}.dq`], 0);
+  node(
+    "DequantizeLinear",
+    `${b}/DQ`,
+    [`${b}.int32`, `${b}.scale`, `${b}.zero_point`],
+    [`${b}.dq`],
+    0,
+  );
   return [`${w}.dq`, `${b}.dq`];
 }
