@@ -37,6 +37,8 @@ function parseFlags(argv: string[]): Flags {
   const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false, engine: "tfjs", ortThreads: undefined };
   const ints: Record<string, keyof Flags> = { "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch", "--ort-threads": "ortThreads" };
   let naiveGiven = false;
+  // `npx deno task bench:train -- --engine ort` hands node the "--" as the first argument.
+  if (argv[0] === "--") argv = argv.slice(1);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--help" || a === "-h") {
