@@ -30,7 +30,7 @@ import { encodeGreyPng } from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
 import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
 import { resolveActive } from "../common/registry.ts";
-import { bundleFile } from "../bundle/mod.ts";
+import { bundleFile, type Precision, precisionsOf, servingRole } from "../bundle/mod.ts";
 import { loadBackend, type Session } from "../serve/inference/backend.ts";
 import { readImageBatch } from "../serve/inputs.ts";
 import {
@@ -58,6 +58,12 @@ const FLAGS = {
   },
   connections: { type: "int", default: 32, help: "wrk connections for the throughput rows" },
   backends: { type: "string", default: "native,wasm", help: "comma-separated backends" },
+  precisions: {
+    type: "string",
+    default: "auto",
+    help:
+      "comma-separated serving graphs (fp32, int8), each a runtime of its own (label <backend>-int8); auto: fp32,int8 when the bundle has int8, else fp32",
+  },
   workers: { type: "int", default: 0, help: "--workers for the service (0: one per core)" },
   threads: { type: "int", default: 0, help: "--threads for the service (0: cores / workers)" },
   replicas: {
@@ -90,6 +96,12 @@ const FLAGS = {
     help: "internal (roles)",
   },
   port: { type: "int", default: 0, help: "internal (server roles)" },
+  precision: {
+    type: "string",
+    default: "fp32",
+    choices: ["fp32", "int8"],
+    help: "internal (ceiling and baseline roles)",
+  },
   seconds: { type: "number", default: 3, help: "internal: ceiling measuring time per batch size" },
 } as const;
 
@@ -107,11 +119,17 @@ function readManifest(dir: string): Manifest {
   return JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json")));
 }
 
-async function inProcessSession(dir: string, backend: "native" | "wasm", threads: number) {
+async function inProcessSession(
+  dir: string,
+  backend: "native" | "wasm",
+  threads: number,
+  precision: Precision = "fp32",
+) {
   // isolate: false keeps the session on this thread: no worker, no batching, no pool.
   const { backend: b } = await loadBackend(backend, { threads, isolate: false });
   const m = readManifest(dir);
-  const session = await b.createSession(Deno.readFileSync(bundleFile(dir, m, "model")));
+  const file = bundleFile(dir, m, servingRole(m, precision));
+  const session = await b.createSession(Deno.readFileSync(file));
   return { session, manifest: m };
 }
 
@@ -121,6 +139,7 @@ async function roleCeiling(f: Flags): Promise<void> {
     f.bundle as string,
     f.backend as "native" | "wasm",
     f.threads as number,
+    f.precision as Precision,
   );
   const px = decodeProbePixels(manifest.probe.cases[0].pixels);
   const result: Record<string, number> = {};
@@ -164,6 +183,7 @@ async function roleBaseline(f: Flags): Promise<void> {
     f.bundle as string,
     f.backend as "native" | "wasm",
     f.threads as number,
+    f.precision as Precision,
   );
   const limits = { maxBodyBytes: 4 << 20, maxPixels: 25_000_000, maxBatch: 256 };
   const K = manifest.labels.length, L = manifest.latentSize, o = manifest.outputs;
@@ -410,7 +430,7 @@ function batchSummary(
   };
 }
 
-async function ceiling(f: Flags, bundle: string, backend: string) {
+async function ceiling(f: Flags, bundle: string, backend: string, precision: Precision) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -424,6 +444,8 @@ async function ceiling(f: Flags, bundle: string, backend: string) {
       backend,
       "--threads",
       String(f["ceiling-threads"]),
+      "--precision",
+      precision,
     ],
     stdout: "piped",
     stderr: "piped",
@@ -450,7 +472,10 @@ interface Row {
   p50PerBaseline?: number;
 }
 
-/** The runtime of a row label ("native x2" -> "native"): whose ceiling and baseline apply. */
+/**
+ * The runtime of a row label ("native x2" -> "native", "wasm-int8 x2" -> "wasm-int8"): whose
+ * ceiling and baseline apply. A runtime is a backend with a serving graph (precision).
+ */
 const runtimeOf = (label: string) => label.split(" ")[0];
 
 const median = (xs: number[]) => {
@@ -524,6 +549,19 @@ async function main(f: Flags): Promise<number> {
   const pngLua = await wrkPostScript(tmp, "png", png, "image/png");
   const getLua = await wrkGetScript(tmp);
   const backends = (f.backends as string).split(",").filter(Boolean);
+  const precisions = (f.precisions === "auto"
+    ? precisionsOf(manifest)
+    : (f.precisions as string).split(",").filter(Boolean)) as Precision[];
+  if (precisions.some((p) => !["fp32", "int8"].includes(p))) {
+    throw new Error(`--precisions takes fp32 and int8, got ${f.precisions}`);
+  }
+  const runtimes = backends.flatMap((b) =>
+    precisions.map((precision) => ({
+      b,
+      precision,
+      label: precision === "fp32" ? b : `${b}-${precision}`,
+    }))
+  );
   const replicaCounts = (f.replicas as string).split(",").map(Number);
   if (replicaCounts.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new Error(`--replicas takes positive integers, got ${f.replicas}`);
@@ -570,8 +608,10 @@ async function main(f: Flags): Promise<number> {
       pids: [hello.pid],
       metrics: false,
     });
-    for (const b of backends) {
+    for (const { b, precision, label: runtime } of runtimes) {
       const svcArgs = [
+        "--precision",
+        precision,
         "--host",
         "127.0.0.1",
         "--port",
@@ -593,6 +633,8 @@ async function main(f: Flags): Promise<number> {
         "0",
       ];
       const baseArgs = [
+        "--precision",
+        precision,
         "--role",
         "baseline",
         "--backend",
@@ -607,13 +649,13 @@ async function main(f: Flags): Promise<number> {
       // The service once per replica count (label "native x2" for 2), then the baseline.
       const kinds = replicaCounts.map((n) => ({
         what: "service",
-        label: n === 1 ? b : `${b} x${n}`,
+        label: n === 1 ? runtime : `${runtime} x${n}`,
         script: MAIN,
         // --replicas N: the service starts and supervises the other N-1 processes itself.
         args: n === 1 ? svcArgs : [...svcArgs, "--replicas", String(n)],
         n,
       }));
-      kinds.push({ what: "baseline", label: b, script: SELF, args: baseArgs, n: 1 });
+      kinds.push({ what: "baseline", label: runtime, script: SELF, args: baseArgs, n: 1 });
       for (const { what, label, script, args, n } of kinds) {
         const s = await startServer(script, args, n > 1 ? ["--allow-run"] : []);
         servers.push(s);
@@ -636,11 +678,11 @@ async function main(f: Flags): Promise<number> {
     for (let round = 1; round <= rounds; round++) {
       console.log(`round ${round} of ${rounds}, load average ${loadAvg()}`);
       const ceilings = new Map<string, { n1: number; n256: number }>();
-      for (const b of backends) {
-        const c = await ceiling(f, bundle, b);
-        ceilings.set(b, c);
+      for (const { b, precision, label } of runtimes) {
+        const c = await ceiling(f, bundle, b, precision);
+        ceilings.set(label, c);
         console.log(
-          `  ceiling ${b}: N=256 ${c.n256.toFixed(0)} images/s (${
+          `  ceiling ${label}: N=256 ${c.n256.toFixed(0)} images/s (${
             (1000 / c.n256).toFixed(4)
           } ms/image), N=1 ${c.n1.toFixed(0)} images/s (${(1000 / c.n1).toFixed(4)} ms/image), ${
             f["ceiling-threads"]
@@ -760,6 +802,19 @@ function report(
       } computing ${(b.busy * 100).toFixed(0)}% of the time`,
     );
   }
+  console.log("\nint8 vs fp32 (same run; target: ceiling N=256 >= 2x):");
+  for (const [label, c] of ceilings) {
+    const fp32 = ceilings.get(label.replace(/-int8$/, ""));
+    if (!label.endsWith("-int8") || !fp32) continue;
+    const r = c.n256 / fp32.n256;
+    console.log(
+      `  ${r >= 2 ? "ok  " : "MISS"} ceiling ${label} N=256 ${c.n256.toFixed(0)} img/s = ${
+        r.toFixed(2)
+      }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x`,
+    );
+    const s = find("service", label, "raw", C), s0 = find("service", runtimeOf(label).replace(/-int8$/, ""), "raw", C);
+    if (s && s0) console.log(`       service raw c${C}: ${s.r.rps.toFixed(0)} vs ${s0.r.rps.toFixed(0)} req/s (${(s.r.rps / s0.r.rps).toFixed(2)}x)`);
+  }
   console.log("\nTargets (issue):");
   const check = (ok: boolean, what: string) => console.log(`  ${ok ? "ok  " : "MISS"} ${what}`);
   for (const b of new Set(rows.filter((r) => r.what === "service").map((r) => r.backend))) {
@@ -778,7 +833,7 @@ function report(
         ceil.toFixed(0)
       } img/s) means a mean latency of ${floorMs.toFixed(2)} ms (Little's law)`,
     );
-    if (runtimeOf(b) === "wasm") {
+    if (runtimeOf(b).startsWith("wasm")) {
       check(
         perCeil >= 0.8,
         `${b} raw c${C}: ${s.r.rps.toFixed(0)} req/s >= 80% of ceiling ${ceil.toFixed(0)} (${
@@ -788,6 +843,9 @@ function report(
       check(perBase >= 1.3, `${b} raw c${C}: >= 1.3x baseline (${perBase.toFixed(2)}x)`);
       check(s.r.p99 <= 15, `${b} raw c${C}: p99 ${s.r.p99.toFixed(2)} ms <= 15 ms`);
     } else {
+      if (b.includes(" x")) {
+        check(perCeil >= 0.8, `${b} raw c${C}: >= 80% of ceiling (${(perCeil * 100).toFixed(0)}%)`);
+      }
       check(s.r.rps >= 20000, `${b} raw c${C}: ${s.r.rps.toFixed(0)} req/s >= 20000`);
       check(perBase >= 4, `${b} raw c${C}: >= 4x baseline (${perBase.toFixed(2)}x)`);
       check(s.r.p99 <= 5, `${b} raw c${C}: p99 ${s.r.p99.toFixed(2)} ms <= 5 ms`);

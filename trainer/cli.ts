@@ -42,6 +42,7 @@ const TRAIN_FLAGS = {
   threads: { type: "int", default: 1, help: "wasm threads" },
   engine: { type: "string", default: "auto", choices: ["auto", "tfjs", "ort"], help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
+  lanes: { type: "int", default: 1, help: "data-parallel training lanes, one core and one onnxruntime session each, gradients averaged (--engine ort; must divide --batch-size)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
   int8: { type: "boolean", default: false, help: "add an int8 serving graph to the exported bundle (as the quantize command does)" },
@@ -161,7 +162,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
-  if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s) (tfjs ${engine.description} for evaluation/export)` };
+  if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s)${(f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""} (tfjs ${engine.description} for evaluation/export)` };
   log(`training on ${train.count} images${val ? `, validating on ${val.count}` : ""}; engine ${engine.description}; run dir ${outDir}`);
 
   let stop = false;
@@ -181,6 +182,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     log,
     engine: f.engine as "auto" | "tfjs" | "ort",
     ortThreads: f["ort-threads"] as number,
+    ortLanes: f.lanes as number,
   });
   process.off("SIGINT", onSigint);
   writeFileSync(join(outDir, "history.json"), JSON.stringify({ config: result.config, engine, history: result.history }, null, 2));
