@@ -36,7 +36,7 @@ async function copyTiny(): Promise<{ root: string; dir: string }> {
   return { root, dir };
 }
 
-function floats(t: InstanceType<typeof onnx.TensorProto>): Float32Array {
+function floats(t: { rawData?: Uint8Array | null }): Float32Array {
   const r = t.rawData!;
   return new Float32Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.length));
 }
