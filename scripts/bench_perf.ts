@@ -80,6 +80,12 @@ const FLAGS = {
   "pipeline-depth": { type: "int", default: 2, help: "--pipeline-depth for the service" },
   "baseline-threads": { type: "int", default: 2, help: "threads of the baseline's one session" },
   "ceiling-threads": { type: "int", default: 2, help: "threads of the compute-ceiling session" },
+  "ceilings-only": {
+    type: "boolean",
+    default: false,
+    help:
+      "measure only the compute ceilings (every runtime, --rounds times, interleaved) and the int8/fp32 ratios",
+  },
   png: { type: "boolean", default: true, help: "also load-test with 28x28 PNG bodies" },
   wrk: { type: "string", default: "/usr/bin/wrk", help: "wrk binary" },
   // Internal: what this process is when the script starts itself.
@@ -549,9 +555,10 @@ async function main(f: Flags): Promise<number> {
   const pngLua = await wrkPostScript(tmp, "png", png, "image/png");
   const getLua = await wrkGetScript(tmp);
   const backends = (f.backends as string).split(",").filter(Boolean);
-  const precisions = (f.precisions === "auto"
-    ? precisionsOf(manifest)
-    : (f.precisions as string).split(",").filter(Boolean)) as Precision[];
+  const precisions =
+    (f.precisions === "auto"
+      ? precisionsOf(manifest)
+      : (f.precisions as string).split(",").filter(Boolean)) as Precision[];
   if (precisions.some((p) => !["fp32", "int8"].includes(p))) {
     throw new Error(`--precisions takes fp32 and int8, got ${f.precisions}`);
   }
@@ -589,6 +596,7 @@ async function main(f: Flags): Promise<number> {
     pids: number[];
     metrics: boolean;
   }
+  if (f["ceilings-only"]) return ceilingsOnly(f, bundle, runtimes, C);
   const servers: ServerProcess[] = [];
   const targets: Target[] = [];
   const perRound: { ceilings: Map<string, { n1: number; n256: number }>; rows: Row[] }[] = [];
@@ -717,6 +725,63 @@ async function main(f: Flags): Promise<number> {
   return 0;
 }
 
+/** Rounds of ceilings alone (no servers): the medians and the int8 / fp32 ratios. */
+async function ceilingsOnly(
+  f: Flags,
+  bundle: string,
+  runtimes: { b: string; precision: Precision; label: string }[],
+  C: number,
+): Promise<number> {
+  const all = new Map<string, { n1: number[]; n256: number[] }>();
+  for (let round = 1; round <= Math.max(1, f.rounds as number); round++) {
+    for (const { b, precision, label } of runtimes) {
+      const c = await ceiling(f, bundle, b, precision);
+      const e = all.get(label) ?? { n1: [], n256: [] };
+      e.n1.push(c.n1);
+      e.n256.push(c.n256);
+      all.set(label, e);
+      console.log(
+        `  round ${round} ceiling ${label}: N=256 ${c.n256.toFixed(0)}, N=1 ${
+          c.n1.toFixed(0)
+        } images/s`,
+      );
+    }
+  }
+  const ceilings = new Map(
+    [...all].map(([k, v]) => [k, { n1: median(v.n1), n256: median(v.n256) }]),
+  );
+  reportInt8(ceilings, () => undefined, C);
+  console.log(`(medians over rounds; load average at end: ${loadAvg()})`);
+  return 0;
+}
+
+/** fp32 vs int8 of each backend, from the same run: ceilings and (when measured) the service. */
+function reportInt8(
+  ceilings: Map<string, { n1: number; n256: number }>,
+  service: (label: string) => Row | undefined,
+  C: number,
+): void {
+  console.log("\nint8 vs fp32 (same run; target: ceiling N=256 >= 2x):");
+  for (const [label, c] of ceilings) {
+    const fp32 = ceilings.get(label.replace(/-int8$/, ""));
+    if (!label.endsWith("-int8") || !fp32) continue;
+    const r = c.n256 / fp32.n256;
+    console.log(
+      `  ${r >= 2 ? "ok  " : "MISS"} ceiling ${label} N=256 ${c.n256.toFixed(0)} img/s = ${
+        r.toFixed(2)
+      }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x`,
+    );
+    const s = service(label), s0 = service(label.replace(/-int8$/, ""));
+    if (s && s0) {
+      console.log(
+        `       service raw c${C}: ${s.r.rps.toFixed(0)} vs ${s0.r.rps.toFixed(0)} req/s (${
+          (s.r.rps / s0.r.rps).toFixed(2)
+        }x)`,
+      );
+    }
+  }
+}
+
 function report(
   rows: Row[],
   ceilings: Map<string, { n1: number; n256: number }>,
@@ -802,19 +867,7 @@ function report(
       } computing ${(b.busy * 100).toFixed(0)}% of the time`,
     );
   }
-  console.log("\nint8 vs fp32 (same run; target: ceiling N=256 >= 2x):");
-  for (const [label, c] of ceilings) {
-    const fp32 = ceilings.get(label.replace(/-int8$/, ""));
-    if (!label.endsWith("-int8") || !fp32) continue;
-    const r = c.n256 / fp32.n256;
-    console.log(
-      `  ${r >= 2 ? "ok  " : "MISS"} ceiling ${label} N=256 ${c.n256.toFixed(0)} img/s = ${
-        r.toFixed(2)
-      }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x`,
-    );
-    const s = find("service", label, "raw", C), s0 = find("service", runtimeOf(label).replace(/-int8$/, ""), "raw", C);
-    if (s && s0) console.log(`       service raw c${C}: ${s.r.rps.toFixed(0)} vs ${s0.r.rps.toFixed(0)} req/s (${(s.r.rps / s0.r.rps).toFixed(2)}x)`);
-  }
+  reportInt8(ceilings, (label) => find("service", label, "raw", C), C);
   console.log("\nTargets (issue):");
   const check = (ok: boolean, what: string) => console.log(`  ${ok ? "ok  " : "MISS"} ${what}`);
   for (const b of new Set(rows.filter((r) => r.what === "service").map((r) => r.backend))) {
