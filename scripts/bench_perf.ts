@@ -24,6 +24,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { Hono } from "hono";
 import { formatHelp, parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
@@ -156,11 +157,16 @@ async function roleCeiling(f: Flags): Promise<void> {
     for (let i = 0; i < 20; i++) await session.run(feeds); // warm-up
     let images = 0;
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     while (performance.now() - t0 < (f.seconds as number) * 1000) {
       await session.run(feeds);
       images += n;
     }
     result[`n${n}`] = images / ((performance.now() - t0) / 1000);
+    // Per CPU-second of this process (all threads): on busy shared cores wall time mostly
+    // measures the neighbours, CPU time does not.
+    const c = process.cpuUsage(c0);
+    result[`cpu${n}`] = images / ((c.user + c.system) / 1e6);
   }
   await session.release();
   console.log(JSON.stringify(result));
@@ -460,7 +466,7 @@ async function ceiling(f: Flags, bundle: string, backend: string, precision: Pre
   if (out.code !== 0) {
     throw new Error(`ceiling ${backend}: ${new TextDecoder().decode(out.stderr)}`);
   }
-  return JSON.parse(text) as { n1: number; n256: number };
+  return JSON.parse(text) as { n1: number; n256: number; cpu256?: number };
 }
 
 interface Row {
@@ -732,23 +738,26 @@ async function ceilingsOnly(
   runtimes: { b: string; precision: Precision; label: string }[],
   C: number,
 ): Promise<number> {
-  const all = new Map<string, { n1: number[]; n256: number[] }>();
+  const all = new Map<string, { n1: number[]; n256: number[]; cpu256: number[] }>();
   for (let round = 1; round <= Math.max(1, f.rounds as number); round++) {
     for (const { b, precision, label } of runtimes) {
       const c = await ceiling(f, bundle, b, precision);
-      const e = all.get(label) ?? { n1: [], n256: [] };
+      const e = all.get(label) ?? { n1: [], n256: [], cpu256: [] };
       e.n1.push(c.n1);
       e.n256.push(c.n256);
+      e.cpu256.push(c.cpu256 ?? NaN);
       all.set(label, e);
       console.log(
         `  round ${round} ceiling ${label}: N=256 ${c.n256.toFixed(0)}, N=1 ${
           c.n1.toFixed(0)
-        } images/s`,
+        } images/s; N=256 ${(c.cpu256 ?? NaN).toFixed(0)} images per CPU-second`,
       );
     }
   }
   const ceilings = new Map(
-    [...all].map(([k, v]) => [k, { n1: median(v.n1), n256: median(v.n256) }]),
+    [...all].map((
+      [k, v],
+    ) => [k, { n1: median(v.n1), n256: median(v.n256), cpu256: median(v.cpu256) }]),
   );
   reportInt8(ceilings, () => undefined, C);
   console.log(`(medians over rounds; load average at end: ${loadAvg()})`);
@@ -757,7 +766,7 @@ async function ceilingsOnly(
 
 /** fp32 vs int8 of each backend, from the same run: ceilings and (when measured) the service. */
 function reportInt8(
-  ceilings: Map<string, { n1: number; n256: number }>,
+  ceilings: Map<string, { n1: number; n256: number; cpu256?: number }>,
   service: (label: string) => Row | undefined,
   C: number,
 ): void {
@@ -769,7 +778,11 @@ function reportInt8(
     console.log(
       `  ${r >= 2 ? "ok  " : "MISS"} ceiling ${label} N=256 ${c.n256.toFixed(0)} img/s = ${
         r.toFixed(2)
-      }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x`,
+      }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x${
+        c.cpu256 && fp32.cpu256
+          ? `; per CPU-second N=256 ${(c.cpu256 / fp32.cpu256).toFixed(2)}x`
+          : ""
+      }`,
     );
     const s = service(label), s0 = service(label.replace(/-int8$/, ""));
     if (s && s0) {
