@@ -4,6 +4,7 @@
  * parameters and its share of the batch and answers with the loss parts and the gradient.
  * onnxruntime-node runs a session on the calling JS thread, so a second core needs a thread.
  */
+import * as tf from "@tensorflow/tfjs";
 import { parentPort, workerData } from "node:worker_threads";
 import {
   buildDecoder,
@@ -29,6 +30,8 @@ export interface LaneRequest {
 
 const init = workerData as LaneInit;
 const port = parentPort!;
+// The models only carry the architecture and initial weights here: no banner about tfjs-node.
+tf.enableProdMode();
 try {
   const models = {
     encoder: buildEncoder(init.vae),
