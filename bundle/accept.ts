@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { type Manifest, MANIFEST_FILE } from "./manifest.ts";
+import { type Precision, precisionsOf, probeOf, servingRole } from "./precision.ts";
 import { checkProbe, type ProbeReport } from "./probe.ts";
 import {
   BundleError,
@@ -45,9 +46,7 @@ export interface AcceptedBundle<G extends Graph> {
 }
 
 /** Where a bundle's graph of a role comes from: the name errors give it, and its bytes. */
-export type BundleFiles = (
-  role: "model" | "decoder",
-) => { path: string; bytes: () => Promise<Uint8Array> };
+export type BundleFiles = (role: string) => { path: string; bytes: () => Promise<Uint8Array> };
 
 /** The files of a bundle directory. */
 export function filesOnDisk(dir: string, manifest: Manifest): BundleFiles {
@@ -62,7 +61,11 @@ export function filesInMemory(bundle: MemoryBundle): BundleFiles {
   return (role) => {
     const f = bundle.manifest.files.find((x) => x.role === role);
     if (!f) {
-      throw new BundleError(bundle.label, `${MANIFEST_FILE} field "files"`, `has no file with role "${role}"`);
+      throw new BundleError(
+        bundle.label,
+        `${MANIFEST_FILE} field "files"`,
+        `has no file with role "${role}"`,
+      );
     }
     return { path: f.path, bytes: () => Promise.resolve(bundle.files.get(f.path)!) };
   };
@@ -72,7 +75,7 @@ export function filesInMemory(bundle: MemoryBundle): BundleFiles {
 export async function openGraph<G extends Graph>(
   dir: string,
   manifest: Manifest,
-  role: "model" | "decoder",
+  role: string,
   runtime: GraphRuntime<G>,
   files: BundleFiles = filesOnDisk(dir, manifest),
 ): Promise<G> {
@@ -106,17 +109,18 @@ export type Encode = (
 export type Decode = (z: Float32Array, n: number) => Promise<Float32Array>;
 
 /**
- * The behavioural half of the check, on graphs already loaded: the probe, then one probe
- * reconstruction that must be 784 pixels in [0, 1]. The server calls it through its own batch
- * runners, so the check covers the path requests take.
+ * The behavioural half of the check, on graphs already loaded: the probe of the serving graph
+ * of `precision`, then one probe reconstruction that must be 784 pixels in [0, 1]. The server
+ * calls it through its own batch runners, so the check covers the path requests take.
  */
 export async function checkGraphs(
   dir: string,
   manifest: Manifest,
   encode: Encode,
   decode: Decode | null,
+  precision: Precision = "fp32",
 ): Promise<ProbeReport> {
-  const probe = await checkProbe(manifest, encode, dir);
+  const probe = await checkProbe(manifest, encode, dir, probeOf(manifest, precision));
   if (decode) {
     const px = await decode(Float32Array.from(manifest.probe.cases[0].mu), 1);
     if (px.length !== PIXELS) {
@@ -159,14 +163,25 @@ export function decodeWith(manifest: Manifest, graph: Graph): Decode {
   };
 }
 
-/** Loads both graphs of a bundle whose manifest is read; on failure releases what it loaded. */
+/** Where the graphs come from (default: the bundle directory) and which serving graph. */
+export interface OpenOptions {
+  files?: BundleFiles;
+  precision?: Precision;
+}
+
+/**
+ * Loads the serving graph of `precision` and the decoder of a bundle whose manifest is read;
+ * on failure releases what it loaded.
+ */
 export async function openGraphs<G extends Graph>(
   dir: string,
   manifest: Manifest,
   runtime: GraphRuntime<G>,
-  files: BundleFiles = filesOnDisk(dir, manifest),
+  opts: OpenOptions = {},
 ): Promise<{ model: G; decoder: G | null }> {
-  const model = await openGraph(dir, manifest, "model", runtime, files);
+  const files = opts.files ?? filesOnDisk(dir, manifest);
+  const role = servingRole(manifest, opts.precision ?? "fp32");
+  const model = await openGraph(dir, manifest, role, runtime, files);
   try {
     const decoder = manifest.decoder
       ? await openGraph(dir, manifest, "decoder", runtime, files)
@@ -179,23 +194,25 @@ export async function openGraphs<G extends Graph>(
 }
 
 /**
- * The whole check on `dir`: read and verify, load, probe, decoder range. Returns the loaded
- * graphs (the caller owns them); on any failure they are released and a BundleError names the
- * file or field at fault.
+ * The whole check on `dir` for the serving graph of `precision`: read and verify, load, probe,
+ * decoder range. Returns the loaded graphs (the caller owns them); on any failure they are
+ * released and a BundleError names the file or field at fault.
  */
 export async function acceptBundle<G extends Graph>(
   dir: string,
   runtime: GraphRuntime<G>,
+  precision: Precision = "fp32",
 ): Promise<AcceptedBundle<G>> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
-  const { model, decoder } = await openGraphs(dir, manifest, runtime);
+  const { model, decoder } = await openGraphs(dir, manifest, runtime, { precision });
   try {
     const probe = await checkGraphs(
       dir,
       manifest,
       encodeWith(manifest, model),
       decoder ? decodeWith(manifest, decoder) : null,
+      precision,
     );
     return { manifest, model, decoder, probe };
   } catch (e) {
@@ -203,4 +220,32 @@ export async function acceptBundle<G extends Graph>(
     await decoder?.release();
     throw e;
   }
+}
+
+/**
+ * The check of every serving graph a bundle carries (fp32, and int8 when present), each on its
+ * own probe, on a bundle whose files are verified; what the publisher runs. Releases the graphs.
+ */
+export async function checkAllGraphs<G extends Graph>(
+  dir: string,
+  manifest: Manifest,
+  runtime: GraphRuntime<G>,
+): Promise<Record<Precision, ProbeReport | undefined>> {
+  const reports: Record<Precision, ProbeReport | undefined> = { fp32: undefined, int8: undefined };
+  for (const precision of precisionsOf(manifest)) {
+    const graphs = await openGraphs(dir, manifest, runtime, { precision });
+    try {
+      reports[precision] = await checkGraphs(
+        dir,
+        manifest,
+        encodeWith(manifest, graphs.model),
+        graphs.decoder ? decodeWith(manifest, graphs.decoder) : null,
+        precision,
+      );
+    } finally {
+      await graphs.model.release();
+      await graphs.decoder?.release();
+    }
+  }
+  return reports;
 }

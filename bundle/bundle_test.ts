@@ -17,6 +17,9 @@ import {
   bundleFile,
   checkProbe,
   checkSessionIO,
+  choosePrecision,
+  precisionsOf,
+  probeOf,
   type ProbeRunner,
   readManifest,
   verifyBundleFiles,
@@ -257,5 +260,26 @@ test("checkProbe() rejects a probe that does not reproduce within tolerance, or 
     await rejects(checkProbe(m, failing), "failed to run", "session closed");
   } finally {
     await model.release();
+  }
+});
+
+test("readManifest() checks the int8 section: its role must name a file, its probe is validated", async () => {
+  const INT8 = join(dirname(GOOD), "tiny-bundle-int8");
+  const m = await readManifest(INT8);
+  assert.deepEqual(precisionsOf(m), ["fp32", "int8"]);
+  assert.equal(choosePrecision(m, "auto", INT8), "int8");
+  assert.equal(probeOf(m, "int8"), m.int8!.probe);
+  const dir = await mkdtemp(join(tmpdir(), "bundle-test-"));
+  try {
+    for (const f of await readdir(INT8)) await copyFile(join(INT8, f), join(dir, f));
+    await editManifest(dir, (x) => (x.int8.role = "model-fp16"));
+    await rejects(readManifest(dir), 'field "int8.role"', '"model-fp16", which no entry');
+    await editManifest(dir, (x) => {
+      x.int8.role = "model-int8";
+      x.int8.probe.cases[1].mu = [1];
+    });
+    await rejects(readManifest(dir), 'field "int8.probe.cases[1].mu"', "must have");
+  } finally {
+    await rm(dir, { recursive: true });
   }
 });

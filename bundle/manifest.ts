@@ -56,6 +56,16 @@ export interface Metrics {
   [extra: string]: unknown;
 }
 
+/** An int8 serving graph carried beside the fp32 one: same tensors, its own file and probe. */
+export interface Int8Graph {
+  /** files[] role of the int8 graph (INT8_ROLE). */
+  role: string;
+  probe: { tolerance: number; cases: ProbeCase[] };
+  metrics: { testAccuracy: number; evaluatedOn: number; [extra: string]: unknown };
+  /** How activation ranges were measured (images, source, statistic). */
+  calibration: Record<string, unknown>;
+}
+
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   name: string;
@@ -74,6 +84,8 @@ export interface Manifest {
   probe: { tolerance: number; cases: ProbeCase[] };
   /** Novelty score calibration (bundle/novelty.ts); absent: novelty is unavailable. */
   novelty?: NoveltyCalibration;
+  /** Optional int8 serving graph (bundle/precision.ts); absent in fp32-only bundles. */
+  int8?: Int8Graph;
 }
 
 export class ManifestError extends Error {
@@ -234,7 +246,8 @@ function checkOutputs(m: Obj, K: number, L: number): boolean {
   return true;
 }
 
-function checkFiles(m: Obj, hasDecoder: boolean): void {
+/** Returns the roles the files have. */
+function checkFiles(m: Obj, hasDecoder: boolean): Set<string> {
   const files = arr(m, "files", "");
   const roles = new Set<string>();
   files.forEach((f, i) => {
@@ -261,6 +274,7 @@ function checkFiles(m: Obj, hasDecoder: boolean): void {
       'must contain an entry with role "decoder" when "decoder" is set',
     );
   }
+  return roles;
 }
 
 function checkMetrics(m: Obj, K: number): void {
@@ -277,21 +291,39 @@ function checkMetrics(m: Obj, K: number): void {
   });
 }
 
-function checkProbeCases(m: Obj, K: number, L: number): void {
-  const probe = obj(m, "probe", "");
-  const tol = num(probe, "tolerance", "probe.");
-  if (tol <= 0) throw new ManifestError("probe.tolerance", "must be > 0");
-  const cases = arr(probe, "cases", "probe.");
-  if (cases.length < 1) throw new ManifestError("probe.cases", "must hold at least one case");
+function checkProbeCases(probe: Obj, path: string, K: number, L: number): void {
+  const tol = num(probe, "tolerance", path);
+  if (tol <= 0) throw new ManifestError(`${path}tolerance`, "must be > 0");
+  const cases = arr(probe, "cases", path);
+  if (cases.length < 1) throw new ManifestError(`${path}cases`, "must hold at least one case");
   cases.forEach((c, i) => {
-    const p = `probe.cases[${i}].`;
-    if (!isObj(c)) throw new ManifestError(`probe.cases[${i}]`, "must be an object");
+    const p = `${path}cases[${i}].`;
+    if (!isObj(c)) throw new ManifestError(`${path}cases[${i}]`, "must be an object");
     str(c, "pixels", p);
     const idx = int(c, "index", p);
     if (idx >= K) throw new ManifestError(`${p}index`, `must be < ${K}`);
     numArray(c, "probabilities", p, K);
     numArray(c, "mu", p, L);
   });
+}
+
+function checkInt8(m: Obj, K: number, L: number, roles: Set<string>): void {
+  const q = obj(m, "int8", "");
+  const role = str(q, "role", "int8.");
+  if (!roles.has(role)) {
+    throw new ManifestError("int8.role", `names role "${role}", which no entry of "files" has`);
+  }
+  if (role === "model" || role === "decoder") {
+    throw new ManifestError("int8.role", `must differ from the fp32 roles, got "${role}"`);
+  }
+  checkProbeCases(obj(q, "probe", "int8."), "int8.probe.", K, L);
+  const metrics = obj(q, "metrics", "int8.");
+  const acc = num(metrics, "testAccuracy", "int8.metrics.");
+  if (acc < 0 || acc > 1) {
+    throw new ManifestError("int8.metrics.testAccuracy", "must be within [0, 1]");
+  }
+  int(metrics, "evaluatedOn", "int8.metrics.", 1);
+  obj(q, "calibration", "int8.");
 }
 
 /**
@@ -306,11 +338,12 @@ export function validateManifest(raw: unknown): Manifest {
   checkInput(m);
   const K = checkLabels(m);
   const hasDecoder = checkOutputs(m, K, L);
-  checkFiles(m, hasDecoder);
+  const roles = checkFiles(m, hasDecoder);
   checkMetrics(m, K);
   obj(m, "training", "");
   obj(m, "data", "");
-  checkProbeCases(m, K, L);
+  checkProbeCases(obj(m, "probe", ""), "probe.", K, L);
+  if (m.int8 !== undefined) checkInt8(m, K, L, roles);
   if (m.novelty !== undefined) {
     try {
       validateNovelty(m.novelty, K, L);

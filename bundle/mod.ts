@@ -7,6 +7,7 @@ export * from "./accept.ts";
 export * from "./latent_map.ts";
 export * from "./manifest.ts";
 export * from "./novelty.ts";
+export * from "./precision.ts";
 export * from "./probe.ts";
 export * from "./read.ts";
 export * from "./session_io.ts";

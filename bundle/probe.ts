@@ -71,14 +71,16 @@ function compareRow(
  * Feeds the manifest's probe images through `run` and checks that the outputs reproduce the
  * values recorded at export within `probe.tolerance`, and that every top label is the same.
  * A failure means the runtime, the preprocessing or the model file differs from what was
- * exported. `dir` only labels the error message.
+ * exported. `dir` only labels the error message; `probe` is the int8 graph's own probe when
+ * that graph is checked (bundle/precision.ts).
  */
 export async function checkProbe(
   manifest: Manifest,
   run: ProbeRunner,
   dir = `${manifest.name}@${manifest.version}`,
+  probe: Manifest["probe"] = manifest.probe,
 ): Promise<ProbeReport> {
-  const { cases, tolerance } = manifest.probe;
+  const { cases, tolerance } = probe;
   const n = cases.length;
   const K = manifest.labels.length;
   const L = manifest.latentSize;

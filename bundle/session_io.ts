@@ -24,9 +24,10 @@ export interface SessionValueMetadata {
 /** The tensors a session of `role` must have according to the manifest. */
 export function expectedIO(
   manifest: Manifest,
-  role: "model" | "decoder",
+  role: string,
 ): { inputs: TensorSpec[]; outputs: TensorSpec[] } | null {
-  if (role === "model") {
+  // Every role but the decoder's is a serving graph (fp32 "model" or the int8 graph).
+  if (role !== "decoder") {
     const o = manifest.outputs;
     return { inputs: [manifest.input], outputs: [o.probabilities, o.mu, o.logvar] };
   }
@@ -50,7 +51,7 @@ function shapeMatches(spec: Dim[], actual: readonly (number | string)[]): boolea
 export function checkSessionIO(
   manifest: Manifest,
   session: SessionLike,
-  opts: { role?: "model" | "decoder"; dir?: string } = {},
+  opts: { role?: string; dir?: string } = {},
 ): void {
   const role = opts.role ?? "model";
   const dir = opts.dir ?? `${manifest.name}@${manifest.version}`;

@@ -20,7 +20,7 @@ import { initEngine } from "../trainer/engine/backend.ts";
 import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
 import { buildDecoder, buildEncoder, REFERENCE_VAE, reparameterize, splitMoments, vaeLoss } from "../trainer/model.ts";
 
-interface Flags { steps: number; warmup: number; threads: number | undefined; naiveSteps: number; batch: number; profile: boolean; engine: "tfjs" | "ort"; ortThreads: number | undefined }
+interface Flags { steps: number; warmup: number; threads: number | undefined; naiveSteps: number; batch: number; profile: boolean; engine: "tfjs" | "ort"; ortThreads: number | undefined; lanes: number }
 
 const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
   --steps N        timed steps of the fast engine (default 10)
@@ -31,12 +31,16 @@ const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
   --profile        print per-kernel times of one fast step
   --engine E       tfjs (default): fast wasm engine vs stock wasm; ort: fast wasm engine vs the
                    onnxruntime training graph, alternating steps (naive steps default to 0)
-  --ort-threads T  onnxruntime intra-op threads (default: --threads, else 1)`;
+  --ort-threads T  onnxruntime intra-op threads (default: --threads, else 1)
+  --lanes N        with --engine ort, also N data-parallel lanes (trainer/engine/ort_lanes.ts,
+                   one thread each) beside the one-session graph (default 2; 1 leaves them out)`;
 
 function parseFlags(argv: string[]): Flags {
-  const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false, engine: "tfjs", ortThreads: undefined };
-  const ints: Record<string, keyof Flags> = { "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch", "--ort-threads": "ortThreads" };
+  const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false, engine: "tfjs", ortThreads: undefined, lanes: 2 };
+  const ints: Record<string, keyof Flags> = { "--lanes": "lanes", "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch", "--ort-threads": "ortThreads" };
   let naiveGiven = false;
+  // `npx deno task bench:train -- --engine ort` hands node the "--" as the first argument.
+  if (argv[0] === "--") argv = argv.slice(1);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--help" || a === "-h") {
@@ -169,11 +173,13 @@ const fmt = (ms: number) => ms.toFixed(0);
  * The same training as makeTrainer (same initial weights, batches, seeded noise, Adam 1e-3) on
  * the onnxruntime training graph. Returns an async step closure (returns the loss).
  */
-async function makeOrtTrainer(batch: number, threads: number) {
+async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
   const cfg = REFERENCE_VAE;
   const models = { encoder: buildEncoder(cfg), decoder: buildDecoder(cfg), head: null };
   const { OrtTrainer } = await import("../trainer/engine/ort_train.ts");
-  const t = await OrtTrainer.create(models, { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads });
+  const { OrtLanes } = await import("../trainer/engine/ort_lanes.ts");
+  const opts = { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads };
+  const t = lanes > 1 ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes) : await OrtTrainer.create(models, opts);
   const xs = benchBatches(batch).map((x) => {
     const v = x.dataSync() as Float32Array;
     x.dispose();
@@ -206,7 +212,9 @@ async function compareWithOrt(flags: Flags, fastDescription: string) {
   const threads = flags.ortThreads ?? flags.threads ?? 1;
   const fast = makeTrainer(flags.batch);
   const ort = await makeOrtTrainer(flags.batch, threads);
+  const lanes = flags.lanes > 1 ? await makeOrtTrainer(flags.batch, 1, flags.lanes) : null;
   const tf_: Timing = { ms: [], cpuMs: 0, losses: [] }, or: Timing = { ms: [], cpuMs: 0, losses: [] };
+  const ln: Timing = { ms: [], cpuMs: 0, losses: [] };
   const timed = async (into: Timing, fn: () => number | Promise<number>, record: boolean) => {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -222,18 +230,26 @@ async function compareWithOrt(flags: Flags, fastDescription: string) {
   for (let i = 0; i < flags.warmup + flags.steps; i++) {
     await timed(tf_, fast.run, i >= flags.warmup);
     await timed(or, ort.run, i >= flags.warmup);
+    if (lanes) await timed(ln, lanes.run, i >= flags.warmup);
   }
-  const a = summarize(tf_), b = summarize(or);
+  const a = summarize(tf_), b = summarize(or), c = lanes ? summarize(ln) : null;
   const row = (name: string, s: ReturnType<typeof summarize>) =>
     `${name.padEnd(44)} ${fmt(s.median).padStart(6)} ${fmt(s.min).padStart(6)} ${fmt(s.cpu).padStart(8)} ${((flags.batch * 1000) / s.median).toFixed(0).padStart(9)} ${((s.median * EPOCH) / flags.batch / 1000).toFixed(0).padStart(10)}`;
   console.log(`${flags.steps} alternating steps after ${flags.warmup} warm-up, batch ${flags.batch}:`);
   console.log(`${"engine".padEnd(44)} ${"median".padStart(6)} ${"min".padStart(6)} ${"CPU ms".padStart(8)} ${"images/s".padStart(9)} ${"s/epoch".padStart(10)}`);
   console.log(row(fastDescription.slice(0, 44), a));
   console.log(row(`onnxruntime graph, ${threads} thread${threads > 1 ? "s" : ""}`, b));
+  if (c) console.log(row(`onnxruntime, ${flags.lanes} lanes x 1 thread`, c));
   console.log(`(ms per step; s/epoch = median x 60,000 / batch; CPU = process CPU time per step, all threads)`);
   console.log(`speed-up of onnxruntime: ${(a.median / b.median).toFixed(2)}x wall (median), ${(a.min / b.min).toFixed(2)}x (min), ${(a.cpu / b.cpu).toFixed(2)}x CPU`);
   console.log(`tfjs losses: ${tf_.losses.map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`ort  losses: ${or.losses.map((l) => l.toFixed(2)).join(" ")} (same batches and noise: must agree)`);
+  if (c && lanes) {
+    const worst = Math.max(...ln.losses.map((l, i) => Math.abs(l - or.losses[i]) / Math.abs(or.losses[i])));
+    console.log(`lanes losses: ${ln.losses.map((l) => l.toFixed(2)).join(" ")} (largest relative difference from one session ${worst.toExponential(1)})`);
+    console.log(`${flags.lanes} lanes vs one session: ${(b.median / c.median).toFixed(2)}x wall (median), ${(b.min / c.min).toFixed(2)}x (min); projected epoch ${((c.median * EPOCH) / flags.batch / 1000).toFixed(0)} s (median), ${((c.min * EPOCH) / flags.batch / 1000).toFixed(0)} s (min); target <= 30 s`);
+    await lanes.dispose();
+  }
   fast.dispose();
   await ort.dispose();
 }

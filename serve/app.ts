@@ -321,6 +321,7 @@ export function createApp(deps: AppDeps): Hono {
         version: m.version,
         created: mf.created,
         backend: m.backend,
+        precision: m.precision,
         latentSize: m.latentSize,
         labels: m.labels,
         decoder: m.hasDecoder,

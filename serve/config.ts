@@ -6,6 +6,7 @@
 import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
 import { DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
 import { isS3Registry, parseS3Url } from "../common/s3_location.ts";
+import type { PrecisionChoice } from "../bundle/precision.ts";
 import type { BackendChoice } from "./inference/backend.ts";
 
 export interface ServeConfig {
@@ -18,6 +19,8 @@ export interface ServeConfig {
   model: string | undefined;
   bundle: string | undefined;
   backend: BackendChoice;
+  /** Serving graph: int8 when the bundle carries one (auto), or always fp32 / int8. */
+  precision: PrecisionChoice;
   /** onnxruntime threads per session; 0 = auto (see loadBackend). */
   threads: number;
   /** Session workers per loaded model; 0 = auto: one per core for wasm, in-process for native. */
@@ -95,6 +98,13 @@ export const FLAG_SPECS = {
     choices: ["auto", "native", "wasm"],
     help:
       "onnxruntime: native (onnxruntime-node), wasm (onnxruntime-web), auto = native if it loads",
+  },
+  precision: {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "fp32", "int8"],
+    help:
+      "serving graph: auto = the bundle's int8 graph when it has one (faster), else fp32; int8 refuses bundles without one",
   },
   // Auto: the pool already runs one batch per core, so more threads per session would
   // oversubscribe the small machines this targets (wasm needs an explicit count under Deno).
@@ -342,6 +352,7 @@ export function parseConfig(
       model: flags.model as string | undefined,
       bundle: flags.bundle as string | undefined,
       backend: flags.backend as BackendChoice,
+      precision: flags.precision as PrecisionChoice,
       threads,
       workers,
       maxQueueDelayMs: delay,

@@ -109,3 +109,9 @@ Deno.test("parseConfig() takes the admin token from a file or ADMIN_TOKEN, never
   files["/short"] = "short\n";
   assert.throws(() => parse(["--admin-token-file", "/short"]), /at least 16 characters, got 5/);
 });
+
+Deno.test("parseConfig() takes --precision auto (default), fp32 or int8 and refuses others", () => {
+  assert.equal(parseConfig([]).config!.precision, "auto");
+  assert.equal(parseConfig(["--precision", "fp32"]).config!.precision, "fp32");
+  assert.throws(() => parseConfig(["--precision", "fp16"]), /must be one of auto, fp32, int8/);
+});

@@ -127,6 +127,7 @@ async function main(): Promise<number> {
         maxBatch: config.maxBatch,
         maxQueueDelayMs: config.maxQueueDelayMs,
         chunkRows: config.chunkRows,
+        precision: config.precision,
         onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
         onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
       }),

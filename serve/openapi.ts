@@ -390,7 +390,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             active: {
               type: "object",
               description:
-                "name, version, created, backend, latentSize, labels, metrics, decoder, novelty ({available, threshold, ...})",
+                "name, version, created, backend, precision, latentSize, labels, metrics, decoder, novelty ({available, threshold, ...})",
             },
             versions: {
               type: "array",

@@ -13,6 +13,7 @@
  * model_reload_failures_total means "new problems", and the gauge model_reload_failing says
  * whether the registry is in a bad state right now.
  */
+import { probeOf } from "../bundle/precision.ts";
 import type { LoadedModel } from "./inference/model.ts";
 import type { ModelSlot } from "./inference/slot.ts";
 import type { ServiceMetrics } from "./metrics.ts";
@@ -225,7 +226,9 @@ export class Reloader {
       this.#log(
         `Model ${next.name} version ${next.version} loaded from ${this.source.description} in ${
           Math.round(ms)
-        } ms (sha256 verified, ${next.probe?.cases} probe images within ${next.manifest.probe.tolerance}, max diff ${
+        } ms (${next.precision} graph, sha256 verified, ${next.probe?.cases} probe images within ${
+          probeOf(next.manifest, next.precision).tolerance
+        }, max diff ${
           next.probe?.maxAbsDiff.toExponential(1)
         }); ${previous ? `replaced ${previous} (${req.reason})` : `now serving (${req.reason})`}`,
       );

@@ -36,6 +36,7 @@ export async function serveBundle(
   const model = await loadModel(dir, {
     backend: b,
     maxBatch: config.maxBatch,
+    precision: config.precision,
     onBatch: (graph, rows) => metrics.batchSize.observe(rows, { graph }),
   });
   const slot = new ModelSlot(model);

@@ -4,6 +4,7 @@
  *   export  write a bundle from a checkpoint
  *   publish put a bundle into the model registry, activate, roll back (trainer/publish.ts)
  *   calibrate-novelty  fit and calibrate a bundle's novelty score into its manifest (trainer/novelty.ts)
+ *   quantize add an int8 serving graph beside the fp32 one in a bundle (trainer/quantize.ts)
  * Flags are parsed once into a typed config; unknown flags are errors; Ctrl-C stops after the
  * current step and saves a checkpoint that `--resume` continues bit-for-bit.
  */
@@ -44,9 +45,11 @@ const TRAIN_FLAGS = {
   threads: { type: "int", default: 1, help: "wasm threads" },
   engine: { type: "string", default: "auto", choices: ENGINE_CHOICES, help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
+  lanes: { type: "int", default: 1, help: "data-parallel training lanes, one core and one onnxruntime session each, gradients averaged (--engine ort; must divide --batch-size)" },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
   ...AUGMENT_FLAGS,
+  int8: { type: "boolean", default: false, help: "add an int8 serving graph to the exported bundle (as the quantize command does)" },
 } satisfies FlagSpecs;
 
 const EXPORT_FLAGS = {
@@ -56,6 +59,12 @@ const EXPORT_FLAGS = {
   name: TRAIN_FLAGS.name,
   backend: TRAIN_FLAGS.backend,
   threads: TRAIN_FLAGS.threads,
+  int8: TRAIN_FLAGS.int8,
+} satisfies FlagSpecs;
+
+const QUANTIZE_FLAGS = {
+  "data-dir": TRAIN_FLAGS["data-dir"],
+  "calibration-images": { type: "int", default: 2000, help: "first N training images whose activations set the int8 ranges" },
 } satisfies FlagSpecs;
 
 const RECON_FLAGS = {
@@ -75,7 +84,8 @@ const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint,
        deno task train -- export --checkpoint <file> --out <dir>
        deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO
        deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)
-       deno task train -- calibrate-novelty <bundle-dir>   novelty score + percentiles into the manifest`;
+       deno task train -- calibrate-novelty <bundle-dir>   novelty score + percentiles into the manifest
+       deno task train -- quantize <bundle-dir> [--calibration-images 2000]  add the int8 graph`;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
@@ -119,6 +129,30 @@ async function calibrateExport(dir: string, train: Split, log: (s: string) => vo
   }
 }
 
+/** Adds the int8 graph to the bundle in `dir`, calibrated on the first `count` training images. */
+async function quantizeBundle(dir: string, data: { train: Split; test: Split }, count: number, log: (s: string) => void) {
+  const { addInt8 } = await import("./quantize.ts");
+  if (count < 1 || count > data.train.count) throw new FlagError(`--calibration-images must be within [1, ${data.train.count}], got ${count}`);
+  const calibration = { images: data.train.images.subarray(0, count * 784), count };
+  const m = await addInt8(dir, { calibration, calibrationSource: `first ${count} training images`, test: data.test });
+  const q = m.int8!.metrics;
+  log(`int8 graph added to ${dir}: test accuracy ${(q.testAccuracy * 100).toFixed(2)}% (fp32 ${((q.fp32TestAccuracy as number) * 100).toFixed(2)}%), ${m.files.find((f) => f.role === m.int8!.role)!.bytes} bytes (${((q.bytesRelativeToFp32 as number) * 100).toFixed(1)}% of fp32)`);
+  return m;
+}
+
+async function cmdQuantize(args: string[]): Promise<number> {
+  const { flags: f, positional } = parseFlags(args, QUANTIZE_FLAGS, process.env);
+  if (f.help) {
+    console.log(formatHelp(USAGE, QUANTIZE_FLAGS));
+    return 0;
+  }
+  if (positional.length !== 1) throw new FlagError(`quantize takes one bundle directory, got ${positional.length} argument(s)\n${USAGE}`);
+  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
+  const log = (s: string) => process.stderr.write(s + "\n");
+  await quantizeBundle(resolve(positional[0]), data, f["calibration-images"] as number, log);
+  return 0;
+}
+
 async function cmdTrain(args: string[]): Promise<number> {
   const { flags: f, positional } = parseFlags(args, TRAIN_FLAGS, process.env);
   if (f.help) {
@@ -154,7 +188,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
-  if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s) (tfjs ${engine.description} for evaluation/export)` };
+  if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s)${(f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""} (tfjs ${engine.description} for evaluation/export)` };
   log(`training on ${train.count} images${val ? `, validating on ${val.count}` : ""}; engine ${engine.description}; run dir ${outDir}`);
 
   let stop = false;
@@ -174,6 +208,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     log,
     engine: f.engine as EngineChoice,
     ortThreads: f["ort-threads"] as number,
+    ortLanes: f.lanes as number,
   });
   process.off("SIGINT", onSigint);
   writeFileSync(join(outDir, "history.json"), JSON.stringify({ config: result.config, engine, history: result.history }, null, 2));
@@ -185,6 +220,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   if (f.export) {
     const manifest = await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
     if (manifest) await calibrateExport(join(outDir, "bundle"), data.train, log);
+    if (manifest && f.int8) await quantizeBundle(join(outDir, "bundle"), data, Math.min(2000, data.train.count), log);
     if (manifest && f.publish) {
       const { publish } = await import("./publish.ts");
       const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
@@ -221,6 +257,7 @@ async function cmdExport(args: string[]): Promise<number> {
   const { f, log, data } = r;
   const manifest = await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
   if (manifest) await calibrateExport(resolve(f.out as string), data.train, log);
+  if (manifest && f.int8) await quantizeBundle(resolve(f.out as string), data, Math.min(2000, data.train.count), log);
   return 0;
 }
 
@@ -264,6 +301,7 @@ export async function main(argvIn: string[]): Promise<number> {
     if (cmd === "export") return await cmdExport(rest);
     if (cmd === "recon") return await cmdRecon(rest);
     if (cmd === "calibrate-novelty") return await cmdCalibrateNovelty(rest);
+    if (cmd === "quantize") return await cmdQuantize(rest);
     if (cmd === "publish") {
       const { publishMain, reportPublishError } = await import("./publish.ts");
       const log = (s: string) => process.stderr.write(s + "\n");

@@ -12,14 +12,11 @@
  * (--allow-ffi, as tests do). The registry layout itself lives in common/registry_write.ts.
  */
 import {
-  checkGraphs,
-  decodeWith,
-  encodeWith,
+  checkAllGraphs,
   type Graph,
   type GraphRuntime,
   type GraphTensor,
   type Manifest,
-  openGraphs,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
 import { listVersions, resolveModelName } from "../common/registry.ts";
@@ -49,7 +46,7 @@ export const PUBLISH_USAGE =
        deno task publish -- activate <version> | rollback | prune | list  [--registry models]`;
 
 /** onnxruntime-node as the acceptance check's runtime (one thread: publishing is not serving). */
-async function onnxRuntimeNode(): Promise<GraphRuntime<Graph>> {
+export async function onnxRuntimeNode(): Promise<GraphRuntime<Graph>> {
   const ort = await import("onnxruntime-node");
   ort.env.logLevel = "error";
   return {
@@ -80,23 +77,14 @@ async function onnxRuntimeNode(): Promise<GraphRuntime<Graph>> {
 }
 
 /**
- * The server's acceptance check (bundle/accept.ts) on onnxruntime-node: IO names, dtypes and
- * shapes, the probe set within its tolerance, decoder output within [0, 1]. Throws BundleError
+ * The server's acceptance check (bundle/accept.ts) on onnxruntime-node, for each serving graph
+ * (fp32 and int8): IO names, dtypes and shapes, the probe set within its tolerance, decoder
+ * output within [0, 1]. Throws BundleError
  * naming the file and the reason.
  */
 export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Promise<void> {
-  const graphs = await openGraphs(dir, manifest, await onnxRuntimeNode());
-  try {
-    await checkGraphs(
-      dir,
-      manifest,
-      encodeWith(manifest, graphs.model),
-      graphs.decoder ? decodeWith(manifest, graphs.decoder) : null,
-    );
-  } finally {
-    await graphs.model.release();
-    await graphs.decoder?.release();
-  }
+  // Every serving graph (fp32, int8 when present): a server may be started with either.
+  await checkAllGraphs(dir, manifest, await onnxRuntimeNode());
 }
 
 /** Publishes with full verification (what `deno task publish` and `train --publish` run). */

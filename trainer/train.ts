@@ -22,7 +22,7 @@ import {
   vaeLoss,
 } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
-import type { OrtTrainer } from "./engine/ort_train.ts";
+import type { OrtEngine } from "./engine/ort_lanes.ts";
 import type { EngineChoice } from "./engine/choice.ts";
 import { type AugmentConfig, augmentBatch } from "./augment.ts";
 
@@ -81,6 +81,8 @@ export interface TrainOptions {
   engine?: EngineChoice;
   /** onnxruntime intra-op threads for engine "ort" (default 1). */
   ortThreads?: number;
+  /** Data-parallel lanes for engine "ort" (engine/ort_lanes.ts: one core each; default 1). */
+  ortLanes?: number;
 }
 
 export function buildVaeModels(cfg: TrainConfig): VaeModels {
@@ -256,17 +258,26 @@ export async function trainVae(
     return { models, history, stopped: false, config: cfg };
   }
 
-  let ort: OrtTrainer | null = null;
+  let ort: OrtEngine | null = null;
   if (opts.engine === "ort" || opts.engine === "auto") {
     try {
       const { OrtTrainer, adamStateFromTfjs } = await import("./engine/ort_train.ts");
-      ort = await OrtTrainer.create(models, {
+      const ortOpts = {
         latent: cfg.vae.latent,
         batchSize: cfg.batchSize,
         learningRate: cfg.learningRate,
         classWeight: cfg.classWeight,
         threads: opts.ortThreads,
-      });
+      };
+      const lanes = opts.ortLanes ?? 1;
+      ort = lanes > 1
+        ? await (await import("./engine/ort_lanes.ts")).OrtLanes.create(
+          models,
+          { vae: cfg.vae, head: cfg.head },
+          ortOpts,
+          lanes,
+        )
+        : await OrtTrainer.create(models, ortOpts);
       const state = await adamStateFromTfjs(optimizer);
       if (state) ort.setOptimizerState(state);
     } catch (e) {
@@ -455,7 +466,7 @@ export async function trainVae(
 
 /** One ort step with the tfjs loop's noise (same seeded tf.randomNormal): [total, rec, kl, ce, hits]. */
 async function ortStep(
-  t: OrtTrainer,
+  t: OrtEngine,
   x: Float32Array,
   y: Float32Array,
   seed: number,

@@ -10,11 +10,14 @@
 import {
   type BundleFiles,
   checkGraphs,
+  choosePrecision,
   filesInMemory,
   filesOnDisk,
   type Manifest,
   type MemoryBundle,
   openGraphs,
+  type Precision,
+  type PrecisionChoice,
   readManifest,
   verifyBundleBytes,
   verifyBundleFiles,
@@ -41,6 +44,8 @@ export interface LoadOptions {
   maxQueueDelayMs?: number;
   /** Requests above this many rows run in chunks interleaved with small ones (runner.ts). */
   chunkRows?: number;
+  /** Serving graph: "auto" (default) takes the bundle's int8 graph when it has one. */
+  precision?: PrecisionChoice;
   /** Observes every session run at dispatch: which graph, how many rows, jobs and waits. */
   onBatch?: (graph: "model" | "decoder", rows: number, stats: BatchStats) => void;
   /** Observes every completed session run: which graph, its wall time (s) and rows. */
@@ -57,6 +62,8 @@ export class LoadedModel {
   readonly version: string;
   readonly labels: readonly string[];
   readonly latentSize: number;
+  /** Which serving graph runs (set by loadModel). */
+  precision: Precision = "fp32";
   #inflight = 0;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
@@ -228,6 +235,7 @@ async function loadVerified(
   files: BundleFiles,
   opts: LoadOptions,
 ): Promise<LoadedModel> {
+  const precision = choosePrecision(manifest, opts.precision ?? "auto", dir);
   // A backend that isolates models (worker.ts) gives this model a runtime of its own.
   const iso = opts.backend.isolate ? await opts.backend.isolate() : null;
   const backend = iso ?? opts.backend;
@@ -236,7 +244,7 @@ async function loadVerified(
     graphs = await openGraphs(dir, manifest, {
       name: `${backend.name} onnxruntime`,
       open: (bytes) => backend.createSession(bytes),
-    }, files);
+    }, { files, precision });
   } catch (e) {
     await iso?.dispose();
     throw e;
@@ -261,6 +269,7 @@ async function loadVerified(
     null,
     iso ? () => iso.dispose() : null,
   );
+  model.precision = precision;
   try {
     // The acceptance check runs through the batch runners: the path requests will take.
     model.probe = await checkGraphs(
@@ -268,6 +277,7 @@ async function loadVerified(
       manifest,
       (images, n) => model.encode(images, n),
       model.hasDecoder ? (z, n) => model.decode(z, n) : null,
+      precision,
     );
   } catch (e) {
     await model.close();

@@ -97,3 +97,46 @@ Deno.test("loadModel() refuses an invalid manifest and a missing bundle", async 
     bundleError(/manifest\.json/),
   );
 });
+
+const TINY_INT8 = new URL("../../tests/testdata/tiny-bundle-int8", import.meta.url).pathname;
+
+Deno.test("loadModel() serves a bundle's int8 graph by default and fp32 when asked, on both backends, each passing its own probe", async () => {
+  for (const backend of [native, wasm]) {
+    const q = await loadModel(TINY_INT8, { backend, maxBatch: 4 });
+    const f = await loadModel(TINY_INT8, { backend, maxBatch: 4, precision: "fp32" });
+    try {
+      assert.equal(q.precision, "int8");
+      assert.equal(f.precision, "fp32");
+      assert.ok(q.probe!.maxAbsDiff <= q.manifest.int8!.probe.tolerance);
+      // Both answer for the same images, from different graphs.
+      const px = new Float32Array(2 * 784).map((_, i) => (i % 29) / 28);
+      const [a, b] = [await q.encode(px, 2), await f.encode(px, 2)];
+      assert.notDeepEqual(a.mu, b.mu);
+      for (let i = 0; i < a.mu.length; i++) assert.ok(Math.abs(a.mu[i] - b.mu[i]) < 0.5);
+    } finally {
+      await q.close();
+      await f.close();
+    }
+  }
+});
+
+Deno.test("loadModel() refuses precision int8 for a bundle without an int8 graph, and a damaged int8 file", async () => {
+  await assert.rejects(
+    loadModel(TINY, { backend: native, maxBatch: 8, precision: "int8" }),
+    bundleError(/field "int8": is missing, so the bundle has no int8 graph/),
+  );
+  const root = await mkdtemp(join(tmpdir(), "model-test-"));
+  try {
+    const dir = join(root, "b");
+    await cp(TINY_INT8, dir, { recursive: true });
+    const bytes = await readFile(join(dir, "model.int8.onnx"));
+    bytes[bytes.length - 10] ^= 0xff;
+    await writeFile(join(dir, "model.int8.onnx"), bytes);
+    await assert.rejects(
+      loadModel(dir, { backend: native, maxBatch: 8 }),
+      bundleError(/model\.int8\.onnx: sha256 is/),
+    );
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});

@@ -269,6 +269,17 @@ export class OrtTrainer {
     this.fromTfjs(per, this.p);
   }
 
+  /** The current parameters, ONNX layout, flat (ParamInput.offset); the trainer's own array. */
+  get paramsFlat(): Float32Array {
+    return this.p;
+  }
+
+  /** Replaces the parameters with a flat ONNX-layout copy (another lane's, see ort_lanes.ts). */
+  setParamsFlat(p: Float32Array): void {
+    if (p.length !== this.p.length) throw new Error(`ort engine: ${p.length} parameters, expected ${this.p.length}`);
+    this.p.set(p);
+  }
+
   /** The current parameters in tfjs layout, one array per tfjs weight (model, layer, weight order). */
   weightsTfjs(): Float32Array[] {
     return this.toTfjs(this.p);
