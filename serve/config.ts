@@ -101,6 +101,7 @@ export const FLAG_SPECS = {
   },
   precision: {
     type: "string",
+    env: "PRECISION",
     default: "auto",
     choices: ["auto", "fp32", "int8"],
     help:
@@ -232,6 +233,7 @@ export const FLAG_SPECS = {
   },
   "novelty-percentile": {
     type: "number",
+    env: "NOVELTY_PERCENTILE",
     help:
       "novelty threshold as a percentile of the bundle's held-out images: above it an input is out of distribution (default: the bundle's, 95)",
   },
