@@ -5,6 +5,7 @@
  * the app registers is documented here.
  */
 import type { InputLimits } from "./inputs.ts";
+import { v2OpenApiPaths } from "./v2/openapi.ts";
 
 type Json = Record<string, unknown>;
 
@@ -254,6 +255,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } },
         },
       },
+      ...v2OpenApiPaths(limits.maxBatch), // serve/v2/openapi.ts
       "/docs": {
         get: {
           summary: "Human-readable API documentation",
