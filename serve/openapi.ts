@@ -6,6 +6,7 @@
  */
 import type { InputLimits } from "./inputs.ts";
 import { abstainParam, noveltyMetricsDoc, noveltySchemas } from "./openapi_novelty.ts";
+import { v2OpenApiPaths } from "./v2/openapi.ts";
 
 type Json = Record<string, unknown>;
 
@@ -281,6 +282,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } },
         },
       },
+      ...v2OpenApiPaths(limits.maxBatch), // serve/v2/openapi.ts
       "/docs": {
         get: {
           summary: "Human-readable API documentation",
