@@ -20,8 +20,8 @@ import { ApiError } from "./errors.ts";
 import type { InputLimits } from "./inputs.ts";
 
 /**
- * Images decoding to at most this many bytes decode on the HTTP thread: a 28x28 PNG costs
- * microseconds there and a worker round trip more; 1 MB is about 5 ms of decoding.
+ * Images decoding to at most this many bytes decode on the HTTP thread: below it a decode
+ * costs less than the round trip to a worker, above it more than other requests should wait.
  */
 export const INLINE_DECODE_BYTES = 1 << 20;
 
