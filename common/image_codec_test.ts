@@ -123,7 +123,12 @@ test("encodeJpeg() output decodes as RGB with the same size and close pixels", (
   const grey = new Uint8Array(40 * 30).fill(200);
   const bytes = encodeJpeg({ width: 40, height: 30, channels: 1, data: grey }, 95);
   assert.equal(sniffFormat(bytes), "jpeg");
-  assert.deepEqual(readImageHeader(bytes), { format: "jpeg", width: 40, height: 30 });
+  assert.deepEqual(readImageHeader(bytes), {
+    format: "jpeg",
+    width: 40,
+    height: 30,
+    decodedBytes: 40 * 30 * 4,
+  });
   const img = decodeImage(bytes);
   assert.equal(img.channels, 3);
   assert.ok(Math.abs(img.data[0] - 200) <= 3, `pixel ${img.data[0]} not near 200`);
@@ -144,7 +149,12 @@ test("decodeImage() refuses a JPEG whose SOF declares 60000x60000 (too-large)", 
     o += 2 + ((bytes[o + 2] << 8) | bytes[o + 3]);
   }
   bytes[o + 5] = 0xea, bytes[o + 6] = 0x60, bytes[o + 7] = 0xea, bytes[o + 8] = 0x60;
-  assert.deepEqual(readImageHeader(bytes), { format: "jpeg", width: 60000, height: 60000 });
+  assert.deepEqual(readImageHeader(bytes), {
+    format: "jpeg",
+    width: 60000,
+    height: 60000,
+    decodedBytes: 60000 * 60000 * 4,
+  });
   assert.throws(() => decodeImage(bytes, { maxPixels: 25_000_000 }), codecError("too-large"));
 });
 
@@ -250,4 +260,21 @@ test("decodeImage() refuses an 8-bit PNG with an unknown row filter or too littl
     () => decodeImage(short),
     (e) => codecError("malformed")(e) && /truncated/.test(String(e)),
   );
+});
+
+test("decodeImage() refuses by decoded bytes: 16-bit samples and palette expansion count", () => {
+  const png = encodeGreyPng(new Uint8Array(784), 28, 28).slice();
+  const dv = new DataView(png.buffer);
+  dv.setUint32(16, 5000), dv.setUint32(20, 5000);
+  png[24] = 16, png[25] = 6; // 16-bit RGBA: 8 bytes per pixel
+  assert.equal(readImageHeader(png).decodedBytes, 200_000_000);
+  assert.throws(
+    () => decodeImage(png),
+    (e: unknown) =>
+      e instanceof ImageCodecError && e.kind === "too-large" && /200000000 bytes/.test(e.message),
+  );
+  png[24] = 8, png[25] = 3; // 8-bit palette: expands to RGBA
+  assert.equal(readImageHeader(png).decodedBytes, 100_000_000);
+  png[25] = 0; // 8-bit grey
+  assert.equal(readImageHeader(png).decodedBytes, 25_000_000);
 });

@@ -118,7 +118,9 @@ async function readOwner(lock: string): Promise<{ owner: LockOwner | null; ageMs
 
 /**
  * Moves a dead holder's lock aside. The rename is checked afterwards: if the directory moved
- * was not the one judged dead (a live writer took the lock in between), it is put back.
+ * was not the one judged dead (a live writer took the lock in between), it is put back. Not
+ * airtight: if a third writer takes the lock in the moment before it is put back, two writers
+ * hold it; that needs a dead holder and three writers racing within microseconds.
  */
 async function breakLock(lock: string, judged: LockOwner | null): Promise<boolean> {
   const aside = join(lock, "..", tmpName("broken-lock"));

@@ -49,7 +49,7 @@ test("withRegistryLock() breaks at once a lock whose holder's pid is not running
     const pid = deadPid();
     await leaveLock(dir, { pid });
     const t0 = Date.now();
-    const notes = await withRegistryLock(dir, async ({ cleaned }) => cleaned, 5_000);
+    const notes = await withRegistryLock(dir, ({ cleaned }) => Promise.resolve(cleaned), 5_000);
     assert.ok(Date.now() - t0 < 1_000, `took ${Date.now() - t0} ms`);
     assert.match(notes.join("\n"), new RegExp(`broke \\.lock: pid ${pid} on .* is not running`));
     assert.deepEqual(await readdir(dir), [], "the lock is released and nothing is left");
@@ -64,7 +64,7 @@ test("withRegistryLock() removes temporary entries left by dead writers and says
     await writeFile(join(incoming, "model.onnx"), new Uint8Array(1_500_000));
     await writeFile(join(dir, ".write.4242.cafebabe.tmp"), "v1\n");
     await mkdir(join(dir, "v1"));
-    const notes = await withRegistryLock(dir, async ({ cleaned }) => cleaned, 5_000);
+    const notes = await withRegistryLock(dir, ({ cleaned }) => Promise.resolve(cleaned), 5_000);
     assert.equal(notes.length, 3, notes.join("\n"));
     assert.match(notes[1] + notes[2], /removed \.incoming-v1\.4242\.deadbeef\.tmp \(1\.5 MB\)/);
     assert.match(notes[1] + notes[2], /removed \.write\.4242\.cafebabe\.tmp/);
@@ -76,7 +76,7 @@ test("withRegistryLock() waits for a live holder and names it when the wait runs
   await withModelDir(async (dir) => {
     await leaveLock(dir, { pid: process.pid, token: "someone-else" });
     await assert.rejects(
-      withRegistryLock(dir, async () => "never", 300),
+      withRegistryLock(dir, () => Promise.resolve("never"), 300),
       new RegExp(`held by pid ${process.pid} on .*, which is still running`),
     );
   });
@@ -86,7 +86,7 @@ test("withRegistryLock() breaks a lock whose pid now belongs to another process"
   await withModelDir(async (dir) => {
     // This process is alive, but it did not start at tick 1: the pid was reused.
     await leaveLock(dir, { pid: process.pid, started: "1" });
-    const notes = await withRegistryLock(dir, async ({ cleaned }) => cleaned, 2_000);
+    const notes = await withRegistryLock(dir, ({ cleaned }) => Promise.resolve(cleaned), 2_000);
     assert.match(notes[0], /is another process now \(the pid was reused\)/);
   });
 });
@@ -94,9 +94,12 @@ test("withRegistryLock() breaks a lock whose pid now belongs to another process"
 test("withRegistryLock() breaks another host's lock once its lease expired, not before", async () => {
   await withModelDir(async (dir) => {
     await leaveLock(dir, { host: "elsewhere.example", pid: 1 });
-    await assert.rejects(withRegistryLock(dir, async () => 0, 200), /held by pid 1 on elsewhere/);
+    await assert.rejects(
+      withRegistryLock(dir, () => Promise.resolve(0), 200),
+      /held by pid 1 on elsewhere/,
+    );
     await leaveLock(dir, { host: "elsewhere.example", pid: 1 }, 31_000);
-    const notes = await withRegistryLock(dir, async ({ cleaned }) => cleaned, 2_000);
+    const notes = await withRegistryLock(dir, ({ cleaned }) => Promise.resolve(cleaned), 2_000);
     assert.match(notes[0], /pid 1 on elsewhere\.example has not renewed its lease for 31 s/);
   });
 });
@@ -104,9 +107,9 @@ test("withRegistryLock() breaks another host's lock once its lease expired, not 
 test("withRegistryLock() breaks an ownerless lock only after its grace period", async () => {
   await withModelDir(async (dir) => {
     await leaveLock(dir, null);
-    await assert.rejects(withRegistryLock(dir, async () => 0, 200), /held by a writer/);
+    await assert.rejects(withRegistryLock(dir, () => Promise.resolve(0), 200), /held by a writer/);
     await leaveLock(dir, null, 10_000);
-    const notes = await withRegistryLock(dir, async ({ cleaned }) => cleaned, 2_000);
+    const notes = await withRegistryLock(dir, ({ cleaned }) => Promise.resolve(cleaned), 2_000);
     assert.match(notes[0], /it has no owner file/);
   });
 });

@@ -4,10 +4,16 @@
  * declared 784-byte body (one byte every 2 s); meanwhile a probe classifies one 28x28 image
  * every 100 ms on a fresh connection. Prints the probe's latency and failures and how many slow
  * connections of each kind the server still holds at the end. "before" runs with the guards
- * off (--body-timeout-ms 0 --max-inflight 0), "after" with the defaults. Loopback only.
+ * off (--body-timeout-ms 0 --max-inflight 0), "after" with the defaults, and with --nginx, "front"
+ * puts nginx in front of the "after" server with the configuration docs/performance.md shows
+ * (header and body timeouts, keep-alive timeout, a connection cap): Deno's server has no
+ * header or idle timeouts nor a connection cap of its own. Loopback only.
  *
- *   npx deno run -A scripts/bench_slowloris.ts [--conns 400] [--seconds 20] [--body-timeout-ms 5000]
+ *   npx deno run -A scripts/bench_slowloris.ts [--conns 400] [--seconds 20] [--nginx /usr/sbin/nginx]
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseCommandFlags } from "../common/flags.ts";
 import { startServer } from "../testkit/server_process.ts";
 import { TINY_BUNDLE } from "../testkit/fixtures.ts";
@@ -17,6 +23,7 @@ const FLAGS = {
   conns: { type: "int", default: 400, help: "slow connections (half headers, half bodies)" },
   seconds: { type: "int", default: 20, help: "how long the slow clients keep trickling" },
   "body-timeout-ms": { type: "int", default: 5000, help: "--body-timeout-ms for the 'after' run" },
+  nginx: { type: "string", help: "nginx binary: also measure the server behind it ('front')" },
 } as const;
 const USAGE = "Usage: npx deno run -A scripts/bench_slowloris.ts [flags]";
 const enc = new TextEncoder();
@@ -78,7 +85,95 @@ async function probe(url: string, end: number) {
   return { lat: lat.sort((a, b) => a - b), failed };
 }
 
-async function run(label: string, args: string[], conns: number, seconds: number) {
+/** The front documented in docs/performance.md, on `port`, proxying to `upstream`. */
+export function nginxConfig(dir: string, port: number, upstream: number): string {
+  return `daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log crit;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  client_header_timeout 5s;   # the whole request head
+  client_body_timeout 5s;     # between two reads of the body
+  keepalive_timeout 15s;
+  send_timeout 10s;
+  client_max_body_size 4m;    # the service's --max-body-bytes
+  limit_conn_zone $server_name zone=all:1m;
+  limit_conn all 1000;        # requests at once, all clients
+  upstream service { server 127.0.0.1:${upstream}; keepalive 32; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://service;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Runs fn with nginx listening on a free port in front of `upstream`. */
+async function withNginx(bin: string, upstream: number, fn: (port: number) => Promise<void>) {
+  const dir = await mkdtemp(join(tmpdir(), "bench-nginx-"));
+  const port = freePort();
+  await writeFile(join(dir, "nginx.conf"), nginxConfig(dir, port, upstream));
+  const child = new Deno.Command(bin, {
+    args: ["-p", dir, "-c", join(dir, "nginx.conf")],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        break;
+      } catch {
+        await sleep(50);
+      }
+    }
+    await fn(port);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The slow clients and the probe against `port`; prints one row. */
+async function attack(label: string, port: number, conns: number, seconds: number) {
+  const end = performance.now() + seconds * 1000;
+  const kinds = Array.from(
+    { length: conns },
+    (_, i) => (i % 2 ? "body" : "headers") as "body" | "headers",
+  );
+  const clients = kinds.map((k) => slow(port, k, end));
+  const p = await probe(`http://127.0.0.1:${port}`, end);
+  const done = await Promise.all(clients);
+  const held = (k: string) => kinds.filter((x, i) => x === k && done[i].open).length;
+  const timedOut = done.filter((d) => d.status === "408").length;
+  const q = (f: number) => (p.lat[Math.floor(f * (p.lat.length - 1))] ?? NaN).toFixed(1);
+  console.log(
+    `${label.padEnd(6)} | ${held("headers")}/${conns / 2} | ${held("body")}/${
+      conns / 2
+    } | ${timedOut} | ${q(0.5)} / ${q(0.99)} / ${q(1)} | ${p.lat.length} ok, ${p.failed} failed`,
+  );
+}
+
+async function run(label: string, args: string[], conns: number, seconds: number, nginx?: string) {
   const server = await startServer([
     "--bundle",
     TINY_BUNDLE,
@@ -88,22 +183,8 @@ async function run(label: string, args: string[], conns: number, seconds: number
     ...args,
   ]);
   try {
-    const end = performance.now() + seconds * 1000;
-    const kinds = Array.from(
-      { length: conns },
-      (_, i) => (i % 2 ? "body" : "headers") as "body" | "headers",
-    );
-    const clients = kinds.map((k) => slow(server.port, k, end));
-    const p = await probe(server.url, end);
-    const done = await Promise.all(clients);
-    const held = (k: string) => kinds.filter((x, i) => x === k && done[i].open).length;
-    const timedOut = done.filter((d) => d.status === "408").length;
-    const q = (f: number) => (p.lat[Math.floor(f * (p.lat.length - 1))] ?? NaN).toFixed(1);
-    console.log(
-      `${label.padEnd(6)} | ${held("headers")}/${conns / 2} | ${held("body")}/${
-        conns / 2
-      } | ${timedOut} | ${q(0.5)} / ${q(0.99)} / ${q(1)} | ${p.lat.length} ok, ${p.failed} failed`,
-    );
+    if (nginx) await withNginx(nginx, server.port, (port) => attack(label, port, conns, seconds));
+    else await attack(label, server.port, conns, seconds);
   } finally {
     await server.stop();
   }
@@ -118,7 +199,9 @@ async function main(args: string[]): Promise<number> {
     "run    | slow headers still open | slow bodies still open | bodies answered 408 | probe p50 / p99 / max ms | probes",
   );
   await run("before", ["--body-timeout-ms", "0", "--max-inflight", "0"], conns, seconds);
-  await run("after", ["--body-timeout-ms", String(f["body-timeout-ms"])], conns, seconds);
+  const after = ["--body-timeout-ms", String(f["body-timeout-ms"])];
+  await run("after", after, conns, seconds);
+  if (f.nginx) await run("front", after, conns, seconds, f.nginx as string);
   return 0;
 }
 

@@ -19,7 +19,8 @@ export function readBody(req: Request, max: number, timeoutMs = 0): Promise<Uint
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      // Stop reading: the connection is closed once the 408 is sent.
+      // Best effort (a read in progress locks the stream): the handler ends with the 408 either
+      // way, though Deno keeps the socket until the client goes (see docs/performance.md).
       req.body?.cancel().catch(() => {});
       reject(
         new ApiError(

@@ -6,7 +6,8 @@
  * thread keeps answering small requests, and the memory in use for decoding is bounded by
  * workers x the per-image limit. Small images (the 28x28 ones most requests carry) decode
  * inline, where a worker round trip would cost more than the decode. Workers start on demand
- * and stop once idle, so an idle service (and a test) holds none.
+ * (100-400 ms on a busy 2-core machine) and stop after `idleMs` without work, so a burst of
+ * large images pays the start once and an idle service holds none; close() stops them now.
  */
 import type { DecodeOptions } from "../common/image_codec.ts";
 import { ImageCodecError } from "../common/image_codec.ts";
@@ -16,6 +17,8 @@ import type { DecodeJob } from "./decode_worker.ts";
 export interface DecodePoolOptions {
   /** Workers decoding at once (default 1: the other core keeps serving). */
   workers?: number;
+  /** Idle workers are stopped after this long without work, ms (default 5000). */
+  idleMs?: number;
 }
 
 interface Pending {
@@ -41,13 +44,35 @@ function rebuild(e: NonNullable<Reply["error"]>): Error {
 
 export class DecodePool {
   readonly workers: number;
+  readonly idleMs: number;
+  #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #queue: Pending[] = [];
   #idle: Worker[] = [];
   #busy = new Map<Worker, Pending>();
   #next = 1;
+  #closed = false;
 
   constructor(opts: DecodePoolOptions = {}) {
     this.workers = Math.max(1, opts.workers ?? 1);
+    this.idleMs = Math.max(0, opts.idleMs ?? 5000);
+  }
+
+  /** Stops every worker now; jobs still queued or decoding are refused. */
+  close(): void {
+    this.#closed = true;
+    this.#clearIdle();
+    for (const w of this.#idle.splice(0)) w.terminate();
+    for (const [w, p] of this.#busy) {
+      w.terminate();
+      p.reject(new Error("the decode pool was closed"));
+    }
+    this.#busy.clear();
+    for (const p of this.#queue.splice(0)) p.reject(new Error("the decode pool was closed"));
+  }
+
+  #clearIdle(): void {
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
   }
 
   /** Jobs queued or decoding. */
@@ -56,6 +81,7 @@ export class DecodePool {
   }
 
   decode(bytes: Uint8Array, opts: DecodeOptions, mode: PreprocessMode): Promise<Float32Array> {
+    if (this.#closed) return Promise.reject(new Error("the decode pool was closed"));
     return new Promise((resolve, reject) => {
       // A copy of the (compressed) bytes is transferred: the caller's may share a buffer.
       const own = bytes.slice();
@@ -65,15 +91,19 @@ export class DecodePool {
   }
 
   #pump(): void {
+    this.#clearIdle();
     while (this.#queue.length > 0 && this.#busy.size < this.workers) {
       const p = this.#queue.shift()!;
       const w = this.#idle.pop() ?? this.#spawn();
       this.#busy.set(w, p);
       w.postMessage(p.job, [p.job.bytes.buffer as ArrayBuffer]);
     }
-    // Nothing left to do: stop the idle workers (they hold a V8 isolate each).
-    if (this.#queue.length === 0) {
-      for (const w of this.#idle.splice(0)) w.terminate();
+    // Nothing left to do: stop the idle workers (a V8 isolate each) unless work comes soon.
+    if (this.#queue.length === 0 && this.#busy.size === 0 && this.#idle.length > 0) {
+      this.#idleTimer = setTimeout(() => {
+        this.#idleTimer = null;
+        for (const w of this.#idle.splice(0)) w.terminate();
+      }, this.idleMs);
     }
   }
 

@@ -1,29 +1,21 @@
 /**
- * Request bodies -> model input. Reads the body under a byte limit, picks the parser by
+ * Request bodies -> model input. Reads the body under a byte limit and a deadline (body.ts),
+ * picks the parser by
  * Content-Type (PNG/JPEG, raw N x 784 bytes, JSON pixels or base64 images, multipart files),
  * checks the batch size before decoding, checks every image's declared size before decoding
  * it, and runs common/preprocess.ts. Every failure is an ApiError with a 4xx status: 400 for
  * bodies that do not parse, 413 for too many bytes/pixels/images, 415 for unsupported types,
  * 422 for well-formed bodies with wrong counts or values.
  */
-import {
-  decodeImage,
-  type DecodeOptions,
-  DEFAULT_MAX_DECODED_BYTES,
-  ImageCodecError,
-  readImageHeader,
-} from "../common/image_codec.ts";
+import { DEFAULT_MAX_DECODED_BYTES, readImageHeader } from "../common/image_codec.ts";
 import { PIXELS } from "../common/labels.ts";
-import {
-  normalizePixels,
-  preprocess,
-  PreprocessError,
-  type PreprocessMode,
-  type RawImage,
-} from "../common/preprocess.ts";
+import { normalizePixels, type PreprocessMode } from "../common/preprocess.ts";
 import { mediaType, readBody } from "./body.ts";
 import type { DecodePool } from "./decode_pool.ts";
 import { ApiError } from "./errors.ts";
+import { imageToInputAsync } from "./image_input.ts";
+
+export { imageToInput, INLINE_DECODE_BYTES } from "./image_input.ts";
 
 export interface InputLimits {
   maxBodyBytes: number;
@@ -36,12 +28,6 @@ export interface InputLimits {
   /** Where images above INLINE_DECODE_BYTES decode (off the HTTP thread); unset: inline. */
   decoder?: DecodePool;
 }
-
-/**
- * Images decoding to at most this many bytes decode on the HTTP thread: a 28x28 PNG costs
- * microseconds there and a worker round trip more; 1 MB is about 5 ms of decoding.
- */
-export const INLINE_DECODE_BYTES = 1 << 20;
 
 /** Model input: `count` images of 784 floats in [0, 1], light on dark, row-major. */
 export interface ImageBatch {
@@ -67,69 +53,6 @@ function checkBatch(count: number, limits: InputLimits): void {
       "batch_too_large",
       `The request holds ${count} images; at most ${limits.maxBatch} are accepted per request (split the batch)`,
     );
-  }
-}
-
-/** A codec or preprocessing failure as the 4xx the API answers. */
-function decodeError(e: unknown, what: string): ApiError {
-  if (e instanceof ImageCodecError) {
-    const status = e.kind === "too-large" ? 413 : e.kind === "unsupported" ? 415 : 400;
-    const code = e.kind === "too-large"
-      ? "image_too_large"
-      : e.kind === "unsupported"
-      ? "unsupported_image"
-      : "bad_image";
-    return new ApiError(status, code, `Cannot decode ${what}: ${e.message}`);
-  }
-  if (e instanceof PreprocessError) {
-    return new ApiError(422, "bad_image", `Cannot preprocess ${what}: ${e.message}`);
-  }
-  return new ApiError(400, "bad_image", `Cannot decode ${what}: ${(e as Error).message}`);
-}
-
-function decodeOptions(limits: InputLimits): DecodeOptions {
-  return {
-    maxPixels: limits.maxPixels,
-    maxDecodedBytes: limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES,
-  };
-}
-
-/** PNG/JPEG bytes -> 784 model floats, mapping codec and preprocessing failures to 4xx. */
-export function imageToInput(
-  bytes: Uint8Array,
-  what: string,
-  limits: InputLimits,
-  mode: PreprocessMode,
-): Float32Array {
-  let img: RawImage;
-  try {
-    img = decodeImage(bytes, decodeOptions(limits));
-  } catch (e) {
-    throw decodeError(e, what);
-  }
-  try {
-    return preprocess(img, mode);
-  } catch (e) {
-    if (e instanceof PreprocessError) throw decodeError(e, what);
-    throw e;
-  }
-}
-
-/** As imageToInput, but large images decode in the pool, off the HTTP thread. */
-async function imageToInputAsync(
-  bytes: Uint8Array,
-  decodedBytes: number,
-  what: string,
-  limits: InputLimits,
-  mode: PreprocessMode,
-): Promise<Float32Array> {
-  if (!limits.decoder || decodedBytes <= INLINE_DECODE_BYTES) {
-    return imageToInput(bytes, what, limits, mode);
-  }
-  try {
-    return await limits.decoder.decode(bytes, decodeOptions(limits), mode);
-  } catch (e) {
-    throw decodeError(e, what);
   }
 }
 

@@ -91,3 +91,53 @@ Deno.test("readImageBatch() bounds the pixels of all images of one request toget
   const two = JSON.stringify({ images: Array(2).fill(btoa(String.fromCharCode(...png))) });
   assert.equal((await readImageBatch(req("application/json", two), limits, "auto")).count, 2);
 });
+
+Deno.test("readBody() answers 408 when the body has not arrived by the deadline", async () => {
+  // A body that sends one chunk and then stalls, as a slow client does.
+  const stalled = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(10));
+    },
+  });
+  const t0 = performance.now();
+  await assert.rejects(readBody(req(null, stalled), 10_000, 100), status(408, "body_timeout"));
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 90 && ms < 2_000, `took ${ms} ms`);
+  // A body that arrives in time is unaffected by the deadline.
+  assert.equal((await readBody(req(null, new Uint8Array(50)), 100, 1_000)).length, 50);
+});
+
+/** The IHDR of a `w` x `h` PNG at `depth` bits, colour type `type` (enough for the header). */
+function pngHeader(w: number, h: number, depth: number, type: number): Uint8Array {
+  const v = encodeGreyPng(new Uint8Array(784), 28, 28).slice();
+  const dv = new DataView(v.buffer);
+  dv.setUint32(16, w), dv.setUint32(20, h);
+  v[24] = depth, v[25] = type;
+  return v;
+}
+
+Deno.test("readImageBatch() refuses by decoded bytes (bit depth, channels), per image and per request", async () => {
+  const limits = { ...LIMITS, maxPixels: 25_000_000, maxDecodedBytes: 100_000_000 };
+  // 5000x5000 is within the pixel limit; 16-bit RGBA makes it 200 MB of samples.
+  const deep = pngHeader(5000, 5000, 16, 6) as Uint8Array<ArrayBuffer>;
+  await assert.rejects(
+    readImageBatch(req("image/png", deep), limits, "auto"),
+    (e: unknown) =>
+      status(413, "image_too_large")(e) &&
+      /5000x5000 decodes to 200000000 bytes .* above the limit of 100000000/.test(
+        (e as Error).message,
+      ),
+  );
+  // Two 8-bit RGBA 4000x4000 images: 64 MB each, fine alone, 128 MB together is too much.
+  const rgba = pngHeader(4000, 4000, 8, 6);
+  const b64 = btoa(String.fromCharCode(...rgba));
+  await assert.rejects(
+    readImageBatch(
+      req("application/json", JSON.stringify({ images: [b64, b64] })),
+      { ...limits, maxPixels: 40_000_000 },
+      "auto",
+    ),
+    (e: unknown) =>
+      status(413)(e) && /decode to 128000000 bytes in total/.test((e as Error).message),
+  );
+});

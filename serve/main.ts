@@ -149,6 +149,7 @@ async function main(): Promise<number> {
     ? replicaMetrics(own)
     : null;
   const admission = new Admission({ maxInflight: config.maxInflight });
+  const decoder = new DecodePool();
   const app = createApp({
     slot,
     config,
@@ -157,7 +158,7 @@ async function main(): Promise<number> {
     adminToken: config.adminToken,
     renderMetrics: cluster?.render,
     admission,
-    decoder: new DecodePool(),
+    decoder,
   });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
@@ -222,6 +223,7 @@ async function main(): Promise<number> {
     stopping ??= (async () => {
       watcher?.close();
       await Promise.all([drainThenClose(), replicas?.stop(), cluster?.control.shutdown()]);
+      decoder.close();
       await reloader.idle();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();
