@@ -50,8 +50,11 @@ function infer(maxBatch: number, versioned: boolean): Json {
         content: {
           "application/json": { schema: { type: "object", description: "$inference_request" } },
           "application/octet-stream": {
-            schema: { type: "string", format: "binary" },
-            description: "JSON header (Inference-Header-Content-Length bytes), then raw tensors.",
+            schema: {
+              type: "string",
+              format: "binary",
+              description: "JSON header (Inference-Header-Content-Length bytes), then raw tensors.",
+            },
           },
         },
       },
