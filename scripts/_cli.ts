@@ -3,7 +3,7 @@
  * status; a FlagError prints the message and the help, any other error `name: message`; both
  * exit 2), and the flags naming the bundle they work on.
  */
-import { resolveActive } from "../common/registry.ts";
+import { resolveActive } from "../registry/registry.ts";
 import {
   FlagError,
   type FlagSpecs,

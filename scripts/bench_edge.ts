@@ -12,8 +12,8 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveActive } from "../common/registry.ts";
-import { activateVersion } from "../common/registry_write.ts";
+import { resolveActive } from "../registry/registry.ts";
+import { activateVersion } from "../registry/registry_write.ts";
 import { cpuSeconds, rssMiB, serveRegistry, startEdge } from "../testkit/edge_process.ts";
 import { runFlags } from "./_cli.ts";
 

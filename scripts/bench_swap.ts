@@ -9,7 +9,7 @@
  *   npx deno run -A scripts/bench_swap.ts [--swaps 10] [--backends native,wasm]
  */
 import { runFlags } from "./_cli.ts";
-import { activateVersion } from "../common/registry_write.ts";
+import { activateVersion } from "../registry/registry_write.ts";
 import { WorkerBackend } from "../serve/inference/mod.ts";
 import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import { backendFor, classify, closeBackends, startService } from "../testkit/swap_service.ts";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { normalizePixels } from "../common/preprocess.ts";
-import { resolveActive } from "../common/registry.ts";
+import { resolveActive } from "../registry/registry.ts";
 import { joinBody, writeBytesElements } from "../serve/v2/binary.ts";
 import { startServer } from "../testkit/server_process.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";

@@ -14,7 +14,7 @@
 import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 
-/** The packages serve/ and common/ import at run time. */
+/** The packages serve/, bundle/, registry/ and common/ import at run time. */
 export const SERVING_ROOTS = [
   "hono",
   "onnxruntime-node",

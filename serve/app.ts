@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { listVersions, type VersionInfo } from "../common/registry.ts";
+import { listVersions, type VersionInfo } from "../registry/registry.ts";
 import type { ServeConfig } from "./config.ts";
 import { demoRoutes } from "./demo/mod.ts";
 import { renderDocs } from "./docs.ts";

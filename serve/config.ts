@@ -5,7 +5,7 @@
  */
 import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
 import { DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
-import { isS3Registry, parseS3Url } from "../common/s3_location.ts";
+import { isS3Registry, parseS3Url } from "../registry/s3_location.ts";
 import type { PrecisionChoice } from "../bundle/precision.ts";
 import type { BackendChoice } from "./inference/backend.ts";
 

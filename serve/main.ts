@@ -20,7 +20,7 @@ import {
   type RegistrySource,
 } from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
-import { isS3Registry } from "../common/s3_location.ts";
+import { isS3Registry } from "../registry/s3_location.ts";
 import {
   grantedPermissionFlags,
   isReplica,
@@ -43,7 +43,7 @@ async function makeSource(config: ServeConfig): Promise<RegistrySource> {
   if (config.bundle !== undefined) return new BundleSource(config.bundle);
   if (isS3Registry(config.registry)) {
     // Loaded only here: the AWS SDK takes a second or more to import.
-    const { S3Registry, s3ClientFromEnv } = await import("../common/registry_s3.ts");
+    const { S3Registry, s3ClientFromEnv } = await import("../registry/registry_s3.ts");
     const { S3Source } = await import("./registry_source_s3.ts");
     const registry = new S3Registry(config.registry, s3ClientFromEnv(Deno.env.toObject()));
     return new S3Source(registry, config.model, config.cacheDir);

@@ -2,7 +2,7 @@
  * Where the service gets its model versions from, behind one small interface the reloader
  * uses: which version is active (CURRENT), a local directory holding that version's verified
  * files, the known versions, and (for a writable registry) making a version active. Three
- * sources: a registry directory (local or a shared mount; common/registry.ts layout), a
+ * sources: a registry directory (local or a shared mount; registry/registry.ts layout), a
  * read-only HTTP(S) registry with the same layout (CURRENT, manifest.json and the files it
  * lists are fetched, checked against the manifest's sha256 and kept in a local cache, so
  * replicas on several machines can follow one publisher), and a fixed bundle directory
@@ -11,8 +11,8 @@
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { MANIFEST_FILE, type MemoryBundle, readManifest } from "../bundle/mod.ts";
-import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../common/registry.ts";
-import { activateVersion } from "../common/registry_write.ts";
+import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../registry/registry.ts";
+import { activateVersion } from "../registry/registry_write.ts";
 import {
   cachedVersions,
   cacheVersion,

@@ -1,14 +1,14 @@
 /**
  * The service's view of an S3 registry (`--registry s3://bucket/prefix`, layout in
- * common/registry_s3.ts): it polls CURRENT, downloads the version it names into the local
+ * registry/registry_s3.ts): it polls CURRENT, downloads the version it names into the local
  * cache with every object checked against the manifest's size and sha256 (bundle_cache.ts),
  * and can point CURRENT at another version for the admin API (under the publishers' lock).
  * Credentials and endpoint come from the standard AWS environment variables. Replicas on any
  * number of machines following one bucket converge on its CURRENT within one poll interval.
  */
-import type { S3Registry } from "../common/registry_s3.ts";
-import { activateVersionS3 } from "../common/registry_s3_write.ts";
-import { RegistryError } from "../common/registry.ts";
+import type { S3Registry } from "../registry/registry_s3.ts";
+import { activateVersionS3 } from "../registry/registry_s3_write.ts";
+import { RegistryError } from "../registry/registry.ts";
 import { cacheVersion, retainCached } from "./bundle_cache.ts";
 import type { RegistrySource, SourceVersion, VersionRef } from "./registry_source.ts";
 import { resolve } from "node:path";

@@ -9,7 +9,7 @@ import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
-import { activateVersion } from "../common/registry_write.ts";
+import { activateVersion } from "../registry/registry_write.ts";
 
 const testdata = (name: string) => new URL(`../tests/testdata/${name}`, import.meta.url).pathname;
 

@@ -1,7 +1,7 @@
 /**
  * Fixtures for the S3 registry tests: a real S3-compatible server (s3rver, npm) on a free
  * loopback port, storing into a temporary directory, with one empty bucket; `env` holds the
- * standard AWS variables a client (common/registry_s3.ts s3ClientFromEnv) or a child process
+ * standard AWS variables a client (registry/registry_s3.ts s3ClientFromEnv) or a child process
  * needs to reach it. And copies of the committed tiny bundles under new version ids, so a test
  * can publish as many distinct versions as it needs.
  */
@@ -9,7 +9,7 @@ import S3rver from "s3rver";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { s3ClientFromEnv, S3Registry } from "../common/registry_s3.ts";
+import { s3ClientFromEnv, S3Registry } from "../registry/registry_s3.ts";
 
 export interface TestS3 {
   endpoint: string;

@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import { precisionsOf, readManifest } from "../bundle/mod.ts";
 import { argmax } from "../common/argmax.ts";
 import { normalizePixels } from "../common/preprocess.ts";
-import { resolveActive } from "../common/registry.ts";
+import { resolveActive } from "../registry/registry.ts";
 import { noveltyJudge } from "../serve/novelty.ts";
 import { serveBundle } from "../testkit/serve_bundle.ts";
 import { readTestImages } from "../testkit/test_images.ts";

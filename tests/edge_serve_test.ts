@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { cp, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { activateVersion } from "../common/registry_write.ts";
+import { activateVersion } from "../registry/registry_write.ts";
 import { cpuSeconds, rssMiB, serveRegistry, startEdge } from "../testkit/edge_process.ts";
 import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import { expectedLabels } from "../testkit/swap_service.ts";

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import { AWS_ENV_VARS } from "../common/s3_location.ts";
+import { AWS_ENV_VARS } from "../registry/s3_location.ts";
 import { createApp } from "../serve/app.ts";
 import { ADMIN_TOKEN_ENV, defaultConfig, FLAG_SPECS, parseConfig } from "../serve/config.ts";
 import { ModelSlot } from "../serve/inference/mod.ts";

@@ -10,8 +10,8 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
-import { resolveActive } from "../common/registry.ts";
-import { activationStack, publishBundle, readHistory } from "../common/registry_write.ts";
+import { resolveActive } from "../registry/registry.ts";
+import { activationStack, publishBundle, readHistory } from "../registry/registry_write.ts";
 import { mulberry32 } from "../serve/sampling.ts";
 import { TINY_BUNDLE } from "../testkit/fixtures.ts";
 

@@ -8,7 +8,7 @@
  * measures publish-to-serving time: CURRENT renamed -> first response from the new version.
  */
 import assert from "node:assert/strict";
-import { activateVersion } from "../common/registry_write.ts";
+import { activateVersion } from "../registry/registry_write.ts";
 import { WorkerBackend } from "../serve/inference/mod.ts";
 import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import {

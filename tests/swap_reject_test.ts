@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeFileAtomic } from "../common/registry_write.ts";
+import { writeFileAtomic } from "../registry/registry_write.ts";
 import { FIXTURES, makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import { classify, closeBackends, startService } from "../testkit/swap_service.ts";
 import { waitFor } from "../testkit/wait.ts";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { normalizePixels } from "../common/preprocess.ts";
-import { resolveActive } from "../common/registry.ts";
+import { resolveActive } from "../registry/registry.ts";
 import { serveBundle } from "../testkit/serve_bundle.ts";
 import { readTestImages } from "../testkit/test_images.ts";
 

@@ -9,7 +9,7 @@
  * file, onnxruntime-node loads each graph with the declared input/output names and shapes, and
  * the probe images reproduce their recorded outputs. A bundle failing any of it never reaches
  * CURRENT. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
- * (--allow-ffi, as tests do). The registry layout itself lives in common/registry_write.ts.
+ * (--allow-ffi, as tests do). The registry layout itself lives in registry/registry_write.ts.
  */
 import {
   checkAllGraphs,
@@ -19,15 +19,15 @@ import {
   type Manifest,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
-import { listVersions, resolveModelName } from "../common/registry.ts";
+import { listVersions, resolveModelName } from "../registry/registry.ts";
 import {
   activateVersion,
   prune,
   publishBundle,
   type PublishResult,
   rollback,
-} from "../common/registry_write.ts";
-import { isS3Registry } from "../common/s3_location.ts";
+} from "../registry/registry_write.ts";
+import { isS3Registry } from "../registry/s3_location.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {

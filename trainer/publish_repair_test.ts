@@ -10,7 +10,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { publishBundle } from "../common/registry_write.ts";
+import { publishBundle } from "../registry/registry_write.ts";
 import { publishMain, reportPublishError } from "./publish.ts";
 
 const TINY = fileURLToPath(new URL("../tests/testdata/tiny-bundle", import.meta.url));

@@ -1,19 +1,19 @@
 /**
  * The publisher's commands on an S3 registry (`--registry s3://bucket/prefix`): the same
  * commands as on a directory (publish, activate, rollback, prune, list) carried out by
- * common/registry_s3_write.ts, with the client configured from the standard AWS environment
+ * registry/registry_s3_write.ts, with the client configured from the standard AWS environment
  * variables. trainer/publish.ts dispatches here on the URL scheme and passes its onnxruntime
  * verification in, so a bundle is checked the same way whichever registry it goes to.
  */
 import type { Manifest } from "../bundle/mod.ts";
-import { s3ClientFromEnv, S3Registry } from "../common/registry_s3.ts";
+import { s3ClientFromEnv, S3Registry } from "../registry/registry_s3.ts";
 import {
   activateVersionS3,
   pruneS3,
   publishBundleS3,
   rollbackS3,
   type S3PublishResult,
-} from "../common/registry_s3_write.ts";
+} from "../registry/registry_s3_write.ts";
 
 export interface S3CommandOptions {
   name?: string;

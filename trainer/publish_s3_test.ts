@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import S3rver from "s3rver";
-import { s3ClientFromEnv, S3Registry } from "../common/registry_s3.ts";
+import { s3ClientFromEnv, S3Registry } from "../registry/registry_s3.ts";
 import { publishMain, reportPublishError } from "./publish.ts";
 
 const fixture = (name: string) =>

@@ -10,7 +10,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { resolveActive } from "../common/registry.ts";
+import { resolveActive } from "../registry/registry.ts";
 import { publishMain, reportPublishError } from "./publish.ts";
 
 const fixture = (name: string) =>

@@ -4,7 +4,7 @@
  * the first argument, pruning to one kept version so every step of a publish (copy, verify,
  * rename, HISTORY and CURRENT writes, prune) keeps happening. Prints "ready" once it runs.
  */
-import { publishBundle } from "../../common/registry_write.ts";
+import { publishBundle } from "../../registry/registry_write.ts";
 
 const [registry, ...bundles] = Deno.args;
 console.log("ready");

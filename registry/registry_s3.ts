@@ -3,7 +3,7 @@
  * interop): the same layout as the directory registry under `s3://<bucket>/<prefix>/`, i.e.
  * `<name>/<version>/manifest.json` plus the files it lists, `<name>/CURRENT` (the active version
  * id) and `<name>/HISTORY`. A version counts only once its manifest.json exists: publishers
- * upload it after every other object (common/registry_s3_write.ts). This module is the
+ * upload it after every other object (registry/registry_s3_write.ts). This module is the
  * storage seam: parsing the URL, a client configured from the standard AWS environment
  * variables, and small typed object operations; both the publisher and the server use it.
  * The client is @aws-sdk/client-s3 (signing, retries, checksums are its business).

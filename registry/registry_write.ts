@@ -1,12 +1,12 @@
 /**
- * The write side of the model registry (common/registry.ts reads it). Layout per model:
+ * The write side of the model registry (registry/registry.ts reads it). Layout per model:
  * `<registry>/<name>/<version>/` one immutable bundle, `<name>/CURRENT` the active version id,
  * `<name>/HISTORY` one JSON line per activation (publish, activate, rollback), which is how
  * rollback knows the previous version. Every change a reader can see is a rename: a bundle is
  * copied into a hidden temporary directory and renamed into place, and CURRENT/HISTORY are
  * written to a temporary file and renamed over the old one, so readers (servers watching the
  * directory, possibly on other hosts) see the old state or the new one, never half of either.
- * Writers take a per-model lock (common/registry_lock.ts: a dead holder's lock is broken, and
+ * Writers take a per-model lock (registry/registry_lock.ts: a dead holder's lock is broken, and
  * temporary entries left by dead writers are removed) so two publishers do not interleave.
  * No bundle validation here beyond the manifest and checksums: the caller passes a `verify`
  * hook that loads the copy in a runtime (trainer/publish.ts does it with onnxruntime).

@@ -2,7 +2,7 @@
  * Where an S3 registry lives: `s3://bucket[/prefix]` parsed and checked, and the names of the
  * standard AWS environment variables the client reads. Free of the AWS SDK (which takes a
  * second or more to import), so configuration parsing and the directory registry never load
- * it; common/registry_s3.ts holds the client.
+ * it; registry/registry_s3.ts holds the client.
  */
 import { RegistryError } from "./registry.ts";
 

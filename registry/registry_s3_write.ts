@@ -1,12 +1,12 @@
 /**
- * The write side of the S3 registry (layout in common/registry_s3.ts), with the directory
+ * The write side of the S3 registry (layout in registry/registry_s3.ts), with the directory
  * registry's guarantees: a version's objects are uploaded first and its manifest.json last (a
  * version without its manifest does not exist for readers), the whole version is re-read and
  * checked against the manifest's sizes and sha256 right before CURRENT changes, HISTORY is
  * written before CURRENT and CURRENT last, versions are immutable, and pruning deletes a
  * version's manifest before its other objects. Each PUT replaces an object whole, so readers
  * see the old CURRENT or the new one. Publishers serialise on a lock object with a lease
- * (common/s3_lock.ts): S3 offers no rename, and emulators such as s3rver ignore conditional
+ * (registry/s3_lock.ts): S3 offers no rename, and emulators such as s3rver ignore conditional
  * writes, so the lock, not the storage, is what keeps two publishers from interleaving.
  */
 import { createHash } from "node:crypto";
