@@ -16,7 +16,7 @@
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
-import { initEngine } from "../trainer/engine/backend.ts";
+import { initEngine } from "../trainer/engine/tfjs_backend.ts";
 import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
 import { buildDecoder, buildEncoder, REFERENCE_VAE, reparameterize, splitMoments, vaeLoss } from "../trainer/model.ts";
 

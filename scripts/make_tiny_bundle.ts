@@ -22,7 +22,7 @@ import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { encodeProbePixels } from "../bundle/mod.ts";
 import { normalizePixels, toBytes } from "../common/preprocess.ts";
 import { writeBundle } from "../trainer/bundle.ts";
-import { initEngine } from "../trainer/engine/backend.ts";
+import { initEngine } from "../trainer/engine/tfjs_backend.ts";
 import { loadFashionMnist, resolveDataDir, stratifiedSubset, take } from "../trainer/data.ts";
 import { type HeadConfig, TINY_VAE } from "../trainer/model.ts";
 import { evaluateVae, type TrainConfig, trainVae } from "../trainer/train.ts";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { accuracy, CNN_FIT, confusion, encodeMu, predict, trainHead, trainPixelCnn } from "./classifiers.ts";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
-import { initEngine } from "./engine/backend.ts";
+import { initEngine } from "./engine/tfjs_backend.ts";
 import { DEFAULT_HEAD, TINY_CNN, TINY_VAE } from "./model.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { trainVae } from "./train.ts";

@@ -15,7 +15,7 @@ import { normalizePixels } from "../common/preprocess.ts";
 import { DataError, loadFashionMnist, resolveDataDir, type Split, stratifiedSubset, take, trainValSplit } from "./data.ts";
 import { gridPng, reconstruct } from "./figures.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
-import { initEngine } from "./engine/backend.ts";
+import { initEngine } from "./engine/tfjs_backend.ts";
 import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
 import { ENGINE_CHOICES, type EngineChoice } from "./engine/choice.ts";

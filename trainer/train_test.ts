@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
-import { initEngine } from "./engine/backend.ts";
+import { initEngine } from "./engine/tfjs_backend.ts";
 import { DEFAULT_HEAD, TINY_VAE } from "./model.ts";
 import { type TrainConfig, trainVae } from "./train.ts";
 

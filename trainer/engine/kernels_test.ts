@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initEngine } from "./backend.ts";
+import { initEngine } from "./tfjs_backend.ts";
 
 const TOL = 1e-4;
 const worst: { name: string; err: number; rel: number }[] = [];

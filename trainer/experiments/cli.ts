@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { FlagError, formatHelp, parseFlags } from "../../common/flags.ts";
 import { DataError, resolveDataDir } from "../data.ts";
-import type { EngineBackend } from "../engine/backend.ts";
+import type { EngineBackend } from "../engine/tfjs_backend.ts";
 import { formatDuration } from "../progress.ts";
 import { configFromFlags, EXPERIMENT_FLAGS } from "./config.ts";
 import type { Results } from "./results.ts";

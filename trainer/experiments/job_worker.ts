@@ -5,7 +5,7 @@
  * the parent is its only writer. A worker exits when told to or when its parent goes away.
  */
 import { loadFashionMnist, take } from "../data.ts";
-import { type EngineBackend, initEngine } from "../engine/backend.ts";
+import { type EngineBackend, initEngine } from "../engine/tfjs_backend.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { type Calibration, calibrate, type Job, type JobContext, type JobEvent, liveTensors, resolveTrainEngine, runCnnJob, runLatentJob, type TrainEngine } from "./jobs.ts";
 

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
-import type { EngineBackend } from "../engine/backend.ts";
+import type { EngineBackend } from "../engine/tfjs_backend.ts";
 import { formatDuration } from "../progress.ts";
 import { accuracySpec, reconPng, renderSvg, scatterSpec } from "./charts.ts";
 import { type ExperimentConfig, resultsHash } from "./config.ts";

@@ -3,7 +3,7 @@
  * in this fresh process, computes one conv filter gradient, prints {info, grad} as JSON.
  */
 import * as tf from "@tensorflow/tfjs";
-import { initEngine } from "../backend.ts";
+import { initEngine } from "../tfjs_backend.ts";
 
 const info = await initEngine({ ...JSON.parse(process.argv[2] ?? "{}"), log: () => {} });
 const x = tf.tensor4d(Array.from({ length: 2 * 9 * 9 * 3 }, (_, i) => Math.sin(i)), [2, 9, 9, 3]);
