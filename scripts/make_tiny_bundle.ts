@@ -10,7 +10,6 @@
  *
  *   node --import tsx scripts/make_tiny_bundle.ts [--out tests/testdata/tiny-bundle] [--epochs 2]
  */
-import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";

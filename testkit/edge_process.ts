@@ -52,7 +52,7 @@ export interface EdgeProcess {
 }
 
 /** Spawns `deno serve serve/edge.ts` on a free loopback port with `env` (LATENT_EDGE_*). */
-export async function startEdge(env: Record<string, string>): Promise<EdgeProcess> {
+export function startEdge(env: Record<string, string>): Promise<EdgeProcess> {
   const port = freePort();
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
@@ -79,7 +79,7 @@ export async function startEdge(env: Record<string, string>): Promise<EdgeProces
   const draining = Promise.all(
     [child.stdout, child.stderr].map((s) => readLines(s, (l) => logs.push(l))),
   );
-  return {
+  return Promise.resolve({
     url: `http://127.0.0.1:${port}`,
     pid: child.pid,
     started,
@@ -89,5 +89,5 @@ export async function startEdge(env: Record<string, string>): Promise<EdgeProces
       await child.status;
       await draining;
     },
-  };
+  });
 }

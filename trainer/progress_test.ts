@@ -16,9 +16,9 @@ test("the progress bar shows label, percent, fields, rate and ETA; off a TTY it 
     bar.update({ label: "epoch 1/2", done, total: 100, fields: { loss: "1.0" }, rate: 500, unit: "img" });
   }
   assert.equal(lines.length, 11, "one line per decile (0% ... 100%), not per step");
-  assert.match(lines[10], /^epoch 1\/2 █{10} 100% 100\/100  loss 1\.0  500 img\/s  ETA 00:00\n$/);
+  assert.match(lines[10], /^epoch 1\/2 █{10} 100% 100\/100 {2}loss 1\.0 {2}500 img\/s {2}ETA 00:00\n$/);
   bar.finish("epoch 1/2 done");
   bar.update({ label: "epoch 2/2", done: 1, total: 100, fields: {} });
   assert.equal(lines.at(-2), "epoch 1/2 done\n");
-  assert.match(lines.at(-1)!, /^epoch 2\/2 ░{10}   1% 1\/100/, "a new epoch starts a new bar");
+  assert.match(lines.at(-1)!, /^epoch 2\/2 ░{10} {3}1% 1\/100/, "a new epoch starts a new bar");
 });
