@@ -5,6 +5,7 @@
  *
  * Shapes use the string "N" for the dynamic batch dimension.
  */
+import { labelNamesProblem } from "./labels.ts";
 import { INPUT_SHAPE, OUTPUT_IMAGE_SHAPE } from "./tensors.ts";
 
 export const MANIFEST_FORMAT = "latent-edge/bundle@1";
@@ -198,6 +199,8 @@ export function validateManifest(raw: unknown): Manifest {
   labels.forEach((l, i) => {
     if (typeof l !== "string" || !l) throw new ManifestError(`labels[${i}]`, "must be a non-empty string");
   });
+  const labelProblem = labelNamesProblem(labels);
+  if (labelProblem) throw new ManifestError("labels", labelProblem);
   const K = labels.length;
 
   const outputs = obj(m, "outputs", "");

@@ -50,7 +50,8 @@ export const LATENT_MAP_POINTS = 2000;
 export interface LabelledImages {
   /** count * 784 uint8 pixels, row-major, light on dark. */
   images: Uint8Array;
-  labels: Uint8Array;
+  /** Class index per image (Uint16Array beyond 256 classes). */
+  labels: Uint8Array | Uint16Array;
   count: number;
 }
 
@@ -123,7 +124,7 @@ function argmax(a: ArrayLike<number>, from: number, len: number): number {
 /** Accuracy, per-class accuracy (recall) and confusion matrix (rows: true label, columns: predicted). */
 export function classificationMetrics(
   probabilities: Float32Array,
-  labels: Uint8Array,
+  labels: Uint8Array | Uint16Array,
   K: number,
 ): Pick<Metrics, "testAccuracy" | "perClassAccuracy" | "confusion"> {
   const n = labels.length;
@@ -142,7 +143,7 @@ export function classificationMetrics(
 }
 
 /** Up to `count` test rows, visiting classes round-robin so the probe covers as many classes as possible. */
-export function pickProbeRows(labels: Uint8Array, count: number, K: number): number[] {
+export function pickProbeRows(labels: Uint8Array | Uint16Array, count: number, K: number): number[] {
   const byClass: number[][] = Array.from({ length: K }, () => []);
   labels.forEach((l, i) => byClass[l].push(i));
   const rows: number[] = [];
