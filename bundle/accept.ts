@@ -112,7 +112,9 @@ export async function checkGraphs(
 export function encodeWith(manifest: Manifest, graph: Graph): Encode {
   const o = manifest.outputs;
   return async (images, n) => {
-    const r = await graph.run({ [manifest.input.name]: { data: images, dims: [n, 1, IMAGE_SIZE, IMAGE_SIZE] } });
+    const r = await graph.run({
+      [manifest.input.name]: { data: images, dims: [n, 1, IMAGE_SIZE, IMAGE_SIZE] },
+    });
     return { probabilities: r[o.probabilities.name].data, mu: r[o.mu.name].data };
   };
 }

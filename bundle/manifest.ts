@@ -135,7 +135,10 @@ function numArray(o: Obj, key: string, path: string, length?: number): number[] 
   }
   v.forEach((x, i) => {
     if (typeof x !== "number" || !Number.isFinite(x)) {
-      throw new ManifestError(`${path}${key}[${i}]`, `must be a finite number, got ${JSON.stringify(x)}`);
+      throw new ManifestError(
+        `${path}${key}[${i}]`,
+        `must be a finite number, got ${JSON.stringify(x)}`,
+      );
     }
   });
   return v as number[];
@@ -148,18 +151,23 @@ function tensor(o: Obj, key: string, path: string, expectShape?: Dim[]): TensorS
   const shape = arr(t, "shape", p);
   shape.forEach((d, i) => {
     if (d !== "N" && !(typeof d === "number" && Number.isInteger(d) && d > 0)) {
-      throw new ManifestError(`${p}shape[${i}]`, `must be "N" or a positive integer, got ${JSON.stringify(d)}`);
+      throw new ManifestError(
+        `${p}shape[${i}]`,
+        `must be "N" or a positive integer, got ${JSON.stringify(d)}`,
+      );
     }
   });
   if (expectShape && JSON.stringify(shape) !== JSON.stringify(expectShape)) {
-    throw new ManifestError(`${p}shape`, `must be ${JSON.stringify(expectShape)}, got ${JSON.stringify(shape)}`);
+    throw new ManifestError(
+      `${p}shape`,
+      `must be ${JSON.stringify(expectShape)}, got ${JSON.stringify(shape)}`,
+    );
   }
   if (t.dtype !== "float32") {
     throw new ManifestError(`${p}dtype`, `must be "float32", got ${JSON.stringify(t.dtype)}`);
   }
   return t as unknown as TensorSpec;
 }
-
 
 /**
  * Validates a parsed manifest and returns it typed. Throws ManifestError naming the first bad
@@ -178,7 +186,9 @@ export function validateManifest(raw: unknown): Manifest {
     throw new ManifestError("version", `must be a path-safe id ([A-Za-z0-9._-]), got "${version}"`);
   }
   const created = str(m, "created", "");
-  if (Number.isNaN(Date.parse(created))) throw new ManifestError("created", `is not a date: "${created}"`);
+  if (Number.isNaN(Date.parse(created))) {
+    throw new ManifestError("created", `is not a date: "${created}"`);
+  }
   const L = int(m, "latentSize", "", 1);
   const onnx = obj(m, "onnx", "");
   int(onnx, "irVersion", "onnx.", 3);
@@ -188,16 +198,25 @@ export function validateManifest(raw: unknown): Manifest {
   const inp = m.input as Obj;
   const range = numArray(inp, "range", "input.", 2);
   if (range[0] !== 0 || range[1] !== 1) throw new ManifestError("input.range", "must be [0, 1]");
-  if (inp.layout !== "NCHW") throw new ManifestError("input.layout", `must be "NCHW", got ${JSON.stringify(inp.layout)}`);
+  if (inp.layout !== "NCHW") {
+    throw new ManifestError("input.layout", `must be "NCHW", got ${JSON.stringify(inp.layout)}`);
+  }
   if (inp.polarity !== "light-on-dark") {
-    throw new ManifestError("input.polarity", `must be "light-on-dark", got ${JSON.stringify(inp.polarity)}`);
+    throw new ManifestError(
+      "input.polarity",
+      `must be "light-on-dark", got ${JSON.stringify(inp.polarity)}`,
+    );
   }
   void input;
 
   const labels = arr(m, "labels", "");
-  if (labels.length < 2) throw new ManifestError("labels", `must list at least 2 labels, got ${labels.length}`);
+  if (labels.length < 2) {
+    throw new ManifestError("labels", `must list at least 2 labels, got ${labels.length}`);
+  }
   labels.forEach((l, i) => {
-    if (typeof l !== "string" || !l) throw new ManifestError(`labels[${i}]`, "must be a non-empty string");
+    if (typeof l !== "string" || !l) {
+      throw new ManifestError(`labels[${i}]`, "must be a non-empty string");
+    }
   });
   const labelProblem = labelNamesProblem(labels);
   if (labelProblem) throw new ManifestError("labels", labelProblem);
@@ -226,13 +245,20 @@ export function validateManifest(raw: unknown): Manifest {
       throw new ManifestError(`${p}path`, `must be a plain relative file name, got "${path}"`);
     }
     const sha = str(f, "sha256", p);
-    if (!/^[0-9a-f]{64}$/.test(sha)) throw new ManifestError(`${p}sha256`, "must be 64 lowercase hex digits");
+    if (!/^[0-9a-f]{64}$/.test(sha)) {
+      throw new ManifestError(`${p}sha256`, "must be 64 lowercase hex digits");
+    }
     int(f, "bytes", p, 1);
     roles.add(role);
   });
-  if (!roles.has("model")) throw new ManifestError("files", 'must contain an entry with role "model"');
+  if (!roles.has("model")) {
+    throw new ManifestError("files", 'must contain an entry with role "model"');
+  }
   if (dec !== null && !roles.has("decoder")) {
-    throw new ManifestError("files", 'must contain an entry with role "decoder" when "decoder" is set');
+    throw new ManifestError(
+      "files",
+      'must contain an entry with role "decoder" when "decoder" is set',
+    );
   }
 
   const metrics = obj(m, "metrics", "");
@@ -242,7 +268,9 @@ export function validateManifest(raw: unknown): Manifest {
   const conf = arr(metrics, "confusion", "metrics.");
   if (conf.length !== K) throw new ManifestError("metrics.confusion", `must be ${K}x${K}`);
   conf.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== K) throw new ManifestError(`metrics.confusion[${i}]`, `must have ${K} entries`);
+    if (!Array.isArray(row) || row.length !== K) {
+      throw new ManifestError(`metrics.confusion[${i}]`, `must have ${K} entries`);
+    }
   });
   obj(m, "training", "");
   obj(m, "data", "");
