@@ -16,7 +16,13 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
+import {
+  type InputLimits,
+  parsePreprocessMode,
+  readImageBatch,
+  readLatent,
+  readOneImage,
+} from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
@@ -69,6 +75,7 @@ const ROUTES = [
   "/",
   "/v1/preprocess",
   "/v1/models/active/latent-map",
+  "/v1/models/active/samples",
 ];
 
 function modelRef(m: LoadedModel) {
@@ -92,7 +99,6 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   for (let i = from; i < to; i++) out[i - from] = a[i];
   return out;
 }
-
 
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);
@@ -273,6 +279,7 @@ export function createApp(deps: AppDeps): Hono {
         backend: m.backend,
         latentSize: m.latentSize,
         labels: m.labels,
+        dataset: typeof mf.data.dataset === "string" ? mf.data.dataset : null,
         decoder: m.hasDecoder,
         metrics: mf.metrics,
         probe: m.probe,

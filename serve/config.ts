@@ -76,7 +76,8 @@ export const FLAG_SPECS = {
   threads: {
     type: "int",
     default: 0,
-    help: "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
+    help:
+      "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
   },
   // One per core: each worker runs one batch at a time, off the HTTP thread.
   workers: {
@@ -146,7 +147,7 @@ export const FLAG_SPECS = {
 } as const;
 
 export const USAGE =
-  "Usage: deno task serve [flags]\n\nServes a Fashion-MNIST VAE bundle over HTTP (see GET /docs once running).";
+  "Usage: deno task serve [flags]\n\nServes a VAE bundle (any labelled image set; Fashion-MNIST by default) over HTTP (see GET /docs once running).";
 
 export function helpText(): string {
   return formatHelp(USAGE, FLAG_SPECS);

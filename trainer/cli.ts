@@ -17,7 +17,7 @@ import { SAMPLES_PER_CLASS } from "../bundle/samples.ts";
 import { gridPng, reconstruct } from "./figures.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { initEngine } from "./engine/backend.ts";
-import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
+import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, TINY_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
 
 /**
@@ -39,6 +39,7 @@ const DATA_FLAGS = {
 const TRAIN_FLAGS = {
   ...DATA_FLAGS,
   latent: { type: "int", default: 16, help: "latent dimensions L" },
+  arch: { type: "string", default: "reference", choices: ["reference", "tiny"], help: "VAE architecture: the reference one, or a tiny one (a few thousand weights, for tests)" },
   epochs: { type: "int", help: "training epochs (default 12; with --resume, the checkpoint's)" },
   "batch-size": { type: "int", default: 128, help: "images per Adam step" },
   lr: { type: "number", default: 1e-3, help: "Adam learning rate" },
@@ -162,7 +163,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   const headKind = f.head as string;
   const head: HeadConfig | null = headKind === "none" ? null : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"], classes: K };
   const cfg: TrainConfig = {
-    vae: vaeConfig({ latent: f.latent as number, seed: f.seed as number }, REFERENCE_VAE),
+    vae: vaeConfig({ latent: f.latent as number, seed: f.seed as number }, f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE),
     head,
     classWeight: head ? (f["class-weight"] as number) : 0,
     epochs: (f.epochs as number | undefined) ?? (f.resume ? 0 : 12),
