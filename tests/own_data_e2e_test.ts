@@ -111,7 +111,7 @@ Deno.test("an image folder of 3 classes trains, publishes and is served with its
       assert.equal(png.headers.get("content-type"), "image/png");
       const sampled = await classify(served.app, new Uint8Array(await png.arrayBuffer()));
       assert.ok(SHAPE_CLASSES.includes(sampled.label));
-      assert.equal((await served.app.request("/v1/models/active/samples/999.png")).status, 404);
+      assert.equal((await served.app.request("/v1/models/active/samples/999")).status, 404);
     } finally {
       await served.slot.close();
     }

@@ -1,7 +1,7 @@
 /**
  * The active bundle's sample images (samples.json, bundle/samples.ts) for the demo page's
  * clickable examples: GET /v1/models/active/samples lists them with their class names, and
- * GET /v1/models/active/samples/<i>.png serves one as the 28x28 grey PNG the model would see.
+ * GET /v1/models/active/samples/<i> serves one as the 28x28 grey PNG the model would see.
  * Parsed once per loaded model; a bundle without samples answers 404.
  */
 import type { Context, Hono } from "hono";
@@ -34,7 +34,7 @@ export function documentSamples(paths: Record<string, unknown>, error: (d: strin
       },
     },
   };
-  paths[`${SAMPLES_PATH}/{index}.png`] = {
+  paths[`${SAMPLES_PATH}/{index}`] = {
     get: {
       summary: "One sample image of the active model, as a 28x28 grey PNG",
       parameters: [{ name: "index", in: "path", required: true, schema: { type: "integer" } }],
@@ -93,18 +93,18 @@ export function sampleRoutes(app: Hono, slot: ModelSlot): void {
           index: i,
           label: s.label,
           name: model.labels[s.label],
-          url: `${SAMPLES_PATH}/${i}.png`,
+          url: `${SAMPLES_PATH}/${i}`,
         })),
       })));
-  app.get(`${SAMPLES_PATH}/:file`, (c) => {
-    const m = /^(\d{1,6})\.png$/.exec(c.req.param("file"));
+  app.get(`${SAMPLES_PATH}/:index`, (c) => {
+    const m = /^(\d{1,6})$/.exec(c.req.param("index"));
     return withSamples(c, (model, set) => {
       const s = m ? set.samples[Number(m[1])] : undefined;
       if (!s) {
         throw new ApiError(
           404,
           "not_found",
-          `Model ${model.version} has no sample ${JSON.stringify(c.req.param("file"))}`,
+          `Model ${model.version} has no sample ${JSON.stringify(c.req.param("index"))}`,
         );
       }
       const png = encodeGreyPng(decodeProbePixels(s.pixels), IMAGE_SIZE, IMAGE_SIZE);
