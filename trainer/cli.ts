@@ -109,6 +109,7 @@ function dataOptions(f: Flags, saved?: TrainConfig["data"], seed?: number): Data
     seed: seed ?? (f.seed as number | undefined) ?? 1,
     cache: f.cache as string | undefined,
     heldOut: f["held-out"] as string | undefined,
+    idxByDefault: f.data === undefined,
   };
 }
 

@@ -204,3 +204,17 @@ test("the decode cache serves a second run and re-decodes an edited file", async
   assert.equal(c.report.decodedNow, 1);
   assert.equal(c.report.fromCache, usable - 1);
 });
+
+test("a damaged or foreign cache file is ignored, not trusted", async () => {
+  const made = makeShapeFolder(fresh());
+  const cacheFile = join(work, `cache-${n}.bin`);
+  await loadImageDataset(made.root, { ...OPTS, cacheFile });
+  const bytes = readFileSync(cacheFile);
+  writeFileSync(cacheFile, bytes.subarray(0, bytes.length - 10));
+  const a = await loadImageDataset(made.root, { ...OPTS, cacheFile });
+  assert.equal(a.report.fromCache, 0, "a truncated cache is not read");
+  writeFileSync(cacheFile, "LECACHE2 something else entirely");
+  const b = await loadImageDataset(made.root, { ...OPTS, cacheFile });
+  assert.equal(b.report.fromCache, 0);
+  assert.equal(b.report.decodedNow, made.images.length);
+});

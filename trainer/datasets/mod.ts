@@ -4,7 +4,7 @@
  * test splits with their class names, whatever the kind. The kind is detected from the path
  * and said in the log.
  */
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { HELD_OUT_FILE, validateHeldOut } from "../../bundle/held_out.ts";
 import { FASHION_LABELS } from "../../common/labels.ts";
@@ -32,6 +32,11 @@ export interface DataOptions {
   cache?: string;
   /** A held-out.json (or a bundle directory holding one) whose images are held out again. */
   heldOut?: string;
+  /**
+   * The path is the IDX default (not given with --data): a missing directory gets the IDX
+   * loader's message, which says how to install Fashion-MNIST.
+   */
+  idxByDefault?: boolean;
 }
 
 export interface TrainingData {
@@ -69,7 +74,7 @@ export async function loadTrainingData(
   o: DataOptions,
   log: (s: string) => void,
 ): Promise<TrainingData> {
-  const kind = detectKind(path);
+  const kind = o.idxByDefault && !existsSync(path) ? "idx" : detectKind(path);
   if (kind === "idx") {
     log(`data: ${path} (IDX files, Fashion-MNIST layout)`);
     const d = loadFashionMnist(path);
