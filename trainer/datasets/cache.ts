@@ -10,9 +10,10 @@
  * does: a file whose size and modification time are unchanged is not read again, which is what
  * makes a cached run fast; any other file is read, hashed and looked up by content.
  *
- * Layout: "LECACHE2" | recipe (16 ASCII hex) | count u32 LE | count x (sha256 32 bytes) |
+ * Layout: "LECACHE3" | recipe (16 ASCII hex) | count u32 LE | count x (sha256 32 bytes) |
  * count x (width, height, channels, format: u32 LE each) | count x 784 pixel bytes |
- * index count u32 LE | index count x (size, mtimeMs: f64 LE; row: f64) | paths, "\n"-joined.
+ * index count u32 LE | paths byte length u32 LE | index count x (size, mtimeMs, row: f64 LE) |
+ * paths, "\n"-joined. Any length that disagrees (a truncated file) makes the cache unused.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -20,7 +21,7 @@ import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import { PIXELS } from "../../common/labels.ts";
 
-const MAGIC = "LECACHE2";
+const MAGIC = "LECACHE3";
 const HEADER = 8 + 16 + 4;
 
 /** Columnar decoded images: row i is hashes[32i..], meta[4i..], pixels[784i..]. */
@@ -52,10 +53,10 @@ export function readCache(file: string, recipe: string): ImageTable | null {
   if (b.toString("latin1", 8, 24) !== recipe) return null;
   const count = b.readUInt32LE(24);
   const rows = HEADER + count * (32 + 16 + PIXELS);
-  if (b.length < rows + 4) return null;
+  if (b.length < rows + 8) return null;
   const entries = b.readUInt32LE(rows);
-  const numbers = rows + 4;
-  if (b.length < numbers + entries * 24) return null;
+  const numbers = rows + 8;
+  if (b.length !== numbers + entries * 24 + b.readUInt32LE(rows + 4)) return null;
   const paths = b.toString("utf8", numbers + entries * 24).split("\n");
   if (paths.length !== entries) return null;
   // Copied out so the typed views are aligned whatever offset readFileSync's buffer has.
@@ -84,9 +85,10 @@ export function writeCache(file: string, recipe: string, t: ImageTable): void {
   const entries = [...t.index].filter(([p]) => !p.includes("\n"));
   const nums = new Float64Array(entries.length * 3);
   entries.forEach(([, v], i) => nums.set(v, 3 * i));
-  const count = Buffer.alloc(4);
-  count.writeUInt32LE(entries.length);
   const paths = Buffer.from(entries.map(([p]) => p).join("\n"));
+  const count = Buffer.alloc(8);
+  count.writeUInt32LE(entries.length);
+  count.writeUInt32LE(paths.length, 4);
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(

@@ -213,7 +213,7 @@ test("a damaged or foreign cache file is ignored, not trusted", async () => {
   writeFileSync(cacheFile, bytes.subarray(0, bytes.length - 10));
   const a = await loadImageDataset(made.root, { ...OPTS, cacheFile });
   assert.equal(a.report.fromCache, 0, "a truncated cache is not read");
-  writeFileSync(cacheFile, "LECACHE2 something else entirely");
+  writeFileSync(cacheFile, "LECACHE3 something else entirely");
   const b = await loadImageDataset(made.root, { ...OPTS, cacheFile });
   assert.equal(b.report.fromCache, 0);
   assert.equal(b.report.decodedNow, made.images.length);
