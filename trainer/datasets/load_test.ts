@@ -10,7 +10,9 @@ import { after, test } from "node:test";
 import { decodeImage, encodePng } from "../../common/image_codec.ts";
 import { PIXELS } from "../../common/labels.ts";
 import { preprocess, toBytes } from "../../common/preprocess.ts";
+import { HELD_OUT_FILE, heldOutRecord } from "../../bundle/held_out.ts";
 import { DatasetError } from "./errors.ts";
+import { readHeldOut } from "./mod.ts";
 import { detectKind, listImages } from "./listing.ts";
 import { type ImageDatasetOptions, loadImageDataset } from "./load.ts";
 import { makeShapeFolder, SHAPE_CLASSES, shapeImage, writeCsv } from "./testdata/make_dataset.ts";
@@ -217,4 +219,14 @@ test("a damaged or foreign cache file is ignored, not trusted", async () => {
   const b = await loadImageDataset(made.root, { ...OPTS, cacheFile });
   assert.equal(b.report.fromCache, 0);
   assert.equal(b.report.decodedNow, made.images.length);
+});
+
+test("readHeldOut() reads a bundle's held-out.json and names a bad one", () => {
+  const dir = fresh();
+  mkdirSync(dir);
+  const h = "ab".repeat(32);
+  writeFileSync(join(dir, HELD_OUT_FILE), JSON.stringify(heldOutRecord({ test: [h], val: [] })));
+  assert.deepEqual(readHeldOut(dir).test, [h]);
+  writeFileSync(join(dir, HELD_OUT_FILE), JSON.stringify({ format: "x", test: [], val: [] }));
+  assert.throws(() => readHeldOut(dir), /held-out record .*held-out\.json: "format" is "x"/);
 });
