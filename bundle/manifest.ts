@@ -5,6 +5,7 @@
  *
  * Shapes use the string "N" for the dynamic batch dimension.
  */
+import { labelNamesProblem } from "./labels.ts";
 import { type NoveltyCalibration, NoveltyError, validateNovelty } from "./novelty.ts";
 import { INPUT_SHAPE, OUTPUT_IMAGE_SHAPE } from "./tensors.ts";
 
@@ -229,6 +230,8 @@ function checkLabels(m: Obj): number {
       throw new ManifestError(`labels[${i}]`, "must be a non-empty string");
     }
   });
+  const labelProblem = labelNamesProblem(labels as string[]);
+  if (labelProblem) throw new ManifestError("labels", labelProblem);
   return labels.length;
 }
 

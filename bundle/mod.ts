@@ -4,11 +4,14 @@
  * acceptance check that the publisher and the server both run (accept.ts).
  */
 export * from "./accept.ts";
+export * from "./held_out.ts";
+export * from "./labels.ts";
 export * from "./latent_map.ts";
 export * from "./manifest.ts";
 export * from "./novelty.ts";
 export * from "./precision.ts";
 export * from "./probe.ts";
 export * from "./read.ts";
+export * from "./samples.ts";
 export * from "./session_io.ts";
 export * from "./tensors.ts";

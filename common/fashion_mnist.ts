@@ -102,8 +102,16 @@ export function readIdx(path: string, expectMagic: number, expectCount?: number)
   return { body: raw.subarray(header, header + want), dims, raw };
 }
 
-/** Writes items as an (uncompressed) IDX file: 28x28 images or one label byte each. */
-export function encodeIdx(kind: "images" | "labels", data: Uint8Array, count: number): Uint8Array {
+/**
+ * Writes items as an (uncompressed) IDX file: 28x28 images or one label byte each (wider label
+ * arrays are narrowed to bytes: IDX labels are uint8).
+ */
+export function encodeIdx(
+  kind: "images" | "labels",
+  values: Uint8Array | Uint16Array,
+  count: number,
+): Uint8Array {
+  const data = values instanceof Uint8Array ? values : Uint8Array.from(values);
   const dims = kind === "images" ? [count, IMAGE_SIZE, IMAGE_SIZE] : [count];
   const out = new Uint8Array(4 + 4 * dims.length + data.byteLength);
   const view = new DataView(out.buffer);

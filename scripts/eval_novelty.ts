@@ -277,7 +277,7 @@ function servedCalibration(
 async function fitCandidates(
   manifest: Manifest,
   model: ort.InferenceSession,
-  fit: { images: Uint8Array; labels: Uint8Array; count: number },
+  fit: { images: Uint8Array; labels: Uint8Array | Uint16Array; count: number },
 ) {
   const fitOut = await encodeImages(model, manifest, fit.images, fit.count);
   const images = normalizePixels(fit.images);

@@ -148,7 +148,7 @@ async function writeExpected(
   path: string,
   dir: string,
   version: string,
-  test: { images: Uint8Array; labels: Uint8Array },
+  test: { images: Uint8Array; labels: Uint8Array | Uint16Array },
 ) {
   const manifest = await readManifest(dir);
   const images: Uint8Array[] = [0, 1, 2, 3].map((i) =>

@@ -88,6 +88,7 @@ const ROUTES = [
   "/",
   "/v1/preprocess",
   "/v1/models/active/latent-map",
+  "/v1/models/active/samples",
 ];
 
 function modelRef(m: LoadedModel) {
@@ -324,6 +325,7 @@ export function createApp(deps: AppDeps): Hono {
         precision: m.precision,
         latentSize: m.latentSize,
         labels: m.labels,
+        dataset: typeof mf.data.dataset === "string" ? mf.data.dataset : null,
         decoder: m.hasDecoder,
         metrics: mf.metrics,
         probe: m.probe,

@@ -240,7 +240,7 @@ export const FLAG_SPECS = {
 } as const;
 
 export const USAGE =
-  "Usage: deno task serve [flags]\n\nServes a Fashion-MNIST VAE bundle over HTTP (see GET /docs once running).";
+  "Usage: deno task serve [flags]\n\nServes a VAE bundle (any labelled image set; Fashion-MNIST by default) over HTTP (see GET /docs once running).";
 
 export function helpText(): string {
   return formatHelp(USAGE, FLAG_SPECS);

@@ -98,7 +98,8 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
       title: "latent-edge",
       version: "1",
       description:
-        "A convolutional VAE trained on Fashion-MNIST: classify clothing images, read their latent " +
+        "A convolutional VAE trained on a labelled image set (Fashion-MNIST by default; the class " +
+        "names come from the active bundle, GET /v1/models): classify images, read their latent " +
         "codes, reconstruct and decode. Every model response carries the model name and version (body and " +
         'X-Model-Version header). Errors are JSON: {"error": {"code", "message"}}.',
     },
@@ -392,7 +393,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             active: {
               type: "object",
               description:
-                "name, version, created, backend, precision, latentSize, labels, metrics, decoder, novelty ({available, threshold, ...})",
+                "name, version, created, backend, precision, latentSize, labels, dataset, metrics, decoder, novelty ({available, threshold, ...})",
             },
             versions: {
               type: "array",

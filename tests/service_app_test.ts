@@ -372,8 +372,11 @@ Deno.test("GET /healthz, /readyz, /openapi.json and /docs answer; every route is
     "/v2/models/{name}/versions/{version}/ready",
     "/v2/models/{name}/infer",
     "/v2/models/{name}/versions/{version}/infer",
+    "/v1/models/active/samples",
+    "/v1/models/active/samples/{index}",
   ];
   for (const p of routes) assert.ok(doc.paths[p], `${p} is missing from /openapi.json`);
+  // Hono writes a path parameter as :name, OpenAPI as {name}.
   const registered = new Set(
     native.app.routes.filter((x) => x.method !== "ALL").map((x) =>
       x.path.replace(/:(\w+)/g, "{$1}") // Hono's /:name is OpenAPI's /{name}

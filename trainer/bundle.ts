@@ -15,6 +15,8 @@ import { join } from "node:path";
 import {
   encodeProbePixels,
   type FileEntry,
+  HELD_OUT_FILE,
+  heldOutRecord,
   LATENT_MAP_FILE,
   LATENT_MAP_FORMAT,
   type LatentMap,
@@ -39,6 +41,7 @@ import {
   SERVING_IO,
 } from "./export/onnx.ts";
 import type { HeadConfig, VaeConfig } from "./model.ts";
+import { writeSamples } from "./bundle_samples.ts";
 
 /** Probe values must reproduce within this (float32 runtimes differ by ~1e-6 on these graphs). */
 export const PROBE_TOLERANCE = 1e-4;
@@ -50,7 +53,8 @@ export const LATENT_MAP_POINTS = 2000;
 export interface LabelledImages {
   /** count * 784 uint8 pixels, row-major, light on dark. */
   images: Uint8Array;
-  labels: Uint8Array;
+  /** Class index per image (Uint16Array beyond 256 classes). */
+  labels: Uint8Array | Uint16Array;
   count: number;
 }
 
@@ -77,6 +81,10 @@ export interface WriteBundleOptions {
   /** Points in latent-map.json; 0 leaves the file out. Default LATENT_MAP_POINTS. */
   latentMapPoints?: number;
   labels?: readonly string[];
+  /** Sample images per class (samples.json, the demo's examples) from `test`; 0 leaves them out. */
+  samplesPerClass?: number;
+  /** Content hashes of the held-out images (held-out.json), for image-folder datasets. */
+  heldOut?: { test: string[]; val: string[] };
   /** Fixed clock for reproducible tests. */
   now?: Date;
 }
@@ -123,7 +131,7 @@ function argmax(a: ArrayLike<number>, from: number, len: number): number {
 /** Accuracy, per-class accuracy (recall) and confusion matrix (rows: true label, columns: predicted). */
 export function classificationMetrics(
   probabilities: Float32Array,
-  labels: Uint8Array,
+  labels: Uint8Array | Uint16Array,
   K: number,
 ): Pick<Metrics, "testAccuracy" | "perClassAccuracy" | "confusion"> {
   const n = labels.length;
@@ -142,7 +150,11 @@ export function classificationMetrics(
 }
 
 /** Up to `count` test rows, visiting classes round-robin so the probe covers as many classes as possible. */
-export function pickProbeRows(labels: Uint8Array, count: number, K: number): number[] {
+export function pickProbeRows(
+  labels: Uint8Array | Uint16Array,
+  count: number,
+  K: number,
+): number[] {
   const byClass: number[][] = Array.from({ length: K }, () => []);
   labels.forEach((l, i) => byClass[l].push(i));
   const rows: number[] = [];
@@ -319,6 +331,11 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
     await put("latent-map", LATENT_MAP_FILE, new TextEncoder().encode(JSON.stringify(doc)));
   } else {
     await rm(join(dir, LATENT_MAP_FILE), { force: true });
+  }
+  if (opts.samplesPerClass) files.push(await writeSamples(dir, testSet, K, opts.samplesPerClass));
+  if (opts.heldOut) {
+    const text = JSON.stringify(heldOutRecord(opts.heldOut));
+    await put("held-out", HELD_OUT_FILE, new TextEncoder().encode(text));
   }
 
   const created = opts.now ?? new Date();

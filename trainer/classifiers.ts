@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { NUM_CLASSES, PIXELS } from "../common/labels.ts";
+import type { Labels } from "./data.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { rng, shuffle, type Split } from "./data.ts";
 import { buildHead, buildPixelCnn, classLoss, type CnnConfig, type HeadConfig, splitMoments } from "./model.ts";
@@ -42,7 +43,7 @@ export const CNN_FIT: Readonly<FitOptions> = Object.freeze({ epochs: 12, minStep
  * Generic mini-batch loop over rows of a feature matrix (latents or pixels). `features` is
  * row-major with `width` values per row; `shape` is one row's tensor shape.
  */
-function fit(model: tf.Sequential, features: Float32Array, labels: Uint8Array, n: number, width: number, shape: number[], optimizer: tf.Optimizer, o: FitOptions): void {
+function fit(model: tf.Sequential, features: Float32Array, labels: Labels, n: number, width: number, shape: number[], optimizer: tf.Optimizer, o: FitOptions): void {
   const B = Math.min(o.batchSize, n);
   const perEpoch = Math.max(1, Math.floor(n / B));
   const steps = Math.min(o.maxSteps, Math.max(o.minSteps, perEpoch * o.epochs));
@@ -68,7 +69,7 @@ function fit(model: tf.Sequential, features: Float32Array, labels: Uint8Array, n
 }
 
 /** Trains a head on latents: logistic regression by plain SGD, the MLP by Adam. */
-export function trainHead(cfg: HeadConfig, latent: number, mu: Float32Array, labels: Uint8Array, n: number, o: FitOptions = cfg.kind === "logistic" ? LOGISTIC_FIT : MLP_FIT): tf.Sequential {
+export function trainHead(cfg: HeadConfig, latent: number, mu: Float32Array, labels: Labels, n: number, o: FitOptions = cfg.kind === "logistic" ? LOGISTIC_FIT : MLP_FIT): tf.Sequential {
   const head = buildHead(latent, cfg);
   const opt = cfg.kind === "logistic" ? tf.train.sgd(o.learningRate) : tf.train.adam(o.learningRate);
   fit(head, mu, labels, n, latent, [latent], opt, o);
@@ -95,13 +96,13 @@ export function predict(model: tf.LayersModel, features: Float32Array, n: number
   return out;
 }
 
-export function accuracy(pred: Int32Array, labels: Uint8Array): number {
+export function accuracy(pred: Int32Array, labels: Labels): number {
   let c = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) c++;
   return c / pred.length;
 }
 
-export function confusion(pred: Int32Array, labels: Uint8Array, k = NUM_CLASSES): number[][] {
+export function confusion(pred: Int32Array, labels: Labels, k = NUM_CLASSES): number[][] {
   const m = Array.from({ length: k }, () => new Array(k).fill(0));
   for (let i = 0; i < pred.length; i++) m[labels[i]][pred[i]]++;
   return m;

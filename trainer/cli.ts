@@ -5,6 +5,7 @@
  *   publish put a bundle into the model registry, activate, roll back (trainer/publish.ts)
  *   calibrate-novelty  fit and calibrate a bundle's novelty score into its manifest (trainer/novelty.ts)
  *   quantize add an int8 serving graph beside the fp32 one in a bundle (trainer/quantize.ts)
+ *   samples add the demo's sample images to an existing bundle (idempotent)
  * Flags are parsed once into a typed config; unknown flags are errors; Ctrl-C stops after the
  * current step and saves a checkpoint that `--resume` continues bit-for-bit.
  */
@@ -12,11 +13,21 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { FlagError, formatHelp, parseFlags, type FlagSpecs } from "../common/flags.ts";
 import { normalizePixels } from "../common/preprocess.ts";
-import { DataError, loadFashionMnist, resolveDataDir, type Split, stratifiedSubset, take, trainValSplit } from "./data.ts";
+import {
+  classCount,
+  DataError,
+  DEFAULT_DATA_DIR,
+  loadFashionMnist,
+  resolveDataDir,
+  type Split,
+  take,
+} from "./data.ts";
+import { type DataOptions, DatasetError, loadTrainingData, type TrainingData } from "./datasets/mod.ts";
+import { SAMPLES_PER_CLASS } from "../bundle/samples.ts";
 import { gridPng, reconstruct } from "./figures.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
-import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, vaeConfig } from "./model.ts";
+import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, TINY_VAE, vaeConfig } from "./model.ts";
 import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
 import { ENGINE_CHOICES, type EngineChoice } from "./engine/choice.ts";
 import { AUGMENT_FLAGS, augmentOf } from "./augment.ts";
@@ -26,9 +37,21 @@ import { AUGMENT_FLAGS, augmentOf } from "./augment.ts";
  * among the sizes measured, see README), MLP head trained jointly with weight 100 on its
  * cross-entropy, all 60,000 training images.
  */
+const DATA_FLAGS = {
+  data: { type: "string", help: `dataset: a directory of the four IDX files, an image folder (<root>/<class>/*.png|jpg), or a .csv/.jsonl listing (path,label); default ${DEFAULT_DATA_DIR}` },
+  "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files (same as --data)", env: "FASHION_MNIST_DIR" },
+  "on-bad-image": { type: "string", default: "fail", choices: ["fail", "skip"], help: "an unreadable, truncated or non-image file stops the run (fail) or is left out (skip)" },
+  "min-per-class": { type: "int", default: 5, help: "a class with fewer usable images is an error" },
+  "test-fraction": { type: "number", default: 0.1, help: "image data without a test split: share of each class held out for test (stratified, seeded)" },
+  "val-fraction": { type: "number", default: 0.1, help: "image data: share of each class held out for validation" },
+  "held-out": { type: "string", help: "hold out the images recorded in this held-out.json (or bundle directory) again" },
+  cache: { type: "string", help: "decode cache file for image data (default under ~/.cache/latent-edge; none = no cache)" },
+} satisfies FlagSpecs;
+
 const TRAIN_FLAGS = {
-  "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files", env: "FASHION_MNIST_DIR" },
+  ...DATA_FLAGS,
   latent: { type: "int", default: 16, help: "latent dimensions L" },
+  arch: { type: "string", default: "reference", choices: ["reference", "tiny"], help: "VAE architecture: the reference one, or a tiny one (a few thousand weights, for tests)" },
   epochs: { type: "int", help: "training epochs (default 12; with --resume, the checkpoint's)" },
   "batch-size": { type: "int", default: 128, help: "images per Adam step" },
   lr: { type: "number", default: 1e-3, help: "Adam learning rate" },
@@ -50,10 +73,12 @@ const TRAIN_FLAGS = {
   publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
   ...AUGMENT_FLAGS,
   int8: { type: "boolean", default: false, help: "add an int8 serving graph to the exported bundle (as the quantize command does)" },
+  "samples-per-class": { type: "int", default: SAMPLES_PER_CLASS, help: "held-out images per class stored in the bundle for the demo page" },
 } satisfies FlagSpecs;
 
 const EXPORT_FLAGS = {
-  "data-dir": TRAIN_FLAGS["data-dir"],
+  ...DATA_FLAGS,
+  "samples-per-class": TRAIN_FLAGS["samples-per-class"],
   checkpoint: { type: "string", help: "checkpoint.bin to export" },
   out: { type: "string", help: "bundle directory to write" },
   name: TRAIN_FLAGS.name,
@@ -68,7 +93,7 @@ const QUANTIZE_FLAGS = {
 } satisfies FlagSpecs;
 
 const RECON_FLAGS = {
-  "data-dir": TRAIN_FLAGS["data-dir"],
+  ...DATA_FLAGS,
   checkpoint: { type: "string", help: "checkpoint.bin of a trained VAE" },
   out: { type: "string", help: "PNG file to write (test images above their reconstructions)" },
   backend: TRAIN_FLAGS.backend,
@@ -85,18 +110,48 @@ const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint,
        deno task train -- recon --checkpoint <file> --out <png>   reconstructions + test ELBO
        deno task train -- publish <bundle-dir> [--registry models]  (see deno task publish -- --help)
        deno task train -- calibrate-novelty <bundle-dir>   novelty score + percentiles into the manifest
-       deno task train -- quantize <bundle-dir> [--calibration-images 2000]  add the int8 graph`;
+       deno task train -- quantize <bundle-dir> [--calibration-images 2000]  add the int8 graph
+       deno task train -- samples <bundle-dir> [--data <path>]   add the demo's sample images`;
+
+const SAMPLES_FLAGS = {
+  ...DATA_FLAGS,
+  "per-class": { type: "int", default: SAMPLES_PER_CLASS, help: "images per class" },
+} satisfies FlagSpecs;
+
+type Flags = Record<string, unknown>;
+
+/** --data, else --data-dir / FASHION_MNIST_DIR, else the Fashion-MNIST default. */
+function dataPath(f: Flags): string {
+  return (f.data as string | undefined) ?? (f["data-dir"] as string | undefined) ?? DEFAULT_DATA_DIR;
+}
+
+/** The data flags, with what a checkpoint recorded (its split) taking precedence. */
+function dataOptions(f: Flags, saved?: TrainConfig["data"], seed?: number): DataOptions {
+  return {
+    onBadImage: f["on-bad-image"] as "skip" | "fail",
+    minPerClass: f["min-per-class"] as number,
+    testFraction: saved?.testFraction ?? (f["test-fraction"] as number),
+    valFraction: saved?.valFraction ?? (f["val-fraction"] as number),
+    trainCount: saved?.trainCount ?? (f["train-count"] as number | undefined) ?? 0,
+    valCount: saved?.valCount ?? (f["val-count"] as number | undefined) ?? 0,
+    seed: seed ?? (f.seed as number | undefined) ?? 1,
+    cache: f.cache as string | undefined,
+    heldOut: f["held-out"] as string | undefined,
+    idxByDefault: f.data === undefined,
+  };
+}
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
 }
 
-async function exportBundle(models: VaeModels, cfg: TrainConfig, test: Split, dataInfo: Record<string, unknown>, outDir: string, name: string, log: (s: string) => void, extra: Record<string, unknown>) {
+async function exportBundle(models: VaeModels, cfg: TrainConfig, data: TrainingData, dataInfo: Record<string, unknown>, outDir: string, name: string, log: (s: string) => void, extra: Record<string, unknown>, samplesPerClass: number) {
   if (!models.head) {
     log("no classifier head (--head none): a served bundle needs one; skipping export");
     return null;
   }
   const { writeBundle } = await import("./bundle.ts");
+  const test = data.test;
   const elbo = evaluateVae(models, cfg.vae.latent, test);
   const manifest = await writeBundle(outDir, {
     name,
@@ -109,8 +164,11 @@ async function exportBundle(models: VaeModels, cfg: TrainConfig, test: Split, da
     data: dataInfo,
     test,
     testElbo: elbo.elbo,
+    labels: data.labels,
+    samplesPerClass,
+    ...(data.heldOut ? { heldOut: data.heldOut } : {}),
   });
-  log(`bundle ${manifest.name}/${manifest.version} written to ${outDir}: test accuracy ${(manifest.metrics.testAccuracy * 100).toFixed(2)}% (onnxruntime), test -ELBO ${elbo.elbo.toFixed(2)}`);
+  log(`bundle ${manifest.name}/${manifest.version} written to ${outDir}: test accuracy ${(manifest.metrics.testAccuracy * 100).toFixed(2)}% (onnxruntime) on ${test.count} held-out images, test -ELBO ${elbo.elbo.toFixed(2)}`);
   return manifest;
 }
 
@@ -162,34 +220,32 @@ async function cmdTrain(args: string[]): Promise<number> {
   if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
   const log = (s: string) => process.stderr.write(s + "\n");
   let engine = await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
-  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
   // A resumed run trains on the images its checkpoint was trained on, whatever the flags say.
   const resumed = f.resume ? loadCheckpoint<TrainConfig>(f.resume as string).header.config : null;
-  const trainCount = resumed?.data?.trainCount ?? (f["train-count"] as number);
-  const valCount = resumed?.data?.valCount ?? (f["val-count"] as number);
   const dataSeed = resumed?.seed ?? (f.seed as number);
-  let train = data.train;
-  if (trainCount > 0) train = stratifiedSubset(train, trainCount, dataSeed);
-  let val: Split | null = null;
-  if (valCount > 0) ({ train, val } = trainValSplit(train, valCount, dataSeed));
+  const dopts = dataOptions(f, resumed?.data, dataSeed);
+  const data = await loadTrainingData(dataPath(f), dopts, log);
+  const { train, val } = data;
+  const K = data.labels.length;
+  if (classCount(train.labels) > K) throw new DatasetError(`Cannot train: labels exceed the ${K} class names`);
   const headKind = f.head as string;
-  const head: HeadConfig | null = headKind === "none" ? null : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"] };
+  const head: HeadConfig | null = headKind === "none" ? null : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"], classes: K };
   const cfg: TrainConfig = {
-    vae: vaeConfig({ latent: f.latent as number, seed: f.seed as number }, REFERENCE_VAE),
+    vae: vaeConfig({ latent: f.latent as number, seed: f.seed as number }, f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE),
     head,
     classWeight: head ? (f["class-weight"] as number) : 0,
     epochs: (f.epochs as number | undefined) ?? (f.resume ? 0 : 12),
     batchSize: f["batch-size"] as number,
     learningRate: f.lr as number,
     seed: f.seed as number,
-    data: { trainCount, valCount },
+    data: { trainCount: dopts.trainCount, valCount: dopts.valCount, testFraction: dopts.testFraction, valFraction: dopts.valFraction },
     augment: augmentOf(f),
   };
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
   if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s)${(f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""} (tfjs ${engine.description} for evaluation/export)` };
-  log(`training on ${train.count} images${val ? `, validating on ${val.count}` : ""}; engine ${engine.description}; run dir ${outDir}`);
+  log(`training on ${train.count} images of ${K} classes${val ? `, validating on ${val.count}` : ""}, testing on ${data.test.count}; engine ${engine.description}; run dir ${outDir}`);
 
   let stop = false;
   const onSigint = () => {
@@ -218,7 +274,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   }
   log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
-    const manifest = await exportBundle(result.models, result.config, data.test, { dir: data.dir, fingerprint: data.fingerprint, trainImages: train.count, valImages: val?.count ?? 0 }, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 });
+    const manifest = await exportBundle(result.models, result.config, data, data.record, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 }, f["samples-per-class"] as number);
     if (manifest) await calibrateExport(join(outDir, "bundle"), data.train, log);
     if (manifest && f.int8) await quantizeBundle(join(outDir, "bundle"), data, Math.min(2000, data.train.count), log);
     if (manifest && f.publish) {
@@ -245,7 +301,8 @@ async function fromCheckpoint<S extends typeof EXPORT_FLAGS | typeof RECON_FLAGS
   if (!f.checkpoint || !f.out) throw new FlagError(`${cmd} needs --checkpoint <file> and --out <${outWhat}>`);
   const log = (s: string) => process.stderr.write(s + "\n");
   await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
-  const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
+  const saved = loadCheckpoint<TrainConfig>(f.checkpoint as string).header.config;
+  const data = await loadTrainingData(dataPath(f), dataOptions(f, saved.data, saved.seed), log);
   // Resuming with restoreOnly rebuilds the models and trains no further step.
   const r = await trainVae({ epochs: 0 } as TrainConfig, data.train, { resumeFrom: f.checkpoint as string, restoreOnly: true, progress: false, log });
   return { f, log, data, ...r };
@@ -255,7 +312,7 @@ async function cmdExport(args: string[]): Promise<number> {
   const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
   if (!r) return 0;
   const { f, log, data } = r;
-  const manifest = await exportBundle(r.models, r.config, data.test, { dir: data.dir, fingerprint: data.fingerprint }, resolve(f.out as string), f.name as string, log, {});
+  const manifest = await exportBundle(r.models, r.config, data, data.record, resolve(f.out as string), f.name as string, log, {}, f["samples-per-class"] as number);
   if (manifest) await calibrateExport(resolve(f.out as string), data.train, log);
   if (manifest && f.int8) await quantizeBundle(resolve(f.out as string), data, Math.min(2000, data.train.count), log);
   return 0;
@@ -267,12 +324,13 @@ async function cmdRecon(args: string[]): Promise<number> {
   const { f, log, data, models, config } = r;
   // Two test images of each class, in class order, so every class shows up in the grid.
   const picks: number[] = [];
-  for (let c = 0; c < 10; c++) for (let i = 0, k = 0; i < data.test.count && k < 2; i++) if (data.test.labels[i] === c) picks.push(i), k++;
+  const K = Math.min(10, data.labels.length);
+  for (let c = 0; c < K; c++) for (let i = 0, k = 0; i < data.test.count && k < 2; i++) if (data.test.labels[i] === c) picks.push(i), k++;
   const rows = [0, 1].flatMap((parity) => {
     const sub = take(data.test, picks.filter((_, j) => j % 2 === parity));
     return [normalizePixels(sub.images), reconstruct(models.encoder, models.decoder, config.vae.latent, sub.images, sub.count)];
   });
-  writeFileSync(resolve(f.out as string), gridPng(rows, 10));
+  writeFileSync(resolve(f.out as string), gridPng(rows, K));
   const elbo = evaluateVae(models, config.vae.latent, data.test);
   log(`test -ELBO ${elbo.elbo.toFixed(2)} nats (rec ${elbo.rec.toFixed(2)}, KL ${elbo.kl.toFixed(2)}) on ${data.test.count} test images; grid written to ${f.out}`);
   return 0;
@@ -292,6 +350,29 @@ async function cmdCalibrateNovelty(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `samples <bundle-dir>`: writes samples.json from the dataset's evaluation split. */
+async function cmdSamples(args: string[]): Promise<number> {
+  const { flags: f, positional } = parseFlags(args, SAMPLES_FLAGS, process.env);
+  if (f.help) {
+    console.log(formatHelp(USAGE, SAMPLES_FLAGS));
+    return 0;
+  }
+  if (positional.length !== 1) throw new FlagError("samples needs one <bundle-dir>");
+  const log = (s: string) => process.stderr.write(s + "\n");
+  const { readManifest } = await import("../bundle/mod.ts");
+  const { addSamples } = await import("./bundle_samples.ts");
+  const dir = resolve(positional[0]);
+  const manifest = await readManifest(dir);
+  const saved = (manifest.training as Partial<TrainConfig>).data;
+  const data = await loadTrainingData(dataPath(f), dataOptions(f, saved, manifest.training.seed as number | undefined), log);
+  if (JSON.stringify(data.labels) !== JSON.stringify(manifest.labels)) {
+    throw new DatasetError(`Cannot add samples to ${dir}: the dataset's classes (${data.labels.join(", ")}) are not the bundle's (${manifest.labels.join(", ")})`);
+  }
+  const entry = await addSamples(dir, data.test, f["per-class"] as number);
+  log(`wrote ${entry.path} (${entry.bytes} bytes, sha256 ${entry.sha256.slice(0, 12)}) into ${dir}`);
+  return 0;
+}
+
 export async function main(argvIn: string[]): Promise<number> {
   // `deno task train -- ...` passes the "--" through.
   const argv = argvIn[0] === "--" ? argvIn.slice(1) : argvIn;
@@ -302,6 +383,7 @@ export async function main(argvIn: string[]): Promise<number> {
     if (cmd === "recon") return await cmdRecon(rest);
     if (cmd === "calibrate-novelty") return await cmdCalibrateNovelty(rest);
     if (cmd === "quantize") return await cmdQuantize(rest);
+    if (cmd === "samples") return await cmdSamples(rest);
     if (cmd === "publish") {
       const { publishMain, reportPublishError } = await import("./publish.ts");
       const log = (s: string) => process.stderr.write(s + "\n");
@@ -309,7 +391,7 @@ export async function main(argvIn: string[]): Promise<number> {
     }
     throw new FlagError(`Unknown command "${cmd}"\n${USAGE}`);
   } catch (e) {
-    if (e instanceof FlagError || e instanceof DataError) {
+    if (e instanceof FlagError || e instanceof DataError || e instanceof DatasetError) {
       console.error(`error: ${e.message}`);
       return 2;
     }

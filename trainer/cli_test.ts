@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -60,6 +60,22 @@ test("Ctrl-C (SIGINT) stops after the current step and leaves a checkpoint that 
     assert.equal(resumed.code, 0, resumed.err);
     assert.match(resumed.err, /resuming from .*epoch 2, step \d+/);
     assert.equal(loadCheckpoint(join(dir, "checkpoint.bin")).header.epoch, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("--data problems exit 2 with the file, line or class named", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cli-data-"));
+  try {
+    const missing = await run(["--data", join(dir, "nope"), "--epochs", "1"]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /nope: no such file or directory/);
+    const csv = join(dir, "list.csv");
+    writeFileSync(csv, "file,label\na.png,x\n");
+    const r = await run(["--data", csv, "--epochs", "1"]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /list\.csv: line 1: the header has no "path" column/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

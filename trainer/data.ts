@@ -24,11 +24,21 @@ import { mulberry32 as rng } from "../common/random.ts";
 // (scripts and tests read the files too); re-exported for the trainer's modules.
 export { DATA_DIR_ENV, DataError, DEFAULT_DATA_DIR, encodeIdx, FILES, resolveDataDir };
 
+/** Class index per image: one byte while there are at most 256 classes. */
+export type Labels = Uint8Array | Uint16Array;
+
 /** A labelled image set: N images of 784 uint8 pixels (row-major, light on dark). */
 export interface Split {
   images: Uint8Array;
-  labels: Uint8Array;
+  labels: Labels;
   count: number;
+}
+
+/** Number of classes a label array spans (largest index + 1). */
+export function classCount(labels: Labels): number {
+  let k = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] >= k) k = labels[i] + 1;
+  return k;
 }
 
 export interface Dataset {
@@ -88,7 +98,7 @@ export function shuffle<T>(a: T[] | Int32Array, rand: () => number): void {
 export function take(split: Split, idx: ArrayLike<number>): Split {
   const n = idx.length;
   const images = new Uint8Array(n * PIXELS);
-  const labels = new Uint8Array(n);
+  const labels = split.labels instanceof Uint16Array ? new Uint16Array(n) : new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const k = idx[i];
     images.set(split.images.subarray(k * PIXELS, (k + 1) * PIXELS), i * PIXELS);
@@ -98,12 +108,12 @@ export function take(split: Split, idx: ArrayLike<number>): Split {
 }
 
 /**
- * Row indices of a stratified, seeded sample of n items: each class gets n/10 (the remainder
+ * Row indices of a stratified, seeded sample of n items: each class present gets n/K (the remainder
  * goes to the first classes), drawn without replacement. Different seeds give different subsets.
  */
-export function stratifiedIndices(labels: Uint8Array, n: number, seed: number): Int32Array {
+export function stratifiedIndices(labels: Labels, n: number, seed: number): Int32Array {
   if (n > labels.length) throw new RangeError(`Cannot take ${n} samples from a split of ${labels.length}`);
-  const byClass: number[][] = Array.from({ length: NUM_CLASSES }, () => []);
+  const byClass: number[][] = Array.from({ length: Math.max(NUM_CLASSES, classCount(labels)) }, () => []);
   for (let i = 0; i < labels.length; i++) byClass[labels[i]].push(i);
   const rand = rng(seed);
   byClass.forEach((c) => shuffle(c, rand));
@@ -147,3 +157,4 @@ export function trainValSplit(train: Split, valCount: number, seed: number): { t
   for (let i = 0; i < train.count; i++) if (!inVal[i]) rest.push(i);
   return { train: take(train, rest), val: take(train, valIdx) };
 }
+

@@ -221,6 +221,8 @@ export interface HeadConfig {
   /** Dropout after each hidden layer of the MLP (0 disables; dropout masks are not seeded). */
   dropout: number;
   seed: number;
+  /** Classes K the head scores (default 10, Fashion-MNIST's, for configs saved before K). */
+  classes?: number;
 }
 
 export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({
@@ -231,7 +233,7 @@ export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({
 }) as HeadConfig;
 
 /**
- * A classifier on the latent mu: [N, L] -> [N, 10] logits. "logistic" is a single dense layer
+ * A classifier on the latent mu: [N, L] -> [N, K] logits (K = cfg.classes). "logistic" is a single dense layer
  * (multinomial logistic regression, trained by SGD); "mlp" is the study's "simple" network,
  * here a small MLP (dense-relu blocks), trained by Adam. The latent has no spatial order, so
  * a 1-D conv over it would only impose a fake one.
@@ -256,7 +258,7 @@ export function buildHead(latent: number, cfg: HeadConfig): tf.Sequential {
   m.add(
     tf.layers.dense({
       ...(hidden.length === 0 ? { inputShape: [latent] } : {}),
-      units: NUM_CLASSES,
+      units: cfg.classes ?? NUM_CLASSES,
       kernelInitializer: init(cfg.seed * 1000 + 99),
       name: "head_logits",
     }),

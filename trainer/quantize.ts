@@ -51,7 +51,7 @@ export interface AddInt8Options {
   /** Where the calibration images come from, recorded in the manifest. */
   calibrationSource: string;
   /** Labelled split the int8 accuracy is measured on (the test split). */
-  test: Images & { labels: Uint8Array };
+  test: Images & { labels: Uint8Array | Uint16Array };
 }
 
 type Batches = (x: Float32Array, n: number) => Promise<Record<string, ort.Tensor>>;

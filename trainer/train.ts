@@ -36,8 +36,11 @@ export interface TrainConfig {
   batchSize: number;
   learningRate: number;
   seed: number;
-  /** Which training images (the CLI's --train-count/--val-count), so a resume selects the same. */
-  data?: { trainCount: number; valCount: number };
+  /**
+   * Which training images (the CLI's --train-count/--val-count, image data's held-out shares),
+   * so a resume selects the same.
+   */
+  data?: { trainCount: number; valCount: number; testFraction?: number; valFraction?: number };
   /** Training-time augmentation (augment.ts); none when absent. */
   augment?: AugmentConfig;
 }

@@ -17,6 +17,10 @@ const COLORS = [
   "#9c755f",
   "#7f7f7f",
 ];
+/** Colour of class k: Tableau 10 first, then hues spread by the golden angle for any K. */
+function colorOf(k) {
+  return k < COLORS.length ? COLORS[k] : `hsl(${(k * 137.508) % 360} 55% 48%)`;
+}
 const ACCEPTED = ["image/png", "image/jpeg"];
 const NEIGHBOURS = 15;
 
@@ -119,6 +123,7 @@ async function loadModel() {
     ? `${(acc * 100).toFixed(1)}%${a.metrics.evaluatedOn ? ` (n=${a.metrics.evaluatedOn})` : ""}`
     : "not recorded";
   $("model-latent").textContent = String(a.latentSize);
+  $("model-dataset").textContent = a.dataset ?? "its own images";
   if (!a.decoder) {
     $("recon-note").textContent = "This model was exported without a decoder: no reconstruction.";
   }
@@ -136,7 +141,7 @@ function renderBarsEmpty() {
         { class: "track", "aria-hidden": "true" },
         el("span", {
           class: "fill",
-          style: { background: COLORS[k % COLORS.length], display: "block" },
+          style: { background: colorOf(k), display: "block" },
         }),
       ),
       el("span", { class: "pct" }, "–"),
@@ -144,19 +149,39 @@ function renderBarsEmpty() {
   ));
 }
 
+/**
+ * The active bundle's own samples (GET /v1/models/active/samples); for a bundle without any,
+ * the page's fallback Fashion-MNIST samples, but only those whose label the model has.
+ */
+async function sampleList() {
+  const res = await fetch("/v1/models/active/samples");
+  if (res.ok) {
+    const body = await res.json();
+    return body.samples.map((s) => ({ label: s.name, url: s.url }));
+  }
+  if (res.status !== 404) throw new Error(`samples: HTTP ${res.status}`);
+  const list = await (await api("/demo/samples/samples.json")).json();
+  return list
+    .filter((s) => state.labels.includes(s.label))
+    .map((s) => ({ label: s.label, url: `/demo/samples/${s.file}` }));
+}
+
 async function loadSamples() {
   let list;
   try {
-    list = await (await api("/demo/samples/samples.json")).json();
+    list = await sampleList();
   } catch {
-    $("samples").replaceChildren(el("li", {}, "No bundled samples on this server."));
+    list = [];
+  }
+  if (list.length === 0) {
+    $("samples").replaceChildren(el("li", {}, "This model carries no sample images."));
     return;
   }
   $("samples").replaceChildren(...list.map((s) => {
     const b = el(
       "button",
       { type: "button", "aria-pressed": "false", "aria-label": `Sample: ${s.label}` },
-      el("img", { src: `/demo/samples/${s.file}`, alt: "", width: "56", height: "56" }),
+      el("img", { src: s.url, alt: "", width: "56", height: "56" }),
       el("span", { "aria-hidden": "true" }, s.label),
     );
     b.addEventListener("click", async () => {
@@ -165,7 +190,7 @@ async function loadSamples() {
       }
       b.setAttribute("aria-pressed", "true");
       try {
-        const blob = await (await api(`/demo/samples/${s.file}`)).blob();
+        const blob = await (await api(s.url)).blob();
         await analyse(blob, `sample ${s.label}`, s.label);
       } catch (e) {
         showError(e.message);
@@ -180,7 +205,7 @@ function renderLegend() {
     el(
       "li",
       {},
-      el("span", { class: "sw", style: { background: COLORS[k % COLORS.length] } }),
+      el("span", { class: "sw", style: { background: colorOf(k) } }),
       name,
     )
   );
@@ -570,7 +595,7 @@ function drawMap() {
   const r = Math.max(1.8, cssW / 220);
   ctx.globalAlpha = you ? 0.55 : 0.75;
   m.points.forEach((p, i) => {
-    ctx.fillStyle = COLORS[m.labels[i] % COLORS.length];
+    ctx.fillStyle = colorOf(m.labels[i]);
     ctx.beginPath();
     ctx.arc(sx(p[0]), sy(p[1]), r, 0, 2 * Math.PI);
     ctx.fill();
@@ -692,6 +717,7 @@ async function setUpModel(reload = true) {
   renderLegend();
   buildSliders();
   await loadMap();
+  if (reload) await loadSamples();
   scheduleDecode();
 }
 

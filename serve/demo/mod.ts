@@ -18,6 +18,7 @@ import { pngResponse } from "../png_response.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
 import { NoModelError } from "../inference/slot.ts";
 import { type InputLimits, readOneImage } from "../inputs.ts";
+import { documentSamples, sampleRoutes } from "./samples.ts";
 
 export interface DemoDeps {
   slot: ModelSlot;
@@ -67,8 +68,10 @@ function documentRoutes(doc: Record<string, unknown>, limits: InputLimits): void
   };
   paths["/demo/*"] = {
     get: {
-      summary: "The demo page's script, stylesheet and bundled Fashion-MNIST samples",
-      description: "samples/samples.json lists the sample PNGs (one test image per class).",
+      summary: "The demo page's script, stylesheet and fallback samples",
+      description:
+        "samples/samples.json lists fallback sample PNGs (Fashion-MNIST test images), shown " +
+        "only for a bundle without samples of its own whose labels they match.",
       responses: {
         "200": { description: "text/javascript, text/css, image/png or application/json" },
         "404": error("No such asset."),
@@ -108,6 +111,7 @@ function documentRoutes(doc: Record<string, unknown>, limits: InputLimits): void
       },
     },
   };
+  documentSamples(paths, error);
   paths["/v1/models/active/latent-map"] = {
     get: {
       summary: "The active model's latent map",
@@ -167,6 +171,8 @@ export function demoRoutes(deps: DemoDeps): Hono {
     const image = await readOneImage(c.req.raw, limits, "/v1/preprocess");
     return pngResponse(c, image);
   });
+
+  sampleRoutes(app, slot);
 
   app.get("/v1/models/active/latent-map", async (c) => {
     try {

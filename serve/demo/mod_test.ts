@@ -185,16 +185,60 @@ Deno.test("validateLatentMap() names what is wrong with a malformed map", () => 
 Deno.test("the demo routes are listed in /openapi.json and /docs", async () => {
   const doc = await (await app.request("/openapi.json")).json();
   const html = await (await app.request("/docs")).text();
-  for (const p of ["/", "/demo/*", "/v1/preprocess", "/v1/models/active/latent-map"]) {
+  for (
+    const p of [
+      "/",
+      "/demo/*",
+      "/v1/preprocess",
+      "/v1/models/active/latent-map",
+      "/v1/models/active/samples",
+      "/v1/models/active/samples/{index}",
+    ]
+  ) {
     assert.ok(doc.paths[p], `${p} is missing from /openapi.json`);
     assert.ok(html.includes(p), `${p} is missing from /docs`);
   }
-  // Hono writes parameters as :name, OpenAPI as {name}.
+  // Hono writes a path parameter as :name, OpenAPI as {name}.
   const registered = new Set(
     app.routes.filter((r) => r.method !== "ALL").map((r) => r.path.replace(/:(\w+)/g, "{$1}")),
   );
   for (const p of Object.keys(doc.paths)) {
     if (p.startsWith("/v1/admin/")) continue; // documented always, mounted only with an admin token
     assert.ok(registered.has(p), `${p} is not a route`);
+  }
+});
+
+Deno.test("GET /v1/models/active/samples answers 404 naming the model when the bundle has none", async () => {
+  assert.equal(await errorCode(await app.request("/v1/models/active/samples"), 404), "no_samples");
+  assert.equal(
+    await errorCode(await app.request("/v1/models/active/samples/0"), 404),
+    "no_samples",
+  );
+});
+
+Deno.test("the default bundle's samples are listed with class names and served as 28x28 PNGs", async () => {
+  const dir = new URL("../../models/fashion-vae/", import.meta.url).pathname;
+  const version = (await readFile(join(dir, "CURRENT"), "utf8")).trim();
+  const m = await loadModel(join(dir, version), { backend, maxBatch: config.maxBatch });
+  const a = createApp({ slot: new ModelSlot(m), config, log: () => {} });
+  try {
+    const body = await (await a.request("/v1/models/active/samples")).json();
+    assert.equal(body.model.version, version);
+    assert.equal(body.samples.length, 30, "3 per class");
+    assert.deepEqual([...new Set(body.samples.map((s: { name: string }) => s.name))], m.labels);
+    const png = await a.request(body.samples[4].url);
+    assert.equal(png.headers.get("content-type"), "image/png");
+    const img = decodeImage(new Uint8Array(await png.arrayBuffer()));
+    assert.deepEqual([img.width, img.height, img.channels], [28, 28, 1]);
+    assert.equal(
+      await errorCode(await a.request("/v1/models/active/samples/30"), 404),
+      "not_found",
+    );
+    assert.equal(
+      await errorCode(await a.request("/v1/models/active/samples/x.png"), 404),
+      "not_found",
+    );
+  } finally {
+    await m.close();
   }
 });
