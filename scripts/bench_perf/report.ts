@@ -40,8 +40,8 @@ export function ceilingLine(label: string, c: Ceiling, threads: number): string 
 
 /**
  * Per int8 runtime whose fp32 runtime was measured too: the int8/fp32 ratios of the ceilings
- * (marked against INT8_CEILING_RATIO) and, when both services have a raw row at `C`
- * connections, of the service's req/s.
+ * (marked against INT8_CEILING_RATIO) and, for each replica count at which both services have
+ * a raw row at `C` connections, of the service's req/s.
  */
 export function int8Lines(rows: Row[], ceilings: Map<string, Ceiling>, C: number): string[] {
   const bound = INT8_CEILING_RATIO.atLeast;
@@ -59,13 +59,14 @@ export function int8Lines(rows: Row[], ceilings: Map<string, Ceiling>, C: number
         r.toFixed(2)
       }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x${cpu}`,
     );
-    const s = findRow(rows, "service", label, "raw", C);
-    const s0 = findRow(rows, "service", fp32Label, "raw", C);
-    if (s && s0) {
+    for (const s of rows.filter((r) => r.what === "service" && runtimeOf(r.backend) === label)) {
+      // The fp32 service at the same replica count ("native-int8 x2" -> "native x2").
+      const s0 = findRow(rows, "service", s.backend.replace(label, fp32Label), "raw", C);
+      if (s.body !== "raw" || s.conns !== C || !s0) continue;
       out.push(
-        `       service raw c${C}: ${s.r.rps.toFixed(0)} vs ${s0.r.rps.toFixed(0)} req/s (${
-          (s.r.rps / s0.r.rps).toFixed(2)
-        }x)`,
+        `       service ${s.backend} raw c${C}: ${s.r.rps.toFixed(0)} vs ${
+          s0.r.rps.toFixed(0)
+        } req/s (${(s.r.rps / s0.r.rps).toFixed(2)}x)`,
       );
     }
   }

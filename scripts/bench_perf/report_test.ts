@@ -29,16 +29,20 @@ Deno.test("ceilingLine() states images/s, ms/image and images per CPU-second whe
   assert.doesNotMatch(ceilingLine("wasm", ceilings.get("wasm")!, 1), /CPU-second/);
 });
 
-Deno.test("int8Lines(): each int8 runtime against its fp32 one, ceilings and service", () => {
+Deno.test("int8Lines(): each int8 runtime against its fp32 one, ceilings and services at each replica count", () => {
   const rows = [
     row("service", "native", 32, { rps: 6000 }),
     row("service", "native-int8", 32, { rps: 6600 }),
     row("service", "native-int8", 1, { rps: 900 }),
+    row("service", "native x2", 32, { rps: 8000 }),
+    row("service", "native-int8 x2", 32, { rps: 12000 }),
+    row("service", "wasm-int8", 32, { rps: 700 }),
   ];
   assert.deepEqual(int8Lines(rows, ceilings, 32), [
     "int8 vs fp32 (same run; target: ceiling N=256 >= 2x):",
     "  ok   ceiling native-int8 N=256 7500 img/s = 2.50x fp32 (3000); N=1 1.60x; per CPU-second N=256 2.50x",
-    "       service raw c32: 6600 vs 6000 req/s (1.10x)",
+    "       service native-int8 raw c32: 6600 vs 6000 req/s (1.10x)",
+    "       service native-int8 x2 raw c32: 12000 vs 8000 req/s (1.50x)",
     "  MISS ceiling wasm-int8 N=256 900 img/s = 1.50x fp32 (600); N=1 1.20x",
   ]);
 });
