@@ -1,7 +1,8 @@
 /**
- * bench_perf's driver: starts every server once (the hello route, then per backend the service
- * at each replica count and the baseline), checks that each answers the same thing, then runs
- * the rounds (the ceilings, then wrk on every target) and hands the median round to the report.
+ * bench_perf's driver: starts every server once (the hello route, then per runtime, a backend
+ * with one serving graph, the service at each replica count and the baseline), checks that each
+ * answers the same thing, then runs the rounds (the ceilings, then wrk on every target) and hands
+ * the median round to the report; with --ceilings-only, rounds of ceilings alone.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
