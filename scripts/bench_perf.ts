@@ -18,14 +18,21 @@
  * are summarised below the table. Targets from the issue are checked and marked ok / MISS.
  *
  *   npx deno run -A scripts/bench_perf.ts [--bundle dir] [--duration s] [--backends native,wasm]
+ *     [--precisions fp32,int8] [--ceilings-only]
  *
- * Internal roles (used by the script on itself): --role ceiling|hello|baseline.
+ * Each backend x precision (serving graph) is a runtime of its own, labelled "native" (fp32) or
+ * "native-int8", with its own service, baseline and ceiling; the int8/fp32 ratios are printed
+ * below the table. --ceilings-only measures the ceilings alone (no servers, no wrk).
+ *
+ * Internal roles (used by the script on itself): --role ceiling|hello|baseline, with
+ * --backend and --precision.
  *
  * This file parses the flags and dispatches; the parts live in scripts/bench_perf/: driver.ts
  * (servers, rounds), roles.ts (the processes above), metrics.ts (batching from /metrics),
  * rounds.ts (combining rounds), report.ts (the printed report) and targets.ts (the targets, as
  * a table); wrk is run and parsed by scripts/_wrk.ts, CPU and load read by scripts/_proc.ts.
  */
+import type { Precision } from "../bundle/mod.ts";
 import { formatHelp, parseCommandFlags } from "../common/flags.ts";
 import { BUNDLE_FLAGS } from "./_cli.ts";
 import { type BenchOptions, runBench } from "./bench_perf/driver.ts";
@@ -45,6 +52,12 @@ const FLAGS = {
   },
   connections: { type: "int", default: 32, help: "wrk connections for the throughput rows" },
   backends: { type: "string", default: "native,wasm", help: "comma-separated backends" },
+  precisions: {
+    type: "string",
+    default: "auto",
+    help:
+      "comma-separated serving graphs (fp32, int8), each a runtime of its own (label <backend>-int8); auto: fp32,int8 when the bundle has int8, else fp32",
+  },
   workers: { type: "int", default: 0, help: "--workers for the service (0: one per core)" },
   threads: { type: "int", default: 0, help: "--threads for the service (0: cores / workers)" },
   replicas: {
@@ -61,6 +74,12 @@ const FLAGS = {
   "pipeline-depth": { type: "int", default: 2, help: "--pipeline-depth for the service" },
   "baseline-threads": { type: "int", default: 2, help: "threads of the baseline's one session" },
   "ceiling-threads": { type: "int", default: 2, help: "threads of the compute-ceiling session" },
+  "ceilings-only": {
+    type: "boolean",
+    default: false,
+    help:
+      "measure only the compute ceilings (every runtime, --rounds times, interleaved) and the int8/fp32 ratios",
+  },
   png: { type: "boolean", default: true, help: "also load-test with 28x28 PNG bodies" },
   wrk: { type: "string", default: "/usr/bin/wrk", help: "wrk binary" },
   // Internal: what this process is when the script starts itself.
@@ -77,6 +96,12 @@ const FLAGS = {
     help: "internal (roles)",
   },
   port: { type: "int", default: 0, help: "internal (server roles)" },
+  precision: {
+    type: "string",
+    default: "fp32",
+    choices: ["fp32", "int8"],
+    help: "internal (ceiling and baseline roles)",
+  },
   seconds: { type: "number", default: 3, help: "internal: ceiling measuring time per batch size" },
 } as const;
 
@@ -84,11 +109,17 @@ const USAGE = "Usage: npx deno run -A scripts/bench_perf.ts [--bundle dir] [--du
 
 type Flags = Record<string, string | number | boolean | undefined>;
 
-/** The driver's options from the parsed flags; throws on a bad --replicas list. */
+/** The driver's options from the parsed flags; throws on a bad --replicas or --precisions list. */
 function benchOptions(f: Flags): BenchOptions {
   const replicas = (f.replicas as string).split(",").map(Number);
   if (replicas.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new Error(`--replicas takes positive integers, got ${f.replicas}`);
+  }
+  const precisions = f.precisions === "auto"
+    ? "auto"
+    : (f.precisions as string).split(",").filter(Boolean) as Precision[];
+  if (precisions !== "auto" && !precisions.every((p) => p === "fp32" || p === "int8")) {
+    throw new Error(`--precisions takes auto or a list of fp32 and int8, got ${f.precisions}`);
   }
   return {
     bundle: f.bundle as string | undefined,
@@ -97,6 +128,7 @@ function benchOptions(f: Flags): BenchOptions {
     rounds: Math.max(1, f.rounds as number),
     connections: f.connections as number,
     backends: (f.backends as string).split(",").filter(Boolean),
+    precisions,
     workers: f.workers as number,
     threads: f.threads as number,
     replicas,
@@ -104,6 +136,7 @@ function benchOptions(f: Flags): BenchOptions {
     pipelineDepth: f["pipeline-depth"] as number,
     baselineThreads: f["baseline-threads"] as number,
     ceilingThreads: f["ceiling-threads"] as number,
+    ceilingsOnly: f["ceilings-only"] as boolean,
     png: f.png as boolean,
     wrk: f.wrk as string,
   };
@@ -113,6 +146,7 @@ function roleOptions(f: Flags): RoleOptions {
   return {
     bundle: f.bundle as string,
     backend: f.backend as "native" | "wasm",
+    precision: f.precision as Precision,
     threads: f.threads as number,
     port: f.port as number,
     seconds: f.seconds as number,

@@ -1,14 +1,21 @@
 /**
- * bench_perf's driver: starts every server once (the hello route, then per backend the service
- * at each replica count and the baseline), checks that each answers the same thing, then runs
- * the rounds (the ceilings, then wrk on every target) and hands the median round to the report.
+ * bench_perf's driver: starts every server once (the hello route, then per runtime, a backend
+ * with one serving graph, the service at each replica count and the baseline), checks that each
+ * answers the same thing, then runs the rounds (the ceilings, then wrk on every target) and hands
+ * the median round to the report; with --ceilings-only, rounds of ceilings alone.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeGreyPng } from "../../common/image_codec.ts";
 import { IMAGE_SIZE } from "../../common/labels.ts";
-import { decodeProbePixels } from "../../bundle/mod.ts";
+import {
+  choosePrecision,
+  decodeProbePixels,
+  type Manifest,
+  type Precision,
+  precisionsOf,
+} from "../../bundle/mod.ts";
 import { manifestOf, TINY_BUNDLE } from "../../testkit/fixtures.ts";
 import {
   answeringPids,
@@ -20,8 +27,15 @@ import {
 import { batchSummary, scrape } from "./metrics.ts";
 import { bundleDir } from "../_cli.ts";
 import { loadAvg } from "../_proc.ts";
-import { report } from "./report.ts";
-import { type Ceiling, medianOfRounds, type Round, type Row } from "./rounds.ts";
+import { ceilingLine, report, reportCeilings } from "./report.ts";
+import {
+  type Ceiling,
+  medianOfRounds,
+  type Round,
+  type Row,
+  type Runtime,
+  runtimesOf,
+} from "./rounds.ts";
 import { runWrk, wrkGetScript, wrkPostScript } from "../_wrk.ts";
 
 /** The entry script: the roles are this script started with --role. */
@@ -35,6 +49,8 @@ export interface BenchOptions {
   rounds: number;
   connections: number;
   backends: string[];
+  /** The serving graphs to measure on every backend; auto: those the bundle has. */
+  precisions: Precision[] | "auto";
   workers: number;
   threads: number;
   replicas: number[];
@@ -42,6 +58,7 @@ export interface BenchOptions {
   pipelineDepth: number;
   baselineThreads: number;
   ceilingThreads: number;
+  ceilingsOnly: boolean;
   png: boolean;
   wrk: string;
 }
@@ -50,6 +67,7 @@ export interface BenchOptions {
 interface Target {
   what: string;
   label: string;
+  /** The onnxruntime backend ("native", "wasm"), "-" for the hello route. */
   backend: string;
   body: string;
   conns: number;
@@ -110,48 +128,50 @@ async function post(url: string, body: Uint8Array, type: string): Promise<unknow
   return JSON.parse(text);
 }
 
-/** The compute ceiling of `backend`, measured by this script in the ceiling role. */
-async function ceiling(o: BenchOptions, bundle: string, backend: string): Promise<Ceiling> {
+/** The compute ceiling of runtime `rt`, measured by this script in the ceiling role. */
+async function ceiling(o: BenchOptions, bundle: string, rt: Runtime): Promise<Ceiling> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       ...SERVE_PERMISSIONS,
       SELF,
-      ...["--role", "ceiling", "--bundle", bundle, "--backend", backend],
-      ...["--threads", String(o.ceilingThreads)],
+      ...["--role", "ceiling", "--bundle", bundle, "--backend", rt.backend],
+      ...["--precision", rt.precision, "--threads", String(o.ceilingThreads)],
     ],
     stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
   if (out.code !== 0) {
-    throw new Error(`ceiling ${backend}: ${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(`ceiling ${rt.label}: ${new TextDecoder().decode(out.stderr)}`);
   }
   return JSON.parse(text) as Ceiling;
 }
 
-/** The servers of one backend: the service once per replica count, then the baseline. */
-function serverKinds(o: BenchOptions, bundle: string, b: string) {
+/** The servers of one runtime: the service once per replica count, then the baseline. */
+function serverKinds(o: BenchOptions, bundle: string, rt: Runtime) {
+  const b = rt.backend, precision = rt.precision;
   const svcArgs = [
     ...["--host", "127.0.0.1", "--port", "0", "--bundle", bundle, "--backend", b],
+    ...["--precision", precision],
     ...["--workers", String(o.workers), "--threads", String(o.threads)],
     ...["--max-queue-delay-ms", String(o.maxQueueDelayMs)],
     ...["--pipeline-depth", String(o.pipelineDepth), "--no-watch", "--poll-ms", "0"],
   ];
   const baseArgs = [
-    ...["--role", "baseline", "--backend", b, "--bundle", bundle],
+    ...["--role", "baseline", "--backend", b, "--precision", precision, "--bundle", bundle],
     ...["--threads", String(o.baselineThreads), "--port", "0"],
   ];
-  // The service once per replica count (label "native x2" for 2), then the baseline.
+  // The service once per replica count (label "native-int8 x2" for 2), then the baseline.
   const kinds = o.replicas.map((n) => ({
     what: "service",
-    label: n === 1 ? b : `${b} x${n}`,
+    label: n === 1 ? rt.label : `${rt.label} x${n}`,
     script: SERVE_MAIN,
     // --replicas N: the service starts and supervises the other N-1 processes itself.
     args: n === 1 ? svcArgs : [...svcArgs, "--replicas", String(n)],
     n,
   }));
-  kinds.push({ what: "baseline", label: b, script: SELF, args: baseArgs, n: 1 });
+  kinds.push({ what: "baseline", label: rt.label, script: SELF, args: baseArgs, n: 1 });
   return kinds;
 }
 
@@ -159,6 +179,7 @@ function serverKinds(o: BenchOptions, bundle: string, b: string) {
 async function startTargets(
   o: BenchOptions,
   bundle: string,
+  runtimes: Runtime[],
   bodies: Bodies,
   servers: ServerProcess[],
 ): Promise<Target[]> {
@@ -177,8 +198,8 @@ async function startTargets(
     pids: [hello.pid],
     metrics: false,
   }];
-  for (const b of o.backends) {
-    for (const { what, label, script, args, n } of serverKinds(o, bundle, b)) {
+  for (const rt of runtimes) {
+    for (const { what, label, script, args, n } of serverKinds(o, bundle, rt)) {
       const s = await startServer(script, args, n > 1 ? ["--allow-run"] : []);
       servers.push(s);
       const pids = n > 1 ? await replicaPids(s.url, n) : [s.pid];
@@ -193,7 +214,7 @@ async function startTargets(
       if (o.png) list.push(["png", bodies.pngLua]);
       // Batching is summarised for single-process rows (replicas label their samples per pid).
       const metrics = what === "service" && n === 1;
-      const common = { what, label, backend: b, url, base: s.url, pids, metrics };
+      const common = { what, label, backend: rt.backend, url, base: s.url, pids, metrics };
       for (const [body, lua] of list) targets.push({ ...common, body, conns: C, lua });
       targets.push({ ...common, body: "raw", conns: 1, lua: bodies.rawLua });
     }
@@ -205,23 +226,13 @@ async function startTargets(
 async function runRound(
   o: BenchOptions,
   bundle: string,
+  runtimes: Runtime[],
   targets: Target[],
   round: number,
 ): Promise<Round> {
   const workers = o.workers || navigator.hardwareConcurrency;
   console.log(`round ${round} of ${o.rounds}, load average ${loadAvg()}`);
-  const ceilings = new Map<string, Ceiling>();
-  for (const b of o.backends) {
-    const c = await ceiling(o, bundle, b);
-    ceilings.set(b, c);
-    console.log(
-      `  ceiling ${b}: N=256 ${c.n256.toFixed(0)} images/s (${
-        (1000 / c.n256).toFixed(4)
-      } ms/image), N=1 ${c.n1.toFixed(0)} images/s (${
-        (1000 / c.n1).toFixed(4)
-      } ms/image), ${o.ceilingThreads} thread(s)`,
-    );
-  }
+  const ceilings = await ceilingsOfRound(o, bundle, runtimes);
   const rows: Row[] = [];
   for (const t of targets) {
     const run = { wrk: o.wrk, url: t.url, pids: t.pids, connections: t.conns, script: t.lua };
@@ -240,6 +251,42 @@ async function runRound(
   return { ceilings, rows };
 }
 
+/** Every runtime's ceiling, keyed by its label, each printed as it is measured. */
+async function ceilingsOfRound(
+  o: BenchOptions,
+  bundle: string,
+  runtimes: Runtime[],
+): Promise<Map<string, Ceiling>> {
+  const ceilings = new Map<string, Ceiling>();
+  for (const rt of runtimes) {
+    const c = await ceiling(o, bundle, rt);
+    ceilings.set(rt.label, c);
+    console.log(`  ${ceilingLine(rt.label, c, o.ceilingThreads)}`);
+  }
+  return ceilings;
+}
+
+/** Rounds of ceilings alone (no servers, no wrk): the medians and the int8 / fp32 ratios. */
+async function ceilingsOnly(o: BenchOptions, bundle: string, runtimes: Runtime[]) {
+  const perRound: Round[] = [];
+  for (let round = 1; round <= o.rounds; round++) {
+    console.log(`round ${round} of ${o.rounds}, load average ${loadAvg()}`);
+    perRound.push({ ceilings: await ceilingsOfRound(o, bundle, runtimes), rows: [] });
+  }
+  reportCeilings(medianOfRounds(perRound).ceilings, o.ceilingThreads, o.rounds);
+}
+
+/**
+ * Every backend with every precision asked for; "auto" takes the bundle's, and one it lacks is
+ * an error naming the bundle.
+ */
+function benchRuntimes(o: BenchOptions, bundle: string, manifest: Manifest): Runtime[] {
+  const precisions = o.precisions === "auto"
+    ? precisionsOf(manifest)
+    : o.precisions.map((p) => choosePrecision(manifest, p, bundle));
+  return runtimesOf(o.backends, [...new Set(precisions)]);
+}
+
 /** The bundle to measure: --bundle, else the registry's active model, else the tiny bundle. */
 async function benchBundle(o: BenchOptions): Promise<string> {
   try {
@@ -253,6 +300,18 @@ async function benchBundle(o: BenchOptions): Promise<string> {
 export async function runBench(o: BenchOptions): Promise<number> {
   const bundle = await benchBundle(o);
   const manifest = manifestOf(bundle);
+  const runtimes = benchRuntimes(o, bundle, manifest);
+  const what = o.ceilingsOnly ? "ceilings only" : `wrk ${o.duration}s per row, loopback`;
+  console.log(
+    `bench_perf: bundle ${bundle} (${manifest.name}@${manifest.version}), ${navigator.hardwareConcurrency} CPUs (shared), ${what}; runtimes ${
+      runtimes.map((r) => r.label).join(", ")
+    }`,
+  );
+  console.log(`load average at start: ${loadAvg()}`);
+  if (o.ceilingsOnly) {
+    await ceilingsOnly(o, bundle, runtimes);
+    return 0;
+  }
   const px = decodeProbePixels(manifest.probe.cases[0].pixels);
   const png = encodeGreyPng(px, IMAGE_SIZE, IMAGE_SIZE);
   const tmp = await mkdtemp(join(tmpdir(), "bench-perf-"));
@@ -263,10 +322,6 @@ export async function runBench(o: BenchOptions): Promise<number> {
     pngLua: await wrkPostScript(tmp, "png", png, "image/png"),
     getLua: await wrkGetScript(tmp),
   };
-  console.log(
-    `bench_perf: bundle ${bundle} (${manifest.name}@${manifest.version}), ${navigator.hardwareConcurrency} CPUs (shared), wrk ${o.duration}s per row, loopback`,
-  );
-  console.log(`load average at start: ${loadAvg()}`);
   // Every server is started first and stays up (idle servers use no CPU), so that each round
   // measures every row within minutes of the others, and rounds repeat the whole sequence:
   // the machine's speed drifts over minutes (docs/performance.md), so a ratio is taken within
@@ -274,9 +329,9 @@ export async function runBench(o: BenchOptions): Promise<number> {
   const servers: ServerProcess[] = [];
   const perRound: Round[] = [];
   try {
-    const targets = await startTargets(o, bundle, bodies, servers);
+    const targets = await startTargets(o, bundle, runtimes, bodies, servers);
     for (let round = 1; round <= o.rounds; round++) {
-      perRound.push(await runRound(o, bundle, targets, round));
+      perRound.push(await runRound(o, bundle, runtimes, targets, round));
     }
   } finally {
     for (const s of servers.reverse()) await s.stop().catch(() => {});

@@ -1,12 +1,13 @@
 /**
- * bench_perf's printed report: the table of rows (req/s, latencies, ratios, CPU profile, load),
- * the batching summary of the service rows, and the targets (scripts/bench_perf/targets.ts)
- * marked ok / MISS. Each part is built as lines, so it can be checked without a run.
+ * bench_perf's printed report: the ceilings, the table of rows (req/s, latencies, ratios, CPU
+ * profile, load), the batching summary of the service rows, int8 against fp32, and the targets
+ * (scripts/bench_perf/targets.ts) marked ok / MISS. Each part is built as lines, so it can be
+ * checked without a run.
  */
 import { loadAvg } from "../_proc.ts";
 import { markdownTable } from "../_table.ts";
-import { type Ceiling, findRow, type Row, runtimeOf } from "./rounds.ts";
-import { checkTargets, TARGETS } from "./targets.ts";
+import { backendOf, type Ceiling, findRow, replicasOf, type Row, runtimeOf } from "./rounds.ts";
+import { checkTargets, INT8_CEILING_RATIO, TARGETS } from "./targets.ts";
 
 const HEAD = [
   "server",
@@ -26,6 +27,51 @@ const HEAD = [
   "load avg",
   "errors",
 ];
+
+/** One runtime's ceiling: images/s (and ms/image) at N=256 and N=1, and per CPU-second. */
+export function ceilingLine(label: string, c: Ceiling, threads: number): string {
+  const cpu = c.cpu256 !== undefined ? `; N=256 ${c.cpu256.toFixed(0)} images per CPU-second` : "";
+  return `ceiling ${label}: N=256 ${c.n256.toFixed(0)} images/s (${
+    (1000 / c.n256).toFixed(4)
+  } ms/image), N=1 ${c.n1.toFixed(0)} images/s (${
+    (1000 / c.n1).toFixed(4)
+  } ms/image), ${threads} thread(s)${cpu}`;
+}
+
+/**
+ * Per int8 runtime whose fp32 runtime was measured too: the int8/fp32 ratios of the ceilings
+ * (marked against INT8_CEILING_RATIO) and, for each replica count at which both services have
+ * a raw row at `C` connections, of the service's req/s.
+ */
+export function int8Lines(rows: Row[], ceilings: Map<string, Ceiling>, C: number): string[] {
+  const bound = INT8_CEILING_RATIO.atLeast;
+  const out = [`int8 vs fp32 (same run; target: ceiling N=256 >= ${bound}x):`];
+  for (const [label, c] of ceilings) {
+    const fp32Label = label.replace(/-int8$/, "");
+    const fp32 = ceilings.get(fp32Label);
+    if (fp32Label === label || !fp32) continue;
+    const r = c.n256 / fp32.n256;
+    const cpu = c.cpu256 && fp32.cpu256
+      ? `; per CPU-second N=256 ${(c.cpu256 / fp32.cpu256).toFixed(2)}x`
+      : "";
+    out.push(
+      `  ${r >= bound ? "ok  " : "MISS"} ceiling ${label} N=256 ${c.n256.toFixed(0)} img/s = ${
+        r.toFixed(2)
+      }x fp32 (${fp32.n256.toFixed(0)}); N=1 ${(c.n1 / fp32.n1).toFixed(2)}x${cpu}`,
+    );
+    for (const s of rows.filter((r) => r.what === "service" && runtimeOf(r.backend) === label)) {
+      // The fp32 service at the same replica count ("native-int8 x2" -> "native x2").
+      const s0 = findRow(rows, "service", s.backend.replace(label, fp32Label), "raw", C);
+      if (s.body !== "raw" || s.conns !== C || !s0) continue;
+      out.push(
+        `       service ${s.backend} raw c${C}: ${s.r.rps.toFixed(0)} vs ${
+          s0.r.rps.toFixed(0)
+        } req/s (${(s.r.rps / s0.r.rps).toFixed(2)}x)`,
+      );
+    }
+  }
+  return out.length > 1 ? out : [];
+}
 
 /** The table's cells for one row. */
 function cells(rows: Row[], ceilings: Map<string, Ceiling>, x: Row): string[] {
@@ -105,16 +151,22 @@ export function targetLines(rows: Row[], ceilings: Map<string, Ceiling>, C: numb
     );
     const results = checkTargets({
       label: b,
+      replicas: replicasOf(b),
       conns: C,
       service: s,
       baseline: base,
       service1: findRow(rows, "service", b, "raw", 1),
       baseline1: findRow(rows, "baseline", b, "raw", 1),
       ceiling: ceil,
-    }, TARGETS[runtimeOf(b)] ?? TARGETS.native);
+    }, TARGETS[backendOf(b)] ?? TARGETS.native);
     for (const r of results) out.push(`  ${r.ok ? "ok  " : "MISS"} ${r.text}`);
   }
   return out;
+}
+
+/** Prints `lines` after an empty line, or nothing when there are none. */
+function printSection(lines: string[]): void {
+  if (lines.length) console.log(["", ...lines].join("\n"));
 }
 
 /** Prints the whole report of a run of `rounds` rounds at `C` connections. */
@@ -134,7 +186,20 @@ export function report(
   );
   console.log("\nBatching (service rows, from /metrics deltas):");
   for (const l of batchingLines(rows)) console.log(l);
+  printSection(int8Lines(rows, ceilings, C));
   console.log("\nTargets (issue):");
   for (const l of targetLines(rows, ceilings, C)) console.log(l);
+  console.log(`load average at end: ${loadAvg()}`);
+}
+
+/** Prints the report of a --ceilings-only run: each runtime's median ceiling, int8 vs fp32. */
+export function reportCeilings(
+  ceilings: Map<string, Ceiling>,
+  threads: number,
+  rounds: number,
+): void {
+  console.log(`\nCeilings (median of ${rounds} round(s)):`);
+  for (const [label, c] of ceilings) console.log(`  ${ceilingLine(label, c, threads)}`);
+  printSection(int8Lines([], ceilings, 0));
   console.log(`load average at end: ${loadAvg()}`);
 }

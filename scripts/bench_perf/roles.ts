@@ -4,11 +4,11 @@
  * session.run(), no HTTP), a Hono hello route (the HTTP ceiling), and the baseline (Hono, the
  * service's body parsing, one session, no batching).
  */
+import process from "node:process";
 import { Hono } from "hono";
 import { argmax } from "../../common/argmax.ts";
-import { bundleFile } from "../../bundle/mod.ts";
+import { bundleFile, decodeProbePixels, type Precision, servingRole } from "../../bundle/mod.ts";
 import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
-import { decodeProbePixels } from "../../bundle/mod.ts";
 import { loadBackend, type Session } from "../../serve/inference/backend.ts";
 import { readImageBatch } from "../../serve/inputs.ts";
 import { manifestOf } from "../../testkit/fixtures.ts";
@@ -16,6 +16,8 @@ import { manifestOf } from "../../testkit/fixtures.ts";
 export interface RoleOptions {
   bundle: string;
   backend: "native" | "wasm";
+  /** Ceiling and baseline: which serving graph of the bundle the session runs. */
+  precision: Precision;
   threads: number;
   /** Server roles: the port (0: any free one). */
   port: number;
@@ -23,17 +25,21 @@ export interface RoleOptions {
   seconds: number;
 }
 
-async function inProcessSession(dir: string, backend: "native" | "wasm", threads: number) {
+async function inProcessSession(o: RoleOptions) {
   // isolate: false keeps the session on this thread: no worker, no batching, no pool.
-  const { backend: b } = await loadBackend(backend, { threads, isolate: false });
-  const m = manifestOf(dir);
-  const session = await b.createSession(Deno.readFileSync(bundleFile(dir, m, "model")));
+  const { backend: b } = await loadBackend(o.backend, { threads: o.threads, isolate: false });
+  const m = manifestOf(o.bundle);
+  const file = bundleFile(o.bundle, m, servingRole(m, o.precision));
+  const session = await b.createSession(Deno.readFileSync(file));
   return { session, manifest: m };
 }
 
-/** Back-to-back session.run() at N=1 and N=256 on one in-process session; prints JSON. */
+/**
+ * Back-to-back session.run() at N=1 and N=256 on one in-process session; prints JSON: images
+ * per second (n1, n256) and per CPU-second of this process (cpu1, cpu256).
+ */
 export async function roleCeiling(o: RoleOptions): Promise<void> {
-  const { session, manifest } = await inProcessSession(o.bundle, o.backend, o.threads);
+  const { session, manifest } = await inProcessSession(o);
   const px = decodeProbePixels(manifest.probe.cases[0].pixels);
   const result: Record<string, number> = {};
   for (const n of [1, 256]) {
@@ -43,11 +49,15 @@ export async function roleCeiling(o: RoleOptions): Promise<void> {
     for (let i = 0; i < 20; i++) await session.run(feeds); // warm-up
     let images = 0;
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     while (performance.now() - t0 < o.seconds * 1000) {
       await session.run(feeds);
       images += n;
     }
     result[`n${n}`] = images / ((performance.now() - t0) / 1000);
+    // On busy shared cores wall time mostly measures the neighbours; CPU time does not.
+    const c = process.cpuUsage(c0);
+    result[`cpu${n}`] = images / ((c.user + c.system) / 1e6);
   }
   await session.release();
   console.log(JSON.stringify(result));
@@ -72,7 +82,7 @@ export function roleHello(o: RoleOptions): void {
  * (requests take turns, one run each), the service's JSON response shape.
  */
 export async function roleBaseline(o: RoleOptions): Promise<void> {
-  const { session, manifest } = await inProcessSession(o.bundle, o.backend, o.threads);
+  const { session, manifest } = await inProcessSession(o);
   const limits = { maxBodyBytes: 4 << 20, maxPixels: 25_000_000, maxBatch: 256 };
   const K = manifest.labels.length, L = manifest.latentSize, out = manifest.outputs;
   let turn: Promise<unknown> = Promise.resolve();

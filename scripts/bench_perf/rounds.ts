@@ -4,13 +4,38 @@
  * with ratios to the ceiling and the baseline taken within each round (same minutes, same
  * machine state) and their median over rounds.
  */
+import type { Precision } from "../../bundle/mod.ts";
 import type { BatchSummary } from "./metrics.ts";
 import type { WrkResult } from "../_wrk.ts";
 
-/** Images/s of one in-process session.run() at N=1 and N=256. */
+/**
+ * Images/s of one in-process session.run() at N=1 and N=256, and images per CPU-second of the
+ * process (all threads) at each.
+ */
 export interface Ceiling {
   n1: number;
   n256: number;
+  cpu1?: number;
+  cpu256?: number;
+}
+
+/** A backend running one serving graph: its own servers, ceiling and rows. */
+export interface Runtime {
+  backend: "native" | "wasm";
+  precision: Precision;
+  /** "native" for fp32, "native-int8" for int8. */
+  label: string;
+}
+
+/** Every backend with every precision, backend by backend, fp32 first. */
+export function runtimesOf(backends: string[], precisions: Precision[]): Runtime[] {
+  return backends.flatMap((b) =>
+    precisions.map((precision) => ({
+      backend: b as Runtime["backend"],
+      precision,
+      label: precision === "fp32" ? b : `${b}-${precision}`,
+    }))
+  );
 }
 
 export interface Row {
@@ -37,8 +62,17 @@ export interface Round {
   rows: Row[];
 }
 
-/** The runtime of a row label ("native x2" -> "native"): whose ceiling and baseline apply. */
+/**
+ * The runtime of a row label ("native x2" -> "native", "wasm-int8 x2" -> "wasm-int8"): whose
+ * ceiling and baseline apply.
+ */
 export const runtimeOf = (label: string) => label.split(" ")[0];
+
+/** The backend of a row label ("wasm-int8 x2" -> "wasm"): whose targets apply. */
+export const backendOf = (label: string) => runtimeOf(label).split("-")[0];
+
+/** The replica count of a row label ("native x2" -> 2, "native" -> 1). */
+export const replicasOf = (label: string) => Number(label.split(" x")[1] ?? 1);
 
 export const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
@@ -61,10 +95,13 @@ function baselineOf(rows: Row[], row: Row): Row | undefined {
 export function medianOfRounds(perRound: Round[]): Round {
   const ceilings = new Map<string, Ceiling>();
   for (const b of perRound[0].ceilings.keys()) {
-    ceilings.set(b, {
-      n1: median(perRound.map((p) => p.ceilings.get(b)!.n1)),
-      n256: median(perRound.map((p) => p.ceilings.get(b)!.n256)),
-    });
+    // A figure some round lacks (no CPU time measured) is left out rather than guessed.
+    const c: Partial<Ceiling> = {};
+    for (const k of ["n1", "n256", "cpu1", "cpu256"] as const) {
+      const v = perRound.map((p) => p.ceilings.get(b)![k]);
+      if (v.every((x) => x !== undefined)) c[k] = median(v as number[]);
+    }
+    ceilings.set(b, c as Ceiling);
   }
   const rows = perRound[0].rows.map((_, i) => {
     const all = perRound.map((p) => p.rows[i]);

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { findRow, median, medianOfRounds, type Round, type Row, runtimeOf } from "./rounds.ts";
+import {
+  backendOf,
+  findRow,
+  median,
+  medianOfRounds,
+  replicasOf,
+  type Round,
+  type Row,
+  runtimeOf,
+  runtimesOf,
+} from "./rounds.ts";
 
 function row(what: string, backend: string, rps: number, p50: number): Row {
   const cpu = { main: 0, other: 0, wrk: 0 };
@@ -43,4 +53,38 @@ Deno.test("medianOfRounds(): the median round's figures, range, and ratios taken
   assert.equal(findRow(rows, "baseline", "native x2", "raw", 32), base);
   assert.equal(findRow(rows, "service", "native x2", "raw", 32), svc);
   assert.equal(findRow(rows, "service", "native", "raw", 32), undefined);
+});
+
+Deno.test("runtimesOf(): every backend with every precision, labelled <backend>[-int8]", () => {
+  assert.deepEqual(runtimesOf(["native", "wasm"], ["fp32", "int8"]), [
+    { backend: "native", precision: "fp32", label: "native" },
+    { backend: "native", precision: "int8", label: "native-int8" },
+    { backend: "wasm", precision: "fp32", label: "wasm" },
+    { backend: "wasm", precision: "int8", label: "wasm-int8" },
+  ]);
+  assert.deepEqual(runtimesOf(["wasm"], ["int8"]).map((r) => r.label), ["wasm-int8"]);
+});
+
+Deno.test("a row label names its runtime, backend and replica count", () => {
+  assert.equal(runtimeOf("wasm-int8 x2"), "wasm-int8");
+  assert.equal(backendOf("wasm-int8 x2"), "wasm");
+  assert.equal(backendOf("native"), "native");
+  assert.equal(replicasOf("native-int8 x3"), 3);
+  assert.equal(replicasOf("native-int8"), 1);
+});
+
+Deno.test("medianOfRounds(): ceilings per runtime label, CPU-second figures only when every round has them", () => {
+  const c = (n256: number, cpu256?: number) => ({ n1: n256 / 4, n256, cpu256 });
+  const rounds: Round[] = [
+    [c(100, 300), c(250, 700)],
+    [c(120, 330), c(200, 650)],
+    [c(80, 310), c(260)],
+  ].map(([fp32, int8]) => ({
+    ceilings: new Map([["native", fp32], ["native-int8", int8]]),
+    rows: [],
+  }));
+  const { ceilings, rows } = medianOfRounds(rounds);
+  assert.deepEqual(rows, []);
+  assert.deepEqual(ceilings.get("native"), { n1: 25, n256: 100, cpu256: 310 });
+  assert.deepEqual(ceilings.get("native-int8"), { n1: 62.5, n256: 250 }, "round 3 lacks cpu256");
 });

@@ -1,7 +1,8 @@
 /**
- * The serving targets bench_perf checks (from the performance issue), as data: per runtime, a
- * list of bounds on the service's figures for raw bodies; and their evaluation against one run's
- * rows, each result a line saying the figure and the bound.
+ * The serving targets bench_perf checks (from the performance issue), as data: per backend, a
+ * list of bounds on the service's figures for raw bodies (every precision of the backend gets
+ * the same list), the int8/fp32 ceiling ratio; and their evaluation against one run's rows, each
+ * result a line saying the figure and the bound.
  */
 import type { Row } from "./rounds.ts";
 
@@ -22,10 +23,13 @@ export interface Target {
   metric: TargetMetric;
   atLeast?: number;
   atMost?: number;
+  /** Checked only on the service at more than one replica. */
+  replicasOnly?: boolean;
 }
 
 export const TARGETS: Readonly<Record<string, readonly Target[]>> = {
   native: [
+    { metric: "perCeiling", atLeast: 0.8, replicasOnly: true },
     { metric: "rps", atLeast: 20000 },
     { metric: "perBaseline", atLeast: 4 },
     { metric: "p99Ms", atMost: 5 },
@@ -39,10 +43,15 @@ export const TARGETS: Readonly<Record<string, readonly Target[]>> = {
   ],
 };
 
+/** int8 ceiling (N=256) / the fp32 ceiling of the same backend, within one run. */
+export const INT8_CEILING_RATIO: Readonly<{ atLeast: number }> = { atLeast: 2 };
+
 /** The rows one runtime's targets are checked on (raw bodies). */
 export interface TargetRows {
-  /** The service's row label ("native", "native x2"). */
+  /** The service's row label ("native", "native-int8 x2"). */
   label: string;
+  /** The service's replica count (replicasOnly targets need more than 1). */
+  replicas: number;
   conns: number;
   service: Row;
   baseline: Row;
@@ -107,6 +116,7 @@ function measure(
 export function checkTargets(rows: TargetRows, targets: readonly Target[]): TargetResult[] {
   const out: TargetResult[] = [];
   for (const t of targets) {
+    if (t.replicasOnly && rows.replicas <= 1) continue;
     const bound = t.atLeast ?? t.atMost;
     if (bound === undefined) throw new Error(`target ${t.metric} has no bound`);
     const m = measure(rows, t.metric, bound);

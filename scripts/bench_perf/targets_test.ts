@@ -16,6 +16,7 @@ function row(what: string, backend: string, conns: number, r: Partial<WrkResult>
 
 const native = (svc: Partial<WrkResult>, c1: number): TargetRows => ({
   label: "native",
+  replicas: 1,
   conns: 32,
   service: row("service", "native", 32, svc),
   baseline: row("baseline", "native", 32, { rps: 5000 }),
@@ -41,6 +42,7 @@ Deno.test("the native targets: each bound checked and stated in its line", () =>
 Deno.test("the wasm targets compare with the ceiling; ratios from the rounds win over one row's", () => {
   const t: TargetRows = {
     label: "wasm",
+    replicas: 1,
     conns: 32,
     service: { ...row("service", "wasm", 32, { rps: 1300, p99: 14 }), perBaseline: 1.25 },
     baseline: row("baseline", "wasm", 32, { rps: 1000 }),
@@ -58,4 +60,23 @@ Deno.test("a target is data: a changed bound changes the verdict and the line", 
   assert.equal(r.ok, true);
   assert.match(r.text, /1\.05x the baseline's .* within 5% counts as no worse/);
   assert.throws(() => checkTargets(native({}, 1), [{ metric: "rps" }]), /rps has no bound/);
+});
+
+Deno.test("native replica rows are also checked against 80% of the ceiling, single ones are not", () => {
+  const t = native({ rps: 18000, p99: 4 }, 0.3);
+  const replicated: TargetRows = {
+    ...t,
+    label: "native-int8 x2",
+    replicas: 2,
+    service: { ...t.service, backend: "native-int8 x2" },
+  };
+  const [first, second] = checkTargets(replicated, TARGETS.native);
+  assert.deepEqual(first, {
+    ok: false,
+    text: "native-int8 x2 raw c32: 18000 req/s >= 80% of ceiling 25000 (72%)",
+  });
+  assert.equal(second.text, "native-int8 x2 raw c32: 18000 req/s >= 20000");
+  const single = checkTargets(t, TARGETS.native);
+  assert.equal(single.length, 4);
+  assert.ok(single.every((r) => !r.text.includes("ceiling")), "no ceiling bound on one replica");
 });
