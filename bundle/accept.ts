@@ -3,12 +3,13 @@
  * bundle can be served. A bundle is accepted when its manifest validates, every file matches
  * its size and sha256, each graph loads on the given runtime with the tensors the manifest
  * declares, the probe images reproduce their recorded outputs, and the decoder's output is a
- * 28x28 image in [0, 1]. The runtime is passed in (onnxruntime-node in the publisher, the
+ * 28x28 image in [0, 1], and a latent translation, when present, is well formed. The runtime is passed in (onnxruntime-node in the publisher, the
  * server's backend in the server), so this module owns the rules and no inference.
  */
 import { readFile } from "node:fs/promises";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import type { Manifest } from "./manifest.ts";
+import { readLatentTranslation } from "./latent_translation.ts";
 import { checkProbe, type ProbeReport } from "./probe.ts";
 import { BundleError, bundleFile, readManifest, verifyBundleFiles } from "./read.ts";
 import { checkSessionIO, type SessionLike } from "./session_io.ts";
@@ -85,6 +86,7 @@ export async function checkGraphs(
   encode: Encode,
   decode: Decode | null,
 ): Promise<ProbeReport> {
+  await readLatentTranslation(dir, manifest); // a malformed map refuses the bundle
   const probe = await checkProbe(manifest, encode, dir);
   if (decode) {
     const px = await decode(Float32Array.from(manifest.probe.cases[0].mu), 1);

@@ -71,6 +71,11 @@ export interface Manifest {
   training: Record<string, unknown>;
   data: Record<string, unknown>;
   probe: { tolerance: number; cases: ProbeCase[] };
+  /**
+   * The latent space id, when this version declares its latents compatible with an earlier
+   * one's (same id); absent, the version is its own space (latent_translation.ts latentSpaceOf).
+   */
+  latentSpace?: string;
 }
 
 export class ManifestError extends Error {
@@ -258,5 +263,8 @@ export function validateManifest(raw: unknown): Manifest {
     numArray(c, "probabilities", p, K);
     numArray(c, "mu", p, L);
   });
+  if (m.latentSpace !== undefined && (typeof m.latentSpace !== "string" || !VERSION_ID.test(m.latentSpace))) {
+    throw new ManifestError("latentSpace", `must be a path-safe id when present, got ${JSON.stringify(m.latentSpace)}`);
+  }
   return m as unknown as Manifest;
 }

@@ -23,6 +23,8 @@ const LOCK_DIR = ".lock";
 /** A lock older than this is taken to belong to a crashed writer and is broken. */
 const STALE_LOCK_MS = 120_000;
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** Roles of files the publisher adds to a bundle (PublishOptions.augment), not the exporter. */
+const ADDED_ROLES = new Set(["latent-translation"]);
 
 export interface HistoryEntry {
   version: string;
@@ -42,6 +44,11 @@ export interface PublishOptions {
   keep?: number;
   /** Copy and verify but leave CURRENT alone. */
   activate?: boolean;
+  /**
+   * Adds files to the registry's temporary copy before it is verified, given the version active
+   * then (the publisher fits the latent translation here). Files it adds must be in the manifest.
+   */
+  augment?: (dir: string, manifest: Manifest, active: { version: string; dir: string } | null) => Promise<void>;
 }
 
 export interface PublishResult {
@@ -293,8 +300,9 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
   let copied = false;
   if (await exists(dest)) {
     const theirs = await readManifest(dest).catch(() => null);
-    const same = theirs !== null &&
-      JSON.stringify(theirs.files) === JSON.stringify(manifest.files);
+    // Files the publisher added (augment) are not the exporter's: compare the rest.
+    const own = (m: Manifest) => JSON.stringify(m.files.filter((f) => !ADDED_ROLES.has(f.role)));
+    const same = theirs !== null && own(theirs) === own(manifest);
     if (!same) {
       throw new RegistryError(
         "no-version",
@@ -308,6 +316,15 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
     const tmp = join(modelDir, tmpName(`incoming-${version}`));
     try {
       await cp(srcDir, tmp, { recursive: true });
+      if (opts.augment) {
+        const active = await readCurrentOrNull(modelDir);
+        const activeDir = active && active !== version ? join(modelDir, active) : null;
+        await opts.augment(
+          tmp,
+          manifest,
+          activeDir && (await exists(activeDir)) ? { version: active!, dir: activeDir } : null,
+        );
+      }
       const copy = await readManifest(tmp);
       await verifyBundleFiles(tmp, copy);
       await opts.verify?.(tmp, copy);

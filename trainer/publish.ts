@@ -18,8 +18,10 @@ import {
   type Graph,
   type GraphRuntime,
   type GraphTensor,
+  latentSpaceOf,
   type Manifest,
   openGraphs,
+  readManifest,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
 import { listVersions, resolveActive } from "../common/registry.ts";
@@ -30,6 +32,7 @@ import {
   type PublishResult,
   rollback,
 } from "../common/registry_write.ts";
+import { addLatentTranslation, type TranslationOptions } from "./latent_translation.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
@@ -41,6 +44,21 @@ export const PUBLISH_FLAGS = {
   name: { type: "string", help: "model name (default: the manifest's name, or the only model)" },
   // Five: enough to roll back a few steps, few enough that a small disk never fills up.
   keep: { type: "int", default: 5, help: "versions kept after publish/prune (0 keeps all)" },
+  translation: {
+    type: "boolean",
+    default: true,
+    help: "fit a latent translation from the active version to the new one (latent-translation.json)",
+  },
+  "data-dir": {
+    type: "string",
+    env: "FASHION_MNIST_DIR",
+    help: "Fashion-MNIST IDX files: the held-out images the translation is fitted on",
+  },
+  "translation-images": {
+    type: "int",
+    default: 10000,
+    help: "first N images of the evaluation split used for the translation (half fit, half judge)",
+  },
 } satisfies FlagSpecs;
 
 export const PUBLISH_USAGE =
@@ -98,12 +116,43 @@ export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Pr
   }
 }
 
-/** Publishes with full verification (what `deno task publish` and `train --publish` run). */
-export function publish(
-  bundleDir: string,
-  opts: { registry: string; name?: string; keep?: number },
-): Promise<PublishResult> {
-  return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
+export interface PublishCommandOptions {
+  registry: string;
+  name?: string;
+  keep?: number;
+  /** Fit the latent translation from the active version (default true). */
+  translation?: boolean;
+  translationOptions?: TranslationOptions;
+}
+
+/**
+ * Publishes with full verification (what `deno task publish` and `train --publish` run), and,
+ * when another version is active, adds the latent translation from it. A translation that
+ * cannot be fitted (no data, an unreadable old bundle) is logged and skipped: the new version
+ * still publishes, and the server refuses to translate from the old space, saying why.
+ */
+export function publish(bundleDir: string, opts: PublishCommandOptions): Promise<PublishResult> {
+  const log = opts.translationOptions?.log ?? ((s: string) => console.error(s));
+  const augment = async (dir: string, manifest: Manifest, active: { dir: string } | null) => {
+    if (!active) return;
+    try {
+      const old = await readManifest(active.dir);
+      if (latentSpaceOf(old) === latentSpaceOf(manifest)) return; // declared compatible
+      await addLatentTranslation(dir, manifest, active.dir, old, await onnxRuntimeNode(), {
+        ...opts.translationOptions,
+        log,
+      });
+    } catch (e) {
+      log(`no latent translation from ${active.dir}: ${(e as Error).message}`);
+    }
+  };
+  return publishBundle(bundleDir, {
+    registry: opts.registry,
+    name: opts.name,
+    keep: opts.keep,
+    verify: verifyWithOnnxRuntime,
+    augment: opts.translation === false ? undefined : augment,
+  });
 }
 
 async function modelName(registry: string, name: string | undefined): Promise<string> {
@@ -160,7 +209,17 @@ export async function publishMain(
     if (cmd === "publish") noMore(1);
     else if (rest.length) throw new FlagError(`Unexpected argument(s): ${rest.join(" ")}`);
     const t0 = performance.now();
-    const r = await publish(bundleDir, { registry, name, keep });
+    const r = await publish(bundleDir, {
+      registry,
+      name,
+      keep,
+      translation: f.translation as boolean,
+      translationOptions: {
+        dataDir: f["data-dir"] as string | undefined,
+        images: f["translation-images"] as number,
+        log,
+      },
+    });
     log(
       `published ${r.name}@${r.version} to ${r.dir} (${r.copied ? "copied" : "already present"}, ` +
         `verified with onnxruntime-node) in ${Math.round(performance.now() - t0)} ms; ` +
