@@ -23,11 +23,13 @@ import { pngResponse } from "./png_response.ts";
 import { adminRoutes } from "./admin.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
+import { latentRoutes, spaceOf } from "./latents/routes.ts";
+import { Translator } from "./latents/translate.ts";
 
 export type AppConfig = Pick<
   ServeConfig,
   "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
->;
+> & Partial<Pick<ServeConfig, "translateMinNeighbours">>;
 
 export interface AppDeps {
   slot: ModelSlot;
@@ -44,6 +46,8 @@ export interface AppDeps {
    * theirs, merged. Default: this process's own metrics (ownMetricsText()).
    */
   renderMetrics?: () => Promise<string>;
+  /** Chains bundles' latent translations (default: one with config.translateMinNeighbours). */
+  translator?: Translator;
 }
 
 /** This process's metrics in the exposition format, with the active model filled in. */
@@ -69,6 +73,7 @@ const ROUTES = [
   "/",
   "/v1/preprocess",
   "/v1/models/active/latent-map",
+  "/v1/latent/translate",
 ];
 
 function modelRef(m: LoadedModel) {
@@ -78,6 +83,7 @@ function modelRef(m: LoadedModel) {
 function setModelHeaders(c: Context, m: LoadedModel): void {
   c.header("X-Model-Name", m.name);
   c.header("X-Model-Version", m.version);
+  c.header("X-Latent-Space", spaceOf(m));
 }
 
 function argmax(a: Float32Array, from: number, len: number): number {
@@ -163,7 +169,7 @@ export function createApp(deps: AppDeps): Hono {
     return await withModel(async (m) => {
       const out = await m.encode(batch.images, batch.count);
       metrics.images.inc({ route: "/v1/classify" }, batch.count);
-      const K = m.labels.length, L = m.latentSize;
+      const K = m.labels.length, L = m.latentSize, space = spaceOf(m);
       const predictions = [];
       for (let i = 0; i < out.count; i++) {
         const index = argmax(out.probabilities, i * K, K);
@@ -173,13 +179,14 @@ export function createApp(deps: AppDeps): Hono {
           confidence: out.probabilities[i * K + index],
           probabilities: numbers(out.probabilities, i * K, (i + 1) * K),
           latent: {
+            space,
             mu: numbers(out.mu, i * L, (i + 1) * L),
             logvar: numbers(out.logvar, i * L, (i + 1) * L),
           },
         });
       }
       setModelHeaders(c, m);
-      return c.json({ model: modelRef(m), predictions });
+      return c.json({ model: modelRef(m), latentSpace: space, predictions });
     });
   });
 
@@ -199,7 +206,8 @@ export function createApp(deps: AppDeps): Hono {
       for (let i = 0; i < out.count; i++) {
         const mu = out.mu.subarray(i * L, (i + 1) * L),
           logvar = out.logvar.subarray(i * L, (i + 1) * L);
-        const entry: { mu: number[]; logvar: number[]; samples?: number[][] } = {
+        const entry: { space: string; mu: number[]; logvar: number[]; samples?: number[][] } = {
+          space: spaceOf(m),
           mu: Array.from(mu),
           logvar: Array.from(logvar),
         };
@@ -207,9 +215,8 @@ export function createApp(deps: AppDeps): Hono {
         latents.push(entry);
       }
       setModelHeaders(c, m);
-      return c.json(
-        samples > 0 ? { model: modelRef(m), seed, latents } : { model: modelRef(m), latents },
-      );
+      const ref = { model: modelRef(m), latentSpace: spaceOf(m) };
+      return c.json(samples > 0 ? { ...ref, seed, latents } : { ...ref, latents });
     });
   });
 
@@ -272,6 +279,7 @@ export function createApp(deps: AppDeps): Hono {
         created: mf.created,
         backend: m.backend,
         latentSize: m.latentSize,
+        latentSpace: spaceOf(m),
         labels: m.labels,
         decoder: m.hasDecoder,
         metrics: mf.metrics,
@@ -319,6 +327,10 @@ export function createApp(deps: AppDeps): Hono {
       );
     });
   }
+
+  const translator = deps.translator ??
+    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.8 });
+  app.route("/", latentRoutes({ slot, translator, limits, withModel }));
 
   app.get("/openapi.json", (c) => c.json(doc));
   app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));

@@ -5,6 +5,7 @@
  * the app registers is documented here.
  */
 import type { InputLimits } from "./inputs.ts";
+import { latentPaths } from "./latents/openapi.ts";
 
 type Json = Record<string, unknown>;
 
@@ -260,6 +261,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           responses: { "200": { description: "HTML", content: { "text/html": {} } } },
         },
       },
+      ...latentPaths(),
     },
     components: {
       schemas: {
@@ -316,8 +318,9 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         },
         Latent: {
           type: "object",
-          required: ["mu", "logvar"],
+          required: ["space", "mu", "logvar"],
           properties: {
+            space: { type: "string", description: "latent space id (POST /v1/latent/translate)" },
             mu: { type: "array", items: { type: "number" } },
             logvar: { type: "array", items: { type: "number" } },
             samples: { type: "array", items: { type: "array", items: { type: "number" } } },

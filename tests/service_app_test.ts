@@ -361,6 +361,10 @@ Deno.test("GET /healthz, /readyz, /openapi.json and /docs answer; every route is
     "/demo/*",
     "/v1/preprocess",
     "/v1/models/active/latent-map",
+    "/v1/latent/translate",
+    "/v1/similar",
+    "/v1/gallery",
+    "/v1/gallery/items/:id/image",
   ];
   for (const p of routes) assert.ok(doc.paths[p], `${p} is missing from /openapi.json`);
   const registered = new Set(
