@@ -48,7 +48,11 @@ export interface PublishOptions {
    * Adds files to the registry's temporary copy before it is verified, given the version active
    * then (the publisher fits the latent translation here). Files it adds must be in the manifest.
    */
-  augment?: (dir: string, manifest: Manifest, active: { version: string; dir: string } | null) => Promise<void>;
+  augment?: (
+    dir: string,
+    manifest: Manifest,
+    active: { version: string; dir: string } | null,
+  ) => Promise<void>;
 }
 
 export interface PublishResult {
@@ -65,7 +69,6 @@ export interface PublishResult {
 function tmpName(prefix: string): string {
   return `.${prefix}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
 }
-
 
 /** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {

@@ -10,7 +10,7 @@
  * leaks through timing; the token itself is never logged or echoed.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { ApiError } from "./errors.ts";
 import type { Reloader, ReloadOutcome } from "./reload.ts";
 
@@ -28,6 +28,22 @@ export function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/** Middleware admitting only `Authorization: Bearer <token>` (401 without, 403 wrong). */
+export function bearerAuth(expected: string): MiddlewareHandler {
+  return async (c, next) => {
+    const auth = c.req.header("authorization");
+    if (!auth) {
+      c.header("WWW-Authenticate", 'Bearer realm="admin"');
+      throw new ApiError(401, "unauthorized", "The admin API needs Authorization: Bearer <token>");
+    }
+    const m = auth.match(/^Bearer\s+(.+)$/i);
+    if (!m || !sameSecret(m[1].trim(), expected)) {
+      throw new ApiError(403, "forbidden", "The admin token is not valid");
+    }
+    await next();
+  };
+}
+
 function outcomeStatus(o: ReloadOutcome): 200 | 404 | 409 | 422 {
   if (o.status !== "failed") return 200;
   if (o.errorKind === "not-found") return 404;
@@ -40,18 +56,7 @@ export function adminRoutes(opts: AdminOptions): Hono {
   const expected = opts.token;
   const app = new Hono();
 
-  app.use("*", async (c, next) => {
-    const auth = c.req.header("authorization");
-    if (!auth) {
-      c.header("WWW-Authenticate", 'Bearer realm="admin"');
-      throw new ApiError(401, "unauthorized", "The admin API needs Authorization: Bearer <token>");
-    }
-    const m = auth.match(/^Bearer\s+(.+)$/i);
-    if (!m || !sameSecret(m[1].trim(), expected)) {
-      throw new ApiError(403, "forbidden", "The admin token is not valid");
-    }
-    await next();
-  });
+  app.use("*", bearerAuth(expected));
 
   app.post("/reload", async (c) => {
     const o = await opts.reloader.request({

@@ -16,20 +16,29 @@ import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import { type InputLimits, parsePreprocessMode, readImageBatch, readLatent, readOneImage } from "./inputs.ts";
+import {
+  type InputLimits,
+  parsePreprocessMode,
+  readImageBatch,
+  readLatent,
+  readOneImage,
+} from "./inputs.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
-import { adminRoutes } from "./admin.ts";
+import { adminRoutes, bearerAuth } from "./admin.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 import { latentRoutes, spaceOf } from "./latents/routes.ts";
 import { Translator } from "./latents/translate.ts";
+import { galleryAdminRoutes, type GalleryHandle, galleryRoutes } from "./gallery/routes.ts";
 
-export type AppConfig = Pick<
-  ServeConfig,
-  "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
-> & Partial<Pick<ServeConfig, "translateMinNeighbours">>;
+export type AppConfig =
+  & Pick<
+    ServeConfig,
+    "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
+  >
+  & Partial<Pick<ServeConfig, "translateMinNeighbours">>;
 
 export interface AppDeps {
   slot: ModelSlot;
@@ -48,6 +57,8 @@ export interface AppDeps {
   renderMetrics?: () => Promise<string>;
   /** Chains bundles' latent translations (default: one with config.translateMinNeighbours). */
   translator?: Translator;
+  /** The similarity gallery (serve/gallery/), or why there is none; /v1/similar answers 503 without. */
+  gallery?: GalleryHandle;
 }
 
 /** This process's metrics in the exposition format, with the active model filled in. */
@@ -74,6 +85,8 @@ const ROUTES = [
   "/v1/preprocess",
   "/v1/models/active/latent-map",
   "/v1/latent/translate",
+  "/v1/similar",
+  "/v1/gallery",
 ];
 
 function modelRef(m: LoadedModel) {
@@ -98,7 +111,6 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
   for (let i = from; i < to; i++) out[i - from] = a[i];
   return out;
 }
-
 
 function intParam(c: Context, name: string, min: number, max: number): number | undefined {
   const raw = c.req.query(name);
@@ -311,9 +323,22 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get("/metrics", async (c) => {
-    const text = deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot);
+    const text = (deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot)) +
+      (gallery.current?.metricsText() ?? "");
     return c.body(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
   });
+
+  const translator = deps.translator ??
+    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.8 });
+  const gallery = deps.gallery ??
+    { current: null, reason: "the service was started without --gallery <file>" };
+  const latentDeps = { slot, translator, limits, withModel, handle: gallery };
+  app.route("/", latentRoutes(latentDeps));
+  app.route("/", galleryRoutes(latentDeps));
+  if (deps.adminToken) {
+    app.use("/v1/admin/gallery/*", bearerAuth(deps.adminToken));
+    app.route("/v1/admin/gallery", galleryAdminRoutes(latentDeps));
+  }
 
   // The admin API exists only with a token; without one, say how to enable it.
   if (deps.reloader && deps.adminToken) {
@@ -327,10 +352,6 @@ export function createApp(deps: AppDeps): Hono {
       );
     });
   }
-
-  const translator = deps.translator ??
-    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.8 });
-  app.route("/", latentRoutes({ slot, translator, limits, withModel }));
 
   app.get("/openapi.json", (c) => c.json(doc));
   app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));

@@ -84,7 +84,8 @@ export const FLAG_SPECS = {
   threads: {
     type: "int",
     default: 0,
-    help: "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
+    help:
+      "onnxruntime threads per session (0: cores / workers, at least 1; cores for in-process native)",
   },
   // One per core: each worker runs one batch at a time, off the HTTP thread.
   workers: {
@@ -195,7 +196,9 @@ function positive(name: string, v: number, min = 1): number {
 }
 
 function unitInterval(v: number): number {
-  if (!(v >= 0 && v <= 1)) throw new ConfigError(`--translate-min-neighbours must be in 0..1, got ${v}`);
+  if (!(v >= 0 && v <= 1)) {
+    throw new ConfigError(`--translate-min-neighbours must be in 0..1, got ${v}`);
+  }
   return v;
 }
 

@@ -27,6 +27,8 @@ import {
   watchSupervisor,
 } from "./replicas.ts";
 import { type Watcher, watchRegistry } from "./watch.ts";
+import { startGallery } from "./gallery/mod.ts";
+import { Translator } from "./latents/translate.ts";
 
 const HOW_TO_GET_A_MODEL = [
   "To get a model:",
@@ -77,7 +79,9 @@ async function main(): Promise<number> {
   const supervisor = config.replicas > 1 && !isReplica();
   if (supervisor && Deno.permissions.querySync({ name: "run" }).state !== "granted") {
     console.error(
-      `--replicas ${config.replicas} starts ${config.replicas - 1} more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
+      `--replicas ${config.replicas} starts ${
+        config.replicas - 1
+      } more service process(es) and needs --allow-run (deno task serve:replicas has it)`,
     );
     return 2;
   }
@@ -134,6 +138,13 @@ async function main(): Promise<number> {
     : isReplica()
     ? replicaMetrics(own)
     : null;
+  const translator = new Translator({ minNeighbours: config.translateMinNeighbours });
+  const gallery = startGallery({
+    path: config.gallery,
+    slot,
+    translator,
+    seed: { count: config.gallerySeed, dataDir: config.dataDir },
+  });
   const app = createApp({
     slot,
     config,
@@ -141,6 +152,8 @@ async function main(): Promise<number> {
     reloader,
     adminToken: config.adminToken,
     renderMetrics: cluster?.render,
+    translator,
+    gallery,
   });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
@@ -189,6 +202,7 @@ async function main(): Promise<number> {
       watcher?.close();
       await Promise.all([server.shutdown(), replicas?.stop(), cluster?.control.shutdown()]);
       await reloader.idle();
+      await gallery.close();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();
     })();

@@ -202,7 +202,10 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             "requires `Authorization: Bearer <token>`. The new bundle is validated beside the " +
             "old one; a bad bundle is rejected and the old one keeps serving.",
           responses: {
-            "200": { description: "Reload status: active version, last error", content: { "application/json": {} } },
+            "200": {
+              description: "Reload status: active version, last error",
+              content: { "application/json": {} },
+            },
             "401": errorResponse("No bearer token."),
             "403": errorResponse("Wrong token."),
             "404": errorResponse("The admin API is disabled (no token configured)."),
@@ -212,14 +215,17 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
       },
       "/v1/admin/models/{version}/activate": {
         post: {
-          summary: "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
+          summary:
+            "Validate a registry version, then make it CURRENT and serve it (admin token needed)",
           parameters: [{ name: "version", in: "path", required: true, schema: { type: "string" } }],
           responses: {
             "200": { description: "Activated", content: { "application/json": {} } },
             "401": errorResponse("No bearer token."),
             "403": errorResponse("Wrong token."),
             "404": errorResponse("No such version, or the admin API is disabled."),
-            "409": errorResponse("The registry is read-only (an HTTP registry): activate on the publisher."),
+            "409": errorResponse(
+              "The registry is read-only (an HTTP registry): activate on the publisher.",
+            ),
             "422": errorResponse("The version failed validation; the active one keeps serving."),
           },
         },
@@ -243,7 +249,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         get: {
           summary: "Prometheus metrics",
           description:
-            "Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica's samples, each labelled replica=\"<pid>\".",
+            'Requests and latency per route; per graph: batch size, requests per run, queue wait, run time as the batcher sees it and time computing (inference_*); the active model and swaps. Under --replicas every replica\'s samples, each labelled replica="<pid>".',
           responses: {
             "200": { description: "Text exposition format 0.0.4", content: { "text/plain": {} } },
           },

@@ -47,7 +47,8 @@ export const PUBLISH_FLAGS = {
   translation: {
     type: "boolean",
     default: true,
-    help: "fit a latent translation from the active version to the new one (latent-translation.json)",
+    help:
+      "fit a latent translation from the active version to the new one (latent-translation.json)",
   },
   "data-dir": {
     type: "string",

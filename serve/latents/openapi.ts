@@ -23,7 +23,9 @@ export function latentPaths(): Json {
           "200": ok("latentSpace, from, path (each map with its R² and 10-NN share), latents"),
           "400": err("Body is not JSON or lacks from/latents."),
           "404": err("No map leads from that space to the active one (the message names the gap)."),
-          "422": err("A latent has the wrong length, or a map's fit is below --translate-min-neighbours."),
+          "422": err(
+            "A latent has the wrong length, or a map's fit is below --translate-min-neighbours.",
+          ),
           "503": err("No model is loaded."),
         },
       },
@@ -35,9 +37,16 @@ export function latentPaths(): Json {
           'An image (any /v1/classify input, one image) or JSON {"latent": [L numbers], "space"?: ' +
           '"<id>", "k"?: 10}. ?k= also sets k. Results carry the Euclidean distance between mu ' +
           "vectors and whether the item's latent is a translation awaiting re-embedding.",
-        parameters: [{ name: "k", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100 } }],
+        parameters: [{
+          name: "k",
+          in: "query",
+          required: false,
+          schema: { type: "integer", minimum: 1, maximum: 100 },
+        }],
         responses: {
-          "200": ok("model, latentSpace, results [{id, distance, metadata, translated}], gallery status"),
+          "200": ok(
+            "model, latentSpace, results [{id, distance, metadata, translated}], gallery status",
+          ),
           "404": err("The latent's space cannot be translated to the active one."),
           "503": err("No gallery (--gallery) or it cannot be opened, or no model is loaded."),
         },
@@ -46,13 +55,19 @@ export function latentPaths(): Json {
     "/v1/gallery": {
       get: {
         summary: "Gallery status",
-        responses: { "200": ok("items, latentSpace, pending, translated, reembedding"), "503": err("No gallery.") },
+        responses: {
+          "200": ok("items, latentSpace, pending, translated, reembedding"),
+          "503": err("No gallery."),
+        },
       },
     },
     "/v1/gallery/items/:id/image": {
       get: {
         summary: "A gallery item's 28x28 image as PNG",
-        responses: { "200": { description: "PNG", content: { "image/png": {} } }, "404": err("No such item.") },
+        responses: {
+          "200": { description: "PNG", content: { "image/png": {} } },
+          "404": err("No such item."),
+        },
       },
     },
   };

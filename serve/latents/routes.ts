@@ -33,7 +33,11 @@ export function latentRows(raw: unknown, size: number, field: string, max: numbe
     throw new ApiError(400, "bad_json_shape", `"${field}" must be a non-empty array of latents`);
   }
   if (raw.length > max) {
-    throw new ApiError(413, "too_many_latents", `"${field}" holds ${raw.length} latents; at most ${max}`);
+    throw new ApiError(
+      413,
+      "too_many_latents",
+      `"${field}" holds ${raw.length} latents; at most ${max}`,
+    );
   }
   const out = new Float32Array(raw.length * size);
   raw.forEach((row, i) => {
@@ -48,7 +52,11 @@ export function latentRows(raw: unknown, size: number, field: string, max: numbe
     }
     row.forEach((v, j) => {
       if (typeof v !== "number" || !Number.isFinite(Math.fround(v))) {
-        throw new ApiError(422, "bad_latent_value", `${field}[${i}][${j}] is ${JSON.stringify(v)}; values must be finite`);
+        throw new ApiError(
+          422,
+          "bad_latent_value",
+          `${field}[${i}][${j}] is ${JSON.stringify(v)}; values must be finite`,
+        );
       }
       out[i * size + j] = v;
     });
@@ -71,18 +79,26 @@ export function latentRoutes(deps: LatentRouteDeps): Hono {
       throw new ApiError(
         415,
         "unsupported_media_type",
-        `/v1/latent/translate takes application/json {"from": "<space>", "latents": [[...]]}, got ${type || "no Content-Type"}`,
+        `/v1/latent/translate takes application/json {"from": "<space>", "latents": [[...]]}, got ${
+          type || "no Content-Type"
+        }`,
       );
     }
     let doc: Record<string, unknown>;
     try {
-      doc = JSON.parse(new TextDecoder().decode(await readBody(c.req.raw, deps.limits.maxBodyBytes)));
+      doc = JSON.parse(
+        new TextDecoder().decode(await readBody(c.req.raw, deps.limits.maxBodyBytes)),
+      );
     } catch (e) {
       if (e instanceof ApiError) throw e;
       throw new ApiError(400, "bad_json", `The body is not valid JSON (${(e as Error).message})`);
     }
     if (typeof doc !== "object" || doc === null || typeof doc.from !== "string" || !doc.from) {
-      throw new ApiError(400, "bad_json_shape", '"from" must name the latent space the latents came from');
+      throw new ApiError(
+        400,
+        "bad_json_shape",
+        '"from" must name the latent space the latents came from',
+      );
     }
     const from = doc.from;
     return await deps.withModel(async (m) => {
@@ -95,7 +111,10 @@ export function latentRoutes(deps: LatentRouteDeps): Hono {
       const x = latentRows(doc.latents, path.fromSize, "latents", MAX_TRANSLATE);
       const n = x.length / path.fromSize, L = m.latentSize;
       const y = applyPath(path, x, n);
-      const latents = Array.from({ length: n }, (_, i) => Array.from(y.subarray(i * L, (i + 1) * L)));
+      const latents = Array.from(
+        { length: n },
+        (_, i) => Array.from(y.subarray(i * L, (i + 1) * L)),
+      );
       c.header("X-Model-Version", m.version);
       c.header("X-Latent-Space", spaceOf(m));
       return c.json({

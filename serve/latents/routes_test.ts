@@ -56,7 +56,10 @@ Deno.test({
     const j = await r.json();
     equal(j.latentSpace, C);
     equal(j.from, A);
-    equal(j.path.map((s: { from: string; to: string }) => `${s.from}>${s.to}`).join(), `${A}>${B},${B}>${C}`);
+    equal(
+      j.path.map((s: { from: string; to: string }) => `${s.from}>${s.to}`).join(),
+      `${A}>${B},${B}>${C}`,
+    );
     equal(j.latents.length, 2);
     ok(j.latents.every((l: number[]) => l.length === 2 && l.every(Number.isFinite)));
     const same = await (await post({ from: C, latents: [[0.5, -1]] })).json();

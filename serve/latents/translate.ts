@@ -13,8 +13,8 @@ import { dirname, join } from "node:path";
 import {
   bundleFile,
   LATENT_TRANSLATION_ROLE,
-  type LatentTranslation,
   latentSpaceOf,
+  type LatentTranslation,
   type Manifest,
   readLatentTranslation,
   readManifest,
@@ -91,16 +91,23 @@ export class Translator {
     let cur = { dir, manifest };
     while (latentSpaceOf(cur.manifest) !== from) {
       if (steps.length >= MAX_STEPS) {
-        throw new TranslationError("no_translation", `No latent translation from ${from}: the chain loops`);
+        throw new TranslationError(
+          "no_translation",
+          `No latent translation from ${from}: the chain loops`,
+        );
       }
       const { map } = await this.#bundle(cur.dir, cur.manifest);
       const here = `${cur.manifest.version} (space ${latentSpaceOf(cur.manifest)})`;
       if (!map) {
         throw new TranslationError(
           "no_translation",
-          `No latent translation from space ${from} into the active space ${latentSpaceOf(manifest)}: ` +
+          `No latent translation from space ${from} into the active space ${
+            latentSpaceOf(manifest)
+          }: ` +
             `version ${here} carries no map from an earlier version` +
-            (steps.length ? ` (followed ${steps.length} map(s) back from ${manifest.version})` : ""),
+            (steps.length
+              ? ` (followed ${steps.length} map(s) back from ${manifest.version})`
+              : ""),
         );
       }
       if (map.fit.neighbours < this.#minNeighbours) {
