@@ -42,6 +42,9 @@ export interface ServeConfig {
   gallerySeed: number;
   /** Fashion-MNIST IDX files for --gallery-seed. */
   dataDir: string;
+  /** Re-embedding after a swap: items per batch, and the pause between batches (ms). */
+  galleryBatch: number;
+  galleryPauseMs: number;
 }
 
 export const FLAG_SPECS = {
@@ -174,6 +177,17 @@ export const FLAG_SPECS = {
     env: "FASHION_MNIST_DIR",
     help: "Fashion-MNIST IDX files (for --gallery-seed)",
   },
+  "gallery-batch": {
+    type: "int",
+    default: 32,
+    help: "items per re-embedding batch after a hot swap",
+  },
+  "gallery-pause-ms": {
+    type: "int",
+    default: 5,
+    help:
+      "least pause between re-embedding batches, ms (and at least the batch's own time, so re-embedding takes at most half the model's time)",
+  },
 } as const;
 
 export const USAGE =
@@ -280,6 +294,8 @@ export function parseConfig(
       gallery: (flags.gallery as string | undefined) || undefined,
       gallerySeed: positive("gallery-seed", flags["gallery-seed"] as number, 0),
       dataDir: flags["data-dir"] as string,
+      galleryBatch: positive("gallery-batch", flags["gallery-batch"] as number),
+      galleryPauseMs: positive("gallery-pause-ms", flags["gallery-pause-ms"] as number, 0),
     },
   };
 }

@@ -144,6 +144,8 @@ async function main(): Promise<number> {
     slot,
     translator,
     seed: { count: config.gallerySeed, dataDir: config.dataDir },
+    batch: config.galleryBatch,
+    pauseMs: config.galleryPauseMs,
   });
   const app = createApp({
     slot,

@@ -18,9 +18,13 @@ import { FRESH, PENDING, TRANSLATED, VectorIndex } from "./vectors.ts";
 export interface GalleryOptions {
   slot: ModelSlot;
   translator: Translator;
-  /** Items per re-embedding batch (default 64). */
+  /** Items per re-embedding batch (default 32). */
   batch?: number;
-  /** Pause between re-embedding batches, ms (default 2): leaves the model to requests. */
+  /**
+   * Least pause between re-embedding batches, ms (default 5); the pause is also at least as
+   * long as the batch took, so re-embedding takes at most half of the time and requests keep
+   * their latency.
+   */
   pauseMs?: number;
   log?: (line: string) => void;
 }
@@ -41,6 +45,8 @@ export interface GalleryStatus {
   reembedding: { space: string; done: number; total: number } | null;
   /** True when every searchable latent was computed by the active model. */
   consistent: boolean;
+  /** "clusters" once the search index is built, "scan" for a linear scan (small galleries). */
+  search: "clusters" | "scan";
 }
 
 export interface Hit {
@@ -72,11 +78,11 @@ export class Gallery {
   private constructor(store: GalleryStore, opts: GalleryOptions) {
     this.store = store;
     this.#opts = {
-      batch: 64,
-      pauseMs: 2,
-      log: (l) => console.log(l),
       ...opts,
-    } as Options;
+      batch: opts.batch ?? 32,
+      pauseMs: opts.pauseMs ?? 5,
+      log: opts.log ?? ((l) => console.log(l)),
+    };
     const rows = store.rows();
     const dim = rows.find((r) => r.latent)?.latent!.length ?? 1;
     this.index = new VectorIndex(dim, Math.max(1024, rows.length));
@@ -102,6 +108,7 @@ export class Gallery {
       ...c,
       reembedding: r ? { space: r.space, done: r.done, total: r.total } : null,
       consistent: c.translated === 0 && c.pending === 0,
+      search: this.index.clustered ? "clusters" : "scan",
     };
   }
 
@@ -193,6 +200,7 @@ export class Gallery {
         i < todo.length && gen === this.#gen && !this.#closed;
         i += this.#opts.batch
       ) {
+        const started = performance.now();
         const ids = todo.slice(i, i + this.#opts.batch).filter((id) =>
           this.index.rowOf(id) !== undefined
         );
@@ -204,7 +212,8 @@ export class Gallery {
         if (!ok) return;
         job.done += ids.length;
         this.reembedded += ids.length;
-        if (this.#opts.pauseMs > 0) await sleep(this.#opts.pauseMs);
+        // At most half the time: the pause is at least as long as the batch took.
+        await sleep(Math.max(this.#opts.pauseMs, performance.now() - started));
       }
       if (gen === this.#gen && !this.#closed) {
         this.#reembed = null;

@@ -22,11 +22,17 @@ export const IMPORT_FLAGS = {
   registry: { type: "string", default: "models", env: "MODEL_REGISTRY", help: "model registry" },
   model: { type: "string", help: "model name in the registry (default: the only one)" },
   bundle: { type: "string", help: "embed with this bundle directory instead of the registry's" },
-  backend: { type: "string", default: "auto", choices: ["auto", "native", "wasm"], help: "onnxruntime backend" },
+  backend: {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "native", "wasm"],
+    help: "onnxruntime backend",
+  },
   batch: { type: "int", default: 512, help: "images decoded and embedded per transaction" },
 } satisfies FlagSpecs;
 
-export const IMPORT_USAGE = "Usage: deno task gallery -- import <folder> [--db gallery.sqlite] [--registry models]";
+export const IMPORT_USAGE =
+  "Usage: deno task gallery -- import <folder> [--db gallery.sqlite] [--registry models]";
 
 const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
 
@@ -50,7 +56,9 @@ async function readItem(dir: string, file: string): Promise<NewItem> {
   try {
     metadata = JSON.parse(await readFile(side, "utf8"));
   } catch (e) {
-    if ((e as { code?: string }).code !== "ENOENT") throw new Error(`${side}: ${(e as Error).message}`);
+    if ((e as { code?: string }).code !== "ENOENT") {
+      throw new Error(`${side}: ${(e as Error).message}`);
+    }
   }
   return { id, pixels, metadata };
 }
@@ -89,8 +97,15 @@ export async function importFolder(
 }
 
 /** The CLI; returns the exit status. */
-export async function importMain(argv: string[], log = (s: string) => console.error(s)): Promise<number> {
-  const { flags: f, positional } = parseFlags(argv[0] === "--" ? argv.slice(1) : argv, IMPORT_FLAGS, Deno.env.toObject());
+export async function importMain(
+  argv: string[],
+  log = (s: string) => console.error(s),
+): Promise<number> {
+  const { flags: f, positional } = parseFlags(
+    argv[0] === "--" ? argv.slice(1) : argv,
+    IMPORT_FLAGS,
+    Deno.env.toObject(),
+  );
   if (f.help) {
     console.log(formatHelp(IMPORT_USAGE, IMPORT_FLAGS));
     return 0;
@@ -99,17 +114,24 @@ export async function importMain(argv: string[], log = (s: string) => console.er
     throw new FlagError(`Expected: import <folder>\n${IMPORT_USAGE}`);
   }
   const dir = positional[1];
-  const bundle = (f.bundle as string | undefined) ?? (await resolveActive(f.registry as string, f.model as string | undefined)).dir;
+  const bundle = (f.bundle as string | undefined) ??
+    (await resolveActive(f.registry as string, f.model as string | undefined)).dir;
   const { backend } = await loadBackend(f.backend as "auto", { threads: 0 });
   const slot = new ModelSlot(await loadModel(bundle, { backend, maxBatch: 256 }));
-  const g = Gallery.open(f.db as string, { slot, translator: new Translator({ minNeighbours: 0.8 }), log });
+  const g = Gallery.open(f.db as string, {
+    slot,
+    translator: new Translator({ minNeighbours: 0.8 }),
+    log,
+  });
   try {
     await slot.use((m) => g.align(m));
     const r = await importFolder(g, dir, { batch: f.batch as number, log });
     for (const x of r.failed) log(`skipped ${x.file}: ${x.error}`);
     log(
       `imported ${r.imported} image(s) into ${f.db} in ${r.seconds.toFixed(1)} s ` +
-        `(${Math.round(r.imported / r.seconds)} images/s), ${r.failed.length} skipped; gallery holds ${g.index.size}`,
+        `(${
+          Math.round(r.imported / r.seconds)
+        } images/s), ${r.failed.length} skipped; gallery holds ${g.index.size}`,
     );
     return r.failed.length ? 1 : 0;
   } finally {
@@ -122,7 +144,9 @@ if (import.meta.main) {
   try {
     Deno.exit(await importMain(Deno.args));
   } catch (e) {
-    console.error(e instanceof FlagError ? `error: ${e.message}` : `gallery: ${(e as Error).message}`);
+    console.error(
+      e instanceof FlagError ? `error: ${e.message}` : `gallery: ${(e as Error).message}`,
+    );
     Deno.exit(2);
   }
 }

@@ -22,6 +22,9 @@ export interface StartOptions {
   log?: (line: string) => void;
   /** How often the slot is checked for a new model, ms. */
   followMs?: number;
+  /** Re-embedding batch size and pause (GalleryOptions). */
+  batch?: number;
+  pauseMs?: number;
 }
 
 export function startGallery(opts: StartOptions): GalleryHandle & { close: () => Promise<void> } {
@@ -34,7 +37,13 @@ export function startGallery(opts: StartOptions): GalleryHandle & { close: () =>
   if (!opts.path) return handle;
   let g: Gallery;
   try {
-    g = Gallery.open(opts.path, { slot: opts.slot, translator: opts.translator, log });
+    g = Gallery.open(opts.path, {
+      slot: opts.slot,
+      translator: opts.translator,
+      log,
+      batch: opts.batch,
+      pauseMs: opts.pauseMs,
+    });
   } catch (e) {
     handle.reason = (e as Error).message;
     log(`Gallery disabled: ${handle.reason}; classification and the rest of the API still serve`);

@@ -9,10 +9,11 @@ import { gunzipSync } from "node:zlib";
 import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import type { Gallery, NewItem } from "./gallery.ts";
 
-/** The first `count` test images and labels from `dir` (t10k-*-idx*-ubyte.gz). */
-export async function readTestSplit(
+/** The first `count` images and labels of a split ("t10k" test, "train") from `dir`. */
+export async function readSplit(
   dir: string,
   count: number,
+  split: "t10k" | "train" = "t10k",
 ): Promise<{ images: Uint8Array; labels: Uint8Array; count: number }> {
   const read = async (name: string, magic: number) => {
     const path = join(dir, name);
@@ -28,10 +29,10 @@ export async function readTestSplit(
     }
     return { raw, dv };
   };
-  const im = await read("t10k-images-idx3-ubyte.gz", 2051);
-  const lb = await read("t10k-labels-idx1-ubyte.gz", 2049);
+  const im = await read(`${split}-images-idx3-ubyte.gz`, 2051);
+  const lb = await read(`${split}-labels-idx1-ubyte.gz`, 2049);
   if (im.dv.getUint32(8) !== IMAGE_SIZE || im.dv.getUint32(12) !== IMAGE_SIZE) {
-    throw new Error(`${dir}: test images are not 28x28`);
+    throw new Error(`${dir}: ${split} images are not 28x28`);
   }
   const n = Math.min(count, im.dv.getUint32(4), lb.dv.getUint32(4));
   return { images: im.raw.slice(16, 16 + n * PIXELS), labels: lb.raw.slice(8, 8 + n), count: n };
@@ -47,7 +48,7 @@ export async function seedWithTestImages(
   count: number,
   labels: readonly string[],
 ): Promise<number> {
-  const t = await readTestSplit(dir, count);
+  const t = await readSplit(dir, count);
   const items: NewItem[] = [];
   for (let i = 0; i < t.count; i++) {
     items.push({

@@ -64,6 +64,8 @@ export class GalleryStore {
   #db: DatabaseSync;
   #put: StatementSync;
   #setLatent: StatementSync;
+  /** Metadata lookups by number of ids (a search asks for k at a time; few distinct k). */
+  #metaBy = new Map<number, StatementSync>();
 
   private constructor(path: string, db: DatabaseSync) {
     this.path = path;
@@ -207,9 +209,13 @@ export class GalleryStore {
   metadataOf(ids: string[]): Map<string, unknown> {
     const out = new Map<string, unknown>();
     if (!ids.length) return out;
-    const st = this.#db.prepare(
-      `SELECT id, metadata FROM items WHERE id IN (${ids.map(() => "?").join(",")})`,
-    );
+    let st = this.#metaBy.get(ids.length);
+    if (!st) {
+      st = this.#db.prepare(
+        `SELECT id, metadata FROM items WHERE id IN (${ids.map(() => "?").join(",")})`,
+      );
+      if (this.#metaBy.size < 128) this.#metaBy.set(ids.length, st);
+    }
     for (const r of st.all(...ids) as { id: string; metadata: string | null }[]) {
       out.set(r.id, r.metadata === null ? null : JSON.parse(r.metadata));
     }

@@ -24,10 +24,15 @@ interface Clusters {
   centroids: Float32Array;
   count: number;
   radius: Float64Array;
+  /** Per cluster: member rows, a copy of their vectors (contiguous, so a scan reads memory in
+   * order) and each member's distance to the centroid (a per-member lower bound). */
   members: Int32Array[];
+  vecs: Float32Array[];
+  toCentre: Float64Array[];
   sizes: Int32Array;
-  /** Cluster of each row (-1: none). */
+  /** Cluster of each row (-1: none) and its position in that cluster. */
   of: Int32Array;
+  pos: Int32Array;
   builtRows: number;
 }
 
@@ -43,6 +48,7 @@ export class VectorIndex {
   #building: Promise<void> | null = null;
   /** Rows changed while a rebuild runs (re-placed once it finishes). */
   #changedDuringBuild: Set<number> | null = null;
+  #counts: { fresh: number; translated: number; pending: number } | null = null;
 
   constructor(dim: number, capacity = 1024) {
     this.dim = dim;
@@ -62,11 +68,19 @@ export class VectorIndex {
     return this.#rows.get(id);
   }
 
-  /** Counts rows by state (deleted rows excluded). */
+  /** Whether searches use the clusters (false: linear scan). */
+  get clustered(): boolean {
+    return this.#clusters !== null;
+  }
+
+  /** Counts rows by state (deleted rows excluded); cached until the next change. */
   counts(): { fresh: number; translated: number; pending: number } {
-    const c = [0, 0, 0, 0];
-    for (let r = 0; r < this.ids.length; r++) c[this.state[r]]++;
-    return { fresh: c[FRESH], translated: c[TRANSLATED], pending: c[PENDING] };
+    if (!this.#counts) {
+      const c = [0, 0, 0, 0];
+      for (let r = 0; r < this.ids.length; r++) c[this.state[r]]++;
+      this.#counts = { fresh: c[FRESH], translated: c[TRANSLATED], pending: c[PENDING] };
+    }
+    return this.#counts;
   }
 
   #grow(): void {
@@ -77,11 +91,7 @@ export class VectorIndex {
     state.set(this.state.subarray(0, this.ids.length));
     this.data = data;
     this.state = state;
-    if (this.#clusters) {
-      const of = new Int32Array(cap).fill(-1);
-      of.set(this.#clusters.of.subarray(0, this.ids.length));
-      this.#clusters.of = of;
-    }
+    if (this.#clusters) growRows(this.#clusters, cap);
   }
 
   /** Adds or replaces `id`'s vector (null: pending). Returns its row. */
@@ -102,6 +112,7 @@ export class VectorIndex {
     const o = row * this.dim;
     if (vec) { for (let j = 0; j < this.dim; j++) this.data[o + j] = vec[j]; }
     this.state[row] = vec ? state : PENDING;
+    this.#counts = null;
     this.#changedDuringBuild?.add(row);
     const cl = this.#clusters;
     if (cl && vec) this.#place(cl, row);
@@ -113,6 +124,7 @@ export class VectorIndex {
     this.#rows.delete(id);
     this.state[row] = DELETED;
     this.ids[row] = "";
+    this.#counts = null;
     return true;
   }
 
@@ -124,25 +136,35 @@ export class VectorIndex {
     this.data = new Float32Array(1024 * dim);
     this.state = new Uint8Array(1024);
     this.#clusters = null;
+    this.#counts = null;
   }
 
   /** Puts `row` in a cluster: its current one (radius widened) or, when new, the nearest. */
   #place(cl: Clusters, row: number): void {
-    const d = this.dim, o = row * d;
+    const d = this.dim, o = row * d, v = this.data.subarray(o, o + d);
     let c = cl.of[row];
     if (c < 0) {
-      c = nearest(cl.centroids, d, cl.count, this.data.subarray(o, o + d), 1).index[0];
+      c = nearest(cl.centroids, d, cl.count, v, 1).index[0];
       if (cl.sizes[c] >= cl.members[c].length) {
-        const m = new Int32Array(Math.max(8, cl.members[c].length * 2));
+        const cap = Math.max(8, cl.members[c].length * 2);
+        const m = new Int32Array(cap), x = new Float32Array(cap * d), t = new Float64Array(cap);
         m.set(cl.members[c]);
+        x.set(cl.vecs[c]);
+        t.set(cl.toCentre[c]);
         cl.members[c] = m;
+        cl.vecs[c] = x;
+        cl.toCentre[c] = t;
       }
-      cl.members[c][cl.sizes[c]++] = row;
+      cl.pos[row] = cl.sizes[c]++;
+      cl.members[c][cl.pos[row]] = row;
       cl.of[row] = c;
     }
+    const p = cl.pos[row];
+    cl.vecs[c].set(v, p * d);
     let s = 0;
-    for (let j = 0; j < d; j++) s += (this.data[o + j] - cl.centroids[c * d + j]) ** 2;
+    for (let j = 0; j < d; j++) s += (v[j] - cl.centroids[c * d + j]) ** 2;
     const r = Math.sqrt(s);
+    cl.toCentre[c][p] = r;
     if (r > cl.radius[c]) cl.radius[c] = r;
   }
 
@@ -164,27 +186,32 @@ export class VectorIndex {
   }
 
   #clusterSearch(cl: Clusters, q: ArrayLike<number>, k: number) {
-    const d = this.dim, C = cl.count, data = this.data, state = this.state;
-    const lower = new Float64Array(C);
+    const d = this.dim, C = cl.count, state = this.state;
+    const lower = new Float64Array(C), centre = new Float64Array(C);
     for (let c = 0; c < C; c++) {
       let s = 0;
       for (let j = 0; j < d; j++) s += (cl.centroids[c * d + j] - q[j]) ** 2;
-      lower[c] = Math.max(0, Math.sqrt(s) - cl.radius[c]);
+      centre[c] = Math.sqrt(s);
+      lower[c] = Math.max(0, centre[c] - cl.radius[c]);
     }
-    const order = Array.from({ length: C }, (_, c) => c).sort((a, b) => lower[a] - lower[b]);
+    const heap = new ClusterHeap(lower);
     const bestI = new Int32Array(k).fill(-1), bestD = new Float64Array(k).fill(Infinity);
-    let filled = 0, worst = Infinity;
-    for (const c of order) {
+    let filled = 0, worst = Infinity, worstRoot = Infinity;
+    for (let c = heap.pop(); c >= 0; c = heap.pop()) {
       if (filled === k && lower[c] * lower[c] >= worst) break;
-      const m = cl.members[c], size = cl.sizes[c];
+      const m = cl.members[c], x = cl.vecs[c], t = cl.toCentre[c], size = cl.sizes[c];
+      const dc = centre[c];
       for (let i = 0; i < size; i++) {
+        // |d(q, centre) - d(p, centre)| <= d(q, p): most members are rejected here unread.
+        const gap = dc - t[i];
+        if (gap >= worstRoot || -gap >= worstRoot) continue;
         const row = m[i];
-        if (state[row] > TRANSLATED || cl.of[row] !== c) continue;
-        const o = row * d;
+        if (state[row] > TRANSLATED) continue;
+        const o = i * d;
         let s = 0;
         for (let j = 0; j < d && s < worst; j++) {
-          const t = data[o + j] - q[j];
-          s += t * t;
+          const e = x[o + j] - q[j];
+          s += e * e;
         }
         if (s >= worst) continue;
         let p = filled < k ? filled++ : k - 1;
@@ -195,7 +222,10 @@ export class VectorIndex {
         }
         bestD[p] = s;
         bestI[p] = row;
-        if (filled === k) worst = bestD[k - 1];
+        if (filled === k) {
+          worst = bestD[k - 1];
+          worstRoot = Math.sqrt(worst);
+        }
       }
     }
     const distances = new Float32Array(filled);
@@ -249,14 +279,16 @@ export class VectorIndex {
       }
     }
     if (this.dim !== d) return (this.#changedDuringBuild = null, undefined); // cleared meanwhile
-    const of = new Int32Array(this.state.length).fill(-1);
     const cl: Clusters = {
       centroids,
       count: C,
       radius: new Float64Array(C),
       members: Array.from({ length: C }, () => new Int32Array(8)),
+      vecs: Array.from({ length: C }, () => new Float32Array(8 * d)),
+      toCentre: Array.from({ length: C }, () => new Float64Array(8)),
       sizes: new Int32Array(C),
-      of,
+      of: new Int32Array(this.state.length).fill(-1),
+      pos: new Int32Array(this.state.length),
       builtRows: n,
     };
     for (let i = 0; i < live.length; i++) {
@@ -264,15 +296,53 @@ export class VectorIndex {
       if (i % 2048 === 2047) await yieldNow();
     }
     if (this.dim !== d) return (this.#changedDuringBuild = null, undefined);
-    if (cl.of.length < this.state.length) {
-      const grown = new Int32Array(this.state.length).fill(-1);
-      grown.set(cl.of);
-      cl.of = grown;
-    }
+    if (cl.of.length < this.state.length) growRows(cl, this.state.length);
     // Rows added or changed while building: place them now, synchronously, before switching.
     for (const r of this.#changedDuringBuild) if (this.state[r] <= TRANSLATED) this.#place(cl, r);
     for (let r = n; r < this.ids.length; r++) if (this.state[r] <= TRANSLATED) this.#place(cl, r);
     this.#changedDuringBuild = null;
     this.#clusters = cl;
+  }
+}
+
+/** Extends the per-row arrays of `cl` to `cap` rows. */
+function growRows(cl: Clusters, cap: number): void {
+  const of = new Int32Array(cap).fill(-1), pos = new Int32Array(cap);
+  of.set(cl.of.subarray(0, Math.min(cap, cl.of.length)));
+  pos.set(cl.pos.subarray(0, Math.min(cap, cl.pos.length)));
+  cl.of = of;
+  cl.pos = pos;
+}
+
+/** Clusters by ascending lower bound, popped lazily: a query usually visits only a few. */
+class ClusterHeap {
+  #a: Int32Array;
+  #n: number;
+  constructor(readonly key: Float64Array) {
+    this.#n = key.length;
+    this.#a = Int32Array.from({ length: key.length }, (_, i) => i);
+    for (let i = (this.#n >> 1) - 1; i >= 0; i--) this.#down(i);
+  }
+  #down(i: number): void {
+    const a = this.#a, key = this.key, n = this.#n;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < n && key[a[l]] < key[a[m]]) m = l;
+      if (r < n && key[a[r]] < key[a[m]]) m = r;
+      if (m === i) return;
+      const t = a[i];
+      a[i] = a[m];
+      a[m] = t;
+      i = m;
+    }
+  }
+  /** The cluster with the smallest key left, or -1. */
+  pop(): number {
+    if (this.#n === 0) return -1;
+    const top = this.#a[0];
+    this.#a[0] = this.#a[--this.#n];
+    this.#down(0);
+    return top;
   }
 }
