@@ -1,11 +1,12 @@
 /**
  * Fitting a latent translation (latent_translation.ts) between two models from their mu on
- * the same held-out images, and measuring it. Two maps are fitted on one part of the images
+ * the same held-out images, and measuring it. Three maps are fitted on one part of the images
  * and judged on the rest, so the recorded quality is out-of-sample:
  *   affine      least squares y = A x + b (ridge 1e-6 keeps it solvable on degenerate data)
  *   procrustes  y = s Q x + b with Q orthogonal (rotation/reflection), one scale s; needs
  *               equal sizes, and cannot distort the space, so it preserves neighbourhoods
  *               exactly whenever the two spaces differ by a rigid motion and a scale
+ *   rbf         affine plus Gaussian radial basis functions (fitRbf): non-linear
  * Quality: R² over all output dimensions, and the neighbour share: for each evaluation image,
  * the fraction of the k nearest neighbours (among the fresh latents of the other evaluation
  * images) of its translated old latent that are also among the k nearest neighbours of its
@@ -13,12 +14,18 @@
  * translated, find what a fresh one finds?
  */
 import { nearest } from "../common/knn.ts";
-import type { MapMethod, MapQuality } from "./latent_translation.ts";
+import {
+  type KernelPart,
+  type MapMethod,
+  type MapQuality,
+  translate,
+} from "./latent_translation.ts";
 
 export interface FittedMap {
   method: MapMethod;
   matrix: number[][];
   bias: number[];
+  kernel?: KernelPart;
 }
 
 type Mat = Float64Array[];
@@ -190,17 +197,66 @@ export function fitProcrustes(
 
 /** Applies a fitted map to n rows. */
 export function applyMap(f: FittedMap, x: ArrayLike<number>, n: number): Float32Array {
-  const dy = f.matrix.length, dx = f.matrix[0].length;
-  const out = new Float32Array(n * dy);
+  return translate(f, x, n);
+}
+
+/** [x, phi(x)] per row: the inputs an rbf map is linear in. */
+function rbfFeatures(
+  x: ArrayLike<number>,
+  d: number,
+  n: number,
+  centres: Float32Array,
+  gamma: number,
+) {
+  const m = centres.length / d, w = d + m;
+  const f = new Float64Array(n * w);
   for (let i = 0; i < n; i++) {
-    for (let r = 0; r < dy; r++) {
-      let s = f.bias[r];
-      const row = f.matrix[r];
-      for (let c = 0; c < dx; c++) s += row[c] * x[i * dx + c];
-      out[i * dy + r] = s;
+    for (let j = 0; j < d; j++) f[i * w + j] = x[i * d + j];
+    for (let c = 0; c < m; c++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += (x[i * d + j] - centres[c * d + j]) ** 2;
+      f[i * w + d + c] = Math.exp(-gamma * s);
     }
   }
-  return out;
+  return f;
+}
+
+/**
+ * Affine plus Gaussian radial basis functions on `m` centres (the first m inputs), fitted by
+ * least squares: bends the map where the two spaces are not linearly related. gamma is one
+ * over the inputs' total variance, so a basis function spans a typical distance between
+ * latents.
+ */
+export function fitRbf(
+  x: ArrayLike<number>,
+  dx: number,
+  y: ArrayLike<number>,
+  dy: number,
+  n: number,
+  m: number,
+): FittedMap {
+  const centres = Float32Array.from({ length: m * dx }, (_, i) => x[i]);
+  const mx = means(x, n, dx);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < dx; j++) total += (x[i * dx + j] - mx[j]) ** 2 / n;
+  }
+  const gamma = 1 / Math.max(total, 1e-12);
+  const f = fitAffine(rbfFeatures(x, dx, n, centres, gamma), dx + m, y, dy, n);
+  const round = (v: number) => +v.toPrecision(9);
+  return {
+    method: "rbf",
+    matrix: f.matrix.map((r) => r.slice(0, dx)),
+    bias: f.bias,
+    kernel: {
+      gamma,
+      centres: Array.from(
+        { length: m },
+        (_, c) => Array.from(centres.subarray(c * dx, (c + 1) * dx), round),
+      ),
+      weights: f.matrix.map((r) => r.slice(dx)),
+    },
+  };
 }
 
 /** R² of predictions p against truth y (n x d), pooled over dimensions. */
@@ -257,7 +313,7 @@ export function fitTranslation(
   to: Float32Array,
   dy: number,
   n: number,
-  opts: { fitShare?: number; k?: number } = {},
+  opts: { fitShare?: number; k?: number; centres?: number } = {},
 ): TranslationFit {
   const fitCount = Math.max(Math.max(dx, dy) + 2, Math.floor(n * (opts.fitShare ?? 0.5)));
   const evalCount = n - fitCount;
@@ -269,6 +325,10 @@ export function fitTranslation(
   const xe = from.subarray(fitCount * dx), ye = to.subarray(fitCount * dy);
   const maps = [fitAffine(xf, dx, yf, dy, fitCount)];
   if (dx === dy) maps.push(fitProcrustes(xf, yf, dx, fitCount));
+  // 1200 centres: measured best on a real retrain (docs/performance.md); a quarter of the
+  // fitting images at most, so the least squares stay well determined.
+  const m = Math.min(opts.centres ?? 1200, Math.floor(fitCount / 4));
+  if (m >= 8) maps.push(fitRbf(xf, dx, yf, dy, fitCount, m));
   const scored = maps.map((m) => {
     const p = applyMap(m, xe, evalCount);
     return {

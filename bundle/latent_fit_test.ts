@@ -47,7 +47,7 @@ Deno.test("fitProcrustes() recovers a scaled rotation exactly, and keeps every n
   ok(fit.best.r2 > 0.99999);
   // Untranslated latents in a rotated space find few of the right neighbours.
   ok(fit.untranslatedNeighbours! < 0.5, `untranslated ${fit.untranslatedNeighbours}`);
-  strictEqual(fit.tried.length, 2);
+  strictEqual(fit.tried.map((t) => t.method).join(), "procrustes,affine,rbf");
 });
 
 Deno.test("fitAffine() fits a shear Procrustes cannot, and fitTranslation() picks it", () => {
@@ -58,17 +58,28 @@ Deno.test("fitAffine() fits a shear Procrustes cannot, and fitTranslation() pick
   const a = fitAffine(x, d, y, d, n);
   ok(rSquared(applyMap(a, x, n), y, d, n) > 0.999);
   const fit = fitTranslation(x, d, y, d, n);
-  strictEqual(fit.best.method, "affine");
+  ok(fit.best.method !== "procrustes");
   const pro = fit.tried.find((t) => t.method === "procrustes")!;
   ok(fit.best.neighbours > pro.neighbours, JSON.stringify(fit.tried));
 });
 
-Deno.test("fitTranslation() maps between different latent sizes with affine only", () => {
+Deno.test("fitRbf() bends where the spaces are not linearly related, and wins there", () => {
+  const rand = lcg(13), d = 3, n = 2000;
+  const x = Float32Array.from({ length: n * d }, () => 4 * rand());
+  const y = x.map((v, i) => (i % d === 0 ? v + 0.8 * Math.sin(2 * v) : v * v));
+  const fit = fitTranslation(x, d, y, d, n, { centres: 200 });
+  strictEqual(fit.best.method, "rbf");
+  const affine = fit.tried.find((t) => t.method === "affine")!;
+  ok(fit.best.r2 > 0.99 && fit.best.r2 > affine.r2 + 0.05, JSON.stringify(fit.tried));
+  strictEqual(fit.best.kernel!.centres.length, 200);
+});
+
+Deno.test("fitTranslation() maps between different latent sizes (no Procrustes)", () => {
   const rand = lcg(9), n = 300;
   const x = Float32Array.from({ length: n * 2 }, rand);
   const y = transform(x, 2, n, [[1, 0], [0, 1], [1, 1]], [0, 0, 0]);
   const fit = fitTranslation(x, 2, y, 3, n);
   strictEqual(fit.untranslatedNeighbours, null);
-  strictEqual(fit.tried.map((t) => t.method).join(), "affine");
+  strictEqual(fit.tried.map((t) => t.method).sort().join(), "affine,rbf");
   ok(fit.best.r2 > 0.9999);
 });

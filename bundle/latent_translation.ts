@@ -15,7 +15,19 @@ export const LATENT_TRANSLATION_FORMAT = "latent-edge/latent-translation@1";
 export const LATENT_TRANSLATION_ROLE = "latent-translation";
 
 /** The kinds of map the publisher fits (latent_fit.ts says how). */
-export type MapMethod = "affine" | "procrustes";
+export type MapMethod = "affine" | "procrustes" | "rbf";
+
+/**
+ * The non-linear part of an "rbf" map: y += weights phi(x), phi_c(x) = exp(-gamma |x - c|^2)
+ * over the centres c (held-out latents of the earlier model).
+ */
+export interface KernelPart {
+  gamma: number;
+  /** m centres of from.latentSize numbers. */
+  centres: number[][];
+  /** to.latentSize rows of m numbers. */
+  weights: number[][];
+}
 
 /** Quality of one fitted map on the evaluation images. */
 export interface MapQuality {
@@ -42,6 +54,8 @@ export interface LatentTranslation {
   /** to.latentSize rows of from.latentSize numbers. */
   matrix: number[][];
   bias: number[];
+  /** Present for method "rbf". */
+  kernel?: KernelPart;
   fit: {
     /** Which images: the manifest's evaluation split (or the publisher's flag). */
     images: { split: string; count: number; fitCount: number; evalCount: number };
@@ -68,14 +82,30 @@ export function latentSpaceOf(
 }
 
 /** Applies the map to n latents (n x from.latentSize) and returns n x to.latentSize. */
-export function translate(t: LatentTranslation, x: ArrayLike<number>, n: number): Float32Array {
-  const a = t.from.latentSize, b = t.to.latentSize;
+export function translate(
+  t: Pick<LatentTranslation, "matrix" | "bias" | "kernel">,
+  x: ArrayLike<number>,
+  n: number,
+): Float32Array {
+  const b = t.matrix.length, a = t.matrix[0].length;
   const out = new Float32Array(n * b);
+  const k = t.kernel, m = k ? k.centres.length : 0;
+  const phi = new Float64Array(m);
   for (let i = 0; i < n; i++) {
+    for (let c = 0; c < m; c++) {
+      const cen = k!.centres[c];
+      let s = 0;
+      for (let j = 0; j < a; j++) s += (x[i * a + j] - cen[j]) ** 2;
+      phi[c] = Math.exp(-k!.gamma * s);
+    }
     for (let r = 0; r < b; r++) {
       const row = t.matrix[r];
       let s = t.bias[r];
       for (let c = 0; c < a; c++) s += row[c] * x[i * a + c];
+      if (k) {
+        const w = k.weights[r];
+        for (let c = 0; c < m; c++) s += w[c] * phi[c];
+      }
       out[i * b + r] = s;
     }
   }
@@ -111,7 +141,7 @@ export function validateLatentTranslation(raw: unknown, manifest: Manifest): Lat
       `it maps into ${t.to.version} (latent ${t.to.latentSize}), not this bundle ${manifest.version} (latent ${manifest.latentSize})`,
     );
   }
-  if (t.method !== "affine" && t.method !== "procrustes") {
+  if (t.method !== "affine" && t.method !== "procrustes" && t.method !== "rbf") {
     fail(`method is ${JSON.stringify(t.method)}`);
   }
   const isNums = (a: unknown, n: number) =>
@@ -123,6 +153,23 @@ export function validateLatentTranslation(raw: unknown, manifest: Manifest): Lat
     fail(`"matrix" rows are not ${t.from.latentSize} finite numbers`);
   }
   if (!isNums(t.bias, t.to.latentSize)) fail(`"bias" is not ${t.to.latentSize} finite numbers`);
+  if (t.method === "rbf") {
+    const k = t.kernel;
+    if (typeof k !== "object" || k === null) fail('method "rbf" needs "kernel"');
+    if (!(typeof k!.gamma === "number" && k!.gamma > 0 && isFinite(k!.gamma))) {
+      fail('"kernel.gamma" is not > 0');
+    }
+    if (!Array.isArray(k!.centres) || !k!.centres.every((c) => isNums(c, t.from.latentSize))) {
+      fail(`"kernel.centres" are not rows of ${t.from.latentSize} finite numbers`);
+    }
+    const m = k!.centres.length;
+    if (
+      !Array.isArray(k!.weights) || k!.weights.length !== t.to.latentSize ||
+      !k!.weights.every((w) => isNums(w, m))
+    ) {
+      fail(`"kernel.weights" is not ${t.to.latentSize} rows of ${m} finite numbers`);
+    }
+  }
   const fit = t.fit;
   if (typeof fit !== "object" || fit === null) fail('"fit" is not an object');
   if (typeof fit.r2 !== "number" || !isFinite(fit.r2)) fail('"fit.r2" is not a number');

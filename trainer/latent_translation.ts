@@ -105,6 +105,15 @@ export async function addLatentTranslation(
     method: fit.best.method,
     matrix: fit.best.matrix.map((r) => r.map((v) => +v.toPrecision(9))),
     bias: fit.best.bias.map((v) => +v.toPrecision(9)),
+    ...(fit.best.kernel
+      ? {
+        kernel: {
+          gamma: fit.best.kernel.gamma,
+          centres: fit.best.kernel.centres,
+          weights: fit.best.kernel.weights.map((r) => r.map((v) => +v.toPrecision(9))),
+        },
+      }
+      : {}),
     fit: {
       images: { split, count: n, fitCount: fit.fitCount, evalCount: fit.evalCount },
       k: 10,
@@ -115,7 +124,7 @@ export async function addLatentTranslation(
     },
     created: new Date().toISOString(),
   };
-  const bytes = new TextEncoder().encode(JSON.stringify(t, null, 1) + "\n");
+  const bytes = new TextEncoder().encode(JSON.stringify(t) + "\n");
   await writeFile(join(candidateDir, LATENT_TRANSLATION_FILE), bytes);
   const entry = {
     role: LATENT_TRANSLATION_ROLE,

@@ -49,7 +49,7 @@ test("publishing over an active version stores a translation listed in the manif
     assert.equal(t.to.version, b.version);
     assert.equal(t.fit.images.count, 2000);
     assert.equal(t.fit.images.split, "test");
-    assert.deepEqual(t.fit.tried.map((q) => q.method).sort(), ["affine", "procrustes"]);
+    assert.deepEqual(t.fit.tried.map((q) => q.method).sort(), ["affine", "procrustes", "rbf"]);
     assert.ok(t.fit.r2 > 0 && t.fit.r2 <= 1, `R² ${t.fit.r2}`);
     assert.ok(t.fit.neighbours > t.fit.untranslatedNeighbours!, JSON.stringify(t.fit));
     assert.match(lines.join("\n"), /latent translation .* affine R² [0-9.]+, 10-NN kept [0-9.]+%/);

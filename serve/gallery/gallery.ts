@@ -162,16 +162,26 @@ export class Gallery {
       rows.forEach((row, i) =>
         x.set(old.data.subarray(row * old.dim, (row + 1) * old.dim), i * old.dim)
       );
-      const y = applyPath(path, x, rows.length);
-      this.store.transaction(() => {
-        rows.forEach((row, i) => {
-          const id = old.ids[row];
-          const v = y.subarray(i * L, (i + 1) * L);
-          this.index.set(id, v, TRANSLATED);
-          rowSpace[this.index.rowOf(id)!] = S;
-          this.store.setLatent(id, v, S, true);
+      // In chunks with a yield between: a large gallery takes seconds to translate, and
+      // requests (searches wait for the alignment; classification does not) keep flowing.
+      for (let s0 = 0; s0 < rows.length; s0 += 500) {
+        const part = rows.slice(s0, s0 + 500);
+        const y = applyPath(
+          path,
+          x.subarray(s0 * old.dim, (s0 + part.length) * old.dim),
+          part.length,
+        );
+        this.store.transaction(() => {
+          part.forEach((row, i) => {
+            const id = old.ids[row];
+            const v = y.subarray(i * L, (i + 1) * L);
+            this.index.set(id, v, TRANSLATED);
+            rowSpace[this.index.rowOf(id)!] = S;
+            this.store.setLatent(id, v, S, true);
+          });
         });
-      });
+        await sleep(0);
+      }
     }
     this.#rowSpace = rowSpace;
     this.space = S;

@@ -13,8 +13,8 @@ import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
 import { type InputLimits, readBody } from "../inputs.ts";
 import { applyPath, describePath, TranslationError, type Translator } from "./translate.ts";
 
-/** Most latents per translate request: the body limit bounds it too; this keeps the JSON sane. */
-export const MAX_TRANSLATE = 10_000;
+/** Most latents per translate request: a non-linear map costs ~20k multiply-adds per latent. */
+export const MAX_TRANSLATE = 1000;
 
 /** The id of the latent space the model's latents live in. */
 export function spaceOf(m: LoadedModel): string {
