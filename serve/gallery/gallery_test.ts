@@ -24,9 +24,9 @@ const images = readTestImages(300)!;
 const tmp = await mkdtemp(join(tmpdir(), "gallery-test-"));
 const translator = new Translator({ minNeighbours: 0 });
 
-async function service(dbFile: string, versionIndex = 0) {
+async function service(dbFile: string, versionIndex = 0, tr = translator) {
   const slot = new ModelSlot(await loadModel(reg.dirs[versionIndex], { backend, maxBatch: 64 }));
-  const handle = startGallery({ path: dbFile, slot, translator, log: () => {}, followMs: 20 });
+  const handle = startGallery({ path: dbFile, slot, translator: tr, log: () => {}, followMs: 20 });
   const config = defaultConfig({ registry: reg.root, translateMinNeighbours: 0 });
   const app = createApp({
     slot,
@@ -199,6 +199,31 @@ Deno.test({
       // The stored latents moved with it: a restart on the new model needs no re-embedding.
       const rows = g.store.rows();
       ok(rows.every((r) => r.space === reg.versions[1] && !r.translated));
+    } finally {
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "gallery: without a usable map, items wait (never returned) until re-embedded",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const s = await service(join(tmp, "nomap.sqlite"), 0, new Translator({ minNeighbours: 1 }));
+    try {
+      await s.app.request("/v1/admin/gallery/items", json({ items: items(0, 300) }, TOKEN));
+      const g = s.handle.current as Gallery;
+      const swapped = s.slot.swap(await loadModel(reg.dirs[1], { backend, maxBatch: 64 }));
+      const first = await (await s.app.request("/v1/similar?k=10", pixelsBody(5))).json();
+      equal(first.gallery.translated, 0);
+      ok(first.gallery.pending > 0, JSON.stringify(first.gallery));
+      ok(first.results.length <= first.gallery.fresh);
+      await swapped;
+      await g.idle();
+      const done = await (await s.app.request("/v1/similar?k=10", pixelsBody(5))).json();
+      equal(done.gallery.fresh, 300);
+      equal(done.results[0].id, "item-5");
     } finally {
       await s.close();
     }

@@ -120,7 +120,7 @@ export async function importMain(
   const slot = new ModelSlot(await loadModel(bundle, { backend, maxBatch: 256 }));
   const g = Gallery.open(f.db as string, {
     slot,
-    translator: new Translator({ minNeighbours: 0.8 }),
+    translator: new Translator({ minNeighbours: 0.5 }),
     log,
   });
   try {
