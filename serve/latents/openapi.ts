@@ -70,5 +70,30 @@ export function latentPaths(): Json {
         },
       },
     },
+    "/v1/admin/gallery/items": {
+      post: {
+        summary: "Add or replace gallery items (admin token needed)",
+        description:
+          'Body {"items": [{"id", "image": "<base64 PNG/JPEG>" | "pixels": [784 numbers], ' +
+          '"metadata"?: any}]}; each image is preprocessed like /v1/classify and embedded now.',
+        responses: {
+          "201": ok("added ids and the gallery status"),
+          "400": err("Malformed items."),
+          "401": err("No bearer token."),
+          "403": err("Wrong token."),
+          "503": err("No gallery."),
+        },
+      },
+    },
+    "/v1/admin/gallery/items/{id}": {
+      delete: {
+        summary: "Remove a gallery item (admin token needed)",
+        responses: {
+          "200": ok("removed id"),
+          "404": err("No such item."),
+          "503": err("No gallery."),
+        },
+      },
+    },
   };
 }
