@@ -325,9 +325,10 @@ export function fitTranslation(
   const xe = from.subarray(fitCount * dx), ye = to.subarray(fitCount * dy);
   const maps = [fitAffine(xf, dx, yf, dy, fitCount)];
   if (dx === dy) maps.push(fitProcrustes(xf, yf, dx, fitCount));
-  // 1200 centres: measured best on a real retrain (docs/performance.md); a quarter of the
-  // fitting images at most, so the least squares stay well determined.
-  const m = Math.min(opts.centres ?? 1200, Math.floor(fitCount / 4));
+  // 1200 centres for a 16-d latent: measured best on a real retrain (docs/latents.md); fewer
+  // for smaller latents (75 per dimension), and a quarter of the fitting images at most, so
+  // the least squares stay well determined and the fit takes seconds, not minutes.
+  const m = Math.min(opts.centres ?? 75 * dx, 1200, Math.floor(fitCount / 4));
   if (m >= 8) maps.push(fitRbf(xf, dx, yf, dy, fitCount, m));
   const scored = maps.map((m) => {
     const p = applyMap(m, xe, evalCount);
