@@ -214,12 +214,20 @@ export class Gallery {
         const ids = todo.slice(i, i + this.#opts.batch).filter((id) =>
           this.index.rowOf(id) !== undefined
         );
+        let failure = "";
         const ok = await this.#opts.slot.use(async (m) => {
           if (spaceOf(m) !== S) return false; // swapped again: the next alignment takes over
           await this.#embedInto(m, ids.map((id) => ({ id, pixels: null })));
           return true;
-        }).catch(() => false);
-        if (!ok) return;
+        }).catch((e) => (failure = (e as Error).message, false));
+        if (!ok) {
+          if (gen === this.#gen && failure) {
+            // Not swapped: the model failed. Stop, keep what is translated, say so.
+            this.#reembed = null;
+            this.#opts.log(`gallery: re-embedding stopped at ${job.done}/${job.total}: ${failure}`);
+          }
+          return;
+        }
         job.done += ids.length;
         this.reembedded += ids.length;
         // At most half the time: the pause is at least as long as the batch took.

@@ -49,6 +49,8 @@ export class VectorIndex {
   /** Rows changed while a rebuild runs (re-placed once it finishes). */
   #changedDuringBuild: Set<number> | null = null;
   #counts: { fresh: number; translated: number; pending: number } | null = null;
+  /** Vectors changed in place since the clusters were built (each may widen a radius). */
+  #moved = 0;
 
   constructor(dim: number, capacity = 1024) {
     this.dim = dim;
@@ -115,7 +117,10 @@ export class VectorIndex {
     this.#counts = null;
     this.#changedDuringBuild?.add(row);
     const cl = this.#clusters;
-    if (cl && vec) this.#place(cl, row);
+    if (cl && vec) {
+      if (cl.of[row] >= 0) this.#moved++;
+      this.#place(cl, row);
+    }
   }
 
   remove(id: string): boolean {
@@ -237,7 +242,10 @@ export class VectorIndex {
   get needsRebuild(): boolean {
     const n = this.size;
     if (n < INDEX_MIN_ROWS) return false;
-    return !this.#clusters || this.ids.length > 1.5 * this.#clusters.builtRows;
+    // Re-cluster after growth, or once half the vectors moved (a re-embedding): moved vectors
+    // stay exact but widen their clusters, which makes searches read more.
+    const b = this.#clusters?.builtRows ?? 0;
+    return !this.#clusters || this.ids.length > 1.5 * b || this.#moved > b / 2;
   }
 
   /** Re-clusters all searchable rows in the background (one build at a time). */
@@ -302,6 +310,7 @@ export class VectorIndex {
     for (let r = n; r < this.ids.length; r++) if (this.state[r] <= TRANSLATED) this.#place(cl, r);
     this.#changedDuringBuild = null;
     this.#clusters = cl;
+    this.#moved = 0;
   }
 }
 
