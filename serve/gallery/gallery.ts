@@ -185,7 +185,9 @@ export class Gallery {
     }
     this.#rowSpace = rowSpace;
     this.space = S;
-    if (this.index.needsRebuild || L !== old.dim) void this.index.rebuild();
+    // Translated vectors moved, but re-clustering now would be undone by the re-embedding:
+    // the index is rebuilt once that finishes (a new size has no clusters at all until then).
+    if (L !== old.dim) void this.index.rebuild();
     this.#startReembed(S, gen);
   }
 

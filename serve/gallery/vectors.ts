@@ -273,6 +273,7 @@ export class VectorIndex {
       const r = sample[Math.floor((c * sample.length) / C)];
       centroids.set(this.data.subarray(r * d, r * d + d), c * d);
     }
+    // Small chunks between yields: the build shares the thread with requests.
     for (let it = 0; it < 8; it++) {
       const sum = new Float64Array(C * d), cnt = new Int32Array(C);
       for (let i = 0; i < sample.length; i++) {
@@ -280,7 +281,7 @@ export class VectorIndex {
         const c = nearest(centroids, d, C, v, 1).index[0];
         cnt[c]++;
         for (let j = 0; j < d; j++) sum[c * d + j] += v[j];
-        if (i % 2048 === 2047) await yieldNow();
+        if (i % 256 === 255) await yieldNow();
       }
       for (let c = 0; c < C; c++) {
         if (cnt[c]) { for (let j = 0; j < d; j++) centroids[c * d + j] = sum[c * d + j] / cnt[c]; }
@@ -301,7 +302,7 @@ export class VectorIndex {
     };
     for (let i = 0; i < live.length; i++) {
       if (this.state[live[i]] <= TRANSLATED) this.#place(cl, live[i]);
-      if (i % 2048 === 2047) await yieldNow();
+      if (i % 256 === 255) await yieldNow();
     }
     if (this.dim !== d) return (this.#changedDuringBuild = null, undefined);
     if (cl.of.length < this.state.length) growRows(cl, this.state.length);
