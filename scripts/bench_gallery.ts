@@ -277,6 +277,13 @@ try {
         } ms (${(worst / steady.p99).toFixed(2)}x)`,
       );
     }
+    const steadyAfter = await wrk(
+      `${server.url}/v1/classify`,
+      imageBodies,
+      "application/octet-stream",
+      sec,
+    );
+    say(`/v1/classify steady again after re-embedding: ${fmt(steadyAfter)}`);
     const after = await wrk(
       `${server.url}/v1/similar`,
       await latentBodies(),
