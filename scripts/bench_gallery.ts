@@ -114,18 +114,13 @@ async function galleryStatus(url: string) {
   return await (await fetch(`${url}/v1/gallery`)).json();
 }
 
-try {
-  const fromDir = (f.from as string | undefined) ??
-    join("models", "fashion-vae", Deno.readTextFileSync("models/fashion-vae/CURRENT").trim());
-  const from = await readManifest(fromDir), to = await readManifest(f.to as string);
-  const n = f.items as number;
-  say(
-    `gallery bench: ${n} items, from ${from.version} (latent ${from.latentSize}) to ${to.version} (latent ${to.latentSize}); load ${
-      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
-    }`,
-  );
+type Manifest = Awaited<ReturnType<typeof readManifest>>;
+type Server = Awaited<ReturnType<typeof startServer>>;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CLASSIFY = "application/octet-stream";
 
-  // The registry: `to` published over `from` (its map is fitted now), then `from` active again.
+/** A registry holding `from` (active) and `to`, published over it, so `to` maps from `from`. */
+async function makeRegistry(fromDir: string, from: Manifest): Promise<string> {
   const reg = join(tmp, "models");
   await mkdir(join(reg, from.name), { recursive: true });
   await cp(fromDir, join(reg, from.name, from.version), { recursive: true });
@@ -139,8 +134,11 @@ try {
     },
   });
   await activateVersion(reg, from.name, from.version);
+  return reg;
+}
 
-  // 1. Import.
+/** Writes n training images as PNG files and imports them; returns the database file. */
+async function importImages(fromDir: string, n: number): Promise<string> {
   const train = await readSplit(f["data-dir"] as string, n, "train");
   const folder = join(tmp, "images");
   for (let i = 0; i < train.count; i++) {
@@ -152,148 +150,141 @@ try {
     );
   }
   const db = join(tmp, "gallery.sqlite");
-  {
-    const { backend } = await loadBackend("native", { threads: 0 });
-    const slot = new ModelSlot(await loadModel(fromDir, { backend, maxBatch: 256 }));
-    const g = Gallery.open(db, {
-      slot,
-      translator: new Translator({ minNeighbours: 0.8 }),
-      log: () => {},
-    });
-    await slot.use((m) => g.align(m));
-    const r = await importFolder(g, folder);
-    say(
-      `import: ${r.imported} PNG files in ${r.seconds.toFixed(1)} s (${
-        Math.round(r.imported / r.seconds)
-      } images/s), ${r.failed.length} failed`,
-    );
-    await g.close();
-    await slot.close();
-  }
+  const { backend } = await loadBackend("native", { threads: 0 });
+  const slot = new ModelSlot(await loadModel(fromDir, { backend, maxBatch: 256 }));
+  const g = Gallery.open(db, {
+    slot,
+    translator: new Translator({ minNeighbours: 0.8 }),
+    log: () => {},
+  });
+  await slot.use((m) => g.align(m));
+  const r = await importFolder(g, folder);
+  say(
+    `import: ${r.imported} PNG files in ${r.seconds.toFixed(1)} s (${
+      Math.round(r.imported / r.seconds)
+    } images/s), ${r.failed.length} failed`,
+  );
+  await g.close();
+  await slot.close();
+  return db;
+}
 
-  // 2. Similarity search on a real server.
+/** The server on the registry and gallery; resolves once its search index is built. */
+async function serve(reg: string, db: string): Promise<Server> {
   const extra = (f["server-args"] as string).split(" ").filter(Boolean);
   const t0 = performance.now();
   const server = await startServer(
-    [
-      "--registry",
-      reg,
-      "--gallery",
-      db,
-      "--admin-token",
-      TOKEN,
-      "--poll-ms",
-      "500",
-      "--backend",
-      "native",
-      ...extra,
-    ],
+    ["--registry", reg, "--gallery", db, "--admin-token", TOKEN, "--poll-ms", "500"]
+      .concat(["--backend", "native", ...extra]),
     { permissions: [...SERVE_PERMISSIONS, "--allow-write"], startTimeoutMs: 120_000 },
   );
-  try {
-    let st = await galleryStatus(server.url);
-    while (st.search !== "clusters") {
-      await new Promise((r) => setTimeout(r, 200));
-      st = await galleryStatus(server.url);
-    }
-    say(
-      `server up with ${st.items} items, index built, ${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s after start`,
-    );
-    const test = await readSplit(f["data-dir"] as string, 100);
-    const latentBodies = async () => {
-      const r = await (await fetch(`${server.url}/v1/latent`, {
-        method: "POST",
-        headers: { "content-type": "application/octet-stream" },
-        body: test.images.slice(),
-      })).json();
-      return r.latents.map((l: { mu: number[] }) =>
-        new TextEncoder().encode(JSON.stringify({ latent: l.mu, k: 10 }))
-      ) as Uint8Array[];
-    };
-    const imageBodies = Array.from(
-      { length: 100 },
-      (_, i) => test.images.slice(i * PIXELS, (i + 1) * PIXELS),
-    );
-    const sec = f.seconds as number;
-    say(
-      `/v1/similar k=10, latent queries, ${f.connections} connections: ${
-        fmt(await wrk(`${server.url}/v1/similar`, await latentBodies(), "application/json", sec))
-      }`,
-    );
-    say(
-      `/v1/similar?k=10, image queries, ${f.connections} connections: ${
-        fmt(
-          await wrk(`${server.url}/v1/similar?k=10`, imageBodies, "application/octet-stream", sec),
-        )
-      }`,
-    );
-    const steady = await wrk(
-      `${server.url}/v1/classify`,
-      imageBodies,
-      "application/octet-stream",
-      sec,
-    );
-    say(`/v1/classify steady, ${f.connections} connections: ${fmt(steady)}`);
-
-    // 3. Hot swap, then classify while the gallery re-embeds.
-    await activateVersion(reg, to.name, to.version);
-    const swapT = performance.now();
-    while ((await galleryStatus(server.url)).latentSpace !== to.version) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  let st = await galleryStatus(server.url);
+  while (st.search !== "clusters") {
+    await sleep(200);
     st = await galleryStatus(server.url);
+  }
+  say(
+    `server up with ${st.items} items, index built, ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s after start`,
+  );
+  return server;
+}
+
+/** 100 test images as request bodies, and their latents (from the active model) as queries. */
+async function queries(url: string) {
+  const test = await readSplit(f["data-dir"] as string, 100);
+  const images = Array.from(
+    { length: 100 },
+    (_, i) => test.images.slice(i * PIXELS, (i + 1) * PIXELS),
+  );
+  const latents = async () => {
+    const r = await (await fetch(`${url}/v1/latent`, {
+      method: "POST",
+      headers: { "content-type": CLASSIFY },
+      body: test.images.slice(),
+    })).json();
+    return r.latents.map((l: { mu: number[] }) =>
+      new TextEncoder().encode(JSON.stringify({ latent: l.mu, k: 10 }))
+    ) as Uint8Array[];
+  };
+  return { images, latents };
+}
+
+/** Hot swap to `to`, classify in windows while the gallery re-embeds, then steady again. */
+async function swapUnderLoad(
+  url: string,
+  reg: string,
+  to: Manifest,
+  images: Uint8Array[],
+  steady: number,
+) {
+  await activateVersion(reg, to.name, to.version);
+  const swapT = performance.now();
+  while ((await galleryStatus(url)).latentSpace !== to.version) await sleep(50);
+  const st = await galleryStatus(url);
+  say(
+    `swapped to ${to.version}: ${st.translated} translated, ${st.pending} pending, re-embedding ${
+      st.reembedding?.total ?? 0
+    }`,
+  );
+  const windows = [];
+  for (;;) {
+    const w = await wrk(`${url}/v1/classify`, images, CLASSIFY, f.window as number);
+    const s = await galleryStatus(url);
+    if (!s.reembedding) break;
+    windows.push(w);
+    say(`  during re-embedding (${s.reembedding.done}/${s.reembedding.total}): classify ${fmt(w)}`);
+  }
+  while ((await galleryStatus(url)).reembedding) await sleep(100);
+  say(
+    `re-embedded ${st.items} items in ${
+      ((performance.now() - swapT) / 1000).toFixed(1)
+    } s after the swap`,
+  );
+  if (windows.length) {
+    const worst = Math.max(...windows.map((w) => w.p99));
     say(
-      `swapped to ${to.version}: ${st.translated} translated, ${st.pending} pending, re-embedding ${
-        st.reembedding?.total ?? 0
-      }`,
+      `classify p99 steady ${steady.toFixed(2)} ms; during re-embedding worst window ${
+        worst.toFixed(2)
+      } ms (${(worst / steady).toFixed(2)}x)`,
     );
-    const windows = [];
-    for (;;) {
-      const w = await wrk(
-        `${server.url}/v1/classify`,
-        imageBodies,
-        "application/octet-stream",
-        f.window as number,
-      );
-      const s = await galleryStatus(server.url);
-      if (!s.reembedding) break;
-      windows.push(w);
-      say(
-        `  during re-embedding (${s.reembedding.done}/${s.reembedding.total}): classify ${fmt(w)}`,
-      );
-    }
-    while ((await galleryStatus(server.url)).reembedding) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const reembedS = (performance.now() - swapT) / 1000;
-    say(`re-embedded ${n} items in ${reembedS.toFixed(1)} s after the swap`);
-    if (windows.length) {
-      const worst = Math.max(...windows.map((w) => w.p99));
-      say(
-        `classify p99 steady ${steady.p99.toFixed(2)} ms; during re-embedding worst window ${
-          worst.toFixed(2)
-        } ms (${(worst / steady.p99).toFixed(2)}x)`,
-      );
-    }
-    const steadyAfter = await wrk(
-      `${server.url}/v1/classify`,
-      imageBodies,
-      "application/octet-stream",
-      sec,
-    );
+  }
+}
+
+async function main(): Promise<void> {
+  const fromDir = (f.from as string | undefined) ??
+    join("models", "fashion-vae", Deno.readTextFileSync("models/fashion-vae/CURRENT").trim());
+  const from = await readManifest(fromDir), to = await readManifest(f.to as string);
+  const n = f.items as number, sec = f.seconds as number, c = f.connections;
+  say(
+    `gallery bench: ${n} items, from ${from.version} (latent ${from.latentSize}) to ${to.version} (latent ${to.latentSize}); load ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+    }`,
+  );
+  const reg = await makeRegistry(fromDir, from);
+  const db = await importImages(fromDir, n);
+  const server = await serve(reg, db);
+  try {
+    const url = server.url, q = await queries(url);
+    const similar = await wrk(`${url}/v1/similar`, await q.latents(), "application/json", sec);
+    say(`/v1/similar k=10, latent queries, ${c} connections: ${fmt(similar)}`);
+    const byImage = await wrk(`${url}/v1/similar?k=10`, q.images, CLASSIFY, sec);
+    say(`/v1/similar?k=10, image queries, ${c} connections: ${fmt(byImage)}`);
+    const steady = await wrk(`${url}/v1/classify`, q.images, CLASSIFY, sec);
+    say(`/v1/classify steady, ${c} connections: ${fmt(steady)}`);
+    await swapUnderLoad(url, reg, to, q.images, steady.p99);
+    const steadyAfter = await wrk(`${url}/v1/classify`, q.images, CLASSIFY, sec);
     say(`/v1/classify steady again after re-embedding: ${fmt(steadyAfter)}`);
-    const after = await wrk(
-      `${server.url}/v1/similar`,
-      await latentBodies(),
-      "application/json",
-      sec,
-    );
+    const after = await wrk(`${url}/v1/similar`, await q.latents(), "application/json", sec);
     say(`/v1/similar k=10 after the swap (${to.latentSize}-d): ${fmt(after)}`);
   } finally {
     await server.stop();
   }
+}
+
+try {
+  await main();
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }
