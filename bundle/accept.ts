@@ -3,13 +3,18 @@
  * bundle can be served. A bundle is accepted when its manifest validates, every file matches
  * its size and sha256, each graph loads on the given runtime with the tensors the manifest
  * declares, the probe images reproduce their recorded outputs, and the decoder's output is a
- * 28x28 image in [0, 1]. The runtime is passed in (onnxruntime-node in the publisher, the
+ * 28x28 image in [0, 1], and a latent translation, when present, is well formed. The runtime is passed in (onnxruntime-node in the publisher, the
  * server's backend in the server), so this module owns the rules and no inference.
  */
 import { readFile } from "node:fs/promises";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { type Manifest, MANIFEST_FILE } from "./manifest.ts";
 import { type Precision, precisionsOf, probeOf, servingRole } from "./precision.ts";
+import {
+  LATENT_TRANSLATION_FILE,
+  LATENT_TRANSLATION_ROLE,
+  validateLatentTranslation,
+} from "./latent_translation.ts";
 import { checkProbe, type ProbeReport } from "./probe.ts";
 import {
   BundleError,
@@ -163,6 +168,17 @@ export function decodeWith(manifest: Manifest, graph: Graph): Decode {
   };
 }
 
+/** The latent map a bundle may carry (latent_translation.ts) must be well-formed. */
+async function checkTranslation(dir: string, manifest: Manifest, files: BundleFiles) {
+  if (!manifest.files.some((f) => f.role === LATENT_TRANSLATION_ROLE)) return;
+  try {
+    const text = new TextDecoder().decode(await files(LATENT_TRANSLATION_ROLE).bytes());
+    validateLatentTranslation(JSON.parse(text), manifest);
+  } catch (e) {
+    throw new BundleError(dir, LATENT_TRANSLATION_FILE, (e as Error).message);
+  }
+}
+
 /** Where the graphs come from (default: the bundle directory) and which serving graph. */
 export interface OpenOptions {
   files?: BundleFiles;
@@ -180,6 +196,7 @@ export async function openGraphs<G extends Graph>(
   opts: OpenOptions = {},
 ): Promise<{ model: G; decoder: G | null }> {
   const files = opts.files ?? filesOnDisk(dir, manifest);
+  await checkTranslation(dir, manifest, files); // a malformed map refuses the bundle
   const role = servingRole(manifest, opts.precision ?? "fp32");
   const model = await openGraph(dir, manifest, role, runtime, files);
   try {

@@ -87,6 +87,11 @@ export interface Manifest {
   novelty?: NoveltyCalibration;
   /** Optional int8 serving graph (bundle/precision.ts); absent in fp32-only bundles. */
   int8?: Int8Graph;
+  /**
+   * The latent space id, when this version declares its latents compatible with an earlier
+   * one's (same id); absent, the version is its own space (latent_translation.ts latentSpaceOf).
+   */
+  latentSpace?: string;
 }
 
 export class ManifestError extends Error {
@@ -347,6 +352,15 @@ export function validateManifest(raw: unknown): Manifest {
   obj(m, "data", "");
   checkProbeCases(obj(m, "probe", ""), "probe.", K, L);
   if (m.int8 !== undefined) checkInt8(m, K, L, roles);
+  if (
+    m.latentSpace !== undefined &&
+    (typeof m.latentSpace !== "string" || !VERSION_ID.test(m.latentSpace))
+  ) {
+    throw new ManifestError(
+      "latentSpace",
+      `must be a path-safe id when present, got ${JSON.stringify(m.latentSpace)}`,
+    );
+  }
   if (m.novelty !== undefined) {
     try {
       validateNovelty(m.novelty, K, L);

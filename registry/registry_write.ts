@@ -24,6 +24,9 @@ export { type HeldLock, withRegistryLock } from "./registry_lock.ts";
 export const HISTORY_FILE = "HISTORY";
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/** Roles of files the publisher adds to a bundle (PublishOptions.augment), not the exporter. */
+const ADDED_ROLES = new Set(["latent-translation"]);
+
 export interface HistoryEntry {
   version: string;
   /** ISO time of the activation. */
@@ -44,6 +47,15 @@ export interface PublishOptions {
   activate?: boolean;
   /** Longest wait for another live publisher's lock, ms (default 30 s). */
   lockWaitMs?: number;
+  /**
+   * Adds files to the registry's temporary copy before it is verified, given the version active
+   * then (the publisher fits the latent translation here). Files it adds must be in the manifest.
+   */
+  augment?: (
+    dir: string,
+    manifest: Manifest,
+    active: { version: string; dir: string } | null,
+  ) => Promise<void>;
 }
 
 export interface PublishResult {
@@ -311,12 +323,14 @@ async function copyIn(
   dest: string,
   manifest: Manifest,
   label: string,
-  verify: PublishOptions["verify"],
+  opts: Pick<PublishOptions, "verify" | "augment">,
 ): Promise<boolean> {
+  const verify = opts.verify;
   if (await exists(dest)) {
     const theirs = await readManifest(dest).catch(() => null);
-    const same = theirs !== null &&
-      JSON.stringify(theirs.files) === JSON.stringify(manifest.files);
+    // Files the publisher added (augment) are not the exporter's: compare the rest.
+    const own = (m: Manifest) => JSON.stringify(m.files.filter((f) => !ADDED_ROLES.has(f.role)));
+    const same = theirs !== null && own(theirs) === own(manifest);
     if (!same) {
       throw new RegistryError(
         "no-version",
@@ -328,9 +342,19 @@ async function copyIn(
     return false;
   }
   // Copy beside the destination (same filesystem, so the rename is atomic), verify, rename.
-  const tmp = join(resolve(dest, ".."), tmpName(`incoming-${manifest.version}`));
+  const modelDir = resolve(dest, "..");
+  const tmp = join(modelDir, tmpName(`incoming-${manifest.version}`));
   try {
     await cp(srcDir, tmp, { recursive: true });
+    if (opts.augment) {
+      const active = await readCurrentOrNull(modelDir);
+      const activeDir = active && active !== manifest.version ? join(modelDir, active) : null;
+      await opts.augment(
+        tmp,
+        manifest,
+        activeDir && (await exists(activeDir)) ? { version: active!, dir: activeDir } : null,
+      );
+    }
     const copy = await readManifest(tmp);
     await verifyBundleFiles(tmp, copy);
     await verify?.(tmp, copy);
@@ -360,7 +384,7 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
   const dest = join(modelDir, version);
   await mkdir(modelDir, { recursive: true });
   return await withRegistryLock(modelDir, async ({ cleaned }: HeldLock) => {
-    const copied = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts.verify);
+    const copied = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts);
     const previous = await readCurrentOrNull(modelDir);
     // A writer killed between HISTORY and CURRENT leaves them disagreeing: flip again to heal it.
     const top = activationStack(await readHistory(modelDir)).at(-1);

@@ -13,7 +13,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { FailureThrottle } from "./auth_throttle.ts";
 import { ApiError } from "./errors.ts";
 import type { Reloader, ReloadOutcome } from "./reload.ts";
@@ -40,24 +40,12 @@ export function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
-/** A reload's outcome as the response: 200 with it, or an ApiError for a failed one. */
-function answer(c: Context, o: ReloadOutcome): Response {
-  if (o.status === "failed") {
-    const message = o.error ?? "the reload failed";
-    if (o.errorKind === "not-found") throw new ApiError(404, "unknown_version", message);
-    if (o.errorKind === "read-only") throw new ApiError(409, "read_only_registry", message);
-    throw new ApiError(422, "bundle_rejected", message);
-  }
-  return c.json({ ...o, ms: Math.round(o.ms) });
-}
-
-export function adminRoutes(opts: AdminOptions): Hono {
-  if (!opts.token) throw new Error("adminRoutes() needs a non-empty token");
-  const expected = opts.token;
-  const throttle = opts.throttle ?? new FailureThrottle();
-  const app = new Hono();
-
-  app.use("*", async (c, next) => {
+/**
+ * Middleware admitting only `Authorization: Bearer <token>`: 401 without, 403 wrong (counted by
+ * `throttle`), 429 while the client is throttled. Every admin route group mounts it.
+ */
+export function bearerAuth(expected: string, throttle = new FailureThrottle()): MiddlewareHandler {
+  return async (c, next) => {
     const client = clientOf(c);
     const wait = throttle.retryAfterMs(client);
     if (wait > 0) {
@@ -79,7 +67,27 @@ export function adminRoutes(opts: AdminOptions): Hono {
       throw new ApiError(403, "forbidden", "The admin token is not valid");
     }
     await next();
-  });
+  };
+}
+
+/** A reload's outcome as the response: 200 with it, or an ApiError for a failed one. */
+function answer(c: Context, o: ReloadOutcome): Response {
+  if (o.status === "failed") {
+    const message = o.error ?? "the reload failed";
+    if (o.errorKind === "not-found") throw new ApiError(404, "unknown_version", message);
+    if (o.errorKind === "read-only") throw new ApiError(409, "read_only_registry", message);
+    throw new ApiError(422, "bundle_rejected", message);
+  }
+  return c.json({ ...o, ms: Math.round(o.ms) });
+}
+
+export function adminRoutes(opts: AdminOptions): Hono {
+  if (!opts.token) throw new Error("adminRoutes() needs a non-empty token");
+  const expected = opts.token;
+  const throttle = opts.throttle ?? new FailureThrottle();
+  const app = new Hono();
+
+  app.use("*", bearerAuth(expected, throttle));
 
   app.post("/reload", async (c) => {
     const o = await opts.reloader.request({

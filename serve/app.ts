@@ -26,21 +26,29 @@ import {
 import { ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
-import { adminRoutes } from "./admin.ts";
+import { adminRoutes, bearerAuth } from "./admin.ts";
 import type { Admission } from "./admission.ts";
 import type { DecodePool } from "./decode_pool.ts";
-import type { FailureThrottle } from "./auth_throttle.ts";
+import { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 import { v2Routes } from "./v2/mod.ts";
 import { type NoveltyField, noveltyFields, noveltyInfo, noveltyJudge } from "./novelty.ts";
+import { latentRoutes, spaceOf } from "./latents/routes.ts";
+import { Translator } from "./latents/translate.ts";
+import { galleryAdminRoutes, type GalleryHandle, galleryRoutes } from "./gallery/routes.ts";
 
 export type AppConfig =
   & Pick<
     ServeConfig,
     "maxBodyBytes" | "maxPixels" | "maxBatch" | "maxSamples" | "registry" | "bundle"
   >
-  & Partial<Pick<ServeConfig, "bodyTimeoutMs" | "maxDecodedBytes" | "noveltyPercentile">>;
+  & Partial<
+    Pick<
+      ServeConfig,
+      "bodyTimeoutMs" | "maxDecodedBytes" | "noveltyPercentile" | "translateMinNeighbours"
+    >
+  >;
 
 export interface AppDeps {
   slot: ModelSlot;
@@ -63,6 +71,10 @@ export interface AppDeps {
    * theirs, merged. Default: this process's own metrics (ownMetricsText()).
    */
   renderMetrics?: () => Promise<string>;
+  /** Chains bundles' latent translations (default: one with config.translateMinNeighbours). */
+  translator?: Translator;
+  /** The similarity gallery (serve/gallery/), or why there is none; /v1/similar answers 503 without. */
+  gallery?: GalleryHandle;
 }
 
 /** This process's metrics in the exposition format, with the active model filled in. */
@@ -89,6 +101,9 @@ const ROUTES = [
   "/v1/preprocess",
   "/v1/models/active/latent-map",
   "/v1/models/active/samples",
+  "/v1/latent/translate",
+  "/v1/similar",
+  "/v1/gallery",
 ];
 
 function modelRef(m: LoadedModel) {
@@ -98,6 +113,7 @@ function modelRef(m: LoadedModel) {
 function setModelHeaders(c: Context, m: LoadedModel): void {
   c.header("X-Model-Name", m.name);
   c.header("X-Model-Version", m.version);
+  c.header("X-Latent-Space", spaceOf(m));
 }
 
 function argmax(a: Float32Array, from: number, len: number): number {
@@ -208,7 +224,7 @@ export function createApp(deps: AppDeps): Hono {
       const out = await m.encode(batch.images, batch.count);
       metrics.images.inc({ route: "/v1/classify" }, batch.count);
       const novelty = judgeNovelty(m, out, batch.images);
-      const K = m.labels.length, L = m.latentSize;
+      const K = m.labels.length, L = m.latentSize, space = spaceOf(m);
       const predictions = [];
       for (let i = 0; i < out.count; i++) {
         const index = argmax(out.probabilities, i * K, K);
@@ -220,6 +236,7 @@ export function createApp(deps: AppDeps): Hono {
           confidence: out.probabilities[i * K + index],
           probabilities: numbers(out.probabilities, i * K, (i + 1) * K),
           latent: {
+            space,
             mu: numbers(out.mu, i * L, (i + 1) * L),
             logvar: numbers(out.logvar, i * L, (i + 1) * L),
           },
@@ -227,7 +244,7 @@ export function createApp(deps: AppDeps): Hono {
         });
       }
       setModelHeaders(c, m);
-      return c.json({ model: modelRef(m), predictions });
+      return c.json({ model: modelRef(m), latentSpace: space, predictions });
     });
   });
 
@@ -249,18 +266,23 @@ export function createApp(deps: AppDeps): Hono {
         const mu = out.mu.subarray(i * L, (i + 1) * L),
           logvar = out.logvar.subarray(i * L, (i + 1) * L);
         const entry: {
+          space: string;
           mu: number[];
           logvar: number[];
           novelty: NoveltyField;
           samples?: number[][];
-        } = { mu: Array.from(mu), logvar: Array.from(logvar), novelty: novelty[i] };
+        } = {
+          space: spaceOf(m),
+          mu: Array.from(mu),
+          logvar: Array.from(logvar),
+          novelty: novelty[i],
+        };
         if (samples > 0) entry.samples = sampleLatent(mu, logvar, samples, normal);
         latents.push(entry);
       }
       setModelHeaders(c, m);
-      return c.json(
-        samples > 0 ? { model: modelRef(m), seed, latents } : { model: modelRef(m), latents },
-      );
+      const ref = { model: modelRef(m), latentSpace: spaceOf(m) };
+      return c.json(samples > 0 ? { ...ref, seed, latents } : { ...ref, latents });
     });
   });
 
@@ -324,6 +346,7 @@ export function createApp(deps: AppDeps): Hono {
         backend: m.backend,
         precision: m.precision,
         latentSize: m.latentSize,
+        latentSpace: spaceOf(m),
         labels: m.labels,
         dataset: typeof mf.data.dataset === "string" ? mf.data.dataset : null,
         decoder: m.hasDecoder,
@@ -357,9 +380,24 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get("/metrics", async (c) => {
-    const text = deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot);
+    const text = (deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot)) +
+      (gallery.current?.metricsText() ?? "");
     return c.body(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
   });
+
+  const translator = deps.translator ??
+    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.5 });
+  const gallery = deps.gallery ??
+    { current: null, reason: "the service was started without --gallery <file>" };
+  const latentDeps = { slot, translator, limits, withModel, handle: gallery };
+  app.route("/", latentRoutes(latentDeps));
+  app.route("/", galleryRoutes(latentDeps));
+  // One throttle for every admin route group: wrong tokens count alike wherever they are tried.
+  const adminThrottle = deps.adminThrottle ?? new FailureThrottle();
+  if (deps.adminToken) {
+    app.use("/v1/admin/gallery/*", bearerAuth(deps.adminToken, adminThrottle));
+    app.route("/v1/admin/gallery", galleryAdminRoutes(latentDeps));
+  }
 
   // The admin API exists only with a token; without one, say how to enable it.
   if (deps.reloader && deps.adminToken) {
@@ -368,7 +406,7 @@ export function createApp(deps: AppDeps): Hono {
       adminRoutes({
         token: deps.adminToken,
         reloader: deps.reloader,
-        throttle: deps.adminThrottle,
+        throttle: adminThrottle,
       }),
     );
   } else {

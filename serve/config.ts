@@ -50,6 +50,17 @@ export interface ServeConfig {
   watch: boolean;
   pollMs: number;
   cacheDir: string;
+  /** Latent translation links keeping a smaller share of 10 nearest neighbours are refused. */
+  translateMinNeighbours: number;
+  /** SQLite file of the similarity gallery (serve/gallery/); none: no gallery. */
+  gallery: string | undefined;
+  /** Seed an empty gallery with this many Fashion-MNIST test images at start (0: never). */
+  gallerySeed: number;
+  /** Fashion-MNIST IDX files for --gallery-seed. */
+  dataDir: string;
+  /** Re-embedding after a swap: items per batch, and the pause between batches (ms). */
+  galleryBatch: number;
+  galleryPauseMs: number;
 }
 
 export const FLAG_SPECS = {
@@ -237,6 +248,44 @@ export const FLAG_SPECS = {
     help:
       "novelty threshold as a percentile of the bundle's held-out images: above it an input is out of distribution (default: the bundle's, 95)",
   },
+  // 0.5: a map that loses most neighbours misleads more than it helps; a better map is marked
+  // with its own share in every answer, so a client may insist on more.
+  "translate-min-neighbours": {
+    env: "TRANSLATE_MIN_NEIGHBOURS",
+    type: "number",
+    default: 0.5,
+    help: "refuse latent translations whose recorded 10-NN share (held-out images) is below this",
+  },
+  gallery: {
+    type: "string",
+    env: "GALLERY_DB",
+    help: "SQLite file of the similarity gallery (/v1/similar); created when missing",
+  },
+  "gallery-seed": {
+    env: "GALLERY_SEED",
+    type: "int",
+    default: 0,
+    help: "when the gallery is empty at start, add the first N Fashion-MNIST test images",
+  },
+  "data-dir": {
+    type: "string",
+    default: "/usr/share/datasets/fashion-mnist",
+    env: "FASHION_MNIST_DIR",
+    help: "Fashion-MNIST IDX files (for --gallery-seed)",
+  },
+  "gallery-batch": {
+    env: "GALLERY_BATCH",
+    type: "int",
+    default: 32,
+    help: "items per re-embedding batch after a hot swap",
+  },
+  "gallery-pause-ms": {
+    env: "GALLERY_PAUSE_MS",
+    type: "int",
+    default: 5,
+    help:
+      "least pause between re-embedding batches, ms (and at least the batch's own time, so re-embedding takes at most half the model's time)",
+  },
 } as const;
 
 export const USAGE =
@@ -273,6 +322,13 @@ function readAdminToken(
   } catch (e) {
     throw new ConfigError(`Cannot read --admin-token-file ${file}: ${(e as Error).message}`);
   }
+}
+
+function unitInterval(v: number): number {
+  if (!(v >= 0 && v <= 1)) {
+    throw new ConfigError(`--translate-min-neighbours must be in 0..1, got ${v}`);
+  }
+  return v;
 }
 
 /** Parses argv (without the program name). Returns null config when --help was asked for. */
@@ -373,6 +429,12 @@ export function parseConfig(
       bodyTimeoutMs: positive("body-timeout-ms", flags["body-timeout-ms"] as number, 0),
       maxInflight: positive("max-inflight", flags["max-inflight"] as number, 0),
       ...(noveltyPct !== undefined ? { noveltyPercentile: noveltyPct } : {}),
+      translateMinNeighbours: unitInterval(flags["translate-min-neighbours"] as number),
+      gallery: (flags.gallery as string | undefined) || undefined,
+      gallerySeed: positive("gallery-seed", flags["gallery-seed"] as number, 0),
+      dataDir: flags["data-dir"] as string,
+      galleryBatch: positive("gallery-batch", flags["gallery-batch"] as number),
+      galleryPauseMs: positive("gallery-pause-ms", flags["gallery-pause-ms"] as number, 0),
     },
   };
 }

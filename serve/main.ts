@@ -30,6 +30,8 @@ import {
   watchSupervisor,
 } from "./replicas.ts";
 import { type Watcher, watchRegistry } from "./watch.ts";
+import { startGallery } from "./gallery/mod.ts";
+import { Translator } from "./latents/translate.ts";
 
 const HOW_TO_GET_A_MODEL = [
   "To get a model:",
@@ -150,6 +152,15 @@ async function main(): Promise<number> {
     : null;
   const admission = new Admission({ maxInflight: config.maxInflight });
   const decoder = new DecodePool();
+  const translator = new Translator({ minNeighbours: config.translateMinNeighbours });
+  const gallery = startGallery({
+    path: config.gallery,
+    slot,
+    translator,
+    seed: { count: config.gallerySeed, dataDir: config.dataDir },
+    batch: config.galleryBatch,
+    pauseMs: config.galleryPauseMs,
+  });
   const app = createApp({
     slot,
     config,
@@ -159,6 +170,8 @@ async function main(): Promise<number> {
     renderMetrics: cluster?.render,
     admission,
     decoder,
+    translator,
+    gallery,
   });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
@@ -225,6 +238,7 @@ async function main(): Promise<number> {
       await Promise.all([drainThenClose(), replicas?.stop(), cluster?.control.shutdown()]);
       decoder.close();
       await reloader.idle();
+      await gallery.close();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();
     })();

@@ -7,6 +7,7 @@
 import type { InputLimits } from "./inputs.ts";
 import { abstainParam, noveltyMetricsDoc, noveltySchemas } from "./openapi_novelty.ts";
 import { v2OpenApiPaths } from "./v2/openapi.ts";
+import { latentPaths } from "./latents/openapi.ts";
 
 type Json = Record<string, unknown>;
 
@@ -290,6 +291,7 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
           responses: { "200": { description: "HTML", content: { "text/html": {} } } },
         },
       },
+      ...latentPaths(),
     },
     components: {
       schemas: {
@@ -346,8 +348,9 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
         },
         Latent: {
           type: "object",
-          required: ["mu", "logvar"],
+          required: ["space", "mu", "logvar"],
           properties: {
+            space: { type: "string", description: "latent space id (POST /v1/latent/translate)" },
             mu: { type: "array", items: { type: "number" } },
             logvar: { type: "array", items: { type: "number" } },
             samples: { type: "array", items: { type: "array", items: { type: "number" } } },

@@ -374,6 +374,10 @@ Deno.test("GET /healthz, /readyz, /openapi.json and /docs answer; every route is
     "/v2/models/{name}/versions/{version}/infer",
     "/v1/models/active/samples",
     "/v1/models/active/samples/{index}",
+    "/v1/latent/translate",
+    "/v1/similar",
+    "/v1/gallery",
+    "/v1/gallery/items/{id}/image",
   ];
   for (const p of routes) assert.ok(doc.paths[p], `${p} is missing from /openapi.json`);
   // Hono writes a path parameter as :name, OpenAPI as {name}.

@@ -16,7 +16,10 @@ import {
   type Graph,
   type GraphRuntime,
   type GraphTensor,
+  latentSpaceOf,
   type Manifest,
+  openGraphs,
+  readManifest,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
 import { listVersions, resolveModelName } from "../registry/registry.ts";
@@ -28,6 +31,7 @@ import {
   rollback,
 } from "../registry/registry_write.ts";
 import { isS3Registry } from "../registry/s3_location.ts";
+import { addLatentTranslation, type TranslationOptions } from "./latent_translation.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
@@ -39,6 +43,22 @@ export const PUBLISH_FLAGS = {
   name: { type: "string", help: "model name (default: the manifest's name, or the only model)" },
   // Five: enough to roll back a few steps, few enough that a small disk never fills up.
   keep: { type: "int", default: 5, help: "versions kept after publish/prune (0 keeps all)" },
+  translation: {
+    type: "boolean",
+    default: true,
+    help:
+      "fit a latent translation from the active version to the new one (latent-translation.json)",
+  },
+  "data-dir": {
+    type: "string",
+    env: "FASHION_MNIST_DIR",
+    help: "Fashion-MNIST IDX files: the held-out images the translation is fitted on",
+  },
+  "translation-images": {
+    type: "int",
+    default: 10000,
+    help: "first N images of the evaluation split used for the translation (half fit, half judge)",
+  },
 } satisfies FlagSpecs;
 
 export const PUBLISH_USAGE =
@@ -87,10 +107,25 @@ export async function verifyWithOnnxRuntime(dir: string, manifest: Manifest): Pr
   await checkAllGraphs(dir, manifest, await onnxRuntimeNode());
 }
 
-/** Publishes with full verification (what `deno task publish` and `train --publish` run). */
+export interface PublishCommandOptions {
+  registry: string;
+  name?: string;
+  keep?: number;
+  /** Fit the latent translation from the active version (default true; file registries). */
+  translation?: boolean;
+  translationOptions?: TranslationOptions;
+}
+
+/**
+ * Publishes with full verification (what `deno task publish` and `train --publish` run), and,
+ * when another version is active in a file registry, adds the latent translation from it. A
+ * translation that cannot be fitted (no data, an unreadable old bundle) is logged and skipped:
+ * the new version still publishes, and the server refuses to translate from the old space,
+ * saying why.
+ */
 export async function publish(
   bundleDir: string,
-  opts: { registry: string; name?: string; keep?: number },
+  opts: PublishCommandOptions,
   env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
   if (isS3Registry(opts.registry)) {
@@ -98,7 +133,7 @@ export async function publish(
     // The AWS SDK takes a second or more to import: only S3 publishes load it.
     const { publishToS3 } = await import("./publish_s3.ts");
     const r = await publishToS3(opts.registry, bundleDir, {
-      ...opts,
+      name: opts.name,
       keep,
       verify: verifyWithOnnxRuntime,
       env,
@@ -106,7 +141,27 @@ export async function publish(
     // An object store leaves no temporary directories behind to clean.
     return { ...r, cleaned: [] };
   }
-  return publishBundle(bundleDir, { ...opts, verify: verifyWithOnnxRuntime });
+  const log = opts.translationOptions?.log ?? ((s: string) => console.error(s));
+  const augment = async (dir: string, manifest: Manifest, active: { dir: string } | null) => {
+    if (!active) return;
+    try {
+      const old = await readManifest(active.dir);
+      if (latentSpaceOf(old) === latentSpaceOf(manifest)) return; // declared compatible
+      await addLatentTranslation(dir, manifest, active.dir, old, await onnxRuntimeNode(), {
+        ...opts.translationOptions,
+        log,
+      });
+    } catch (e) {
+      log(`no latent translation from ${active.dir}: ${(e as Error).message}`);
+    }
+  };
+  return publishBundle(bundleDir, {
+    registry: opts.registry,
+    name: opts.name,
+    keep: opts.keep,
+    verify: verifyWithOnnxRuntime,
+    augment: opts.translation === false ? undefined : augment,
+  });
 }
 
 // Never through CURRENT: activate and rollback are how a damaged CURRENT gets repaired.
@@ -172,7 +227,17 @@ export async function publishMain(
     if (cmd === "publish") noMore(1);
     else if (rest.length) throw new FlagError(`Unexpected argument(s): ${rest.join(" ")}`);
     const t0 = performance.now();
-    const r = await publish(bundleDir, { registry, name, keep });
+    const r = await publish(bundleDir, {
+      registry,
+      name,
+      keep,
+      translation: f.translation as boolean,
+      translationOptions: {
+        dataDir: f["data-dir"] as string | undefined,
+        images: f["translation-images"] as number,
+        log,
+      },
+    });
     r.cleaned.forEach((note) => log(`${r.name}: ${note}`));
     log(
       `published ${r.name}@${r.version} to ${r.dir} (${r.copied ? "copied" : "already present"}, ` +

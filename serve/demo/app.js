@@ -293,10 +293,52 @@ async function analyse(input, what, truth) {
     $("reset-mu").disabled = false;
     setSliders(state.mu);
     drawMap();
+    void showSimilar(blob, token);
     setStatus(`${what}: ${p.label} (${pct(p.confidence)}), model ${classified.model.version}`);
   } catch (e) {
     fail(e, token);
   }
+}
+
+/** The gallery's nearest items to the analysed image (POST /v1/similar); a note when off. */
+async function showSimilar(blob, token) {
+  const list = $("similar"), note = $("similar-note");
+  let r;
+  try {
+    r = await (await api("/v1/similar?k=10", {
+      method: "POST",
+      headers: { "Content-Type": blob.type },
+      body: blob,
+    })).json();
+  } catch (e) {
+    if (token !== state.token) return;
+    list.replaceChildren();
+    note.textContent = `No similar items: ${e.message}`;
+    return;
+  }
+  if (token !== state.token) return;
+  const g = r.gallery;
+  note.textContent =
+    `The ${r.results.length} nearest of ${g.items} gallery items (latent space ${r.latentSpace})` +
+    (g.consistent
+      ? "."
+      : `; ${g.translated} translated and ${g.pending} pending while the gallery re-embeds.`);
+  list.replaceChildren(...r.results.map((h) => {
+    const label = h.metadata && typeof h.metadata === "object" && h.metadata.label !== undefined
+      ? String(h.metadata.label)
+      : h.id;
+    return el(
+      "li",
+      { "data-id": h.id },
+      el("img", {
+        src: `/v1/gallery/items/${encodeURIComponent(h.id)}/image`,
+        alt: `Gallery item ${h.id}`,
+        width: "56",
+        height: "56",
+      }),
+      el("span", {}, `${label} · ${h.distance.toFixed(2)}${h.translated ? " (translated)" : ""}`),
+    );
+  }));
 }
 
 function fail(e, token) {

@@ -1,0 +1,152 @@
+/**
+ * The publisher's half of issue "latents users can keep": when a new version is published
+ * while another is active, both models encode the same held-out images (the candidate
+ * manifest's evaluation split, the Fashion-MNIST test images, unless told otherwise), a map
+ * from the active version's mu to the candidate's is fitted and measured (bundle/latent_fit.ts),
+ * and written into the candidate's bundle as latent-translation.json, listed in its manifest
+ * (role "latent-translation"), so the server can translate latents stored under the old
+ * version. Runs on the registry's temporary copy of the candidate, before it is verified.
+ */
+import { createHash } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  encodeWith,
+  type Graph,
+  type GraphRuntime,
+  LATENT_TRANSLATION_FILE,
+  LATENT_TRANSLATION_FORMAT,
+  LATENT_TRANSLATION_ROLE,
+  latentSpaceOf,
+  type LatentTranslation,
+  type Manifest,
+  MANIFEST_FILE,
+  openGraphs,
+} from "../bundle/mod.ts";
+import { fitTranslation } from "../bundle/latent_fit.ts";
+import { PIXELS } from "../common/labels.ts";
+import { loadFashionMnist, resolveDataDir } from "./data.ts";
+
+export interface TranslationOptions {
+  /** Directory with the Fashion-MNIST IDX files (default: FASHION_MNIST_DIR or the system copy). */
+  dataDir?: string;
+  /** Held-out images used: the first this many of the evaluation split (half fit, half judge). */
+  images?: number;
+  log?: (line: string) => void;
+}
+
+/** mu of `dir`'s model on n images (n x 784 uint8), in batches. */
+async function encodeMu(
+  dir: string,
+  manifest: Manifest,
+  runtime: GraphRuntime<Graph>,
+  pixels: Uint8Array,
+  n: number,
+): Promise<Float32Array> {
+  const graphs = await openGraphs(dir, { ...manifest, decoder: null }, runtime);
+  try {
+    const encode = encodeWith(manifest, graphs.model);
+    const L = manifest.latentSize, out = new Float32Array(n * L), batch = 500;
+    for (let s = 0; s < n; s += batch) {
+      const m = Math.min(batch, n - s);
+      const x = Float32Array.from(pixels.subarray(s * PIXELS, (s + m) * PIXELS), (v) => v / 255);
+      out.set((await encode(x, m)).mu, s * L);
+    }
+    return out;
+  } finally {
+    await graphs.model.release();
+  }
+}
+
+/** The held-out images: the evaluation split the candidate names (only "test" is known here). */
+function heldOut(
+  manifest: Manifest,
+  opts: TranslationOptions,
+): { pixels: Uint8Array; n: number; split: string } {
+  const evaluation = (manifest.data as { evaluation?: { split?: string } }).evaluation;
+  const split = evaluation?.split ?? "test";
+  const data = loadFashionMnist(resolveDataDir(opts.dataDir), { strictCounts: false });
+  const set = split === "train" ? data.train : data.test;
+  const n = Math.min(opts.images ?? set.count, set.count);
+  return { pixels: set.images.subarray(0, n * PIXELS), n, split };
+}
+
+/**
+ * Fits the map from the bundle in `activeDir` to the candidate in `candidateDir`, writes it
+ * into the candidate and adds it to the candidate's manifest. Returns what was written.
+ */
+export async function addLatentTranslation(
+  candidateDir: string,
+  candidate: Manifest,
+  activeDir: string,
+  active: Manifest,
+  runtime: GraphRuntime<Graph>,
+  opts: TranslationOptions = {},
+): Promise<LatentTranslation> {
+  const t0 = performance.now();
+  const { pixels, n, split } = heldOut(candidate, opts);
+  const from = await encodeMu(activeDir, active, runtime, pixels, n);
+  const to = await encodeMu(candidateDir, candidate, runtime, pixels, n);
+  const fit = fitTranslation(from, active.latentSize, to, candidate.latentSize, n);
+  const t: LatentTranslation = {
+    format: LATENT_TRANSLATION_FORMAT,
+    from: {
+      name: active.name,
+      version: active.version,
+      space: latentSpaceOf(active),
+      latentSize: active.latentSize,
+    },
+    to: {
+      name: candidate.name,
+      version: candidate.version,
+      space: latentSpaceOf(candidate),
+      latentSize: candidate.latentSize,
+    },
+    method: fit.best.method,
+    matrix: fit.best.matrix.map((r) => r.map((v) => +v.toPrecision(9))),
+    bias: fit.best.bias.map((v) => +v.toPrecision(9)),
+    ...(fit.best.kernel
+      ? {
+        kernel: {
+          gamma: fit.best.kernel.gamma,
+          centres: fit.best.kernel.centres,
+          weights: fit.best.kernel.weights.map((r) => r.map((v) => +v.toPrecision(9))),
+        },
+      }
+      : {}),
+    fit: {
+      images: { split, count: n, fitCount: fit.fitCount, evalCount: fit.evalCount },
+      k: 10,
+      r2: fit.best.r2,
+      neighbours: fit.best.neighbours,
+      untranslatedNeighbours: fit.untranslatedNeighbours,
+      tried: fit.tried,
+    },
+    created: new Date().toISOString(),
+  };
+  const bytes = new TextEncoder().encode(JSON.stringify(t) + "\n");
+  await writeFile(join(candidateDir, LATENT_TRANSLATION_FILE), bytes);
+  const entry = {
+    role: LATENT_TRANSLATION_ROLE,
+    path: LATENT_TRANSLATION_FILE,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    bytes: bytes.length,
+  };
+  const raw = JSON.parse(await readFile(join(candidateDir, MANIFEST_FILE), "utf8"));
+  raw.files = [
+    ...raw.files.filter((f: { role: string }) => f.role !== LATENT_TRANSLATION_ROLE),
+    entry,
+  ];
+  await writeFile(join(candidateDir, MANIFEST_FILE), JSON.stringify(raw, null, 2) + "\n");
+  const pct = (v: number | null) => (v === null ? "n/a" : `${(100 * v).toFixed(1)}%`);
+  opts.log?.(
+    `latent translation ${active.version} -> ${candidate.version} on ${n} ${split} images ` +
+      `(fit ${fit.fitCount}, judged ${fit.evalCount}) in ${
+        Math.round(performance.now() - t0)
+      } ms: ` +
+      fit.tried.map((q) => `${q.method} R² ${q.r2.toFixed(3)}, 10-NN kept ${pct(q.neighbours)}`)
+        .join("; ") +
+      `; untranslated 10-NN kept ${pct(fit.untranslatedNeighbours)}; stored ${fit.best.method}`,
+  );
+  return t;
+}
