@@ -192,13 +192,15 @@ export interface CnnConfig {
   dense: number;
   dropout: number;
   seed: number;
+  /** Classes K (default 10, Fashion-MNIST's). */
+  classes?: number;
 }
 
 export const DEFAULT_CNN: Readonly<CnnConfig> = Object.freeze({ filters: [32, 64], dense: 128, dropout: 0.3, seed: 11 }) as CnnConfig;
 export const TINY_CNN: Readonly<CnnConfig> = Object.freeze({ filters: [4, 8], dense: 16, dropout: 0, seed: 11 }) as CnnConfig;
 
 /**
- * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,10] logits. Downsampling is by
+ * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,K] logits (K = cfg.classes). Downsampling is by
  * stride-2 convs rather than max-pooling: same accuracy class, and every op it needs has a fast
  * training kernel here (the wasm backend has no fast pooling gradient).
  */
@@ -223,7 +225,7 @@ export function buildPixelCnn(cfg: CnnConfig): tf.Sequential {
   m.add(tf.layers.flatten({ name: "cnn_flatten" }));
   m.add(tf.layers.dense({ units: cfg.dense, activation: "relu", kernelInitializer: tf.initializers.heNormal({ seed: cfg.seed * 1000 + 90 }), name: "cnn_dense1" }));
   if (cfg.dropout > 0) m.add(tf.layers.dropout({ rate: cfg.dropout, name: "cnn_dropout" }));
-  m.add(tf.layers.dense({ units: NUM_CLASSES, kernelInitializer: init(cfg.seed * 1000 + 92), name: "cnn_logits" }));
+  m.add(tf.layers.dense({ units: cfg.classes ?? NUM_CLASSES, kernelInitializer: init(cfg.seed * 1000 + 92), name: "cnn_logits" }));
   return m;
 }
 
