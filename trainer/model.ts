@@ -272,6 +272,8 @@ export interface CnnConfig {
   dense: number;
   dropout: number;
   seed: number;
+  /** Classes K (default 10, Fashion-MNIST's). */
+  classes?: number;
 }
 
 export const DEFAULT_CNN: Readonly<CnnConfig> = Object.freeze({
@@ -288,7 +290,7 @@ export const TINY_CNN: Readonly<CnnConfig> = Object.freeze({
 }) as CnnConfig;
 
 /**
- * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,10] logits. Downsampling is by
+ * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,K] logits (K = cfg.classes). Downsampling is by
  * stride-2 convs rather than max-pooling: same accuracy class, and every op it needs has a fast
  * training kernel here (the wasm backend has no fast pooling gradient).
  */
@@ -322,7 +324,7 @@ export function buildPixelCnn(cfg: CnnConfig): tf.Sequential {
   if (cfg.dropout > 0) m.add(tf.layers.dropout({ rate: cfg.dropout, name: "cnn_dropout" }));
   m.add(
     tf.layers.dense({
-      units: NUM_CLASSES,
+      units: cfg.classes ?? NUM_CLASSES,
       kernelInitializer: init(cfg.seed * 1000 + 92),
       name: "cnn_logits",
     }),

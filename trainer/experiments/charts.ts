@@ -23,8 +23,9 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
   }
 }
 
-export function scatterSpec(s: NonNullable<Results["figures"]["scatter"]>): vl.TopLevelSpec {
-  const values = s.x.map((x, i) => ({ z1: x, z2: s.y[i], class: FASHION_LABELS[s.label[i]] }));
+/** Figure 1; `labels` names the classes (the study's data, Fashion-MNIST, unless given). */
+export function scatterSpec(s: NonNullable<Results["figures"]["scatter"]>, labels: readonly string[] = FASHION_LABELS): vl.TopLevelSpec {
+  const values = s.x.map((x, i) => ({ z1: x, z2: s.y[i], class: labels[s.label[i]] }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: { text: `Figure 1: ${values.length.toLocaleString("en")} training images in the ${s.latent}-D latent (mu)`, subtitle: "VAE trained without labels; colours are the true classes" },
@@ -36,7 +37,7 @@ export function scatterSpec(s: NonNullable<Results["figures"]["scatter"]>): vl.T
     encoding: {
       x: { field: "z1", type: "quantitative", title: "z1" },
       y: { field: "z2", type: "quantitative", title: "z2" },
-      color: { field: "class", type: "nominal", title: "class", scale: { domain: [...FASHION_LABELS], scheme: "tableau10" } },
+      color: { field: "class", type: "nominal", title: "class", scale: { domain: [...labels], scheme: labels.length <= 10 ? "tableau10" : "category20" } },
     },
   };
 }
