@@ -61,7 +61,7 @@ export function latentPaths(): Json {
         },
       },
     },
-    "/v1/gallery/items/:id/image": {
+    "/v1/gallery/items/{id}/image": {
       get: {
         summary: "A gallery item's 28x28 image as PNG",
         responses: {
