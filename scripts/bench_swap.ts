@@ -18,7 +18,10 @@ const FLAGS = {
   swaps: { type: "int", default: 10, help: "publishes per backend and mode" },
   backends: { type: "string", default: "native,wasm", help: "comma-separated backends" },
 } as const;
-const values = runFlags(FLAGS, "Usage: npx deno run -A scripts/bench_swap.ts [--swaps 10] [--backends native,wasm]");
+const values = runFlags(
+  FLAGS,
+  "Usage: npx deno run -A scripts/bench_swap.ts [--swaps 10] [--backends native,wasm]",
+);
 const swaps = values.swaps as number;
 const image = probeImages()[0];
 const stats = (a: number[]) => {

@@ -18,9 +18,26 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { initEngine } from "../trainer/engine/tfjs_backend.ts";
 import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
-import { buildDecoder, buildEncoder, REFERENCE_VAE, reparameterize, splitMoments, vaeLoss } from "../trainer/model.ts";
+import {
+  buildDecoder,
+  buildEncoder,
+  REFERENCE_VAE,
+  reparameterize,
+  splitMoments,
+  vaeLoss,
+} from "../trainer/model.ts";
 
-interface Flags { steps: number; warmup: number; threads: number | undefined; naiveSteps: number; batch: number; profile: boolean; engine: "tfjs" | "ort"; ortThreads: number | undefined; lanes: number }
+interface Flags {
+  steps: number;
+  warmup: number;
+  threads: number | undefined;
+  naiveSteps: number;
+  batch: number;
+  profile: boolean;
+  engine: "tfjs" | "ort";
+  ortThreads: number | undefined;
+  lanes: number;
+}
 
 const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
   --steps N        timed steps of the fast engine (default 10)
@@ -36,8 +53,26 @@ const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
                    one thread each) beside the one-session graph (default 2; 1 leaves them out)`;
 
 function parseFlags(argv: string[]): Flags {
-  const f: Flags = { steps: 10, warmup: 3, threads: undefined, naiveSteps: 2, batch: 128, profile: false, engine: "tfjs", ortThreads: undefined, lanes: 2 };
-  const ints: Record<string, keyof Flags> = { "--lanes": "lanes", "--steps": "steps", "--warmup": "warmup", "--threads": "threads", "--naive-steps": "naiveSteps", "--batch": "batch", "--ort-threads": "ortThreads" };
+  const f: Flags = {
+    steps: 10,
+    warmup: 3,
+    threads: undefined,
+    naiveSteps: 2,
+    batch: 128,
+    profile: false,
+    engine: "tfjs",
+    ortThreads: undefined,
+    lanes: 2,
+  };
+  const ints: Record<string, keyof Flags> = {
+    "--lanes": "lanes",
+    "--steps": "steps",
+    "--warmup": "warmup",
+    "--threads": "threads",
+    "--naive-steps": "naiveSteps",
+    "--batch": "batch",
+    "--ort-threads": "ortThreads",
+  };
   let naiveGiven = false;
   // `npx deno task bench:train -- --engine ort` hands node the "--" as the first argument.
   if (argv[0] === "--") argv = argv.slice(1);
@@ -49,12 +84,16 @@ function parseFlags(argv: string[]): Flags {
     } else if (a === "--profile") f.profile = true;
     else if (a === "--engine") {
       const e = argv[++i];
-      if (e !== "tfjs" && e !== "ort") throw new Error(`bench_train: --engine must be tfjs or ort, got "${e}"`);
+      if (e !== "tfjs" && e !== "ort") {
+        throw new Error(`bench_train: --engine must be tfjs or ort, got "${e}"`);
+      }
       f.engine = e;
     } else if (a in ints) {
       if (a === "--naive-steps") naiveGiven = true;
       const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0) throw new Error(`bench_train: ${a} needs a non-negative integer, got "${argv[i]}"`);
+      if (!Number.isInteger(v) || v < 0) {
+        throw new Error(`bench_train: ${a} needs a non-negative integer, got "${argv[i]}"`);
+      }
       (f as unknown as Record<string, number>)[ints[a]] = v;
     } else throw new Error(`bench_train: unknown flag "${a}"\n${HELP}`);
   }
@@ -74,17 +113,23 @@ function makeTrainer(batch: number) {
   const cfg = REFERENCE_VAE;
   const enc = buildEncoder(cfg), dec = buildDecoder(cfg);
   const opt = tf.train.adam(1e-3);
-  const vars = [...enc.trainableWeights, ...dec.trainableWeights].map((w) => (w as unknown as { val: tf.Variable }).val);
+  const vars = [...enc.trainableWeights, ...dec.trainableWeights].map((w) =>
+    (w as unknown as { val: tf.Variable }).val
+  );
   const xs = benchBatches(batch);
   let step = 0;
   const run = (): number => {
     const x = xs[step % xs.length];
     const seed = step++;
-    const cost = opt.minimize(() => {
-      const { mu, logvar } = splitMoments(enc.apply(x) as tf.Tensor2D, cfg.latent);
-      const logits = dec.apply(reparameterize(mu, logvar, seed)) as tf.Tensor;
-      return vaeLoss(x, logits, mu, logvar).total;
-    }, true, vars)!;
+    const cost = opt.minimize(
+      () => {
+        const { mu, logvar } = splitMoments(enc.apply(x) as tf.Tensor2D, cfg.latent);
+        const logits = dec.apply(reparameterize(mu, logvar, seed)) as tf.Tensor;
+        return vaeLoss(x, logits, mu, logvar).total;
+      },
+      true,
+      vars,
+    )!;
     const v = cost.dataSync()[0];
     cost.dispose();
     return v;
@@ -114,7 +159,13 @@ function timeSteps(run: () => number, warmup: number, steps: number) {
   const cpuMs = (cpu.user + cpu.system) / 1000 / Math.max(1, steps);
   const sorted = [...ms].sort((a, b) => a - b);
   const mean = ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length);
-  return { mean, median: sorted[Math.floor(sorted.length / 2)] ?? NaN, min: sorted[0] ?? NaN, cpuMs, losses };
+  return {
+    mean,
+    median: sorted[Math.floor(sorted.length / 2)] ?? NaN,
+    min: sorted[0] ?? NaN,
+    cpuMs,
+    losses,
+  };
 }
 
 /**
@@ -123,27 +174,85 @@ function timeSteps(run: () => number, warmup: number, steps: number) {
  * transposeA (stock BatchMatMul, naive path).
  */
 function registerNaiveFilterGradient() {
-  const k = (name: string) => tf.getKernel(name, "wasm")!.kernelFunc as unknown as (a: object) => tf.TensorInfo;
+  const k = (name: string) =>
+    tf.getKernel(name, "wasm")!.kernelFunc as unknown as (a: object) => tf.TensorInfo;
   tf.registerKernel({
     kernelName: "Conv2DBackpropFilter",
     backendName: "wasm",
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, tf.TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> }) => {
+    kernelFunc: ((
+      { inputs, backend, attrs }: {
+        inputs: Record<string, tf.TensorInfo>;
+        backend: BackendWasm;
+        attrs: Record<string, unknown>;
+      },
+    ) => {
       const { x, dy } = inputs;
       const filterShape = attrs.filterShape as [number, number, number, number];
-      const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, attrs.strides as number, 1, attrs.pad as "same", undefined, false, "channelsLast");
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filterShape,
+        attrs.strides as number,
+        1,
+        attrs.pad as "same",
+        undefined,
+        false,
+        "channelsLast",
+      );
       const [B, , , Cin] = x.shape;
-      const { strideHeight: s1, strideWidth: s2, filterHeight: KH, filterWidth: KW, outHeight: OH, outWidth: OW, padInfo: p } = info;
-      const xp = k("PadV2")({ inputs: { x }, backend, attrs: { paddings: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]], constantValue: 0 } });
+      const {
+        strideHeight: s1,
+        strideWidth: s2,
+        filterHeight: KH,
+        filterWidth: KW,
+        outHeight: OH,
+        outWidth: OW,
+        padInfo: p,
+      } = info;
+      const xp = k("PadV2")({
+        inputs: { x },
+        backend,
+        attrs: {
+          paddings: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]],
+          constantValue: 0,
+        },
+      });
       const cols: tf.TensorInfo[] = [];
       for (let kh = 0; kh < KH; kh++) {
         for (let kw = 0; kw < KW; kw++) {
-          cols.push(k("StridedSlice")({ inputs: { x: xp }, backend, attrs: { begin: [0, kh, kw, 0], end: [B, kh + (OH - 1) * s1 + 1, kw + (OW - 1) * s2 + 1, Cin], strides: [1, s1, s2, 1], beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0 } }));
+          cols.push(
+            k("StridedSlice")({
+              inputs: { x: xp },
+              backend,
+              attrs: {
+                begin: [0, kh, kw, 0],
+                end: [B, kh + (OH - 1) * s1 + 1, kw + (OW - 1) * s2 + 1, Cin],
+                strides: [1, s1, s2, 1],
+                beginMask: 0,
+                endMask: 0,
+                ellipsisMask: 0,
+                newAxisMask: 0,
+                shrinkAxisMask: 0,
+              },
+            }),
+          );
         }
       }
       const cat = k("Concat")({ inputs: cols, backend, attrs: { axis: 3 } });
-      const a = k("Reshape")({ inputs: { x: cat }, backend, attrs: { shape: [B * OH * OW, KH * KW * Cin] } });
-      const d = k("Reshape")({ inputs: { x: dy }, backend, attrs: { shape: [B * OH * OW, filterShape[3]] } });
-      const m = k("BatchMatMul")({ inputs: { a, b: d }, backend, attrs: { transposeA: true, transposeB: false } });
+      const a = k("Reshape")({
+        inputs: { x: cat },
+        backend,
+        attrs: { shape: [B * OH * OW, KH * KW * Cin] },
+      });
+      const d = k("Reshape")({
+        inputs: { x: dy },
+        backend,
+        attrs: { shape: [B * OH * OW, filterShape[3]] },
+      });
+      const m = k("BatchMatMul")({
+        inputs: { a, b: d },
+        backend,
+        attrs: { transposeA: true, transposeB: false },
+      });
       const out = k("Reshape")({ inputs: { x: m }, backend, attrs: { shape: filterShape } });
       for (const t of [xp, ...cols, cat, a, d, m]) backend.disposeData(t.dataId);
       return out;
@@ -163,7 +272,11 @@ function profileOneStep(run: () => number) {
     const rows = [...by].sort((a, b) => b[1].ms - a[1].ms);
     const total = rows.reduce((s, [, e]) => s + e.ms, 0);
     console.log(`per-kernel time of one step (kernels total ${total.toFixed(0)} ms; top 15):`);
-    for (const [name, e] of rows.slice(0, 15)) console.log(`  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(7)} ms  ${String(e.n).padStart(4)} calls`);
+    for (const [name, e] of rows.slice(0, 15)) {
+      console.log(
+        `  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(7)} ms  ${String(e.n).padStart(4)} calls`,
+      );
+    }
   });
 }
 
@@ -179,7 +292,9 @@ async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
   const { OrtTrainer } = await import("../trainer/engine/ort_train.ts");
   const { OrtLanes } = await import("../trainer/engine/ort_lanes.ts");
   const opts = { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads };
-  const t = lanes > 1 ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes) : await OrtTrainer.create(models, opts);
+  const t = lanes > 1
+    ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes)
+    : await OrtTrainer.create(models, opts);
   const xs = benchBatches(batch).map((x) => {
     const v = x.dataSync() as Float32Array;
     x.dispose();
@@ -189,7 +304,9 @@ async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
   const run = async (): Promise<number> => {
     const x = xs[step % xs.length];
     const seed = step++;
-    const eps = tf.tidy(() => tf.randomNormal([batch, cfg.latent], 0, 1, "float32", seed).dataSync() as Float32Array);
+    const eps = tf.tidy(() =>
+      tf.randomNormal([batch, cfg.latent], 0, 1, "float32", seed).dataSync() as Float32Array
+    );
     return (await t.step(x, eps)).loss;
   };
   const dispose = async () => {
@@ -200,11 +317,19 @@ async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
   return { run, dispose };
 }
 
-interface Timing { ms: number[]; cpuMs: number; losses: number[] }
+interface Timing {
+  ms: number[];
+  cpuMs: number;
+  losses: number[];
+}
 
 function summarize(t: Timing) {
   const sorted = [...t.ms].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)] ?? NaN, min: sorted[0] ?? NaN, cpu: t.cpuMs / Math.max(1, t.ms.length) };
+  return {
+    median: sorted[Math.floor(sorted.length / 2)] ?? NaN,
+    min: sorted[0] ?? NaN,
+    cpu: t.cpuMs / Math.max(1, t.ms.length),
+  };
 }
 
 /** Alternates one step of each engine per round, so the neighbours' load hits both alike. */
@@ -213,7 +338,8 @@ async function compareWithOrt(flags: Flags, fastDescription: string) {
   const fast = makeTrainer(flags.batch);
   const ort = await makeOrtTrainer(flags.batch, threads);
   const lanes = flags.lanes > 1 ? await makeOrtTrainer(flags.batch, 1, flags.lanes) : null;
-  const tf_: Timing = { ms: [], cpuMs: 0, losses: [] }, or: Timing = { ms: [], cpuMs: 0, losses: [] };
+  const tf_: Timing = { ms: [], cpuMs: 0, losses: [] },
+    or: Timing = { ms: [], cpuMs: 0, losses: [] };
   const ln: Timing = { ms: [], cpuMs: 0, losses: [] };
   const timed = async (into: Timing, fn: () => number | Promise<number>, record: boolean) => {
     const c0 = process.cpuUsage();
@@ -234,20 +360,52 @@ async function compareWithOrt(flags: Flags, fastDescription: string) {
   }
   const a = summarize(tf_), b = summarize(or), c = lanes ? summarize(ln) : null;
   const row = (name: string, s: ReturnType<typeof summarize>) =>
-    `${name.padEnd(44)} ${fmt(s.median).padStart(6)} ${fmt(s.min).padStart(6)} ${fmt(s.cpu).padStart(8)} ${((flags.batch * 1000) / s.median).toFixed(0).padStart(9)} ${((s.median * EPOCH) / flags.batch / 1000).toFixed(0).padStart(10)}`;
-  console.log(`${flags.steps} alternating steps after ${flags.warmup} warm-up, batch ${flags.batch}:`);
-  console.log(`${"engine".padEnd(44)} ${"median".padStart(6)} ${"min".padStart(6)} ${"CPU ms".padStart(8)} ${"images/s".padStart(9)} ${"s/epoch".padStart(10)}`);
+    `${name.padEnd(44)} ${fmt(s.median).padStart(6)} ${fmt(s.min).padStart(6)} ${
+      fmt(s.cpu).padStart(8)
+    } ${((flags.batch * 1000) / s.median).toFixed(0).padStart(9)} ${
+      ((s.median * EPOCH) / flags.batch / 1000).toFixed(0).padStart(10)
+    }`;
+  console.log(
+    `${flags.steps} alternating steps after ${flags.warmup} warm-up, batch ${flags.batch}:`,
+  );
+  console.log(
+    `${"engine".padEnd(44)} ${"median".padStart(6)} ${"min".padStart(6)} ${"CPU ms".padStart(8)} ${
+      "images/s".padStart(9)
+    } ${"s/epoch".padStart(10)}`,
+  );
   console.log(row(fastDescription.slice(0, 44), a));
   console.log(row(`onnxruntime graph, ${threads} thread${threads > 1 ? "s" : ""}`, b));
   if (c) console.log(row(`onnxruntime, ${flags.lanes} lanes x 1 thread`, c));
-  console.log(`(ms per step; s/epoch = median x 60,000 / batch; CPU = process CPU time per step, all threads)`);
-  console.log(`speed-up of onnxruntime: ${(a.median / b.median).toFixed(2)}x wall (median), ${(a.min / b.min).toFixed(2)}x (min), ${(a.cpu / b.cpu).toFixed(2)}x CPU`);
+  console.log(
+    `(ms per step; s/epoch = median x 60,000 / batch; CPU = process CPU time per step, all threads)`,
+  );
+  console.log(
+    `speed-up of onnxruntime: ${(a.median / b.median).toFixed(2)}x wall (median), ${
+      (a.min / b.min).toFixed(2)
+    }x (min), ${(a.cpu / b.cpu).toFixed(2)}x CPU`,
+  );
   console.log(`tfjs losses: ${tf_.losses.map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(`ort  losses: ${or.losses.map((l) => l.toFixed(2)).join(" ")} (same batches and noise: must agree)`);
+  console.log(
+    `ort  losses: ${
+      or.losses.map((l) => l.toFixed(2)).join(" ")
+    } (same batches and noise: must agree)`,
+  );
   if (c && lanes) {
-    const worst = Math.max(...ln.losses.map((l, i) => Math.abs(l - or.losses[i]) / Math.abs(or.losses[i])));
-    console.log(`lanes losses: ${ln.losses.map((l) => l.toFixed(2)).join(" ")} (largest relative difference from one session ${worst.toExponential(1)})`);
-    console.log(`${flags.lanes} lanes vs one session: ${(b.median / c.median).toFixed(2)}x wall (median), ${(b.min / c.min).toFixed(2)}x (min); projected epoch ${((c.median * EPOCH) / flags.batch / 1000).toFixed(0)} s (median), ${((c.min * EPOCH) / flags.batch / 1000).toFixed(0)} s (min); target <= 30 s`);
+    const worst = Math.max(
+      ...ln.losses.map((l, i) => Math.abs(l - or.losses[i]) / Math.abs(or.losses[i])),
+    );
+    console.log(
+      `lanes losses: ${
+        ln.losses.map((l) => l.toFixed(2)).join(" ")
+      } (largest relative difference from one session ${worst.toExponential(1)})`,
+    );
+    console.log(
+      `${flags.lanes} lanes vs one session: ${(b.median / c.median).toFixed(2)}x wall (median), ${
+        (b.min / c.min).toFixed(2)
+      }x (min); projected epoch ${
+        ((c.median * EPOCH) / flags.batch / 1000).toFixed(0)
+      } s (median), ${((c.min * EPOCH) / flags.batch / 1000).toFixed(0)} s (min); target <= 30 s`,
+    );
     await lanes.dispose();
   }
   fast.dispose();
@@ -259,7 +417,11 @@ async function main() {
   const info = await initEngine({ backend: "wasm", threads: flags.threads });
   console.log(`reference VAE ${JSON.stringify(REFERENCE_VAE)}, batch ${flags.batch}, Adam 1e-3`);
   if (flags.engine === "ort") {
-    console.log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores (others' work inflates wall times)`);
+    console.log(
+      `load average ${
+        os.loadavg().map((l) => l.toFixed(1)).join(" ")
+      } on ${os.cpus().length} cores (others' work inflates wall times)`,
+    );
     await compareWithOrt(flags, info.description);
     return;
   }
@@ -268,10 +430,18 @@ async function main() {
   const f = timeSteps(fast.run, flags.warmup, flags.steps);
   const perEpoch = (f.median * EPOCH) / flags.batch / 1000;
   const loads = os.loadavg().map((l) => l.toFixed(1)).join(" ");
-  console.log(`fast engine (${info.description}): ${flags.steps} steps after ${flags.warmup} warm-up: ` +
-    `mean ${fmt(f.mean)} ms/step, median ${fmt(f.median)}, min ${fmt(f.min)}, CPU ${fmt(f.cpuMs)} ms/step; ` +
-    `${((flags.batch * 1000) / f.median).toFixed(0)} images/s; projected ${perEpoch.toFixed(0)} s per 60k epoch (median)`);
-  console.log(`load average ${loads} on ${os.cpus().length} cores (others' work inflates wall times)`);
+  console.log(
+    `fast engine (${info.description}): ${flags.steps} steps after ${flags.warmup} warm-up: ` +
+      `mean ${fmt(f.mean)} ms/step, median ${fmt(f.median)}, min ${fmt(f.min)}, CPU ${
+        fmt(f.cpuMs)
+      } ms/step; ` +
+      `${((flags.batch * 1000) / f.median).toFixed(0)} images/s; projected ${
+        perEpoch.toFixed(0)
+      } s per 60k epoch (median)`,
+  );
+  console.log(
+    `load average ${loads} on ${os.cpus().length} cores (others' work inflates wall times)`,
+  );
   console.log(`fast engine losses: ${f.losses.map((l) => l.toFixed(2)).join(" ")}`);
   if (flags.profile) await profileOneStep(fast.run);
   fast.dispose();
@@ -281,10 +451,22 @@ async function main() {
     registerNaiveFilterGradient();
     const naive = makeTrainer(flags.batch);
     const n = timeSteps(naive.run, 0, flags.naiveSteps);
-    console.log(`stock wasm + naive filter gradient: ${flags.naiveSteps} steps (no warm-up): mean ${fmt(n.mean)} ms/step, CPU ${fmt(n.cpuMs)} ms/step, ` +
-      `min ${fmt(n.min)}; projected ${((n.min * EPOCH) / flags.batch / 1000).toFixed(0)} s per 60k epoch (min)`);
-    console.log(`naive losses: ${n.losses.map((l) => l.toFixed(2)).join(" ")} (first must match the fast engine's first)`);
-    console.log(`speed-up of the fast engine: ${(n.min / f.median).toFixed(1)}x (naive min / fast median)`);
+    console.log(
+      `stock wasm + naive filter gradient: ${flags.naiveSteps} steps (no warm-up): mean ${
+        fmt(n.mean)
+      } ms/step, CPU ${fmt(n.cpuMs)} ms/step, ` +
+        `min ${fmt(n.min)}; projected ${
+          ((n.min * EPOCH) / flags.batch / 1000).toFixed(0)
+        } s per 60k epoch (min)`,
+    );
+    console.log(
+      `naive losses: ${
+        n.losses.map((l) => l.toFixed(2)).join(" ")
+      } (first must match the fast engine's first)`,
+    );
+    console.log(
+      `speed-up of the fast engine: ${(n.min / f.median).toFixed(1)}x (naive min / fast median)`,
+    );
     naive.dispose();
   }
 }

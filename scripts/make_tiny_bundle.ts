@@ -59,7 +59,6 @@ const USAGE = "Usage: node --import tsx scripts/make_tiny_bundle.ts [flags]";
 /** A small MLP head: enough capacity for a 2-D latent, few enough weights to keep the bundle tiny. */
 const TINY_HEAD: HeadConfig = { kind: "mlp", hidden: [32], dropout: 0, seed: 7 };
 
-
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, process.env);
   if (!f) return 0;
@@ -83,7 +82,9 @@ async function main(args: string[]): Promise<number> {
     learningRate: f.lr as number,
     seed,
   };
-  log(`training TINY_VAE + MLP head on ${train.count} images for ${cfg.epochs} epochs (${engine.description})`);
+  log(
+    `training TINY_VAE + MLP head on ${train.count} images for ${cfg.epochs} epochs (${engine.description})`,
+  );
   const { models, history } = await trainVae(cfg, train, {
     progress: false,
     log,

@@ -6,10 +6,20 @@ import { join } from "node:path";
 
 function find(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? find(join(dir, e.name)) : e.name.endsWith("_test.ts") ? [join(dir, e.name)] : []
+    e.isDirectory()
+      ? find(join(dir, e.name))
+      : e.name.endsWith("_test.ts")
+      ? [join(dir, e.name)]
+      : []
   );
 }
 
 const files = find("trainer").sort();
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...files], { stdio: "inherit" });
+const r = spawnSync(process.execPath, [
+  "--import",
+  "tsx",
+  "--test",
+  "--test-concurrency=1",
+  ...files,
+], { stdio: "inherit" });
 process.exit(r.status ?? 1);

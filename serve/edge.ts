@@ -72,4 +72,3 @@ console.log(
 export default {
   fetch: (req: Request) => app.fetch(req),
 } satisfies Deno.ServeDefaultExport;
-

@@ -228,9 +228,9 @@ export class Reloader {
           Math.round(ms)
         } ms (${next.precision} graph, sha256 verified, ${next.probe?.cases} probe images within ${
           probeOf(next.manifest, next.precision).tolerance
-        }, max diff ${
-          next.probe?.maxAbsDiff.toExponential(1)
-        }); ${previous ? `replaced ${previous} (${req.reason})` : `now serving (${req.reason})`}`,
+        }, max diff ${next.probe?.maxAbsDiff.toExponential(1)}); ${
+          previous ? `replaced ${previous} (${req.reason})` : `now serving (${req.reason})`
+        }`,
       );
       await retired;
       if (this.source.retain) {

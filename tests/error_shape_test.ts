@@ -119,7 +119,10 @@ Deno.test("wrong admin tokens are throttled per client (429 + Retry-After) and l
     now += 1000;
     const ok = await guess(ADMIN_TOKEN);
     assert.equal(ok.status, 200, await ok.text());
-    assert.equal(logs.filter((l) => /wrong admin token on POST \/v1\/admin\/reload from local/.test(l)).length, 5);
+    assert.equal(
+      logs.filter((l) => /wrong admin token on POST \/v1\/admin\/reload from local/.test(l)).length,
+      5,
+    );
     assert.equal(logs.filter((l) => l.includes("throttling local after 5")).length, 1);
     assert.ok(!logs.some((l) => l.includes("guess-") || l.includes(ADMIN_TOKEN)));
   } finally {

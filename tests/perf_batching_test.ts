@@ -14,7 +14,12 @@ const images = probeImages();
 
 const POOLS = [
   { backend: "native", workers: 2, depth: 2, what: "a 2-worker pool" },
-  { backend: "wasm", workers: 2, depth: 2, what: "a 2-worker pool, 2 batches in flight per worker" },
+  {
+    backend: "wasm",
+    workers: 2,
+    depth: 2,
+    what: "a 2-worker pool, 2 batches in flight per worker",
+  },
   // Pipelined hard: a third batch is sent while one runs and one waits in the same worker.
   { backend: "wasm", workers: 1, depth: 3, what: "1 worker with 3 batches in flight" },
 ] as const;
@@ -35,8 +40,7 @@ for (const { backend, workers, depth, what } of POOLS) {
         onRun: (graph, s, _rows, compute) => metrics.observeRun(graph, s, compute),
       });
       try {
-        const one = (im: Uint8Array) =>
-          model.encode(Float32Array.from(im, (v) => v / 255), 1);
+        const one = (im: Uint8Array) => model.encode(Float32Array.from(im, (v) => v / 255), 1);
         const alone: Awaited<ReturnType<typeof one>>[] = [];
         for (const im of images) alone.push(await one(im));
         const before = metrics.batchSize.count({ graph: "model" });
@@ -55,7 +59,9 @@ for (const { backend, workers, depth, what } of POOLS) {
         });
         // Computing is part of a run's wall time; for a worker's run, the round trip is the rest.
         const sum = (name: string) =>
-          Number(metrics.render().match(new RegExp(`^${name}_sum\\{graph="model"\\} (\\S+)$`, "m"))![1]);
+          Number(
+            metrics.render().match(new RegExp(`^${name}_sum\\{graph="model"\\} (\\S+)$`, "m"))![1],
+          );
         const compute = sum("inference_compute_seconds"), wall = sum("inference_run_seconds");
         assert.ok(compute > 0 && compute <= wall, `compute ${compute} s of ${wall} s`);
         const text = metrics.render();

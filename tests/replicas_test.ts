@@ -9,21 +9,32 @@ import { TINY_BUNDLE } from "../testkit/fixtures.ts";
 import { answeringPids, startServer } from "../testkit/server_process.ts";
 import { waitFor } from "../testkit/wait.ts";
 
-
-const alive = (pid: number) => existsSync(`/proc/${pid}`) &&
+const alive = (pid: number) =>
+  existsSync(`/proc/${pid}`) &&
   !Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.startsWith("Z");
 
 Deno.test("--replicas 2: two processes answer on one port; a killed replica is replaced; replicas die with the supervisor", async () => {
-  const sup = await startServer(["--bundle", TINY_BUNDLE, "--backend", "native", "--replicas", "2"], {
-    permissions: ["-A"],
-  });
+  const sup = await startServer(
+    ["--bundle", TINY_BUNDLE, "--backend", "native", "--replicas", "2"],
+    {
+      permissions: ["-A"],
+    },
+  );
   let stopped = false;
   try {
     let pids = new Set<number>();
-    await waitFor(async () => (pids = await answeringPids(sup.url, 20)).size === 2, "both replicas to answer", 20_000, 50);
+    await waitFor(
+      async () => (pids = await answeringPids(sup.url, 20)).size === 2,
+      "both replicas to answer",
+      20_000,
+      50,
+    );
     assert.ok(pids.has(sup.pid), "the supervisor serves too");
     const [child] = [...pids].filter((p) => p !== sup.pid);
-    assert.ok(sup.log.some((l) => l.startsWith(`[replica ${child}] Listening on`)), sup.log.join("\n"));
+    assert.ok(
+      sup.log.some((l) => l.startsWith(`[replica ${child}] Listening on`)),
+      sup.log.join("\n"),
+    );
 
     // /metrics covers both replicas whichever answers: each sample names its replica, and the
     // classify counts add up to what was sent.
@@ -38,10 +49,18 @@ Deno.test("--replicas 2: two processes answer on one port; a killed replica is r
       await r.body?.cancel();
     }
     for (let k = 0; k < 4; k++) {
-      const text = await (await fetch(`http://127.0.0.1:${sup.port}/metrics`, { headers: { Connection: "close" } })).text();
-      const ready = [...text.matchAll(/^model_ready\{replica="(\d+)"\} 1$/gm)].map((m) => Number(m[1]));
+      const text = await (await fetch(`http://127.0.0.1:${sup.port}/metrics`, {
+        headers: { Connection: "close" },
+      })).text();
+      const ready = [...text.matchAll(/^model_ready\{replica="(\d+)"\} 1$/gm)].map((m) =>
+        Number(m[1])
+      );
       assert.deepEqual(ready.sort(), [...pids].sort(), text);
-      const classified = [...text.matchAll(/^http_requests_total\{replica="\d+",method="POST",route="\/v1\/classify",status="200"\} (\d+)$/gm)]
+      const classified = [
+        ...text.matchAll(
+          /^http_requests_total\{replica="\d+",method="POST",route="\/v1\/classify",status="200"\} (\d+)$/gm,
+        ),
+      ]
         .reduce((n, m) => n + Number(m[1]), 0);
       assert.equal(classified, 12, text);
       assert.equal(text.match(/^# TYPE http_requests_total counter$/gm)?.length, 1);
@@ -49,17 +68,30 @@ Deno.test("--replicas 2: two processes answer on one port; a killed replica is r
 
     Deno.kill(child, "SIGKILL");
     let replacement = 0;
-    await waitFor(async () => {
-      const now = await answeringPids(sup.url, 20);
-      replacement = [...now].find((p) => p !== sup.pid && p !== child) ?? 0;
-      return replacement !== 0;
-    }, "a new replica to answer", 20_000, 100);
-    assert.ok(sup.log.some((l) => l.includes(`replica ${child} exited (signal SIGKILL)`)), sup.log.join("\n"));
+    await waitFor(
+      async () => {
+        const now = await answeringPids(sup.url, 20);
+        replacement = [...now].find((p) => p !== sup.pid && p !== child) ?? 0;
+        return replacement !== 0;
+      },
+      "a new replica to answer",
+      20_000,
+      100,
+    );
+    assert.ok(
+      sup.log.some((l) => l.includes(`replica ${child} exited (signal SIGKILL)`)),
+      sup.log.join("\n"),
+    );
 
     // SIGKILL gives the supervisor no chance to stop anyone: the replica notices its stdin close.
     Deno.kill(sup.pid, "SIGKILL");
     stopped = true;
-    await waitFor(() => Promise.resolve(!alive(replacement)), "the orphaned replica to exit", 15_000, 50);
+    await waitFor(
+      () => Promise.resolve(!alive(replacement)),
+      "the orphaned replica to exit",
+      15_000,
+      50,
+    );
   } finally {
     if (!stopped) await sup.stop();
   }

@@ -382,8 +382,7 @@ Deno.test("GET /healthz, /readyz, /openapi.json and /docs answer; every route is
   for (const p of routes) assert.ok(doc.paths[p], `${p} is missing from /openapi.json`);
   // Hono writes a path parameter as :name, OpenAPI as {name}.
   const registered = new Set(
-    native.app.routes.filter((x) => x.method !== "ALL").map((x) =>
-      x.path.replace(/:(\w+)/g, "{$1}") // Hono's /:name is OpenAPI's /{name}
+    native.app.routes.filter((x) => x.method !== "ALL").map((x) => x.path.replace(/:(\w+)/g, "{$1}") // Hono's /:name is OpenAPI's /{name}
     ),
   );
   assert.deepEqual([...registered].sort(), [...routes].sort());

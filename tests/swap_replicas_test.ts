@@ -10,7 +10,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
-import { answeringPids, type ServerProcess as Proc, startServer } from "../testkit/server_process.ts";
+import {
+  answeringPids,
+  type ServerProcess as Proc,
+  startServer,
+} from "../testkit/server_process.ts";
 import { FIXTURES, makeRegistry, MODEL, VERSIONS } from "../testkit/fixtures.ts";
 import { ADMIN_TOKEN } from "../testkit/swap_service.ts";
 import { waitFor } from "../testkit/wait.ts";
@@ -138,19 +142,39 @@ Deno.test("--reuse-port: two replicas share one port, both answer, and a swap re
   const reg = await makeRegistry();
   const replicas: Proc[] = [];
   try {
-    const args = ["--registry", reg.root, "--backend", "native", "--poll-ms", "200", "--reuse-port"];
+    const args = [
+      "--registry",
+      reg.root,
+      "--backend",
+      "native",
+      "--poll-ms",
+      "200",
+      "--reuse-port",
+    ];
     replicas.push(await startReplica(args));
     const port = String(replicas[0].port);
     replicas.push(await startReplica([...args, "--port", port]));
     assert.equal(replicas[1].port, replicas[0].port);
     // Without the flag the port is taken.
-    await assert.rejects(startReplica(["--registry", reg.root, "--backend", "native", "--port", port]), /in use|AddrInUse/i);
+    await assert.rejects(
+      startReplica(["--registry", reg.root, "--backend", "native", "--port", port]),
+      /in use|AddrInUse/i,
+    );
     // The kernel spreads new connections over both: /healthz names the process that answered.
     const seen = await answeringPids(replicas[0].url, 60, 2);
-    assert.deepEqual([...seen].sort(), replicas.map((p) => p.pid).sort(), "both replicas should answer");
+    assert.deepEqual(
+      [...seen].sort(),
+      replicas.map((p) => p.pid).sort(),
+      "both replicas should answer",
+    );
     await publish(FIXTURES[1], { registry: reg.root });
     for (const p of replicas) {
-      await waitFor(async () => (await activeVersion(p)) === VERSIONS[1], `replica ${p.pid} to swap`, 15_000, 20);
+      await waitFor(
+        async () => (await activeVersion(p)) === VERSIONS[1],
+        `replica ${p.pid} to swap`,
+        15_000,
+        20,
+      );
     }
   } finally {
     for (const p of replicas) await p.stop();

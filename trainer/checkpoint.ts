@@ -55,7 +55,9 @@ export function saveCheckpoint<C>(path: string, data: CheckpointData<C>): void {
 }
 
 /** Reads a checkpoint; tensors are returned as plain arrays so the caller decides when to make tensors. */
-export function loadCheckpoint<C>(path: string): { header: CheckpointHeader<C>; values: Float32Array[] } {
+export function loadCheckpoint<C>(
+  path: string,
+): { header: CheckpointHeader<C>; values: Float32Array[] } {
   if (!existsSync(path)) throw new Error(`Cannot resume: checkpoint ${path} does not exist`);
   const buf = readFileSync(path);
   if (buf.subarray(0, MAGIC.length).toString() !== MAGIC) {
@@ -68,11 +70,19 @@ export function loadCheckpoint<C>(path: string): { header: CheckpointHeader<C>; 
   const values: Float32Array[] = [];
   for (const t of header.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (off + n * 4 > buf.length) throw new Error(`Cannot resume from ${path}: truncated at tensor ${t.group}/${t.name}`);
+    if (off + n * 4 > buf.length) {
+      throw new Error(`Cannot resume from ${path}: truncated at tensor ${t.group}/${t.name}`);
+    }
     // Copy: the Buffer's offset may not be 4-byte aligned.
-    values.push(new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + n * 4)));
+    values.push(
+      new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + n * 4)),
+    );
     off += n * 4;
   }
-  if (off !== buf.length) throw new Error(`Cannot resume from ${path}: ${buf.length - off} trailing bytes (corrupt file)`);
+  if (off !== buf.length) {
+    throw new Error(
+      `Cannot resume from ${path}: ${buf.length - off} trailing bytes (corrupt file)`,
+    );
+  }
   return { header, values };
 }

@@ -9,16 +9,33 @@ import { NUM_CLASSES, PIXELS } from "../common/labels.ts";
 import type { Labels } from "./data.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { rng, shuffle, type Split } from "./data.ts";
-import { buildHead, buildPixelCnn, classLoss, type CnnConfig, type HeadConfig, splitMoments } from "./model.ts";
+import {
+  buildHead,
+  buildPixelCnn,
+  classLoss,
+  type CnnConfig,
+  type HeadConfig,
+  splitMoments,
+} from "./model.ts";
 
 /** Latent means of a split through a frozen encoder: [n * L] row-major. */
-export function encodeMu(encoder: tf.LayersModel, latent: number, split: Split, batch = 1000): Float32Array {
+export function encodeMu(
+  encoder: tf.LayersModel,
+  latent: number,
+  split: Split,
+  batch = 1000,
+): Float32Array {
   const out = new Float32Array(split.count * latent);
   const x = new Float32Array(batch * PIXELS);
   for (let s = 0; s < split.count; s += batch) {
     const n = Math.min(batch, split.count - s);
     normalizePixels(split.images.subarray(s * PIXELS, (s + n) * PIXELS), x);
-    const mu = tf.tidy(() => splitMoments(encoder.predict(tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1])) as tf.Tensor2D, latent).mu);
+    const mu = tf.tidy(() =>
+      splitMoments(
+        encoder.predict(tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1])) as tf.Tensor2D,
+        latent,
+      ).mu
+    );
     out.set(mu.dataSync(), s * latent);
     mu.dispose();
   }
@@ -35,15 +52,45 @@ export interface FitOptions {
   seed: number;
 }
 
-export const LOGISTIC_FIT: Readonly<FitOptions> = Object.freeze({ epochs: 30, minSteps: 600, maxSteps: 12000, batchSize: 64, learningRate: 0.1, seed: 3 });
-export const MLP_FIT: Readonly<FitOptions> = Object.freeze({ epochs: 30, minSteps: 600, maxSteps: 12000, batchSize: 64, learningRate: 1e-3, seed: 3 });
-export const CNN_FIT: Readonly<FitOptions> = Object.freeze({ epochs: 12, minSteps: 300, maxSteps: 6000, batchSize: 64, learningRate: 1e-3, seed: 3 });
+export const LOGISTIC_FIT: Readonly<FitOptions> = Object.freeze({
+  epochs: 30,
+  minSteps: 600,
+  maxSteps: 12000,
+  batchSize: 64,
+  learningRate: 0.1,
+  seed: 3,
+});
+export const MLP_FIT: Readonly<FitOptions> = Object.freeze({
+  epochs: 30,
+  minSteps: 600,
+  maxSteps: 12000,
+  batchSize: 64,
+  learningRate: 1e-3,
+  seed: 3,
+});
+export const CNN_FIT: Readonly<FitOptions> = Object.freeze({
+  epochs: 12,
+  minSteps: 300,
+  maxSteps: 6000,
+  batchSize: 64,
+  learningRate: 1e-3,
+  seed: 3,
+});
 
 /**
  * Generic mini-batch loop over rows of a feature matrix (latents or pixels). `features` is
  * row-major with `width` values per row; `shape` is one row's tensor shape.
  */
-function fit(model: tf.Sequential, features: Float32Array, labels: Labels, n: number, width: number, shape: number[], optimizer: tf.Optimizer, o: FitOptions): void {
+function fit(
+  model: tf.Sequential,
+  features: Float32Array,
+  labels: Labels,
+  n: number,
+  width: number,
+  shape: number[],
+  optimizer: tf.Optimizer,
+  o: FitOptions,
+): void {
   const B = Math.min(o.batchSize, n);
   const perEpoch = Math.max(1, Math.floor(n / B));
   const steps = Math.min(o.maxSteps, Math.max(o.minSteps, perEpoch * o.epochs));
@@ -60,36 +107,75 @@ function fit(model: tf.Sequential, features: Float32Array, labels: Labels, n: nu
       x.set(features.subarray(r * width, (r + 1) * width), i * width);
       y[i] = labels[r];
     }
-    optimizer.minimize(() => {
-      const logits = model.apply(tf.tensor(x, [B, ...shape]), { training: true }) as tf.Tensor2D;
-      return classLoss(logits, tf.tensor1d(y, "int32"));
-    }, false, vars);
+    optimizer.minimize(
+      () => {
+        const logits = model.apply(tf.tensor(x, [B, ...shape]), { training: true }) as tf.Tensor2D;
+        return classLoss(logits, tf.tensor1d(y, "int32"));
+      },
+      false,
+      vars,
+    );
   }
   optimizer.dispose();
 }
 
 /** Trains a head on latents: logistic regression by plain SGD, the MLP by Adam. */
-export function trainHead(cfg: HeadConfig, latent: number, mu: Float32Array, labels: Labels, n: number, o: FitOptions = cfg.kind === "logistic" ? LOGISTIC_FIT : MLP_FIT): tf.Sequential {
+export function trainHead(
+  cfg: HeadConfig,
+  latent: number,
+  mu: Float32Array,
+  labels: Labels,
+  n: number,
+  o: FitOptions = cfg.kind === "logistic" ? LOGISTIC_FIT : MLP_FIT,
+): tf.Sequential {
   const head = buildHead(latent, cfg);
-  const opt = cfg.kind === "logistic" ? tf.train.sgd(o.learningRate) : tf.train.adam(o.learningRate);
+  const opt = cfg.kind === "logistic"
+    ? tf.train.sgd(o.learningRate)
+    : tf.train.adam(o.learningRate);
   fit(head, mu, labels, n, latent, [latent], opt, o);
   return head;
 }
 
 /** Trains the multi-layer CNN baseline on the raw pixels of a split. */
-export function trainPixelCnn(cfg: CnnConfig, split: Split, o: FitOptions = CNN_FIT): tf.Sequential {
+export function trainPixelCnn(
+  cfg: CnnConfig,
+  split: Split,
+  o: FitOptions = CNN_FIT,
+): tf.Sequential {
   const cnn = buildPixelCnn(cfg);
-  fit(cnn, normalizePixels(split.images), split.labels, split.count, PIXELS, [28, 28, 1], tf.train.adam(o.learningRate), o);
+  fit(
+    cnn,
+    normalizePixels(split.images),
+    split.labels,
+    split.count,
+    PIXELS,
+    [28, 28, 1],
+    tf.train.adam(o.learningRate),
+    o,
+  );
   return cnn;
 }
 
 /** Argmax predictions of a logits model over row-major features, in batches. */
-export function predict(model: tf.LayersModel, features: Float32Array, n: number, shape: number[], batch = 1000): Int32Array {
+export function predict(
+  model: tf.LayersModel,
+  features: Float32Array,
+  n: number,
+  shape: number[],
+  batch = 1000,
+): Int32Array {
   const width = shape.reduce((a, b) => a * b, 1);
   const out = new Int32Array(n);
   for (let s = 0; s < n; s += batch) {
     const m = Math.min(batch, n - s);
-    const p = tf.tidy(() => tf.argMax(model.predict(tf.tensor(features.subarray(s * width, (s + m) * width), [m, ...shape])) as tf.Tensor2D, 1));
+    const p = tf.tidy(() =>
+      tf.argMax(
+        model.predict(
+          tf.tensor(features.subarray(s * width, (s + m) * width), [m, ...shape]),
+        ) as tf.Tensor2D,
+        1,
+      )
+    );
     out.set(p.dataSync() as Int32Array, s);
     p.dispose();
   }

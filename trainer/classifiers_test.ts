@@ -1,7 +1,15 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
-import { accuracy, CNN_FIT, confusion, encodeMu, predict, trainHead, trainPixelCnn } from "./classifiers.ts";
+import {
+  accuracy,
+  CNN_FIT,
+  confusion,
+  encodeMu,
+  predict,
+  trainHead,
+  trainPixelCnn,
+} from "./classifiers.ts";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
 import { DEFAULT_HEAD, TINY_CNN, TINY_VAE } from "./model.ts";
@@ -18,16 +26,44 @@ before(async () => {
 });
 
 test("heads on a frozen tiny VAE's latent beat chance by far (logistic by SGD, MLP by Adam)", async () => {
-  const { models } = await trainVae({ vae: { ...TINY_VAE }, head: null, classWeight: 0, epochs: 4, batchSize: 64, learningRate: 3e-3, seed: 1 }, unlabelled, { progress: false });
+  const { models } = await trainVae(
+    {
+      vae: { ...TINY_VAE },
+      head: null,
+      classWeight: 0,
+      epochs: 4,
+      batchSize: 64,
+      learningRate: 3e-3,
+      seed: 1,
+    },
+    unlabelled,
+    { progress: false },
+  );
   const L = TINY_VAE.latent;
   const muTrain = encodeMu(models.encoder, L, labelled);
   const muTest = encodeMu(models.encoder, L, test_);
   const before = tf.memory().numTensors;
-  const logistic = trainHead({ ...DEFAULT_HEAD, kind: "logistic" }, L, muTrain, labelled.labels, labelled.count);
-  const mlp = trainHead({ ...DEFAULT_HEAD, hidden: [32] }, L, muTrain, labelled.labels, labelled.count);
+  const logistic = trainHead(
+    { ...DEFAULT_HEAD, kind: "logistic" },
+    L,
+    muTrain,
+    labelled.labels,
+    labelled.count,
+  );
+  const mlp = trainHead(
+    { ...DEFAULT_HEAD, hidden: [32] },
+    L,
+    muTrain,
+    labelled.labels,
+    labelled.count,
+  );
   const accLog = accuracy(predict(logistic, muTest, test_.count, [L]), test_.labels);
   const accMlp = accuracy(predict(mlp, muTest, test_.count, [L]), test_.labels);
-  console.log(`tiny VAE (L=2) + logistic: ${(accLog * 100).toFixed(1)}%, + MLP: ${(accMlp * 100).toFixed(1)}% on 1000 test images`);
+  console.log(
+    `tiny VAE (L=2) + logistic: ${(accLog * 100).toFixed(1)}%, + MLP: ${
+      (accMlp * 100).toFixed(1)
+    }% on 1000 test images`,
+  );
   // Chance is 10%; a 2-D latent of a briefly trained VAE separates trousers, bags, shoes.
   assert.ok(accLog > 0.35, `logistic ${accLog}`);
   assert.ok(accMlp > 0.4, `mlp ${accMlp}`);

@@ -11,7 +11,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { FlagError, formatHelp, parseFlags, type FlagSpecs } from "../common/flags.ts";
+import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import {
   classCount,
@@ -22,7 +22,12 @@ import {
   type Split,
   take,
 } from "./data.ts";
-import { type DataOptions, DatasetError, loadTrainingData, type TrainingData } from "./datasets/mod.ts";
+import {
+  type DataOptions,
+  DatasetError,
+  loadTrainingData,
+  type TrainingData,
+} from "./datasets/mod.ts";
 import { SAMPLES_PER_CLASS } from "../bundle/samples.ts";
 import { gridPng, reconstruct } from "./figures.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
@@ -38,42 +43,133 @@ import { AUGMENT_FLAGS, augmentOf } from "./augment.ts";
  * cross-entropy, all 60,000 training images.
  */
 const DATA_FLAGS = {
-  data: { type: "string", help: `dataset: a directory of the four IDX files, an image folder (<root>/<class>/*.png|jpg), or a .csv/.jsonl listing (path,label); default ${DEFAULT_DATA_DIR}` },
-  "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files (same as --data)", env: "FASHION_MNIST_DIR" },
-  "on-bad-image": { type: "string", default: "fail", choices: ["fail", "skip"], help: "an unreadable, truncated or non-image file stops the run (fail) or is left out (skip)" },
-  "min-per-class": { type: "int", default: 5, help: "a class with fewer usable images is an error" },
-  "test-fraction": { type: "number", default: 0.1, help: "image data without a test split: share of each class held out for test (stratified, seeded)" },
-  "val-fraction": { type: "number", default: 0.1, help: "image data: share of each class held out for validation" },
-  "held-out": { type: "string", help: "hold out the images recorded in this held-out.json (or bundle directory) again" },
-  cache: { type: "string", help: "decode cache file for image data (default under ~/.cache/latent-edge; none = no cache)" },
+  data: {
+    type: "string",
+    help:
+      `dataset: a directory of the four IDX files, an image folder (<root>/<class>/*.png|jpg), or a .csv/.jsonl listing (path,label); default ${DEFAULT_DATA_DIR}`,
+  },
+  "data-dir": {
+    type: "string",
+    help: "directory with the four Fashion-MNIST IDX .gz files (same as --data)",
+    env: "FASHION_MNIST_DIR",
+  },
+  "on-bad-image": {
+    type: "string",
+    default: "fail",
+    choices: ["fail", "skip"],
+    help: "an unreadable, truncated or non-image file stops the run (fail) or is left out (skip)",
+  },
+  "min-per-class": {
+    type: "int",
+    default: 5,
+    help: "a class with fewer usable images is an error",
+  },
+  "test-fraction": {
+    type: "number",
+    default: 0.1,
+    help:
+      "image data without a test split: share of each class held out for test (stratified, seeded)",
+  },
+  "val-fraction": {
+    type: "number",
+    default: 0.1,
+    help: "image data: share of each class held out for validation",
+  },
+  "held-out": {
+    type: "string",
+    help: "hold out the images recorded in this held-out.json (or bundle directory) again",
+  },
+  cache: {
+    type: "string",
+    help: "decode cache file for image data (default under ~/.cache/latent-edge; none = no cache)",
+  },
 } satisfies FlagSpecs;
 
 const TRAIN_FLAGS = {
   ...DATA_FLAGS,
   latent: { type: "int", default: 16, help: "latent dimensions L" },
-  arch: { type: "string", default: "reference", choices: ["reference", "tiny"], help: "VAE architecture: the reference one, or a tiny one (a few thousand weights, for tests)" },
+  arch: {
+    type: "string",
+    default: "reference",
+    choices: ["reference", "tiny"],
+    help: "VAE architecture: the reference one, or a tiny one (a few thousand weights, for tests)",
+  },
   epochs: { type: "int", help: "training epochs (default 12; with --resume, the checkpoint's)" },
   "batch-size": { type: "int", default: 128, help: "images per Adam step" },
   lr: { type: "number", default: 1e-3, help: "Adam learning rate" },
   seed: { type: "int", default: 1, help: "seed for weights, shuffling and noise" },
-  head: { type: "string", default: "mlp", choices: ["mlp", "logistic", "none"], help: "classifier head trained jointly on mu (none = pure VAE)" },
-  "class-weight": { type: "number", default: 100, help: "weight of the head's cross-entropy in the joint loss" },
-  "val-count": { type: "int", default: 0, help: "held-out validation images taken from train (0 = train on all 60,000)" },
-  "train-count": { type: "int", default: 0, help: "train on a stratified subset of this many images (0 = all)" },
-  out: { type: "string", help: "run directory (checkpoint.bin, history.json, bundle/); default runs/<timestamp>" },
-  resume: { type: "string", help: "resume from this checkpoint.bin (its config wins; --epochs may extend it)" },
-  export: { type: "boolean", default: true, help: "write a model bundle to <out>/bundle when training ends" },
+  head: {
+    type: "string",
+    default: "mlp",
+    choices: ["mlp", "logistic", "none"],
+    help: "classifier head trained jointly on mu (none = pure VAE)",
+  },
+  "class-weight": {
+    type: "number",
+    default: 100,
+    help: "weight of the head's cross-entropy in the joint loss",
+  },
+  "val-count": {
+    type: "int",
+    default: 0,
+    help: "held-out validation images taken from train (0 = train on all 60,000)",
+  },
+  "train-count": {
+    type: "int",
+    default: 0,
+    help: "train on a stratified subset of this many images (0 = all)",
+  },
+  out: {
+    type: "string",
+    help: "run directory (checkpoint.bin, history.json, bundle/); default runs/<timestamp>",
+  },
+  resume: {
+    type: "string",
+    help: "resume from this checkpoint.bin (its config wins; --epochs may extend it)",
+  },
+  export: {
+    type: "boolean",
+    default: true,
+    help: "write a model bundle to <out>/bundle when training ends",
+  },
   name: { type: "string", default: "fashion-vae", help: "model name written into the bundle" },
-  backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend" },
+  backend: {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "tensorflow", "wasm", "cpu"],
+    help: "tfjs backend",
+  },
   threads: { type: "int", default: 1, help: "wasm threads" },
-  engine: { type: "string", default: "auto", choices: ENGINE_CHOICES, help: "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)" },
+  engine: {
+    type: "string",
+    default: "auto",
+    choices: ENGINE_CHOICES,
+    help:
+      "training steps on the tfjs backend, or as one onnxruntime graph (~3-5x faster; evaluation/export stay on tfjs)",
+  },
   "ort-threads": { type: "int", default: 1, help: "onnxruntime intra-op threads (--engine ort)" },
-  lanes: { type: "int", default: 1, help: "data-parallel training lanes, one core and one onnxruntime session each, gradients averaged (--engine ort; must divide --batch-size)" },
+  lanes: {
+    type: "int",
+    default: 1,
+    help:
+      "data-parallel training lanes, one core and one onnxruntime session each, gradients averaged (--engine ort; must divide --batch-size)",
+  },
   progress: { type: "boolean", default: true, help: "show the progress bar" },
-  publish: { type: "string", help: "after exporting, publish the bundle to this registry dir and activate it" },
+  publish: {
+    type: "string",
+    help: "after exporting, publish the bundle to this registry dir and activate it",
+  },
   ...AUGMENT_FLAGS,
-  int8: { type: "boolean", default: false, help: "add an int8 serving graph to the exported bundle (as the quantize command does)" },
-  "samples-per-class": { type: "int", default: SAMPLES_PER_CLASS, help: "held-out images per class stored in the bundle for the demo page" },
+  int8: {
+    type: "boolean",
+    default: false,
+    help: "add an int8 serving graph to the exported bundle (as the quantize command does)",
+  },
+  "samples-per-class": {
+    type: "int",
+    default: SAMPLES_PER_CLASS,
+    help: "held-out images per class stored in the bundle for the demo page",
+  },
 } satisfies FlagSpecs;
 
 const EXPORT_FLAGS = {
@@ -89,7 +185,11 @@ const EXPORT_FLAGS = {
 
 const QUANTIZE_FLAGS = {
   "data-dir": TRAIN_FLAGS["data-dir"],
-  "calibration-images": { type: "int", default: 2000, help: "first N training images whose activations set the int8 ranges" },
+  "calibration-images": {
+    type: "int",
+    default: 2000,
+    help: "first N training images whose activations set the int8 ranges",
+  },
 } satisfies FlagSpecs;
 
 const RECON_FLAGS = {
@@ -102,7 +202,11 @@ const RECON_FLAGS = {
 
 const NOVELTY_FLAGS = {
   "data-dir": TRAIN_FLAGS["data-dir"],
-  percentile: { type: "number", default: 95, help: "default threshold: this percentile of the held-out images" },
+  percentile: {
+    type: "number",
+    default: 95,
+    help: "default threshold: this percentile of the held-out images",
+  },
 } satisfies FlagSpecs;
 
 const USAGE = `Usage: deno task train -- [train] [flags]      train, checkpoint, export a bundle
@@ -122,7 +226,8 @@ type Flags = Record<string, unknown>;
 
 /** --data, else --data-dir / FASHION_MNIST_DIR, else the Fashion-MNIST default. */
 function dataPath(f: Flags): string {
-  return (f.data as string | undefined) ?? (f["data-dir"] as string | undefined) ?? DEFAULT_DATA_DIR;
+  return (f.data as string | undefined) ?? (f["data-dir"] as string | undefined) ??
+    DEFAULT_DATA_DIR;
 }
 
 /** The data flags, with what a checkpoint recorded (its split) taking precedence. */
@@ -145,7 +250,17 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
 }
 
-async function exportBundle(models: VaeModels, cfg: TrainConfig, data: TrainingData, dataInfo: Record<string, unknown>, outDir: string, name: string, log: (s: string) => void, extra: Record<string, unknown>, samplesPerClass: number) {
+async function exportBundle(
+  models: VaeModels,
+  cfg: TrainConfig,
+  data: TrainingData,
+  dataInfo: Record<string, unknown>,
+  outDir: string,
+  name: string,
+  log: (s: string) => void,
+  extra: Record<string, unknown>,
+  samplesPerClass: number,
+) {
   if (!models.head) {
     log("no classifier head (--head none): a served bundle needs one; skipping export");
     return null;
@@ -168,7 +283,11 @@ async function exportBundle(models: VaeModels, cfg: TrainConfig, data: TrainingD
     samplesPerClass,
     ...(data.heldOut ? { heldOut: data.heldOut } : {}),
   });
-  log(`bundle ${manifest.name}/${manifest.version} written to ${outDir}: test accuracy ${(manifest.metrics.testAccuracy * 100).toFixed(2)}% (onnxruntime) on ${test.count} held-out images, test -ELBO ${elbo.elbo.toFixed(2)}`);
+  log(
+    `bundle ${manifest.name}/${manifest.version} written to ${outDir}: test accuracy ${
+      (manifest.metrics.testAccuracy * 100).toFixed(2)
+    }% (onnxruntime) on ${test.count} held-out images, test -ELBO ${elbo.elbo.toFixed(2)}`,
+  );
   return manifest;
 }
 
@@ -181,20 +300,47 @@ async function calibrateExport(dir: string, train: Split, log: (s: string) => vo
   try {
     const heldOutCount = Math.min(HELD_OUT_COUNT, Math.floor(train.count / 6));
     const cal = await calibrateBundle(dir, train, { heldOutCount });
-    log(`novelty calibrated on ${cal.heldOut.images} held-out images: threshold ${cal.threshold.score.toFixed(3)} (${cal.threshold.percentile}th percentile)`);
+    log(
+      `novelty calibrated on ${cal.heldOut.images} held-out images: threshold ${
+        cal.threshold.score.toFixed(3)
+      } (${cal.threshold.percentile}th percentile)`,
+    );
   } catch (e) {
-    log(`warning: novelty not calibrated (${(e as Error).message}); the bundle serves with novelty unavailable`);
+    log(
+      `warning: novelty not calibrated (${
+        (e as Error).message
+      }); the bundle serves with novelty unavailable`,
+    );
   }
 }
 
 /** Adds the int8 graph to the bundle in `dir`, calibrated on the first `count` training images. */
-async function quantizeBundle(dir: string, data: { train: Split; test: Split }, count: number, log: (s: string) => void) {
+async function quantizeBundle(
+  dir: string,
+  data: { train: Split; test: Split },
+  count: number,
+  log: (s: string) => void,
+) {
   const { addInt8 } = await import("./quantize.ts");
-  if (count < 1 || count > data.train.count) throw new FlagError(`--calibration-images must be within [1, ${data.train.count}], got ${count}`);
+  if (count < 1 || count > data.train.count) {
+    throw new FlagError(
+      `--calibration-images must be within [1, ${data.train.count}], got ${count}`,
+    );
+  }
   const calibration = { images: data.train.images.subarray(0, count * 784), count };
-  const m = await addInt8(dir, { calibration, calibrationSource: `first ${count} training images`, test: data.test });
+  const m = await addInt8(dir, {
+    calibration,
+    calibrationSource: `first ${count} training images`,
+    test: data.test,
+  });
   const q = m.int8!.metrics;
-  log(`int8 graph added to ${dir}: test accuracy ${(q.testAccuracy * 100).toFixed(2)}% (fp32 ${((q.fp32TestAccuracy as number) * 100).toFixed(2)}%), ${m.files.find((f) => f.role === m.int8!.role)!.bytes} bytes (${((q.bytesRelativeToFp32 as number) * 100).toFixed(1)}% of fp32)`);
+  log(
+    `int8 graph added to ${dir}: test accuracy ${(q.testAccuracy * 100).toFixed(2)}% (fp32 ${
+      ((q.fp32TestAccuracy as number) * 100).toFixed(2)
+    }%), ${m.files.find((f) => f.role === m.int8!.role)!.bytes} bytes (${
+      ((q.bytesRelativeToFp32 as number) * 100).toFixed(1)
+    }% of fp32)`,
+  );
   return m;
 }
 
@@ -204,7 +350,11 @@ async function cmdQuantize(args: string[]): Promise<number> {
     console.log(formatHelp(USAGE, QUANTIZE_FLAGS));
     return 0;
   }
-  if (positional.length !== 1) throw new FlagError(`quantize takes one bundle directory, got ${positional.length} argument(s)\n${USAGE}`);
+  if (positional.length !== 1) {
+    throw new FlagError(
+      `quantize takes one bundle directory, got ${positional.length} argument(s)\n${USAGE}`,
+    );
+  }
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
   const log = (s: string) => process.stderr.write(s + "\n");
   await quantizeBundle(resolve(positional[0]), data, f["calibration-images"] as number, log);
@@ -219,7 +369,11 @@ async function cmdTrain(args: string[]): Promise<number> {
   }
   if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
   const log = (s: string) => process.stderr.write(s + "\n");
-  let engine = await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
+  let engine = await initEngine({
+    backend: f.backend as "auto",
+    threads: f.threads as number,
+    log,
+  });
   // A resumed run trains on the images its checkpoint was trained on, whatever the flags say.
   const resumed = f.resume ? loadCheckpoint<TrainConfig>(f.resume as string).header.config : null;
   const dataSeed = resumed?.seed ?? (f.seed as number);
@@ -227,31 +381,58 @@ async function cmdTrain(args: string[]): Promise<number> {
   const data = await loadTrainingData(dataPath(f), dopts, log);
   const { train, val } = data;
   const K = data.labels.length;
-  if (classCount(train.labels) > K) throw new DatasetError(`Cannot train: labels exceed the ${K} class names`);
+  if (classCount(train.labels) > K) {
+    throw new DatasetError(`Cannot train: labels exceed the ${K} class names`);
+  }
   const headKind = f.head as string;
-  const head: HeadConfig | null = headKind === "none" ? null : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"], classes: K };
+  const head: HeadConfig | null = headKind === "none"
+    ? null
+    : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"], classes: K };
   const cfg: TrainConfig = {
-    vae: vaeConfig({ latent: f.latent as number, seed: f.seed as number }, f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE),
+    vae: vaeConfig(
+      { latent: f.latent as number, seed: f.seed as number },
+      f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE,
+    ),
     head,
     classWeight: head ? (f["class-weight"] as number) : 0,
     epochs: (f.epochs as number | undefined) ?? (f.resume ? 0 : 12),
     batchSize: f["batch-size"] as number,
     learningRate: f.lr as number,
     seed: f.seed as number,
-    data: { trainCount: dopts.trainCount, valCount: dopts.valCount, testFraction: dopts.testFraction, valFraction: dopts.valFraction },
+    data: {
+      trainCount: dopts.trainCount,
+      valCount: dopts.valCount,
+      testFraction: dopts.testFraction,
+      valFraction: dopts.valFraction,
+    },
     augment: augmentOf(f),
   };
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
-  if (f.engine !== "tfjs") engine = { ...engine, description: `onnxruntime training graph${f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""}, ${f["ort-threads"]} thread(s)${(f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""} (tfjs ${engine.description} for evaluation/export)` };
-  log(`training on ${train.count} images of ${K} classes${val ? `, validating on ${val.count}` : ""}, testing on ${data.test.count}; engine ${engine.description}; run dir ${outDir}`);
+  if (f.engine !== "tfjs") {
+    engine = {
+      ...engine,
+      description: `onnxruntime training graph${
+        f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""
+      }, ${f["ort-threads"]} thread(s)${
+        (f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""
+      } (tfjs ${engine.description} for evaluation/export)`,
+    };
+  }
+  log(
+    `training on ${train.count} images of ${K} classes${
+      val ? `, validating on ${val.count}` : ""
+    }, testing on ${data.test.count}; engine ${engine.description}; run dir ${outDir}`,
+  );
 
   let stop = false;
   const onSigint = () => {
     if (stop) process.exit(130); // second Ctrl-C: leave now (the last checkpoint is intact)
     stop = true;
-    process.stderr.write("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n");
+    process.stderr.write(
+      "\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n",
+    );
   };
   process.on("SIGINT", onSigint);
   const t0 = performance.now();
@@ -267,16 +448,31 @@ async function cmdTrain(args: string[]): Promise<number> {
     ortLanes: f.lanes as number,
   });
   process.off("SIGINT", onSigint);
-  writeFileSync(join(outDir, "history.json"), JSON.stringify({ config: result.config, engine, history: result.history }, null, 2));
+  writeFileSync(
+    join(outDir, "history.json"),
+    JSON.stringify({ config: result.config, engine, history: result.history }, null, 2),
+  );
   if (result.stopped) {
     log(`resume with: deno task train -- --resume ${ckpt} --out ${outDir}`);
     return 130;
   }
   log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
-    const manifest = await exportBundle(result.models, result.config, data, data.record, join(outDir, "bundle"), f.name as string, log, { engine: engine.description, seconds: (performance.now() - t0) / 1000 }, f["samples-per-class"] as number);
+    const manifest = await exportBundle(
+      result.models,
+      result.config,
+      data,
+      data.record,
+      join(outDir, "bundle"),
+      f.name as string,
+      log,
+      { engine: engine.description, seconds: (performance.now() - t0) / 1000 },
+      f["samples-per-class"] as number,
+    );
     if (manifest) await calibrateExport(join(outDir, "bundle"), data.train, log);
-    if (manifest && f.int8) await quantizeBundle(join(outDir, "bundle"), data, Math.min(2000, data.train.count), log);
+    if (manifest && f.int8) {
+      await quantizeBundle(join(outDir, "bundle"), data, Math.min(2000, data.train.count), log);
+    }
     if (manifest && f.publish) {
       const { publish } = await import("./publish.ts");
       const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
@@ -292,19 +488,31 @@ async function cmdTrain(args: string[]): Promise<number> {
  * The common start of the commands that work from a finished checkpoint (export, recon):
  * flags, help, the engine, the data and the checkpoint's models. Null when --help was asked.
  */
-async function fromCheckpoint<S extends typeof EXPORT_FLAGS | typeof RECON_FLAGS>(cmd: string, args: string[], specs: S, outWhat: string) {
+async function fromCheckpoint<S extends typeof EXPORT_FLAGS | typeof RECON_FLAGS>(
+  cmd: string,
+  args: string[],
+  specs: S,
+  outWhat: string,
+) {
   const { flags: f } = parseFlags(args, specs, process.env);
   if (f.help) {
     console.log(formatHelp(USAGE, specs));
     return null;
   }
-  if (!f.checkpoint || !f.out) throw new FlagError(`${cmd} needs --checkpoint <file> and --out <${outWhat}>`);
+  if (!f.checkpoint || !f.out) {
+    throw new FlagError(`${cmd} needs --checkpoint <file> and --out <${outWhat}>`);
+  }
   const log = (s: string) => process.stderr.write(s + "\n");
   await initEngine({ backend: f.backend as "auto", threads: f.threads as number, log });
   const saved = loadCheckpoint<TrainConfig>(f.checkpoint as string).header.config;
   const data = await loadTrainingData(dataPath(f), dataOptions(f, saved.data, saved.seed), log);
   // Resuming with restoreOnly rebuilds the models and trains no further step.
-  const r = await trainVae({ epochs: 0 } as TrainConfig, data.train, { resumeFrom: f.checkpoint as string, restoreOnly: true, progress: false, log });
+  const r = await trainVae({ epochs: 0 } as TrainConfig, data.train, {
+    resumeFrom: f.checkpoint as string,
+    restoreOnly: true,
+    progress: false,
+    log,
+  });
   return { f, log, data, ...r };
 }
 
@@ -312,9 +520,21 @@ async function cmdExport(args: string[]): Promise<number> {
   const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
   if (!r) return 0;
   const { f, log, data } = r;
-  const manifest = await exportBundle(r.models, r.config, data, data.record, resolve(f.out as string), f.name as string, log, {}, f["samples-per-class"] as number);
+  const manifest = await exportBundle(
+    r.models,
+    r.config,
+    data,
+    data.record,
+    resolve(f.out as string),
+    f.name as string,
+    log,
+    {},
+    f["samples-per-class"] as number,
+  );
   if (manifest) await calibrateExport(resolve(f.out as string), data.train, log);
-  if (manifest && f.int8) await quantizeBundle(resolve(f.out as string), data, Math.min(2000, data.train.count), log);
+  if (manifest && f.int8) {
+    await quantizeBundle(resolve(f.out as string), data, Math.min(2000, data.train.count), log);
+  }
   return 0;
 }
 
@@ -325,14 +545,25 @@ async function cmdRecon(args: string[]): Promise<number> {
   // Two test images of each class, in class order, so every class shows up in the grid.
   const picks: number[] = [];
   const K = Math.min(10, data.labels.length);
-  for (let c = 0; c < K; c++) for (let i = 0, k = 0; i < data.test.count && k < 2; i++) if (data.test.labels[i] === c) picks.push(i), k++;
+  for (let c = 0; c < K; c++) {
+    for (let i = 0, k = 0; i < data.test.count && k < 2; i++) {
+      if (data.test.labels[i] === c) picks.push(i), k++;
+    }
+  }
   const rows = [0, 1].flatMap((parity) => {
     const sub = take(data.test, picks.filter((_, j) => j % 2 === parity));
-    return [normalizePixels(sub.images), reconstruct(models.encoder, models.decoder, config.vae.latent, sub.images, sub.count)];
+    return [
+      normalizePixels(sub.images),
+      reconstruct(models.encoder, models.decoder, config.vae.latent, sub.images, sub.count),
+    ];
   });
   writeFileSync(resolve(f.out as string), gridPng(rows, K));
   const elbo = evaluateVae(models, config.vae.latent, data.test);
-  log(`test -ELBO ${elbo.elbo.toFixed(2)} nats (rec ${elbo.rec.toFixed(2)}, KL ${elbo.kl.toFixed(2)}) on ${data.test.count} test images; grid written to ${f.out}`);
+  log(
+    `test -ELBO ${elbo.elbo.toFixed(2)} nats (rec ${elbo.rec.toFixed(2)}, KL ${
+      elbo.kl.toFixed(2)
+    }) on ${data.test.count} test images; grid written to ${f.out}`,
+  );
   return 0;
 }
 
@@ -345,8 +576,14 @@ async function cmdCalibrateNovelty(args: string[]): Promise<number> {
   if (positional.length !== 1) throw new FlagError("calibrate-novelty needs one <bundle-dir>");
   const { calibrateBundle } = await import("./novelty.ts");
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
-  const cal = await calibrateBundle(resolve(positional[0]), data.train, { thresholdPercentile: f.percentile as number });
-  process.stderr.write(`novelty calibrated: Gaussians on ${cal.fit.images} images, percentiles of ${cal.heldOut.images} held-out images; threshold (${cal.threshold.percentile}th percentile) ${cal.threshold.score.toFixed(3)}\n`);
+  const cal = await calibrateBundle(resolve(positional[0]), data.train, {
+    thresholdPercentile: f.percentile as number,
+  });
+  process.stderr.write(
+    `novelty calibrated: Gaussians on ${cal.fit.images} images, percentiles of ${cal.heldOut.images} held-out images; threshold (${cal.threshold.percentile}th percentile) ${
+      cal.threshold.score.toFixed(3)
+    }\n`,
+  );
   return 0;
 }
 
@@ -364,12 +601,22 @@ async function cmdSamples(args: string[]): Promise<number> {
   const dir = resolve(positional[0]);
   const manifest = await readManifest(dir);
   const saved = (manifest.training as Partial<TrainConfig>).data;
-  const data = await loadTrainingData(dataPath(f), dataOptions(f, saved, manifest.training.seed as number | undefined), log);
+  const data = await loadTrainingData(
+    dataPath(f),
+    dataOptions(f, saved, manifest.training.seed as number | undefined),
+    log,
+  );
   if (JSON.stringify(data.labels) !== JSON.stringify(manifest.labels)) {
-    throw new DatasetError(`Cannot add samples to ${dir}: the dataset's classes (${data.labels.join(", ")}) are not the bundle's (${manifest.labels.join(", ")})`);
+    throw new DatasetError(
+      `Cannot add samples to ${dir}: the dataset's classes (${
+        data.labels.join(", ")
+      }) are not the bundle's (${manifest.labels.join(", ")})`,
+    );
   }
   const entry = await addSamples(dir, data.test, f["per-class"] as number);
-  log(`wrote ${entry.path} (${entry.bytes} bytes, sha256 ${entry.sha256.slice(0, 12)}) into ${dir}`);
+  log(
+    `wrote ${entry.path} (${entry.bytes} bytes, sha256 ${entry.sha256.slice(0, 12)}) into ${dir}`,
+  );
   return 0;
 }
 
@@ -396,11 +643,15 @@ export async function main(argvIn: string[]): Promise<number> {
       return 2;
     }
     // A plain message, not a rethrow: the wasm runtime's handler would print its whole source.
-    console.error(`error: ${(e as Error).message}${process.env.DEBUG ? `\n${(e as Error).stack}` : ""}`);
+    console.error(
+      `error: ${(e as Error).message}${process.env.DEBUG ? `\n${(e as Error).stack}` : ""}`,
+    );
     return 1;
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("trainer/cli.ts")) {
+if (
+  import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("trainer/cli.ts")
+) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

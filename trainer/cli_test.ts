@@ -8,9 +8,15 @@ import { loadCheckpoint } from "./checkpoint.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 
-function run(args: string[], env: Record<string, string> = {}, onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void) {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+  onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void,
+) {
   return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const p = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { env: { ...process.env, ...env } });
+    const p = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+      env: { ...process.env, ...env },
+    });
     let out = "", err = "";
     p.stdout.on("data", (d) => (out += d));
     p.stderr.on("data", (d) => {
@@ -40,7 +46,21 @@ test("missing data exits 2 with the file and how to get the data", async () => {
 test("Ctrl-C (SIGINT) stops after the current step and leaves a checkpoint that resumes", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cli-"));
   try {
-    const args = ["--train-count", "2048", "--epochs", "20", "--latent", "2", "--batch-size", "64", "--head", "none", "--no-export", "--out", dir];
+    const args = [
+      "--train-count",
+      "2048",
+      "--epochs",
+      "20",
+      "--latent",
+      "2",
+      "--batch-size",
+      "64",
+      "--head",
+      "none",
+      "--no-export",
+      "--out",
+      dir,
+    ];
     let sent = false;
     const r = await run(args, {}, (err, kill) => {
       // Interrupt once the second epoch is under way (epoch 1 has written a checkpoint).
@@ -56,7 +76,15 @@ test("Ctrl-C (SIGINT) stops after the current step and leaves a checkpoint that 
     assert.ok(ck.header.stepInEpoch >= 0);
     assert.ok(existsSync(join(dir, "history.json")));
     // The resumed run continues from there (here: asked to stop after epoch 2).
-    const resumed = await run(["--resume", join(dir, "checkpoint.bin"), "--epochs", "2", "--no-export", "--out", dir]);
+    const resumed = await run([
+      "--resume",
+      join(dir, "checkpoint.bin"),
+      "--epochs",
+      "2",
+      "--no-export",
+      "--out",
+      dir,
+    ]);
     assert.equal(resumed.code, 0, resumed.err);
     assert.match(resumed.err, /resuming from .*epoch 2, step \d+/);
     assert.equal(loadCheckpoint(join(dir, "checkpoint.bin")).header.epoch, 2);

@@ -49,17 +49,31 @@ export interface Dataset {
   fingerprint: Record<string, string>;
 }
 
-function readIdx(path: string, expectMagic: number, expectCount: number | undefined): { body: Uint8Array; dims: number[]; sha: string } {
+function readIdx(
+  path: string,
+  expectMagic: number,
+  expectCount: number | undefined,
+): { body: Uint8Array; dims: number[]; sha: string } {
   const { body, dims, raw } = readIdxFile(path, expectMagic, expectCount);
   return { body, dims, sha: createHash("sha256").update(raw).digest("hex") };
 }
 
-function readSplit(dir: string, images: string, labels: string, count: number | undefined, fp: Record<string, string>): Split {
+function readSplit(
+  dir: string,
+  images: string,
+  labels: string,
+  count: number | undefined,
+  fp: Record<string, string>,
+): Split {
   const im = readIdx(join(dir, images), 0x00000803, count);
   const lb = readIdx(join(dir, labels), 0x00000801, im.dims[0]);
   for (let i = 0; i < lb.body.length; i++) {
     if (lb.body[i] >= NUM_CLASSES) {
-      throw new DataError(`Cannot load ${join(dir, labels)}: label ${lb.body[i]} at index ${i} is not in 0..${NUM_CLASSES - 1}.`);
+      throw new DataError(
+        `Cannot load ${join(dir, labels)}: label ${lb.body[i]} at index ${i} is not in 0..${
+          NUM_CLASSES - 1
+        }.`,
+      );
     }
   }
   fp[images] = im.sha;
@@ -71,11 +85,26 @@ function readSplit(dir: string, images: string, labels: string, count: number | 
  * Loads and validates the dataset. Counts are checked against the official 60,000/10,000
  * unless `strictCounts` is false (tests use small hand-made IDX files).
  */
-export function loadFashionMnist(dir = resolveDataDir(), opts: { strictCounts?: boolean } = {}): Dataset {
+export function loadFashionMnist(
+  dir = resolveDataDir(),
+  opts: { strictCounts?: boolean } = {},
+): Dataset {
   const strict = opts.strictCounts ?? true;
   const fingerprint: Record<string, string> = {};
-  const train = readSplit(dir, FILES.trainImages, FILES.trainLabels, strict ? 60000 : undefined, fingerprint);
-  const test = readSplit(dir, FILES.testImages, FILES.testLabels, strict ? 10000 : undefined, fingerprint);
+  const train = readSplit(
+    dir,
+    FILES.trainImages,
+    FILES.trainLabels,
+    strict ? 60000 : undefined,
+    fingerprint,
+  );
+  const test = readSplit(
+    dir,
+    FILES.testImages,
+    FILES.testLabels,
+    strict ? 10000 : undefined,
+    fingerprint,
+  );
   return { train, test, dir, fingerprint };
 }
 
@@ -112,8 +141,13 @@ export function take(split: Split, idx: ArrayLike<number>): Split {
  * goes to the first classes), drawn without replacement. Different seeds give different subsets.
  */
 export function stratifiedIndices(labels: Labels, n: number, seed: number): Int32Array {
-  if (n > labels.length) throw new RangeError(`Cannot take ${n} samples from a split of ${labels.length}`);
-  const byClass: number[][] = Array.from({ length: Math.max(NUM_CLASSES, classCount(labels)) }, () => []);
+  if (n > labels.length) {
+    throw new RangeError(`Cannot take ${n} samples from a split of ${labels.length}`);
+  }
+  const byClass: number[][] = Array.from(
+    { length: Math.max(NUM_CLASSES, classCount(labels)) },
+    () => [],
+  );
   for (let i = 0; i < labels.length; i++) byClass[labels[i]].push(i);
   const rand = rng(seed);
   byClass.forEach((c) => shuffle(c, rand));
@@ -149,7 +183,11 @@ export function stratifiedSubset(split: Split, n: number, seed: number): Split {
  * Held-out validation split taken from the training set (never from test), stratified and
  * seeded: returns disjoint {train, val}.
  */
-export function trainValSplit(train: Split, valCount: number, seed: number): { train: Split; val: Split } {
+export function trainValSplit(
+  train: Split,
+  valCount: number,
+  seed: number,
+): { train: Split; val: Split } {
   const valIdx = stratifiedIndices(train.labels, valCount, seed);
   const inVal = new Uint8Array(train.count);
   for (const i of valIdx) inVal[i] = 1;
@@ -157,4 +195,3 @@ export function trainValSplit(train: Split, valCount: number, seed: number): { t
   for (let i = 0; i < train.count; i++) if (!inVal[i]) rest.push(i);
   return { train: take(train, rest), val: take(train, valIdx) };
 }
-

@@ -4,7 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
-import { DataError, encodeIdx, FILES, loadFashionMnist, stratifiedIndices, stratifiedSubset, trainValSplit } from "./data.ts";
+import {
+  DataError,
+  encodeIdx,
+  FILES,
+  loadFashionMnist,
+  stratifiedIndices,
+  stratifiedSubset,
+  trainValSplit,
+} from "./data.ts";
 
 const data = loadFashionMnist();
 
@@ -72,27 +80,44 @@ test("a missing directory names the file and how to get the data", () => {
 });
 
 test("a missing file is named", () => {
-  expectDataError(fakeDir((f) => delete f[FILES.testLabels]), /t10k-labels-idx1-ubyte\.gz does not exist/);
+  expectDataError(
+    fakeDir((f) => delete f[FILES.testLabels]),
+    /t10k-labels-idx1-ubyte\.gz does not exist/,
+  );
 });
 
 test("a truncated gzip file is reported as corrupt", () => {
-  expectDataError(fakeDir((f) => (f[FILES.trainImages] = f[FILES.trainImages].subarray(0, 100))), /train-images.*not a valid gzip file/);
+  expectDataError(
+    fakeDir((f) => (f[FILES.trainImages] = f[FILES.trainImages].subarray(0, 100))),
+    /train-images.*not a valid gzip file/,
+  );
 });
 
 test("a truncated IDX body is reported with byte counts", () => {
   expectDataError(
-    fakeDir((f) => (f[FILES.testImages] = gzipSync(encodeIdx("images", data.test.images.subarray(0, 20 * 784), 20).subarray(0, 5000)))),
+    fakeDir((
+      f,
+    ) => (f[FILES.testImages] = gzipSync(
+      encodeIdx("images", data.test.images.subarray(0, 20 * 784), 20).subarray(0, 5000),
+    ))),
     /t10k-images.*body has 4984 bytes, the header promises 15680/,
   );
 });
 
 test("a wrong magic number is reported (labels file in place of images)", () => {
-  expectDataError(fakeDir((f) => (f[FILES.trainImages] = f[FILES.trainLabels])), /train-images.*magic number is 0x00000801, expected 0x00000803/);
+  expectDataError(
+    fakeDir((f) => (f[FILES.trainImages] = f[FILES.trainLabels])),
+    /train-images.*magic number is 0x00000801, expected 0x00000803/,
+  );
 });
 
 test("labels and images of different counts are rejected", () => {
   expectDataError(
-    fakeDir((f) => (f[FILES.trainLabels] = gzipSync(encodeIdx("labels", data.train.labels.subarray(0, 19), 19)))),
+    fakeDir((
+      f,
+    ) => (f[FILES.trainLabels] = gzipSync(
+      encodeIdx("labels", data.train.labels.subarray(0, 19), 19),
+    ))),
     /train-labels.*holds 19 items, expected 20/,
   );
 });
@@ -100,7 +125,10 @@ test("labels and images of different counts are rejected", () => {
 test("an out-of-range label is rejected", () => {
   const bad = Uint8Array.from(data.train.labels.subarray(0, 20));
   bad[3] = 12;
-  expectDataError(fakeDir((f) => (f[FILES.trainLabels] = gzipSync(encodeIdx("labels", bad, 20)))), /label 12 at index 3/);
+  expectDataError(
+    fakeDir((f) => (f[FILES.trainLabels] = gzipSync(encodeIdx("labels", bad, 20)))),
+    /label 12 at index 3/,
+  );
 });
 
 test("stratifiedIndices() gives n/10 per class, seeded and repeatable", () => {
@@ -112,8 +140,14 @@ test("stratifiedIndices() gives n/10 per class, seeded and repeatable", () => {
     for (const i of idx) counts[data.train.labels[i]]++;
     assert.deepEqual(counts, new Array(10).fill(n / 10));
   }
-  assert.deepEqual(stratifiedIndices(data.train.labels, 100, 3), stratifiedIndices(data.train.labels, 100, 3));
-  assert.notDeepEqual(stratifiedIndices(data.train.labels, 100, 3), stratifiedIndices(data.train.labels, 100, 4));
+  assert.deepEqual(
+    stratifiedIndices(data.train.labels, 100, 3),
+    stratifiedIndices(data.train.labels, 100, 3),
+  );
+  assert.notDeepEqual(
+    stratifiedIndices(data.train.labels, 100, 3),
+    stratifiedIndices(data.train.labels, 100, 4),
+  );
 });
 
 test("stratifiedSubset() puts the remainder in the first classes", () => {
@@ -131,7 +165,8 @@ test("trainValSplit() holds out a disjoint stratified validation set from train"
   for (const l of val.labels) counts[l]++;
   assert.deepEqual(counts, new Array(10).fill(500));
   // Disjoint: no validation image appears in the remaining training set (hash rows to compare).
-  const key = (s: typeof train, i: number) => Buffer.from(s.images.subarray(i * 784, i * 784 + 784)).toString("base64");
+  const key = (s: typeof train, i: number) =>
+    Buffer.from(s.images.subarray(i * 784, i * 784 + 784)).toString("base64");
   const trainKeys = new Set<string>();
   for (let i = 0; i < train.count; i++) trainKeys.add(key(train, i));
   let shared = 0;

@@ -10,9 +10,20 @@ import { normalizePixels, toBytes } from "../common/preprocess.ts";
 import { splitMoments } from "./model.ts";
 
 /** Decoded pixels (sigmoid of the logits) of mu for n images: [n * 784] in [0, 1]. */
-export function reconstruct(encoder: tf.LayersModel, decoder: tf.LayersModel, latent: number, images: Uint8Array, n: number): Float32Array {
+export function reconstruct(
+  encoder: tf.LayersModel,
+  decoder: tf.LayersModel,
+  latent: number,
+  images: Uint8Array,
+  n: number,
+): Float32Array {
   return tf.tidy(() => {
-    const x = tf.tensor4d(normalizePixels(images.subarray(0, n * PIXELS)), [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
+    const x = tf.tensor4d(normalizePixels(images.subarray(0, n * PIXELS)), [
+      n,
+      IMAGE_SIZE,
+      IMAGE_SIZE,
+      1,
+    ]);
     const { mu } = splitMoments(encoder.predict(x) as tf.Tensor2D, latent);
     return tf.sigmoid(decoder.predict(mu) as tf.Tensor).dataSync() as Float32Array;
   });
@@ -32,7 +43,8 @@ export function gridPng(rows: Float32Array[], perRow: number, scale = 3): Uint8A
       const ox = gap + k * (cell + gap), oy = gap + r * (cell + gap);
       for (let y = 0; y < cell; y++) {
         for (let x = 0; x < cell; x++) {
-          out[(oy + y) * W + ox + x] = img[Math.floor(y / scale) * IMAGE_SIZE + Math.floor(x / scale)];
+          out[(oy + y) * W + ox + x] =
+            img[Math.floor(y / scale) * IMAGE_SIZE + Math.floor(x / scale)];
         }
       }
     }

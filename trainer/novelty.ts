@@ -126,7 +126,12 @@ export interface CalibrateOptions {
 /** Fits on `fit`'s outputs, calibrates on `heldOut`'s: the manifest's `novelty` section. */
 export function calibrateFromOutputs(
   manifest: Manifest,
-  fit: { out: EncoderOutputs; images: Float32Array; labels: Uint8Array | Uint16Array; source: string },
+  fit: {
+    out: EncoderOutputs;
+    images: Float32Array;
+    labels: Uint8Array | Uint16Array;
+    source: string;
+  },
   heldOut: { out: EncoderOutputs; images: Float32Array; source: string },
   opts: CalibrateOptions = {},
 ): NoveltyCalibration {

@@ -25,7 +25,10 @@ export class ProgressBar {
   private readonly tty: boolean;
   private start = performance.now();
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr, private readonly width = 24) {
+  constructor(
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly width = 24,
+  ) {
     this.tty = Boolean(out.isTTY);
   }
 
@@ -37,7 +40,9 @@ export class ProgressBar {
     const eta = frac > 0 ? (elapsed / frac) * (1 - frac) : NaN;
     const fields = Object.entries(s.fields).map(([k, v]) => `${k} ${v}`).join("  ");
     const rate = s.rate !== undefined ? `  ${s.rate.toFixed(0)} ${s.unit ?? "it"}/s` : "";
-    return `${s.label} ${bar} ${String(Math.round(frac * 100)).padStart(3)}% ${s.done}/${s.total}  ${fields}${rate}  ETA ${formatDuration(eta)}`;
+    return `${s.label} ${bar} ${
+      String(Math.round(frac * 100)).padStart(3)
+    }% ${s.done}/${s.total}  ${fields}${rate}  ETA ${formatDuration(eta)}`;
   }
 
   update(s: ProgressState): void {

@@ -24,7 +24,7 @@ import {
 import { ProgressBar } from "./progress.ts";
 import type { OrtEngine } from "./engine/ort_lanes.ts";
 import type { EngineChoice } from "./engine/choice.ts";
-import { type AugmentConfig, augmentBatch } from "./augment.ts";
+import { augmentBatch, type AugmentConfig } from "./augment.ts";
 
 export interface TrainConfig {
   vae: VaeConfig;

@@ -27,14 +27,22 @@ before(async () => {
 });
 
 function weightsOf(m: { encoder: tf.Sequential; decoder: tf.Sequential }): Float32Array[] {
-  return [...m.encoder.getWeights(), ...m.decoder.getWeights()].map((t) => t.dataSync() as Float32Array);
+  return [...m.encoder.getWeights(), ...m.decoder.getWeights()].map((t) =>
+    t.dataSync() as Float32Array
+  );
 }
 
 test("a tiny VAE trains on real images and its loss and validation ELBO fall", async () => {
-  const { history, models } = await trainVae({ ...cfg, epochs: 3 }, small, { val, progress: false });
+  const { history, models } = await trainVae({ ...cfg, epochs: 3 }, small, {
+    val,
+    progress: false,
+  });
   assert.equal(history.length, 3);
   const first = history[0], last = history[2];
-  assert.ok(last.train.loss < first.train.loss, `train loss ${first.train.loss} -> ${last.train.loss}`);
+  assert.ok(
+    last.train.loss < first.train.loss,
+    `train loss ${first.train.loss} -> ${last.train.loss}`,
+  );
   assert.ok(last.val!.elbo < first.val!.elbo, `val -ELBO ${first.val!.elbo} -> ${last.val!.elbo}`);
   // An untrained decoder scores ~543 nats (784 * ln 2); even 3 tiny epochs must beat that clearly.
   assert.ok(last.val!.elbo < 460, `val -ELBO ${last.val!.elbo}`);
@@ -77,9 +85,18 @@ test("checkpoint save then resume gives weights identical to an uninterrupted ru
     part.models.encoder.dispose();
     part.models.decoder.dispose();
     const beforeResume = tf.memory().numTensors;
-    const resumed = await trainVae(cfg, small, { progress: false, resumeFrom: ck, checkpointPath: ck, log: () => {} });
+    const resumed = await trainVae(cfg, small, {
+      progress: false,
+      resumeFrom: ck,
+      checkpointPath: ck,
+      log: () => {},
+    });
     const held = resumed.models.encoder.weights.length + resumed.models.decoder.weights.length;
-    assert.equal(tf.memory().numTensors - beforeResume, held, "tensors leaked by checkpoint save/resume");
+    assert.equal(
+      tf.memory().numTensors - beforeResume,
+      held,
+      "tensors leaked by checkpoint save/resume",
+    );
     assert.equal(resumed.history.length, 1 + 1);
     const wa = weightsOf(straight.models), wb = weightsOf(resumed.models);
     assert.equal(wa.length, wb.length);
@@ -94,7 +111,10 @@ test("a corrupt checkpoint is refused with a clear message", async () => {
   try {
     const ck = join(dir, "checkpoint.bin");
     writeFileSync(ck, "not a checkpoint");
-    await assert.rejects(trainVae(cfg, small, { progress: false, resumeFrom: ck }), /not a latent-edge checkpoint/);
+    await assert.rejects(
+      trainVae(cfg, small, { progress: false, resumeFrom: ck }),
+      /not a latent-edge checkpoint/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -102,9 +122,14 @@ test("a corrupt checkpoint is refused with a clear message", async () => {
 
 test("a joint head learns to classify and no tensors leak per step", async () => {
   const before = tf.memory().numTensors;
-  const { models, history } = await trainVae({ ...cfg, head: { ...DEFAULT_HEAD, hidden: [32] }, classWeight: 100, epochs: 6 }, small, { val, progress: false });
+  const { models, history } = await trainVae(
+    { ...cfg, head: { ...DEFAULT_HEAD, hidden: [32] }, classWeight: 100, epochs: 6 },
+    small,
+    { val, progress: false },
+  );
   assert.ok(history[5].val!.acc > 0.5, `joint head val accuracy ${history[5].val!.acc}`);
-  const held = models.encoder.weights.length + models.decoder.weights.length + models.head!.weights.length;
+  const held = models.encoder.weights.length + models.decoder.weights.length +
+    models.head!.weights.length;
   // Only the models' own variables remain: no per-step tensor survives the loop.
   assert.equal(tf.memory().numTensors - before, held);
 });

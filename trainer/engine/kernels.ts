@@ -13,7 +13,9 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 
 type TI = tf.TensorInfo;
-type KernelFn = (args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap }) => TI | TI[];
+type KernelFn = (
+  args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap },
+) => TI | TI[];
 
 /**
  * The stock wasm kernel configs we replace or call, saved once so a replacement can call the
@@ -23,7 +25,11 @@ let originals: Map<string, tf.KernelConfig> | null = null;
 
 function wasmKernel(name: string): tf.KernelConfig {
   const k = tf.getKernel(name, "wasm");
-  if (k == null) throw new Error(`wasm kernel ${name} is not registered: import @tensorflow/tfjs-backend-wasm first`);
+  if (k == null) {
+    throw new Error(
+      `wasm kernel ${name} is not registered: import @tensorflow/tfjs-backend-wasm first`,
+    );
+  }
   return k;
 }
 
@@ -31,14 +37,26 @@ function original(name: string): KernelFn {
   return (originals?.get(name) ?? wasmKernel(name)).kernelFunc as unknown as KernelFn;
 }
 
-function run(name: string, backend: BackendWasm, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): TI {
+function run(
+  name: string,
+  backend: BackendWasm,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap = {},
+): TI {
   return original(name)({ inputs, backend, attrs }) as TI;
 }
 
 const transpose = (b: BackendWasm, x: TI, perm: number[]) => run("Transpose", b, { x }, { perm });
 const reshape = (b: BackendWasm, x: TI, shape: number[]) => run("Reshape", b, { x }, { shape });
-const slice = (b: BackendWasm, x: TI, begin: number[], size: number[]) => run("Slice", b, { x }, { begin, size });
-const conv2d = (b: BackendWasm, x: TI, filter: TI, pads: [number, number, number, number], dilations: [number, number]) =>
+const slice = (b: BackendWasm, x: TI, begin: number[], size: number[]) =>
+  run("Slice", b, { x }, { begin, size });
+const conv2d = (
+  b: BackendWasm,
+  x: TI,
+  filter: TI,
+  pads: [number, number, number, number],
+  dilations: [number, number],
+) =>
   run("Conv2D", b, { x, filter }, {
     strides: [1, 1],
     // Explicit pads: the wasm kernel hands 'same' to XNNPACK as a flag, which would not match
@@ -50,7 +68,9 @@ const conv2d = (b: BackendWasm, x: TI, filter: TI, pads: [number, number, number
 
 function requireNHWC(kernel: string, dataFormat: unknown) {
   if (dataFormat != null && dataFormat !== "NHWC" && dataFormat !== "channelsLast") {
-    throw new Error(`${kernel} on wasm: dataFormat '${dataFormat}' is not supported; only NHWC (channelsLast) is implemented`);
+    throw new Error(
+      `${kernel} on wasm: dataFormat '${dataFormat}' is not supported; only NHWC (channelsLast) is implemented`,
+    );
   }
 }
 
@@ -64,24 +84,51 @@ function release(b: BackendWasm, ...ts: (TI | null)[]) {
  * forward conv of x^T [Cin,H,W,B] (Cin as batch, B as channels) with dy^T [OH,OW,B,Cout] as the
  * filter, dilated by the forward stride: output [Cin,KH,KW,Cout].
  */
-function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap }): TI {
+function conv2DBackpropFilter(
+  args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap },
+): TI {
   const { inputs, backend: b, attrs = {} } = args;
   const { x, dy } = inputs as { x: TI; dy: TI };
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
     strides: number | [number, number];
-    pad: "same" | "valid" | number | [[number, number], [number, number], [number, number], [number, number]];
+    pad: "same" | "valid" | number | [
+      [number, number],
+      [number, number],
+      [number, number],
+      [number, number],
+    ];
     dataFormat?: string;
     dimRoundingMode?: "floor" | "round" | "ceil";
     filterShape: [number, number, number, number];
   };
   requireNHWC("Conv2DBackpropFilter", dataFormat);
   const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, "channelsLast",
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    "channelsLast",
   );
   const [B, H, W, Cin] = x.shape;
-  const { strideHeight: sh, strideWidth: sw, filterHeight: KH, filterWidth: KW, outHeight: OH, outWidth: OW } = info;
-  if (dy.shape[0] !== B || dy.shape[1] !== OH || dy.shape[2] !== OW || dy.shape[3] !== filterShape[3]) {
-    throw new Error(`Conv2DBackpropFilter on wasm: dy shape [${dy.shape}] does not match the forward conv output [${B},${OH},${OW},${filterShape[3]}]`);
+  const {
+    strideHeight: sh,
+    strideWidth: sw,
+    filterHeight: KH,
+    filterWidth: KW,
+    outHeight: OH,
+    outWidth: OW,
+  } = info;
+  if (
+    dy.shape[0] !== B || dy.shape[1] !== OH || dy.shape[2] !== OW || dy.shape[3] !== filterShape[3]
+  ) {
+    throw new Error(
+      `Conv2DBackpropFilter on wasm: dy shape [${dy.shape}] does not match the forward conv output [${B},${OH},${OW},${
+        filterShape[3]
+      }]`,
+    );
   }
   const top = info.padInfo.top, left = info.padInfo.left;
   // Bottom/right padding that makes the dilated conv produce exactly KH x KW outputs. It is at
@@ -121,28 +168,49 @@ function phasePlan(H: number, OH: number, K: number, s: number, padBefore: numbe
  * s_h*s_w phase sub-kernels side by side in its output channels, then an interleave of the
  * phases by reshape + transpose (wasm's DepthToSpace is slow), then a crop to the input shape.
  */
-function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap }): TI {
+function conv2DBackpropInput(
+  args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap },
+): TI {
   const { inputs, backend: b, attrs = {} } = args;
   const { dy, filter } = inputs as { dy: TI; filter: TI };
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
     strides: number | [number, number];
-    pad: "same" | "valid" | number | [[number, number], [number, number], [number, number], [number, number]];
+    pad: "same" | "valid" | number | [
+      [number, number],
+      [number, number],
+      [number, number],
+      [number, number],
+    ];
     dataFormat?: string;
     dimRoundingMode?: "floor" | "round" | "ceil";
     inputShape: [number, number, number, number];
   };
   requireNHWC("Conv2DBackpropInput", dataFormat);
   if (filter.dtype !== "float32" || dy.dtype !== "float32") {
-    throw new Error(`Conv2DBackpropInput on wasm: only float32 is supported, got dy ${dy.dtype}, filter ${filter.dtype}`);
+    throw new Error(
+      `Conv2DBackpropInput on wasm: only float32 is supported, got dy ${dy.dtype}, filter ${filter.dtype}`,
+    );
   }
   const [KH, KW, Cin, Cout] = filter.shape;
   const info = tf.backend_util.computeConv2DInfo(
-    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, "channelsLast",
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    "channelsLast",
   );
   const [B, H, W] = inputShape;
   const [, OH, OW] = dy.shape;
-  if (inputShape[3] !== Cin || dy.shape[3] !== Cout || dy.shape[0] !== B || OH !== info.outHeight || OW !== info.outWidth) {
-    throw new Error(`Conv2DBackpropInput on wasm: dy [${dy.shape}] / filter [${filter.shape}] do not fit inputShape [${inputShape}]`);
+  if (
+    inputShape[3] !== Cin || dy.shape[3] !== Cout || dy.shape[0] !== B || OH !== info.outHeight ||
+    OW !== info.outWidth
+  ) {
+    throw new Error(
+      `Conv2DBackpropInput on wasm: dy [${dy.shape}] / filter [${filter.shape}] do not fit inputShape [${inputShape}]`,
+    );
   }
   const sh = info.strideHeight, sw = info.strideWidth;
   const ph = phasePlan(H, OH, KH, sh, info.padInfo.top);
@@ -174,13 +242,20 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: Bac
           const gBase = (t1 * pw.J + t2) * Cout * S * Cin + (p1 * sw + p2) * Cin;
           const wBase = (kh * KW + kw) * Cin * Cout;
           for (let ci = 0; ci < Cin; ci++) {
-            for (let co = 0; co < Cout; co++) g[gBase + co * S * Cin + ci] = w[wBase + ci * Cout + co];
+            for (let co = 0; co < Cout; co++) {
+              g[gBase + co * S * Cin + ci] = w[wBase + ci * Cout + co];
+            }
           }
         }
       }
     }
   }
-  const y = conv2d(b, dyc ?? dy, G, [Math.max(0, ph.padLo), Math.max(0, ph.padHi), Math.max(0, pw.padLo), Math.max(0, pw.padHi)], [1, 1]);
+  const y = conv2d(b, dyc ?? dy, G, [
+    Math.max(0, ph.padLo),
+    Math.max(0, ph.padHi),
+    Math.max(0, pw.padLo),
+    Math.max(0, pw.padHi),
+  ], [1, 1]);
   release(b, dyc, G);
 
   // Interleave phases: [B,R,C,sh*sw*Cin] -> [B*R,sh,C,sw*Cin] -> [B,R*sh,C*sw,Cin].
@@ -232,11 +307,15 @@ function untransposed(name: string): KernelFn {
  * a large share of a step for the conv activations (docs/performance.md). Other reductions:
  * original.
  */
-function sum(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap }): TI {
+function sum(
+  args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs?: tf.NamedAttrMap },
+): TI {
   const { inputs, backend: b, attrs = {} } = args;
   const x = inputs.x as TI;
   const r = x.shape.length;
-  const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((p, q) => p - q);
+  const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((p, q) =>
+    p - q
+  );
   const leading = r >= 2 && axes.length === r - 1 && axes.every((a, i) => a === i);
   const C = x.shape[r - 1], N = tf.util.sizeFromShape(x.shape) / Math.max(1, C);
   if (!leading || x.dtype !== "float32" || N < 2 || C === 0) return original("Sum")(args) as TI;
@@ -258,9 +337,13 @@ const REPLACED = ["Conv2DBackpropInput", "BatchMatMul", "_FusedMatMul", "Sum"] a
 export function registerWasmTrainingKernels(): void {
   if (originals == null) {
     const saved = new Map<string, tf.KernelConfig>();
-    for (const name of [...REPLACED, "Conv2D", "Transpose", "Reshape", "Slice"]) saved.set(name, wasmKernel(name));
+    for (const name of [...REPLACED, "Conv2D", "Transpose", "Reshape", "Slice"]) {
+      saved.set(name, wasmKernel(name));
+    }
     originals = saved;
-  } else if (tf.getKernel("Conv2DBackpropFilter", "wasm")?.kernelFunc === (conv2DBackpropFilter as unknown)) {
+  } else if (
+    tf.getKernel("Conv2DBackpropFilter", "wasm")?.kernelFunc === (conv2DBackpropFilter as unknown)
+  ) {
     return; // already registered
   }
   const mine: Record<string, KernelFn> = {
@@ -289,7 +372,9 @@ export function registerWasmTrainingKernels(): void {
 /** Puts back the stock wasm kernels (for A/B benchmarks); Conv2DBackpropFilter is removed. */
 export function unregisterWasmTrainingKernels(): void {
   if (originals == null) return;
-  if (tf.getKernel("Conv2DBackpropFilter", "wasm") != null) tf.unregisterKernel("Conv2DBackpropFilter", "wasm");
+  if (tf.getKernel("Conv2DBackpropFilter", "wasm") != null) {
+    tf.unregisterKernel("Conv2DBackpropFilter", "wasm");
+  }
   for (const name of REPLACED) {
     tf.unregisterKernel(name, "wasm");
     tf.registerKernel(originals.get(name)!);

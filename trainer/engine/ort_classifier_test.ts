@@ -28,7 +28,12 @@ function pixels(split: Split, n: number): Float32Array {
 }
 
 /** tfjs's forward pass with dropout replaced by the given mask (train-mode dropout with a known draw). */
-function tfjsLoss(model: tf.Sequential, x: Float32Array, labels: Int32Array, mask: Float32Array | null): tf.Scalar {
+function tfjsLoss(
+  model: tf.Sequential,
+  x: Float32Array,
+  labels: Int32Array,
+  mask: Float32Array | null,
+): tf.Scalar {
   const n = labels.length;
   let h: tf.Tensor = tf.tensor4d(x, [n, 28, 28, 1]);
   for (const layer of model.layers) {
@@ -51,7 +56,8 @@ function recordingMask(seed: number, units: number, B: number, rate: number) {
     draws.push(u);
     return u;
   };
-  const lastMask = () => Float32Array.from(draws.slice(-B * units), (u) => (u < 1 - rate ? 1 / (1 - rate) : 0));
+  const lastMask = () =>
+    Float32Array.from(draws.slice(-B * units), (u) => (u < 1 - rate ? 1 / (1 - rate) : 0));
   return { next, lastMask };
 }
 
@@ -67,7 +73,10 @@ async function checkGradients(cfg: CnnConfig, B: number) {
   const mask = cfg.dropout > 0 ? rec.lastMask() : null;
   if (mask) {
     const dropped = mask.filter((v) => v === 0).length / mask.length;
-    assert.ok(Math.abs(dropped - cfg.dropout) < 0.1, `dropped fraction ${dropped} vs rate ${cfg.dropout}`);
+    assert.ok(
+      Math.abs(dropped - cfg.dropout) < 0.1,
+      `dropped fraction ${dropped} vs rate ${cfg.dropout}`,
+    );
   }
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const ref = tf.tidy(() => {
@@ -88,8 +97,15 @@ async function checkGradients(cfg: CnnConfig, B: number) {
     assert.ok(e < 1e-4, `gradient of ${vars[i].name}: relative error ${e}`);
     worst = Math.max(worst, e);
   });
-  assert.ok(Math.abs(ours.parts.loss - ref.loss) < 1e-5 * ref.loss, `loss ${ours.parts.loss} vs tfjs ${ref.loss}`);
-  console.log(`# classifier graph ${JSON.stringify(cfg.filters)}: max relative gradient error ${worst.toExponential(2)} over ${vars.length} tensors`);
+  assert.ok(
+    Math.abs(ours.parts.loss - ref.loss) < 1e-5 * ref.loss,
+    `loss ${ours.parts.loss} vs tfjs ${ref.loss}`,
+  );
+  console.log(
+    `# classifier graph ${JSON.stringify(cfg.filters)}: max relative gradient error ${
+      worst.toExponential(2)
+    } over ${vars.length} tensors`,
+  );
   await t.dispose();
 }
 
@@ -112,7 +128,8 @@ test("Adam steps without dropout land on tfjs's weights", async () => {
   const opt = tf.train.adam(3e-3);
   const vars = ref.trainableWeights.map((w) => w.read() as tf.Variable);
   for (let s = 0; s < steps; s++) {
-    const xb = x.subarray(s * B * PIXELS, (s + 1) * B * PIXELS), yb = labels.subarray(s * B, (s + 1) * B);
+    const xb = x.subarray(s * B * PIXELS, (s + 1) * B * PIXELS),
+      yb = labels.subarray(s * B, (s + 1) * B);
     await t.classifierStep(xb, yb);
     opt.minimize(() => tfjsLoss(ref, xb, yb, null), false, vars);
   }
@@ -132,16 +149,27 @@ test("training on real images learns (tiny CNN, 40 steps); a wrong input size is
   const split = stratifiedSubset(data.train, B * 8, 2);
   const x = pixels(split, B * 8);
   const model = buildPixelCnn({ ...TINY_CNN, dropout: 0.2 });
-  const t = await OrtTrainer.createClassifier(model, { batchSize: B, learningRate: 1e-2, dropoutSeed: 3 });
+  const t = await OrtTrainer.createClassifier(model, {
+    batchSize: B,
+    learningRate: 1e-2,
+    dropoutSeed: 3,
+  });
   const losses: number[] = [];
   for (let s = 0; s < 40; s++) {
     const k = s % 8;
-    const r = await t.classifierStep(x.subarray(k * B * PIXELS, (k + 1) * B * PIXELS), split.labels.subarray(k * B, (k + 1) * B));
+    const r = await t.classifierStep(
+      x.subarray(k * B * PIXELS, (k + 1) * B * PIXELS),
+      split.labels.subarray(k * B, (k + 1) * B),
+    );
     losses.push(r.loss);
     assert.ok(r.correct >= 0 && r.correct <= B);
   }
-  const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5, last = losses.slice(-5).reduce((a, b) => a + b) / 5;
+  const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5,
+    last = losses.slice(-5).reduce((a, b) => a + b) / 5;
   assert.ok(last < 0.7 * first, `loss did not fall: ${first.toFixed(3)} -> ${last.toFixed(3)}`);
-  await assert.rejects(t.step(x.subarray(0, B * PIXELS), new Float32Array(1), split.labels.subarray(0, B)), /eps has 1 values/);
+  await assert.rejects(
+    t.step(x.subarray(0, B * PIXELS), new Float32Array(1), split.labels.subarray(0, B)),
+    /eps has 1 values/,
+  );
   await t.dispose();
 });

@@ -276,7 +276,9 @@ export class OrtTrainer {
 
   /** Replaces the parameters with a flat ONNX-layout copy (another lane's, see ort_lanes.ts). */
   setParamsFlat(p: Float32Array): void {
-    if (p.length !== this.p.length) throw new Error(`ort engine: ${p.length} parameters, expected ${this.p.length}`);
+    if (p.length !== this.p.length) {
+      throw new Error(`ort engine: ${p.length} parameters, expected ${this.p.length}`);
+    }
     this.p.set(p);
   }
 

@@ -41,8 +41,17 @@ let currentOpts: EngineOptions | null = null;
 export function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
   const log = opts.log ?? ((s: string) => console.log(s));
   if (current != null) {
-    if ((opts.backend ?? "auto") !== (currentOpts!.backend ?? "auto") || (opts.threads ?? DEFAULT_THREADS) !== (currentOpts!.threads ?? DEFAULT_THREADS)) {
-      current.then((info) => log(`engine: already initialised as ${info.description}; ignoring new options ${JSON.stringify({ backend: opts.backend, threads: opts.threads })}`));
+    if (
+      (opts.backend ?? "auto") !== (currentOpts!.backend ?? "auto") ||
+      (opts.threads ?? DEFAULT_THREADS) !== (currentOpts!.threads ?? DEFAULT_THREADS)
+    ) {
+      current.then((info) =>
+        log(
+          `engine: already initialised as ${info.description}; ignoring new options ${
+            JSON.stringify({ backend: opts.backend, threads: opts.threads })
+          }`,
+        )
+      );
     }
     return current;
   }
@@ -59,14 +68,22 @@ export function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
 async function choose(opts: EngineOptions, log: (s: string) => void): Promise<EngineInfo> {
   const want = opts.backend ?? "auto";
   const threads = opts.threads ?? DEFAULT_THREADS;
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`engine: threads must be a positive integer, got ${threads}`);
-  if (!["auto", "tensorflow", "wasm", "cpu"].includes(want)) throw new Error(`engine: unknown backend "${want}" (auto, tensorflow, wasm, cpu)`);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`engine: threads must be a positive integer, got ${threads}`);
+  }
+  if (!["auto", "tensorflow", "wasm", "cpu"].includes(want)) {
+    throw new Error(`engine: unknown backend "${want}" (auto, tensorflow, wasm, cpu)`);
+  }
 
   const failures: string[] = [];
   if (want === "auto" || want === "tensorflow") {
     try {
       await initTensorflow();
-      const info = { backend: "tensorflow", threads: 0, description: "tfjs-node (native TensorFlow)" };
+      const info = {
+        backend: "tensorflow",
+        threads: 0,
+        description: "tfjs-node (native TensorFlow)",
+      };
       log(`engine: using ${info.description}`);
       return info;
     } catch (e) {
@@ -78,7 +95,13 @@ async function choose(opts: EngineOptions, log: (s: string) => void): Promise<En
   if (want === "auto" || want === "wasm") {
     try {
       const got = await initWasm(threads, log);
-      const info = { backend: "wasm", threads: got, description: `tfjs wasm (SIMD, XNNPACK) + fast training kernels, ${got} thread${got > 1 ? "s" : ""}` };
+      const info = {
+        backend: "wasm",
+        threads: got,
+        description: `tfjs wasm (SIMD, XNNPACK) + fast training kernels, ${got} thread${
+          got > 1 ? "s" : ""
+        }`,
+      };
       log(`engine: using ${info.description}${failures.length ? ` (${failures.join("; ")})` : ""}`);
       return info;
     } catch (e) {
@@ -87,11 +110,17 @@ async function choose(opts: EngineOptions, log: (s: string) => void): Promise<En
       failures.push(why);
     }
   }
-  if (!(await tf.setBackend("cpu"))) throw new Error("engine: cannot initialise even the tfjs cpu backend");
+  if (!(await tf.setBackend("cpu"))) {
+    throw new Error("engine: cannot initialise even the tfjs cpu backend");
+  }
   await tf.ready();
   const bar = "!".repeat(78);
-  log(`${bar}\nengine: WARNING: using the pure-JS tfjs cpu backend. Training the VAE this way takes\n` +
-    `days per epoch (~250x slower than wasm).${failures.length ? ` Reasons: ${failures.join("; ")}.` : ""}\n${bar}`);
+  log(
+    `${bar}\nengine: WARNING: using the pure-JS tfjs cpu backend. Training the VAE this way takes\n` +
+      `days per epoch (~250x slower than wasm).${
+        failures.length ? ` Reasons: ${failures.join("; ")}.` : ""
+      }\n${bar}`,
+  );
   return { backend: "cpu", threads: 1, description: "tfjs cpu (pure JS, very slow)" };
 }
 
@@ -99,7 +128,9 @@ async function initTensorflow(): Promise<void> {
   // Dynamic and by a variable name so bundlers and type checks never require the package.
   const name = "@tensorflow/tfjs-node";
   await import(name);
-  if (!(await tf.setBackend("tensorflow"))) throw new Error("setBackend('tensorflow') returned false");
+  if (!(await tf.setBackend("tensorflow"))) {
+    throw new Error("setBackend('tensorflow') returned false");
+  }
   await tf.ready();
 }
 
@@ -115,7 +146,9 @@ async function initWasm(threads: number, log: (s: string) => void): Promise<numb
     const restore = threads > 1 ? await enableWasmThreads(threads, log) : () => {};
     registerWasmTrainingKernels();
     try {
-      if (!(await tf.setBackend("wasm"))) throw new Error("setBackend('wasm') returned false (see the message logged above)");
+      if (!(await tf.setBackend("wasm"))) {
+        throw new Error("setBackend('wasm') returned false (see the message logged above)");
+      }
     } finally {
       restore();
     }

@@ -16,11 +16,21 @@ function probe(opts: object): { info: { backend: string; threads: number }; grad
   // A file, not `-e`: wasm pthread workers inherit execArgv, and `--input-type` breaks them.
   const probeFile = path.join(here, "testdata", "probe_engine.ts");
   try {
-    const out = execFileSync(process.execPath, ["--import", "tsx", probeFile, JSON.stringify(opts)], { encoding: "utf8", timeout: 120_000, stdio: ["ignore", "pipe", "pipe"] });
+    const out = execFileSync(
+      process.execPath,
+      ["--import", "tsx", probeFile, JSON.stringify(opts)],
+      { encoding: "utf8", timeout: 120_000, stdio: ["ignore", "pipe", "pipe"] },
+    );
     return JSON.parse(out.trim().split("\n").pop()!);
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`engine probe ${JSON.stringify(opts)} failed: ${(err.stderr ?? err.message).split("\n").filter((l) => /Error/.test(l)).slice(0, 3).join(" | ").slice(0, 500)}`);
+    throw new Error(
+      `engine probe ${JSON.stringify(opts)} failed: ${
+        (err.stderr ?? err.message).split("\n").filter((l) => /Error/.test(l)).slice(0, 3).join(
+          " | ",
+        ).slice(0, 500)
+      }`,
+    );
   }
 }
 

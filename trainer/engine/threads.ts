@@ -33,7 +33,10 @@ function bundleRequires(): string {
   const bundle = fs.readFileSync(requireCjs.resolve("@tensorflow/tfjs-backend-wasm"), "utf8");
   const decls = [...bundle.matchAll(/^var (require\$\$\d+) = require\((['"][\w:/-]+['"])\);$/gm)];
   // commonjsGlobal: rollup's alias for the global object, also used by the factory.
-  return ["var commonjsGlobal = globalThis;", ...decls.map((m) => `var ${m[1]} = require(${m[2]});`)].join("\n") + "\n";
+  return [
+    "var commonjsGlobal = globalThis;",
+    ...decls.map((m) => `var ${m[1]} = require(${m[2]});`),
+  ].join("\n") + "\n";
 }
 
 /**
@@ -42,10 +45,17 @@ function bundleRequires(): string {
  * later ref() calls no-ops): the main thread blocks on them synchronously anyway.
  */
 export function unrefWasmWorkers(): void {
-  const mod = (tf.findBackend("wasm") as unknown as { wasm?: { PThread?: { unusedWorkers: Worker[]; runningWorkers: Worker[] } } })?.wasm;
+  const mod = (tf.findBackend("wasm") as unknown as {
+    wasm?: { PThread?: { unusedWorkers: Worker[]; runningWorkers: Worker[] } };
+  })?.wasm;
   const pt = mod?.PThread;
   if (pt == null) return;
-  for (const w of [...pt.unusedWorkers, ...pt.runningWorkers] as unknown as { ref(): void; unref(): void }[]) {
+  for (
+    const w of [...pt.unusedWorkers, ...pt.runningWorkers] as unknown as {
+      ref(): void;
+      unref(): void;
+    }[]
+  ) {
     w.ref = () => {};
     w.unref();
   }
@@ -55,9 +65,14 @@ export function unrefWasmWorkers(): void {
  * Prepares the wasm backend for `threads` threads; call before `tf.setBackend('wasm')`, then
  * call the returned `restore()` once it resolved (or failed).
  */
-export async function enableWasmThreads(threads: number, log: (s: string) => void): Promise<() => void> {
+export async function enableWasmThreads(
+  threads: number,
+  log: (s: string) => void,
+): Promise<() => void> {
   const wasm = await import("@tensorflow/tfjs-backend-wasm");
-  if (typeof SharedArrayBuffer === "undefined") throw new Error("wasm threads need SharedArrayBuffer, which this runtime lacks");
+  if (typeof SharedArrayBuffer === "undefined") {
+    throw new Error("wasm threads need SharedArrayBuffer, which this runtime lacks");
+  }
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
   wasm.setThreadsCount(threads);
 
@@ -92,8 +107,12 @@ export async function enableWasmThreads(threads: number, log: (s: string) => voi
     if (text == null) return origCreate(obj);
     if (!text.startsWith(MAIN_SCRIPT_START) && text.includes("importScripts")) {
       // The pthread worker script: make its blob -> URL step return the main-script file.
-      if (mainScriptFile == null) throw new Error("wasm threads: the main-script blob was not seen before the worker script");
-      const shim = `URL.createObjectURL = () => ${JSON.stringify(mainScriptFile)}; URL.revokeObjectURL = () => {};\n`;
+      if (mainScriptFile == null) {
+        throw new Error("wasm threads: the main-script blob was not seen before the worker script");
+      }
+      const shim = `URL.createObjectURL = () => ${
+        JSON.stringify(mainScriptFile)
+      }; URL.revokeObjectURL = () => {};\n`;
       return writeTemp(shim + text);
     }
     return writeTemp(text);

@@ -24,11 +24,19 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
 }
 
 /** Figure 1; `labels` names the classes (the study's data, Fashion-MNIST, unless given). */
-export function scatterSpec(s: NonNullable<Results["figures"]["scatter"]>, labels: readonly string[] = FASHION_LABELS): vl.TopLevelSpec {
+export function scatterSpec(
+  s: NonNullable<Results["figures"]["scatter"]>,
+  labels: readonly string[] = FASHION_LABELS,
+): vl.TopLevelSpec {
   const values = s.x.map((x, i) => ({ z1: x, z2: s.y[i], class: labels[s.label[i]] }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: `Figure 1: ${values.length.toLocaleString("en")} training images in the ${s.latent}-D latent (mu)`, subtitle: "VAE trained without labels; colours are the true classes" },
+    title: {
+      text: `Figure 1: ${
+        values.length.toLocaleString("en")
+      } training images in the ${s.latent}-D latent (mu)`,
+      subtitle: "VAE trained without labels; colours are the true classes",
+    },
     width: 560,
     height: 460,
     background: "white",
@@ -37,7 +45,12 @@ export function scatterSpec(s: NonNullable<Results["figures"]["scatter"]>, label
     encoding: {
       x: { field: "z1", type: "quantitative", title: "z1" },
       y: { field: "z2", type: "quantitative", title: "z2" },
-      color: { field: "class", type: "nominal", title: "class", scale: { domain: [...labels], scheme: labels.length <= 10 ? "tableau10" : "category20" } },
+      color: {
+        field: "class",
+        type: "nominal",
+        title: "class",
+        scale: { domain: [...labels], scheme: labels.length <= 10 ? "tableau10" : "category20" },
+      },
     },
   };
 }
@@ -57,7 +70,10 @@ export function accuracySpec(r: Results): vl.TopLevelSpec {
   // The study's protocol picks the latent on Table 1; when ours is another size, its heads are
   // drawn too (our lines only: the study has no numbers there).
   const best = bestLatent(r);
-  const extra = best !== null && best !== L && r.config.samples.some((n) => n !== r.config.table1Samples && cellsOf(r, "logistic", best, n).length > 0)
+  const extra = best !== null && best !== L &&
+      r.config.samples.some((n) =>
+        n !== r.config.table1Samples && cellsOf(r, "logistic", best, n).length > 0
+      )
     ? [
       { classifier: "logistic" as Classifier, name: `VAE + logistic, our best latent ${best}` },
       { classifier: "mlp" as Classifier, name: `VAE + MLP, our best latent ${best}` },
@@ -66,29 +82,72 @@ export function accuracySpec(r: Results): vl.TopLevelSpec {
   for (const s of extra) {
     for (const n of r.config.samples) {
       const sum = summarise(cellsOf(r, s.classifier, best, n), (c) => c.testAcc);
-      if (sum) rows.push({ samples: n, accuracy: sum.mean, lo: sum.mean - sum.std, hi: sum.mean + sum.std, classifier: s.name, source: OURS });
+      if (sum) {
+        rows.push({
+          samples: n,
+          accuracy: sum.mean,
+          lo: sum.mean - sum.std,
+          hi: sum.mean + sum.std,
+          classifier: s.name,
+          source: OURS,
+        });
+      }
     }
   }
   for (const s of SERIES) {
     for (const n of r.config.samples) {
-      const sum = summarise(cellsOf(r, s.classifier, s.classifier === "cnn" ? null : L, n), (c) => c.testAcc);
-      if (sum) rows.push({ samples: n, accuracy: sum.mean, lo: sum.mean - sum.std, hi: sum.mean + sum.std, classifier: s.name, source: OURS });
+      const sum = summarise(
+        cellsOf(r, s.classifier, s.classifier === "cnn" ? null : L, n),
+        (c) => c.testAcc,
+      );
+      if (sum) {
+        rows.push({
+          samples: n,
+          accuracy: sum.mean,
+          lo: sum.mean - sum.std,
+          hi: sum.mean + sum.std,
+          classifier: s.name,
+          source: OURS,
+        });
+      }
     }
-    for (const p of PAPER_TABLE2) rows.push({ samples: p.samples, accuracy: p[s.paper], lo: p[s.paper], hi: p[s.paper], classifier: s.name, source: STUDY });
+    for (const p of PAPER_TABLE2) {
+      rows.push({
+        samples: p.samples,
+        accuracy: p[s.paper],
+        lo: p[s.paper],
+        hi: p[s.paper],
+        classifier: s.name,
+        source: STUDY,
+      });
+    }
   }
   const color = {
     field: "classifier",
     type: "nominal",
     title: "classifier",
-    scale: { domain: [...SERIES.map((s) => s.name), ...extra.map((s) => s.name)], range: ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#b279a2"] },
+    scale: {
+      domain: [...SERIES.map((s) => s.name), ...extra.map((s) => s.name)],
+      range: ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#b279a2"],
+    },
     legend: { labelLimit: 320 },
   } as const;
-  const x = { field: "samples", type: "quantitative", title: "labelled training samples (log scale)", scale: { type: "log" }, axis: { values: [100, 1000, 10000, 60000] as number[], format: "," } } as const;
+  const x = {
+    field: "samples",
+    type: "quantitative",
+    title: "labelled training samples (log scale)",
+    scale: { type: "log" },
+    axis: { values: [100, 1000, 10000, 60000] as number[], format: "," },
+  } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text: `Figure 3: test accuracy vs labelled samples (latent ${L}${extra.length ? ` and ${best}` : ""})`,
-      subtitle: `solid: ours (mean ± std over seeds), dashed: the study; scored on ${Object.values(r.cells)[0]?.testCount ?? "?"} test images`,
+      text: `Figure 3: test accuracy vs labelled samples (latent ${L}${
+        extra.length ? ` and ${best}` : ""
+      })`,
+      subtitle: `solid: ours (mean ± std over seeds), dashed: the study; scored on ${
+        Object.values(r.cells)[0]?.testCount ?? "?"
+      } test images`,
     },
     width: 560,
     height: 380,
@@ -99,9 +158,21 @@ export function accuracySpec(r: Results): vl.TopLevelSpec {
         mark: { type: "line", point: true },
         encoding: {
           x,
-          y: { field: "accuracy", type: "quantitative", title: "test accuracy", axis: { format: ".0%" }, scale: { zero: false } },
+          y: {
+            field: "accuracy",
+            type: "quantitative",
+            title: "test accuracy",
+            axis: { format: ".0%" },
+            scale: { zero: false },
+          },
           color,
-          strokeDash: { field: "source", type: "nominal", title: "source", scale: { domain: [OURS, STUDY], range: [[1, 0], [6, 4]] }, legend: { labelLimit: 320 } },
+          strokeDash: {
+            field: "source",
+            type: "nominal",
+            title: "source",
+            scale: { domain: [OURS, STUDY], range: [[1, 0], [6, 4]] },
+            legend: { labelLimit: 320 },
+          },
           detail: { field: "source", type: "nominal" },
         },
       },
@@ -123,6 +194,8 @@ export function reconPng(r: Results): { png: Uint8Array; latents: number[] } | n
   const latents = Object.keys(r.figures.recon).map(Number).sort((a, b) => a - b);
   const rows = [normalizePixels(Buffer.from(r.figures.testImages, "base64"))];
   for (const L of latents) rows.push(normalizePixels(Buffer.from(r.figures.recon[L], "base64")));
-  if (rows.some((row) => row.length !== 10 * PIXELS)) throw new Error("Cannot draw figure 2: stored reconstructions are not 10 images of 28x28");
+  if (rows.some((row) => row.length !== 10 * PIXELS)) {
+    throw new Error("Cannot draw figure 2: stored reconstructions are not 10 images of 28x28");
+  }
   return { png: gridPng(rows, 10), latents };
 }

@@ -47,7 +47,11 @@ export async function main(argvIn: string[]): Promise<number> {
       return 0;
     }
     const outDir = resolve((f.out as string | undefined) ?? `runs/experiments-${timestamp()}`);
-    log(`experiments (${cfg.mode}): latents ${cfg.latents.join(",")}; samples ${cfg.samples.join(",")}; ${cfg.seeds} seeds for N <= ${cfg.seedMaxSamples}; VAE ${cfg.vae.epochs} epochs; run dir ${outDir}`);
+    log(
+      `experiments (${cfg.mode}): latents ${cfg.latents.join(",")}; samples ${
+        cfg.samples.join(",")
+      }; ${cfg.seeds} seeds for N <= ${cfg.seedMaxSamples}; VAE ${cfg.vae.epochs} epochs; run dir ${outDir}`,
+    );
     const t0 = performance.now();
     const { results, estimateSeconds, written } = await runExperiments({
       cfg,
@@ -62,7 +66,11 @@ export async function main(argvIn: string[]): Promise<number> {
     });
     if (f.estimate) return 0;
     const took = (performance.now() - t0) / 1000;
-    log(`finished in ${formatDuration(took)} (estimated ${formatDuration(estimateSeconds)}); ${Object.keys(results.cells).length} cells; wrote ${written.map((w) => `${outDir}/${w}`).join(", ")}`);
+    log(
+      `finished in ${formatDuration(took)} (estimated ${formatDuration(estimateSeconds)}); ${
+        Object.keys(results.cells).length
+      } cells; wrote ${written.map((w) => `${outDir}/${w}`).join(", ")}`,
+    );
     return 0;
   } catch (e) {
     if (e instanceof FlagError || e instanceof DataError) {
@@ -70,14 +78,21 @@ export async function main(argvIn: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof Interrupted) {
-      console.error(`interrupted; resume with the same flags plus --out <this run's dir> (finished cells and VAE checkpoints are kept)`);
+      console.error(
+        `interrupted; resume with the same flags plus --out <this run's dir> (finished cells and VAE checkpoints are kept)`,
+      );
       return 130;
     }
-    console.error(`error: ${(e as Error).message}${process.env.DEBUG ? `\n${(e as Error).stack}` : ""}`);
+    console.error(
+      `error: ${(e as Error).message}${process.env.DEBUG ? `\n${(e as Error).stack}` : ""}`,
+    );
     return 1;
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("trainer/experiments/cli.ts")) {
+if (
+  import.meta.url === `file://${process.argv[1]}` ||
+  process.argv[1]?.endsWith("trainer/experiments/cli.ts")
+) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -23,7 +23,14 @@ import { type CnnFit, cnnSteps } from "./config.ts";
  * Writes image `row` of `images` (uint8) into `out` at `at`, normalised to [0,1] and shifted by
  * (dx, dy) pixels; pixels shifted in from outside are 0 (the dataset's dark background).
  */
-export function shiftInto(images: Uint8Array, row: number, dx: number, dy: number, out: Float32Array, at: number): void {
+export function shiftInto(
+  images: Uint8Array,
+  row: number,
+  dx: number,
+  dy: number,
+  out: Float32Array,
+  at: number,
+): void {
   const src = row * PIXELS;
   for (let y = 0; y < IMAGE_SIZE; y++) {
     const sy = y - dy;
@@ -48,7 +55,13 @@ export function cosineRate(peak: number, step: number, steps: number): number {
  * Trains the pixel CNN on a labelled split; returns the model and the steps run. `onProgress`
  * hears about every tenth of the run (long cells are otherwise silent for many minutes).
  */
-export async function trainCnnBaseline(arch: CnnConfig, split: Split, o: CnnFit, engine: TrainEngine = "tfjs", onProgress?: (step: number, steps: number) => void): Promise<{ model: tf.Sequential; steps: number }> {
+export async function trainCnnBaseline(
+  arch: CnnConfig,
+  split: Split,
+  o: CnnFit,
+  engine: TrainEngine = "tfjs",
+  onProgress?: (step: number, steps: number) => void,
+): Promise<{ model: tf.Sequential; steps: number }> {
   const model = buildPixelCnn(arch);
   const n = split.count;
   const B = Math.min(o.batchSize, n);
@@ -59,7 +72,13 @@ export async function trainCnnBaseline(arch: CnnConfig, split: Split, o: CnnFit,
   const x = new Float32Array(B * PIXELS);
   const y = new Int32Array(B);
   const span = 2 * o.shift + 1;
-  const ort = engine === "ort" ? await OrtTrainer.createClassifier(model, { batchSize: B, learningRate: o.learningRate, dropoutSeed: o.seed }) : null;
+  const ort = engine === "ort"
+    ? await OrtTrainer.createClassifier(model, {
+      batchSize: B,
+      learningRate: o.learningRate,
+      dropoutSeed: o.seed,
+    })
+    : null;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = ort ? null : tf.train.adam(o.learningRate);
   try {
@@ -80,12 +99,20 @@ export async function trainCnnBaseline(arch: CnnConfig, split: Split, o: CnnFit,
       } else {
         // tfjs's Adam reads its public rate on every update, so the schedule is a plain assignment.
         (optimizer as unknown as { learningRate: number }).learningRate = rate;
-        optimizer!.minimize(() => {
-          const logits = model.apply(tf.tensor4d(x, [B, IMAGE_SIZE, IMAGE_SIZE, 1]), { training: true }) as tf.Tensor2D;
-          return classLoss(logits, tf.tensor1d(y, "int32"));
-        }, false, vars);
+        optimizer!.minimize(
+          () => {
+            const logits = model.apply(tf.tensor4d(x, [B, IMAGE_SIZE, IMAGE_SIZE, 1]), {
+              training: true,
+            }) as tf.Tensor2D;
+            return classLoss(logits, tf.tensor1d(y, "int32"));
+          },
+          false,
+          vars,
+        );
       }
-      if (onProgress && (step + 1) % Math.max(1, Math.round(steps / 10)) === 0 && step + 1 < steps) onProgress(step + 1, steps);
+      if (
+        onProgress && (step + 1) % Math.max(1, Math.round(steps / 10)) === 0 && step + 1 < steps
+      ) onProgress(step + 1, steps);
     }
     ort?.writeTo({ classifier: model });
   } finally {

@@ -8,7 +8,16 @@
 import { createHash } from "node:crypto";
 import { FlagError, type FlagSpecs } from "../../common/flags.ts";
 import { CNN_FIT, type FitOptions, LOGISTIC_FIT, MLP_FIT } from "../classifiers.ts";
-import { type CnnConfig, DEFAULT_CNN, DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, TINY_CNN, TINY_VAE, type VaeConfig } from "../model.ts";
+import {
+  type CnnConfig,
+  DEFAULT_CNN,
+  DEFAULT_HEAD,
+  type HeadConfig,
+  REFERENCE_VAE,
+  TINY_CNN,
+  TINY_VAE,
+  type VaeConfig,
+} from "../model.ts";
 import { ENGINE_CHOICES } from "../engine/choice.ts";
 
 /** The CNN baseline's loop settings: Adam with a cosine-decayed rate and random-shift augmentation. */
@@ -92,7 +101,13 @@ export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
   seeds: 3,
   seedMaxSamples: 2000,
   dataSeed: 1000,
-  vae: { arch: withoutLatent(REFERENCE_VAE), epochs: 4, batchSize: 128, learningRate: 1e-3, trainCount: 0 },
+  vae: {
+    arch: withoutLatent(REFERENCE_VAE),
+    epochs: 4,
+    batchSize: 128,
+    learningRate: 1e-3,
+    trainCount: 0,
+  },
   heads: {
     logistic: { ...DEFAULT_HEAD, kind: "logistic" },
     mlp: { ...DEFAULT_HEAD, kind: "mlp" },
@@ -101,7 +116,15 @@ export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
   },
   cnn: {
     arch: { ...DEFAULT_CNN },
-    fit: { epochs: 13, minSteps: 600, maxSteps: 6000, batchSize: 128, learningRate: 2e-3, shift: 1, seed: CNN_FIT.seed },
+    fit: {
+      epochs: 13,
+      minSteps: 600,
+      maxSteps: 6000,
+      batchSize: 128,
+      learningRate: 2e-3,
+      shift: 1,
+      seed: CNN_FIT.seed,
+    },
   },
   withCnn: true,
   testCount: 0,
@@ -123,13 +146,30 @@ export const QUICK_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
   latents: [2, 4, 25],
   samples: [100, 1000],
   seeds: 2,
-  vae: { arch: withoutLatent(TINY_VAE), epochs: 2, batchSize: 64, learningRate: 3e-3, trainCount: 3000 },
+  vae: {
+    arch: withoutLatent(TINY_VAE),
+    epochs: 2,
+    batchSize: 64,
+    learningRate: 3e-3,
+    trainCount: 3000,
+  },
   heads: {
     ...FULL_CONFIG.heads,
     logisticFit: { ...LOGISTIC_FIT, minSteps: 150, maxSteps: 300 },
     mlpFit: { ...MLP_FIT, minSteps: 150, maxSteps: 300 },
   },
-  cnn: { arch: { ...TINY_CNN }, fit: { epochs: 2, minSteps: 30, maxSteps: 60, batchSize: 64, learningRate: 3e-3, shift: 1, seed: CNN_FIT.seed } },
+  cnn: {
+    arch: { ...TINY_CNN },
+    fit: {
+      epochs: 2,
+      minSteps: 30,
+      maxSteps: 60,
+      batchSize: 64,
+      learningRate: 3e-3,
+      shift: 1,
+      seed: CNN_FIT.seed,
+    },
+  },
   testCount: 2000,
   trainAccMax: 1000,
   scatterCount: 2000,
@@ -141,51 +181,133 @@ function withoutLatent(v: VaeConfig): Omit<VaeConfig, "latent"> {
 }
 
 export const EXPERIMENT_FLAGS = {
-  out: { type: "string", help: "run directory (results.json, report.md, figures); default runs/experiments-<timestamp>. Re-use it to resume" },
-  quick: { type: "boolean", default: false, help: "minutes-long smoke run: tiny models, subsets and steps" },
-  latents: { type: "string", help: `latent sizes of Table 1 (default ${FULL_LATENTS.join(",")}; quick ${QUICK_CONFIG.latents.join(",")})` },
-  samples: { type: "string", help: `labelled sample counts of Table 2 (default ${FULL_SAMPLES.join(",")}; quick ${QUICK_CONFIG.samples.join(",")})` },
-  seeds: { type: "int", help: `subsets averaged for cells of <= ${FULL_CONFIG.seedMaxSamples} samples (default ${FULL_CONFIG.seeds}; quick ${QUICK_CONFIG.seeds})` },
-  cnn: { type: "boolean", default: true, help: "train the pixel CNN baseline (--no-cnn: VAE heads only)" },
-  "cnn-min-steps": { type: "int", help: `fewest CNN steps per cell, however small N (default ${FULL_CONFIG.cnn.fit.minSteps})` },
-  "vae-epochs": { type: "int", help: `VAE training epochs per latent (default ${FULL_CONFIG.vae.epochs}; quick ${QUICK_CONFIG.vae.epochs})` },
-  "cache-dir": { type: "string", default: "runs/experiments-cache", help: "where trained VAEs are cached as checkpoints, shared by runs" },
-  "data-dir": { type: "string", help: "directory with the four Fashion-MNIST IDX .gz files", env: "FASHION_MNIST_DIR" },
+  out: {
+    type: "string",
+    help:
+      "run directory (results.json, report.md, figures); default runs/experiments-<timestamp>. Re-use it to resume",
+  },
+  quick: {
+    type: "boolean",
+    default: false,
+    help: "minutes-long smoke run: tiny models, subsets and steps",
+  },
+  latents: {
+    type: "string",
+    help: `latent sizes of Table 1 (default ${FULL_LATENTS.join(",")}; quick ${
+      QUICK_CONFIG.latents.join(",")
+    })`,
+  },
+  samples: {
+    type: "string",
+    help: `labelled sample counts of Table 2 (default ${FULL_SAMPLES.join(",")}; quick ${
+      QUICK_CONFIG.samples.join(",")
+    })`,
+  },
+  seeds: {
+    type: "int",
+    help:
+      `subsets averaged for cells of <= ${FULL_CONFIG.seedMaxSamples} samples (default ${FULL_CONFIG.seeds}; quick ${QUICK_CONFIG.seeds})`,
+  },
+  cnn: {
+    type: "boolean",
+    default: true,
+    help: "train the pixel CNN baseline (--no-cnn: VAE heads only)",
+  },
+  "cnn-min-steps": {
+    type: "int",
+    help: `fewest CNN steps per cell, however small N (default ${FULL_CONFIG.cnn.fit.minSteps})`,
+  },
+  "vae-epochs": {
+    type: "int",
+    help:
+      `VAE training epochs per latent (default ${FULL_CONFIG.vae.epochs}; quick ${QUICK_CONFIG.vae.epochs})`,
+  },
+  "cache-dir": {
+    type: "string",
+    default: "runs/experiments-cache",
+    help: "where trained VAEs are cached as checkpoints, shared by runs",
+  },
+  "data-dir": {
+    type: "string",
+    help: "directory with the four Fashion-MNIST IDX .gz files",
+    env: "FASHION_MNIST_DIR",
+  },
   jobs: { type: "int", help: `worker processes run in parallel (default ${FULL_CONFIG.jobs})` },
-  backend: { type: "string", default: "auto", choices: ["auto", "tensorflow", "wasm", "cpu"], help: "tfjs backend of the workers" },
+  backend: {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "tensorflow", "wasm", "cpu"],
+    help: "tfjs backend of the workers",
+  },
   threads: { type: "int", default: 1, help: "wasm threads per worker" },
-  engine: { type: "string", default: "auto", choices: ENGINE_CHOICES, help: "VAE and CNN training steps on tfjs or as one onnxruntime graph each (auto: ort when it works; same results up to rounding and dropout draws)" },
-  "report-only": { type: "boolean", default: false, help: "redraw report.md and the figures of --out from its results.json (and notes.md, if present); trains nothing" },
-  estimate: { type: "boolean", default: false, help: "measure step speeds, print the plan and its time estimate, then exit" },
+  engine: {
+    type: "string",
+    default: "auto",
+    choices: ENGINE_CHOICES,
+    help:
+      "VAE and CNN training steps on tfjs or as one onnxruntime graph each (auto: ort when it works; same results up to rounding and dropout draws)",
+  },
+  "report-only": {
+    type: "boolean",
+    default: false,
+    help:
+      "redraw report.md and the figures of --out from its results.json (and notes.md, if present); trains nothing",
+  },
+  estimate: {
+    type: "boolean",
+    default: false,
+    help: "measure step speeds, print the plan and its time estimate, then exit",
+  },
 } satisfies FlagSpecs;
 
 export function parseIntList(name: string, raw: string): number[] {
   const parts = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const out = parts.map((s) => Number(s));
   if (out.length === 0 || out.some((v) => !Number.isInteger(v) || v < 1)) {
-    throw new FlagError(`--${name} takes a comma-separated list of positive integers, got "${raw}"`);
+    throw new FlagError(
+      `--${name} takes a comma-separated list of positive integers, got "${raw}"`,
+    );
   }
   return [...new Set(out)].sort((a, b) => a - b);
 }
 
 /** Parsed flags -> config: the preset, then each given flag on top. */
-export function configFromFlags(f: { quick?: unknown; latents?: unknown; samples?: unknown; seeds?: unknown; "vae-epochs"?: unknown; jobs?: unknown; cnn?: unknown; "cnn-min-steps"?: unknown }): ExperimentConfig {
+export function configFromFlags(
+  f: {
+    quick?: unknown;
+    latents?: unknown;
+    samples?: unknown;
+    seeds?: unknown;
+    "vae-epochs"?: unknown;
+    jobs?: unknown;
+    cnn?: unknown;
+    "cnn-min-steps"?: unknown;
+  },
+): ExperimentConfig {
   const base = f.quick ? QUICK_CONFIG : FULL_CONFIG;
   const cfg: ExperimentConfig = structuredClone(base) as ExperimentConfig;
   if (f.latents !== undefined) cfg.latents = parseIntList("latents", f.latents as string);
   if (f.samples !== undefined) cfg.samples = parseIntList("samples", f.samples as string);
   if (f.seeds !== undefined) cfg.seeds = positive("seeds", f.seeds as number);
-  if (f["vae-epochs"] !== undefined) cfg.vae.epochs = positive("vae-epochs", f["vae-epochs"] as number);
+  if (f["vae-epochs"] !== undefined) {
+    cfg.vae.epochs = positive("vae-epochs", f["vae-epochs"] as number);
+  }
   if (f.jobs !== undefined) cfg.jobs = positive("jobs", f.jobs as number);
   if (f.cnn === false) cfg.withCnn = false;
-  if (f["cnn-min-steps"] !== undefined) cfg.cnn.fit.minSteps = positive("cnn-min-steps", f["cnn-min-steps"] as number);
+  if (f["cnn-min-steps"] !== undefined) {
+    cfg.cnn.fit.minSteps = positive("cnn-min-steps", f["cnn-min-steps"] as number);
+  }
   const tooMany = cfg.samples.filter((n) => n > 60000);
-  if (tooMany.length) throw new FlagError(`--samples: ${tooMany.join(", ")} exceed the 60,000 training images`);
+  if (tooMany.length) {
+    throw new FlagError(`--samples: ${tooMany.join(", ")} exceed the 60,000 training images`);
+  }
   return cfg;
 }
 
 function positive(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1) throw new FlagError(`--${name} must be a positive integer, got ${v}`);
+  if (!Number.isInteger(v) || v < 1) {
+    throw new FlagError(`--${name} must be a positive integer, got ${v}`);
+  }
   return v;
 }
 

@@ -6,7 +6,14 @@ import { after, test } from "node:test";
 import { FlagError } from "../../common/flags.ts";
 import { main } from "./cli.ts";
 import { cosineRate, shiftInto } from "./cnn_fit.ts";
-import { cnnSteps, configFromFlags, FULL_CONFIG, parseIntList, QUICK_CONFIG, resultsHash } from "./config.ts";
+import {
+  cnnSteps,
+  configFromFlags,
+  FULL_CONFIG,
+  parseIntList,
+  QUICK_CONFIG,
+  resultsHash,
+} from "./config.ts";
 import { planJobs, schedule } from "./plan.ts";
 import { bestLatent, renderReport } from "./report.ts";
 import { cellKey, type CellResult, emptyResults, type Results } from "./results.ts";
@@ -15,9 +22,25 @@ const dir = mkdtempSync(join(tmpdir(), "experiments-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 // Narrower than --quick's own defaults so the end-to-end test stays well under a minute.
-const QUICK_ARGS = ["--quick", "--out", join(dir, "run"), "--cache-dir", join(dir, "cache"), "--latents", "2,4", "--samples", "100,200", "--seeds", "2", "--jobs", "2"];
+const QUICK_ARGS = [
+  "--quick",
+  "--out",
+  join(dir, "run"),
+  "--cache-dir",
+  join(dir, "cache"),
+  "--latents",
+  "2,4",
+  "--samples",
+  "100,200",
+  "--seeds",
+  "2",
+  "--jobs",
+  "2",
+];
 
-test("--quick runs end to end and writes parseable results, report and figures", { timeout: 170_000 }, async () => {
+test("--quick runs end to end and writes parseable results, report and figures", {
+  timeout: 170_000,
+}, async () => {
   const t0 = performance.now();
   assert.equal(await main(QUICK_ARGS), 0);
   const out = join(dir, "run");
@@ -25,7 +48,9 @@ test("--quick runs end to end and writes parseable results, report and figures",
   // 2 latents x 1 N (Table 1) + latent 4 x 1 more N (Table 2), 2 heads, 2 seeds; CNN 2 N x 2 seeds.
   assert.equal(Object.keys(r.cells).length, (2 + 1) * 2 * 2 + 2 * 2);
   for (const c of Object.values(r.cells)) {
-    for (const v of [c.trainAcc, c.testAcc]) assert.ok(v >= 0 && v <= 1, `${c.key}: accuracy ${v} outside [0, 1]`);
+    for (const v of [c.trainAcc, c.testAcc]) {
+      assert.ok(v >= 0 && v <= 1, `${c.key}: accuracy ${v} outside [0, 1]`);
+    }
     assert.equal(c.testCount, QUICK_CONFIG.testCount);
   }
   assert.deepEqual(Object.keys(r.vaes).sort(), ["2", "4"]);
@@ -33,7 +58,17 @@ test("--quick runs end to end and writes parseable results, report and figures",
   assert.equal(r.sessions.length, 1);
   assert.ok(r.sessions[0].finished);
   const report = readFileSync(join(out, "report.md"), "utf8");
-  for (const heading of ["## Table 1", "## Table 2", "## Overfitting", "## Where we are below the study", "## The study's claims, checked", "## Time per part", "## Machine and engine"]) {
+  for (
+    const heading of [
+      "## Table 1",
+      "## Table 2",
+      "## Overfitting",
+      "## Where we are below the study",
+      "## The study's claims, checked",
+      "## Time per part",
+      "## Machine and engine",
+    ]
+  ) {
     assert.ok(report.includes(heading), `report.md lacks "${heading}"`);
   }
   assert.match(report, /\| 4 \(.*study's choice.*\) \| \d+\.\d ± \d+\.\d% \| 57\.4% \|/);
@@ -45,7 +80,9 @@ test("--quick runs end to end and writes parseable results, report and figures",
   console.log(`quick run: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 });
 
-test("a second run with the same --out resumes: no job left, cached VAEs, same cells", { timeout: 120_000 }, async () => {
+test("a second run with the same --out resumes: no job left, cached VAEs, same cells", {
+  timeout: 120_000,
+}, async () => {
   const out = join(dir, "run");
   const before = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
   assert.equal(await main(QUICK_ARGS), 0);
@@ -60,11 +97,18 @@ test("--report-only redraws report.md from results.json and notes.md, training n
   const out = join(dir, "run");
   writeFileSync(join(out, "notes.md"), "The tiny models say nothing about the study.\n");
   rmSync(join(out, "report.md"));
-  const jobsBefore = (JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results).jobs.length;
+  const jobsBefore =
+    (JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results).jobs.length;
   assert.equal(await main(["--report-only", "--out", out]), 0);
   const report = readFileSync(join(out, "report.md"), "utf8");
-  assert.match(report, /## Notes \(written after the run\)\n\nThe tiny models say nothing about the study\./);
-  assert.equal((JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results).jobs.length, jobsBefore);
+  assert.match(
+    report,
+    /## Notes \(written after the run\)\n\nThe tiny models say nothing about the study\./,
+  );
+  assert.equal(
+    (JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results).jobs.length,
+    jobsBefore,
+  );
   assert.equal(await main(["--report-only", "--out", join(dir, "nowhere")]), 2);
 });
 
@@ -105,7 +149,11 @@ test("shiftInto() moves the image and fills with 0; cosineRate() decays from pea
   const out = new Float32Array(784).fill(9);
   shiftInto(img, 0, 2, -1, out, 0);
   assert.equal(out[13 * 28 + 16], 1);
-  assert.equal(out.reduce((a, b) => a + b, 0), 1, "the corner pixel moved off the canvas; the rest is 0");
+  assert.equal(
+    out.reduce((a, b) => a + b, 0),
+    1,
+    "the corner pixel moved off the canvas; the rest is 0",
+  );
   assert.equal(cosineRate(1, 0, 10), 1);
   assert.ok(Math.abs(cosineRate(1, 5, 10) - 0.5) < 1e-12);
   assert.ok(cosineRate(1, 10, 10) < 1e-12);
@@ -122,24 +170,50 @@ test("schedule() gives the longest job to the first free worker", () => {
   assert.equal(schedule(jobs, 1, cost).wallSeconds, 34);
 });
 
-function cell(classifier: CellResult["classifier"], latent: number | null, samples: number, seed: number, trainAcc: number, testAcc: number): CellResult {
-  return { key: cellKey(classifier, latent, samples, seed), classifier, latent, samples, seed, trainAcc, testAcc, trainEvalCount: samples, testCount: 10000, steps: 1, seconds: 1 };
+function cell(
+  classifier: CellResult["classifier"],
+  latent: number | null,
+  samples: number,
+  seed: number,
+  trainAcc: number,
+  testAcc: number,
+): CellResult {
+  return {
+    key: cellKey(classifier, latent, samples, seed),
+    classifier,
+    latent,
+    samples,
+    seed,
+    trainAcc,
+    testAcc,
+    trainEvalCount: samples,
+    testCount: 10000,
+    steps: 1,
+    seconds: 1,
+  };
 }
 
 test("renderReport() shows ours beside the study, marks the best latent, answers the claims", () => {
   const cfg = { ...FULL_CONFIG, latents: [4, 9], samples: [100, 60000] };
   const r = emptyResults(cfg, "h");
   const cells = [
-    cell("logistic", 4, 100, 0, 0.62, 0.6), cell("logistic", 4, 100, 1, 0.64, 0.62),
-    cell("mlp", 4, 100, 0, 0.8, 0.65), cell("mlp", 4, 100, 1, 0.8, 0.67),
-    cell("logistic", 9, 100, 0, 0.7, 0.5), cell("mlp", 9, 100, 0, 0.9, 0.5),
-    cell("cnn", null, 100, 0, 1, 0.6), cell("cnn", null, 100, 1, 1, 0.62),
+    cell("logistic", 4, 100, 0, 0.62, 0.6),
+    cell("logistic", 4, 100, 1, 0.64, 0.62),
+    cell("mlp", 4, 100, 0, 0.8, 0.65),
+    cell("mlp", 4, 100, 1, 0.8, 0.67),
+    cell("logistic", 9, 100, 0, 0.7, 0.5),
+    cell("mlp", 9, 100, 0, 0.9, 0.5),
+    cell("cnn", null, 100, 0, 1, 0.6),
+    cell("cnn", null, 100, 1, 1, 0.62),
     cell("cnn", null, 60000, 0, 0.97, 0.931),
   ];
   for (const c of cells) r.cells[c.key] = c;
   assert.equal(bestLatent(r), 4);
   const md = renderReport(r, { fig1: false, fig2: null, fig3: true });
-  assert.match(md, /\| 4 \(\*\*best \(ours\)\*\*, study's choice\) \| 61\.0 ± 1\.4% \| 57\.4% \| \+3\.6 \| 66\.0 ± 1\.4% \| 63\.9% \| \+2\.1 \|/);
+  assert.match(
+    md,
+    /\| 4 \(\*\*best \(ours\)\*\*, study's choice\) \| 61\.0 ± 1\.4% \| 57\.4% \| \+3\.6 \| 66\.0 ± 1\.4% \| 63\.9% \| \+2\.1 \|/,
+  );
   assert.match(md, /\| 60,000 \| — \| — \| — \| — \| — \| — \| 93\.1% \| — \| — \|/);
   assert.match(md, /\| pixel CNN \| pixels \| 100 \| 100\.0 ± 0\.0% \| 61\.0 ± 1\.4% \| 39\.0 \|/);
   assert.match(md, /small latent suffice\?\*\* Yes/);
@@ -147,7 +221,13 @@ test("renderReport() shows ours beside the study, marks the best latent, answers
   assert.match(md, /reduce the train\/test gap\?\*\* Yes/);
   assert.match(md, /Figure 1 not drawn/);
   // Below the study: logistic at latent 9 (50.0% vs 54.3%) and the CNN at 100 (61.0% vs 70.4%).
-  assert.match(md, /- Table 1, latent 9, VAE \+ logistic: 50\.0% vs the study's 54\.3%, \*\*4\.3 points short\*\*/);
-  assert.match(md, /- Table 2, 100 samples, pixel CNN: 61\.0 ± 1\.4% vs the study's 70\.4%, \*\*9\.4 points short\*\*/);
+  assert.match(
+    md,
+    /- Table 1, latent 9, VAE \+ logistic: 50\.0% vs the study's 54\.3%, \*\*4\.3 points short\*\*/,
+  );
+  assert.match(
+    md,
+    /- Table 2, 100 samples, pixel CNN: 61\.0 ± 1\.4% vs the study's 70\.4%, \*\*9\.4 points short\*\*/,
+  );
   assert.doesNotMatch(md, /Table 2, 100 samples, VAE \+ logistic/);
 });

@@ -68,32 +68,66 @@ export type { TrainEngine };
  * "auto" picks the onnxruntime training graph (several times faster per VAE step, same results up
  * to float rounding) when one tiny step of it works here, else tfjs; the reason is returned.
  */
-export async function resolveTrainEngine(want: TrainEngine | "auto", train: Split): Promise<{ engine: TrainEngine; note: string }> {
+export async function resolveTrainEngine(
+  want: TrainEngine | "auto",
+  train: Split,
+): Promise<{ engine: TrainEngine; note: string }> {
   if (want !== "auto") return { engine: want, note: "as asked" };
   try {
-    const r = await trainVae({ vae: { ...TINY_VAE }, head: null, classWeight: 0, epochs: 1, batchSize: 16, learningRate: 1e-3, seed: 1 }, take(train, Int32Array.from({ length: 16 }, (_, i) => i)), { progress: false, log: () => {}, engine: "ort" });
+    const r = await trainVae(
+      {
+        vae: { ...TINY_VAE },
+        head: null,
+        classWeight: 0,
+        epochs: 1,
+        batchSize: 16,
+        learningRate: 1e-3,
+        seed: 1,
+      },
+      take(train, Int32Array.from({ length: 16 }, (_, i) => i)),
+      { progress: false, log: () => {}, engine: "ort" },
+    );
     r.models.encoder.dispose();
     r.models.decoder.dispose();
     return { engine: "ort", note: "auto: onnxruntime training works here" };
   } catch (e) {
-    return { engine: "tfjs", note: `auto: onnxruntime training unavailable (${(e as Error).message.split("\n")[0]})` };
+    return {
+      engine: "tfjs",
+      note: `auto: onnxruntime training unavailable (${(e as Error).message.split("\n")[0]})`,
+    };
   }
 }
 
 export function vaeTrainConfig(cfg: ExperimentConfig, latent: number): TrainConfig {
   const vae: VaeConfig = { ...cfg.vae.arch, latent };
-  return { vae, head: null, classWeight: 0, epochs: cfg.vae.epochs, batchSize: cfg.vae.batchSize, learningRate: cfg.vae.learningRate, seed: cfg.vae.arch.seed };
+  return {
+    vae,
+    head: null,
+    classWeight: 0,
+    epochs: cfg.vae.epochs,
+    batchSize: cfg.vae.batchSize,
+    learningRate: cfg.vae.learningRate,
+    seed: cfg.vae.arch.seed,
+  };
 }
 
 /** The unlabelled images the VAE trains on: all of train, or a seeded stratified subset. */
 export function vaeTrainSplit(cfg: ExperimentConfig, train: Split): Split {
-  return cfg.vae.trainCount > 0 && cfg.vae.trainCount < train.count ? stratifiedSubset(train, cfg.vae.trainCount, cfg.dataSeed - 1) : train;
+  return cfg.vae.trainCount > 0 && cfg.vae.trainCount < train.count
+    ? stratifiedSubset(train, cfg.vae.trainCount, cfg.dataSeed - 1)
+    : train;
 }
 
 /** Cache file of a VAE: the name carries the latent; the hash, the config and data it came from. */
-export function vaeCachePath(ctx: Pick<JobContext, "cfg" | "cacheDir" | "dataId">, latent: number): string {
+export function vaeCachePath(
+  ctx: Pick<JobContext, "cfg" | "cacheDir" | "dataId">,
+  latent: number,
+): string {
   const t = vaeTrainConfig(ctx.cfg, latent);
-  return join(ctx.cacheDir, `vae-L${latent}-${shortHash({ t, trainCount: ctx.cfg.vae.trainCount, data: ctx.dataId })}.bin`);
+  return join(
+    ctx.cacheDir,
+    `vae-L${latent}-${shortHash({ t, trainCount: ctx.cfg.vae.trainCount, data: ctx.dataId })}.bin`,
+  );
 }
 
 /**
@@ -120,7 +154,9 @@ function headCfg(cfg: ExperimentConfig, c: CellSpec) {
 /** Gathers rows of a row-major [n * width] matrix. */
 function gather(m: Float32Array, width: number, idx: ArrayLike<number>): Float32Array {
   const out = new Float32Array(idx.length * width);
-  for (let i = 0; i < idx.length; i++) out.set(m.subarray(idx[i] * width, (idx[i] + 1) * width), i * width);
+  for (let i = 0; i < idx.length; i++) {
+    out.set(m.subarray(idx[i] * width, (idx[i] + 1) * width), i * width);
+  }
   return out;
 }
 
@@ -137,12 +173,24 @@ async function obtainVae(ctx: JobContext, latent: number) {
   const log = (line: string) => ctx.emit({ type: "log", line: `L=${latent}: ${line}` });
   const split = vaeTrainSplit(ctx.cfg, ctx.train);
   if (done >= cfg.epochs) log(`loading cached VAE ${path}`);
-  else log(`training VAE on ${split.count} unlabelled images, ${cfg.epochs} epochs${done > 0 ? ` (resuming after epoch ${done})` : ""}`);
+  else {log(
+      `training VAE on ${split.count} unlabelled images, ${cfg.epochs} epochs${
+        done > 0 ? ` (resuming after epoch ${done})` : ""
+      }`,
+    );}
   const t0 = performance.now();
-  const r = await trainVae(cfg, split, { checkpointPath: path, resumeFrom: done > 0 ? path : undefined, progress: false, log, engine: ctx.trainEngine });
+  const r = await trainVae(cfg, split, {
+    checkpointPath: path,
+    resumeFrom: done > 0 ? path : undefined,
+    progress: false,
+    log,
+    engine: ctx.trainEngine,
+  });
   const seconds = done >= cfg.epochs ? 0 : (performance.now() - t0) / 1000;
   const trained = r.history.filter((h) => h.epoch > done);
-  const ips = trained.length ? trained.reduce((a, h) => a + h.imagesPerSecond, 0) / trained.length : null;
+  const ips = trained.length
+    ? trained.reduce((a, h) => a + h.imagesPerSecond, 0) / trained.length
+    : null;
   return { models: r.models, path, seconds, cached: done >= cfg.epochs, imagesPerSecond: ips };
 }
 
@@ -155,7 +203,17 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
     const elbo = evaluateVae(vae.models, L, test);
     ctx.emit({
       type: "vae",
-      vae: { latent: L, trainSeconds: vae.seconds, cached: vae.cached, checkpoint: relative(process.cwd(), vae.path), epochs: cfg.vae.epochs, imagesPerSecond: vae.imagesPerSecond, testElbo: elbo.elbo, testRec: elbo.rec, testKl: elbo.kl },
+      vae: {
+        latent: L,
+        trainSeconds: vae.seconds,
+        cached: vae.cached,
+        checkpoint: relative(process.cwd(), vae.path),
+        epochs: cfg.vae.epochs,
+        imagesPerSecond: vae.imagesPerSecond,
+        testElbo: elbo.elbo,
+        testRec: elbo.rec,
+        testKl: elbo.kl,
+      },
     });
     const muTest = encodeMu(encoder, L, test);
     // Large cell sets encode the whole training set once and gather rows; small ones only their rows.
@@ -173,7 +231,18 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
       model.dispose();
       const seconds = (performance.now() - t0) / 1000;
       const steps = headSteps(sub.count, fit);
-      ctx.emit({ type: "cell", cell: { ...c, trainAcc, testAcc, trainEvalCount: sub.count, testCount: test.count, steps, seconds } });
+      ctx.emit({
+        type: "cell",
+        cell: {
+          ...c,
+          trainAcc,
+          testAcc,
+          trainEvalCount: sub.count,
+          testCount: test.count,
+          steps,
+          seconds,
+        },
+      });
     }
     if (job.scatter) {
       const sub = stratifiedSubset(train, Math.min(cfg.scatterCount, train.count), cfg.dataSeed);
@@ -208,15 +277,41 @@ export async function runCnnJob(ctx: JobContext, job: CnnJob): Promise<void> {
   const progress = (step: number, steps: number) => {
     if (performance.now() - lastLog < 30_000) return;
     lastLog = performance.now();
-    ctx.emit({ type: "log", line: `${job.id}: step ${step}/${steps}, ${((lastLog - t0) / 1000).toFixed(0)} s` });
+    ctx.emit({
+      type: "log",
+      line: `${job.id}: step ${step}/${steps}, ${((lastLog - t0) / 1000).toFixed(0)} s`,
+    });
   };
-  const { model, steps } = await trainCnnBaseline(arch, sub, { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed }, ctx.trainEngine, progress);
+  const { model, steps } = await trainCnnBaseline(
+    arch,
+    sub,
+    { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed },
+    ctx.trainEngine,
+    progress,
+  );
   const nTrain = Math.min(sub.count, cfg.trainAccMax);
-  const trainAcc = accuracy(predict(model, normalizePixels(sub.images.subarray(0, nTrain * PIXELS)), nTrain, [28, 28, 1]), sub.labels.subarray(0, nTrain));
-  const testAcc = accuracy(predict(model, normalizePixels(test.images), test.count, [28, 28, 1]), test.labels);
+  const trainAcc = accuracy(
+    predict(model, normalizePixels(sub.images.subarray(0, nTrain * PIXELS)), nTrain, [28, 28, 1]),
+    sub.labels.subarray(0, nTrain),
+  );
+  const testAcc = accuracy(
+    predict(model, normalizePixels(test.images), test.count, [28, 28, 1]),
+    test.labels,
+  );
   model.dispose();
   const seconds = (performance.now() - t0) / 1000;
-  ctx.emit({ type: "cell", cell: { ...c, trainAcc, testAcc, trainEvalCount: nTrain, testCount: test.count, steps, seconds } });
+  ctx.emit({
+    type: "cell",
+    cell: {
+      ...c,
+      trainAcc,
+      testAcc,
+      trainEvalCount: nTrain,
+      testCount: test.count,
+      steps,
+      seconds,
+    },
+  });
 }
 
 /** Seconds per unit of work, measured on this machine now (with whatever else is running). */
@@ -246,12 +341,20 @@ async function secondsAsync(f: () => Promise<void>): Promise<number> {
  * Times short runs of the real loops and takes differences, so model building and the first
  * (slow, allocating) step cancel out. A few seconds for the full config, well under one quick.
  */
-export async function calibrate(cfg: ExperimentConfig, train: Split, trainEngine: TrainEngine): Promise<Calibration> {
+export async function calibrate(
+  cfg: ExperimentConfig,
+  train: Split,
+  trainEngine: TrainEngine,
+): Promise<Calibration> {
   const vcfg = vaeTrainConfig(cfg, cfg.table2Latent);
   const B = vcfg.batchSize;
   const vaeRun = async (steps: number) => {
     const t0 = performance.now();
-    const r = await trainVae({ ...vcfg, epochs: 1 }, stratifiedSubset(train, B * steps, 7), { progress: false, log: () => {}, engine: trainEngine });
+    const r = await trainVae({ ...vcfg, epochs: 1 }, stratifiedSubset(train, B * steps, 7), {
+      progress: false,
+      log: () => {},
+      engine: trainEngine,
+    });
     r.models.encoder.dispose();
     r.models.decoder.dispose();
     return (performance.now() - t0) / 1000;
@@ -259,16 +362,29 @@ export async function calibrate(cfg: ExperimentConfig, train: Split, trainEngine
   const v1 = await vaeRun(1), v4 = await vaeRun(4);
   const fitC = cfg.cnn.fit;
   const sub = stratifiedSubset(train, Math.max(fitC.batchSize * 4, 512), 8);
-  const cnnRun = (steps: number) => secondsAsync(async () => {
-    (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: steps, maxSteps: steps }, trainEngine)).model.dispose();
-  });
+  const cnnRun = (steps: number) =>
+    secondsAsync(async () => {
+      (await trainCnnBaseline(
+        cfg.cnn.arch,
+        sub,
+        { ...fitC, minSteps: steps, maxSteps: steps },
+        trainEngine,
+      )).model.dispose();
+    });
   const c1 = await cnnRun(1), c4 = await cnnRun(4);
   const L = cfg.table2Latent;
   const mu = new Float32Array(sub.count * L).map((_, i) => Math.sin(i));
   const headRun = (kind: "logistic" | "mlp", steps: number) =>
     seconds(() => {
       const fit = kind === "logistic" ? cfg.heads.logisticFit : cfg.heads.mlpFit;
-      trainHead(kind === "logistic" ? cfg.heads.logistic : cfg.heads.mlp, L, mu, sub.labels, sub.count, { ...fit, minSteps: steps, maxSteps: steps }).dispose();
+      trainHead(
+        kind === "logistic" ? cfg.heads.logistic : cfg.heads.mlp,
+        L,
+        mu,
+        sub.labels,
+        sub.count,
+        { ...fit, minSteps: steps, maxSteps: steps },
+      ).dispose();
     });
   const l1 = headRun("logistic", 10), l2 = headRun("logistic", 210);
   const m1 = headRun("mlp", 10), m2 = headRun("mlp", 210);
@@ -276,7 +392,9 @@ export async function calibrate(cfg: ExperimentConfig, train: Split, trainEngine
   encodeMu(encoder, L, take(sub, [0, 1])); // first call allocates; time the second
   const eTime = seconds(() => encodeMu(encoder, L, sub));
   encoder.dispose();
-  const cnn = (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }, trainEngine)).model;
+  const cnn =
+    (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }, trainEngine))
+      .model;
   const px = normalizePixels(sub.images);
   const pTime = seconds(() => predict(cnn, px, sub.count, [28, 28, 1]));
   cnn.dispose();

@@ -17,7 +17,8 @@ export interface PaperTable2Row {
   cnn: number;
 }
 
-export const PAPER_TITLE = "Variational Auto-Encoders for Downstream Classification (Fashion-MNIST, 2019)";
+export const PAPER_TITLE =
+  "Variational Auto-Encoders for Downstream Classification (Fashion-MNIST, 2019)";
 
 /** Table 1: test accuracy vs latent size, classifiers trained on 100 samples. */
 export const PAPER_TABLE1: readonly PaperTable1Row[] = [

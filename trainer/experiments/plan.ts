@@ -5,15 +5,23 @@
  * (longest job first to the first free worker), which is also the order jobs are run in, so the
  * printed estimate is the plan's own wall time, not a sum divided by the worker count.
  */
-import { type ExperimentConfig, cnnSteps, headSteps, seedsFor, vaeLatents } from "./config.ts";
+import { cnnSteps, type ExperimentConfig, headSteps, seedsFor, vaeLatents } from "./config.ts";
 import type { Calibration, Job, LatentJob } from "./jobs.ts";
-import { type CellSpec, cellKey, type Classifier, type Results } from "./results.ts";
+import { cellKey, type CellSpec, type Classifier, type Results } from "./results.ts";
 
 function headCells(cfg: ExperimentConfig, latent: number, samples: number[]): CellSpec[] {
   const out: CellSpec[] = [];
   for (const n of samples) {
     for (let s = 0; s < seedsFor(cfg, n); s++) {
-      for (const classifier of ["logistic", "mlp"] as Classifier[]) out.push({ key: cellKey(classifier, latent, n, s), classifier, latent, samples: n, seed: s });
+      for (const classifier of ["logistic", "mlp"] as Classifier[]) {
+        out.push({
+          key: cellKey(classifier, latent, n, s),
+          classifier,
+          latent,
+          samples: n,
+          seed: s,
+        });
+      }
     }
   }
   return out;
@@ -30,7 +38,15 @@ export function latentCells(cfg: ExperimentConfig, latent: number, table2: boole
 export function cnnCells(cfg: ExperimentConfig): CellSpec[] {
   const out: CellSpec[] = [];
   for (const n of cfg.samples) {
-    for (let s = 0; s < seedsFor(cfg, n); s++) out.push({ key: cellKey("cnn", null, n, s), classifier: "cnn", latent: null, samples: n, seed: s });
+    for (let s = 0; s < seedsFor(cfg, n); s++) {
+      out.push({
+        key: cellKey("cnn", null, n, s),
+        classifier: "cnn",
+        latent: null,
+        samples: n,
+        seed: s,
+      });
+    }
   }
   return out;
 }
@@ -42,9 +58,15 @@ export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
     const cells = latentCells(cfg, L, L === cfg.table2Latent).filter((c) => !r.cells[c.key]);
     const scatter = L === cfg.scatterLatent && !r.figures.scatter;
     const recon = cfg.reconLatents.includes(L) && !r.figures.recon[L];
-    if (cells.length || scatter || recon || !r.vaes[L]) jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
+    if (cells.length || scatter || recon || !r.vaes[L]) {
+      jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
+    }
   }
-  for (const c of cfg.withCnn ? cnnCells(cfg) : []) if (!r.cells[c.key]) jobs.push({ kind: "cnn", id: `cnn N=${c.samples} seed ${c.seed}`, cell: c });
+  for (const c of cfg.withCnn ? cnnCells(cfg) : []) {
+    if (!r.cells[c.key]) {
+      jobs.push({ kind: "cnn", id: `cnn N=${c.samples} seed ${c.seed}`, cell: c });
+    }
+  }
   return jobs;
 }
 
@@ -55,7 +77,16 @@ export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
 export function bestLatentJob(cfg: ExperimentConfig, r: Results, best: number): LatentJob | null {
   if (best === cfg.table2Latent) return null;
   const cells = latentCells(cfg, best, true).filter((c) => !r.cells[c.key]);
-  return cells.length ? { kind: "latent", id: `heads at best L=${best}`, latent: best, cells, scatter: false, recon: false } : null;
+  return cells.length
+    ? {
+      kind: "latent",
+      id: `heads at best L=${best}`,
+      latent: best,
+      cells,
+      scatter: false,
+      recon: false,
+    }
+    : null;
 }
 
 export interface Sizes {
@@ -71,15 +102,19 @@ export function estimateJob(cfg: ExperimentConfig, job: Job, cal: Calibration, z
   if (job.kind === "cnn") {
     const n = job.cell.samples;
     const batchShare = Math.min(cfg.cnn.fit.batchSize, n) / cfg.cnn.fit.batchSize;
-    return cnnSteps(n, cfg.cnn.fit) * cal.cnnStep * batchShare + (z.testCount + Math.min(n, cfg.trainAccMax)) * cal.cnnPredictImage;
+    return cnnSteps(n, cfg.cnn.fit) * cal.cnnStep * batchShare +
+      (z.testCount + Math.min(n, cfg.trainAccMax)) * cal.cnnPredictImage;
   }
   const epochs = Math.max(0, cfg.vae.epochs - z.cachedEpochs(job.latent));
   const vae = epochs * Math.floor(z.vaeTrainCount / cfg.vae.batchSize) * cal.vaeStep;
   const wanted = job.cells.reduce((a, c) => a + c.samples, 0);
-  const encoded = z.testCount * 3.5 + (wanted > z.trainCount / 3 ? z.trainCount : wanted) + (job.scatter ? cfg.scatterCount : 0);
+  const encoded = z.testCount * 3.5 + (wanted > z.trainCount / 3 ? z.trainCount : wanted) +
+    (job.scatter ? cfg.scatterCount : 0);
   const heads = job.cells.reduce((a, c) => {
     const logistic = c.classifier === "logistic";
-    return a + headSteps(c.samples, logistic ? cfg.heads.logisticFit : cfg.heads.mlpFit) * (logistic ? cal.logisticStep : cal.mlpStep);
+    return a +
+      headSteps(c.samples, logistic ? cfg.heads.logisticFit : cfg.heads.mlpFit) *
+        (logistic ? cal.logisticStep : cal.mlpStep);
   }, 0);
   return vae + encoded * cal.encodeImage + heads;
 }
@@ -105,5 +140,9 @@ export function schedule(jobs: Job[], workers: number, cost: (j: Job) => number)
     order.push({ job, worker: w, start: free[w], end: free[w] + seconds, seconds });
     free[w] += seconds;
   }
-  return { wallSeconds: Math.max(...free), cpuSeconds: order.reduce((a, o) => a + o.seconds, 0), order };
+  return {
+    wallSeconds: Math.max(...free),
+    cpuSeconds: order.reduce((a, o) => a + o.seconds, 0),
+    order,
+  };
 }

@@ -69,7 +69,12 @@ export interface Results {
   bestLatent: number | null;
 }
 
-export function cellKey(classifier: Classifier, latent: number | null, samples: number, seed: number): string {
+export function cellKey(
+  classifier: Classifier,
+  latent: number | null,
+  samples: number,
+  seed: number,
+): string {
   return `${classifier}/${latent === null ? "pixels" : `L${latent}`}/N${samples}/s${seed}`;
 }
 
@@ -101,9 +106,15 @@ export function loadResults(path: string, cfg: ExperimentConfig, hash: string): 
   try {
     r = JSON.parse(readFileSync(path, "utf8")) as Results;
   } catch (e) {
-    throw new Error(`Cannot resume from ${path}: it is not valid JSON (${(e as Error).message}); move it away to start afresh`);
+    throw new Error(
+      `Cannot resume from ${path}: it is not valid JSON (${
+        (e as Error).message
+      }); move it away to start afresh`,
+    );
   }
-  if (r.format !== "latent-edge-experiments/1") throw new Error(`Cannot resume from ${path}: unknown format "${r.format}"`);
+  if (r.format !== "latent-edge-experiments/1") {
+    throw new Error(`Cannot resume from ${path}: unknown format "${r.format}"`);
+  }
   if (r.configHash !== hash) {
     throw new Error(
       `Cannot resume from ${path}: it was made with other settings (config hash ${r.configHash}, now ${hash}); ` +
@@ -132,12 +143,21 @@ export function summarise(cells: CellResult[], pick: (c: CellResult) => number):
   if (cells.length === 0) return null;
   const v = cells.map(pick);
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  const std = v.length > 1
+    ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1))
+    : 0;
   return { mean, std, n: v.length };
 }
 
 /** The finished cells of one (classifier, latent, N) over all seeds. */
-export function cellsOf(r: Results, classifier: Classifier, latent: number | null, samples: number): CellResult[] {
-  return Object.values(r.cells).filter((c) => c.classifier === classifier && c.latent === latent && c.samples === samples)
+export function cellsOf(
+  r: Results,
+  classifier: Classifier,
+  latent: number | null,
+  samples: number,
+): CellResult[] {
+  return Object.values(r.cells).filter((c) =>
+    c.classifier === classifier && c.latent === latent && c.samples === samples
+  )
     .sort((a, b) => a.seed - b.seed);
 }
