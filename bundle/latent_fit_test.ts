@@ -23,7 +23,7 @@ function rotation(d: number, rand: () => number): number[][] {
 
 function transform(
   x: Float32Array,
-  d: number,
+  _d: number,
   n: number,
   m: number[][],
   b: number[],

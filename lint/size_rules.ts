@@ -1,14 +1,93 @@
 /**
  * Lint rules that keep modules and functions small enough to read in one sitting: no source
  * file over 400 lines and no function over 80, outside tests and generated files. An exception
- * is marked where it stands with `// deno-lint-ignore latent-edge/<rule>` and a reason, so the
- * list of exceptions is the output of `grep -rn "latent-edge/" --include=*.ts .`.
+ * is listed in EXCEPTIONS below with its reason, so the list of exceptions is in one place.
  */
 const MAX_FILE_LINES = 400;
 const MAX_FUNCTION_LINES = 80;
 
+/**
+ * The known exceptions, each with the reason it stands: path -> "(file)" or a function's name ->
+ * reason. A new exception belongs here with its reason, not in a lint-ignore comment.
+ */
+const EXCEPTIONS: Record<string, Record<string, string>> = {
+  // Waiting for the route/validation/OpenAPI rewrite on @hono/zod-openapi (one module per route
+  // group, the document generated from the routes): cutting them by hand first would be undone.
+  "serve/app.ts": {
+    "(file)": "routes of /v1 until the zod-openapi rewrite splits them by group",
+    createApp: "one registration per route; split by route group in the zod-openapi rewrite",
+  },
+  "serve/openapi.ts": {
+    "(file)": "the hand-written document the zod-openapi rewrite replaces",
+    openApiDoc: "one literal document; generated from the routes in the zod-openapi rewrite",
+  },
+  "serve/latents/openapi.ts": { latentPaths: "one literal document, as serve/openapi.ts" },
+  "serve/demo/mod.ts": { demoRoutes: "route registrations; moves with the zod-openapi rewrite" },
+  "serve/config.ts": {
+    "(file)": "the flag table (one entry per serve flag) is most of it",
+    parseConfig: "one assignment per flag; a table-driven parser is the cut",
+  },
+  "serve/main.ts": { main: "wiring of the service's parts in start-up order; cut next" },
+  "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
+  "serve/demo/app.js": {
+    "(file)": "the demo page's one script (no bundler); split into ES modules next",
+    drawMap: "one canvas drawing routine",
+  },
+  "common/image_codec.ts": {
+    "(file)": "PNG and JPEG decoding with their size guards; splits into png.ts and jpeg.ts",
+  },
+  "trainer/train.ts": {
+    "(file)": "the training loop with both engines' step functions",
+    trainVae: "resume/checkpoint restore and the engine choice still inline; cut next",
+  },
+  "trainer/cli.ts": {
+    "(file)": "every trainer subcommand; one module per subcommand is the cut",
+    cmdTrain: "flags to config to data to training to export, in order; cut next",
+  },
+  "trainer/bundle.ts": {
+    writeBundle: "export, parity, probe, metrics and files in order; cut next",
+  },
+  "trainer/engine/ort_train.ts": { "(file)": "the onnxruntime trainer and its layout maps" },
+  "trainer/engine/kernels.ts": {
+    conv2DBackpropInput: "one kernel: the phase decomposition written out in full",
+  },
+  "trainer/experiments/jobs.ts": { "(file)": "the experiment's job kinds" },
+  "trainer/experiments/report.ts": {
+    "(file)": "the study report's sections",
+    claims: "one section of the report",
+    renderReport: "the report's sections in order",
+  },
+  "trainer/experiments/charts.ts": { accuracySpec: "one vega-lite specification" },
+  "scripts/bench_train.ts": {
+    "(file)": "the training benchmark's engines side by side",
+    registerNaiveFilterGradient: "the stock gradient the benchmark compares against, verbatim",
+  },
+  "scripts/classify_testset.ts": { main: "the script's steps in order" },
+  "scripts/_novelty_report.ts": { renderReport: "the novelty report's sections" },
+};
+
 function exempt(filename: string): boolean {
   return /_test\.ts$|\/testdata\/|\/generated\//.test(filename);
+}
+
+/** The name a reader would look a function up by (its declaration, method, key or variable). */
+// deno-lint-ignore no-explicit-any
+function nameOf(node: any): string {
+  if (node.id?.name) return node.id.name;
+  const p = node.parent;
+  if (p?.type === "MethodDefinition" || p?.type === "Property") {
+    return p.key?.type === "PrivateIdentifier" ? `#${p.key.name}` : p.key?.name ?? "(anonymous)";
+  }
+  if (p?.type === "VariableDeclarator") return p.id?.name ?? "(anonymous)";
+  return "(anonymous)";
+}
+
+/** The exception listed for `filename` (a file, or one of its functions by name), if any. */
+function exception(filename: string, what: string): string | undefined {
+  for (const [path, reasons] of Object.entries(EXCEPTIONS)) {
+    if (filename.endsWith(`/${path}`)) return reasons[what];
+  }
+  return undefined;
 }
 
 function linesOf(text: string, range: readonly [number, number]): number {
@@ -27,7 +106,7 @@ const plugin: Deno.lint.Plugin = {
             if (exempt(context.filename)) return;
             const text = context.sourceCode.text;
             const n = linesOf(text, [0, text.trimEnd().length]);
-            if (n > MAX_FILE_LINES) {
+            if (n > MAX_FILE_LINES && !exception(context.filename, "(file)")) {
               context.report({
                 node,
                 message: `${n} lines, over ${MAX_FILE_LINES}: split the module by role`,
@@ -47,10 +126,12 @@ const plugin: Deno.lint.Plugin = {
         ) => {
           if (exempt(context.filename)) return;
           const n = linesOf(context.sourceCode.text, node.range);
-          if (n > MAX_FUNCTION_LINES) {
+          const name = nameOf(node);
+          if (n > MAX_FUNCTION_LINES && !exception(context.filename, name)) {
             context.report({
               node,
-              message: `function of ${n} lines, over ${MAX_FUNCTION_LINES}: cut it at its seams`,
+              message:
+                `function ${name} of ${n} lines, over ${MAX_FUNCTION_LINES}: cut it at its seams`,
             });
           }
         };

@@ -18,7 +18,6 @@ import {
   type GraphTensor,
   latentSpaceOf,
   type Manifest,
-  openGraphs,
   readManifest,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";

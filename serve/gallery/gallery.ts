@@ -58,6 +58,8 @@ export interface Hit {
 
 type Options = Required<GalleryOptions>;
 
+// Ids are any printable text: control characters would break logs and URLs.
+// deno-lint-ignore no-control-regex
 const ID = /^[^\u0000-\u001f]{1,200}$/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -84,7 +86,7 @@ export class Gallery {
       log: opts.log ?? ((l) => console.log(l)),
     };
     const rows = store.rows();
-    const dim = rows.find((r) => r.latent)?.latent!.length ?? 1;
+    const dim = rows.find((r) => r.latent)?.latent?.length ?? 1;
     this.index = new VectorIndex(dim, Math.max(1024, rows.length));
     for (const r of rows) {
       const ok = r.latent && r.latent.length === dim;
