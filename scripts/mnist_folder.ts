@@ -34,6 +34,10 @@ function digitImages(d: number): Uint8Array[] {
 
 function main(args: string[]): number {
   const argv = args[0] === "--" ? args.slice(1) : args;
+  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+    console.log("Usage: deno task mnist-folder -- <out-dir>");
+    return 0;
+  }
   if (argv.length !== 1 || argv[0].startsWith("-")) {
     console.error("Usage: deno task mnist-folder -- <out-dir>");
     return 2;
