@@ -58,7 +58,14 @@ export interface LatentTranslation {
   kernel?: KernelPart;
   fit: {
     /** Which images: the manifest's evaluation split (or the publisher's flag). */
-    images: { split: string; count: number; fitCount: number; evalCount: number };
+    images: {
+      split: string;
+      count: number;
+      fitCount: number;
+      evalCount: number;
+      /** Where the fitting images came from ("train", or the held-out split itself). */
+      fitSplit?: string;
+    };
     k: number;
     r2: number;
     neighbours: number;

@@ -30,8 +30,17 @@ import { loadFashionMnist, resolveDataDir } from "./data.ts";
 export interface TranslationOptions {
   /** Directory with the Fashion-MNIST IDX files (default: FASHION_MNIST_DIR or the system copy). */
   dataDir?: string;
-  /** Held-out images used: the first this many of the evaluation split (half fit, half judge). */
+  /**
+   * Held-out images used: the first this many of the evaluation split. They are all judged on
+   * when the map is fitted on training images (fitImages > 0), else half fit and half judge.
+   */
   images?: number;
+  /**
+   * Training images the map is fitted on (the first this many; default FIT_IMAGES); 0 fits on
+   * half of the held-out images instead. More fitting images are what lift the RBF map's
+   * neighbour share (docs/latents.md).
+   */
+  fitImages?: number;
   log?: (line: string) => void;
 }
 
@@ -58,17 +67,28 @@ async function encodeMu(
   }
 }
 
-/** The held-out images: the evaluation split the candidate names (only "test" is known here). */
-function heldOut(
+/** Training images the map is fitted on by default. */
+export const FIT_IMAGES = 20000;
+
+/**
+ * The images the map is fitted and judged on: `fit` training images first (none when fitting
+ * on held-out images), then `n` held-out images of the evaluation split the candidate names.
+ */
+function imagesFor(
   manifest: Manifest,
   opts: TranslationOptions,
-): { pixels: Uint8Array; n: number; split: string } {
+): { pixels: Uint8Array; fit: number; n: number; split: string } {
   const evaluation = (manifest.data as { evaluation?: { split?: string } }).evaluation;
   const split = evaluation?.split ?? "test";
   const data = loadFashionMnist(resolveDataDir(opts.dataDir), { strictCounts: false });
   const set = split === "train" ? data.train : data.test;
   const n = Math.min(opts.images ?? set.count, set.count);
-  return { pixels: set.images.subarray(0, n * PIXELS), n, split };
+  // Fitting on training images needs a held-out split that is not the training split.
+  const fit = split === "train" ? 0 : Math.min(opts.fitImages ?? FIT_IMAGES, data.train.count);
+  const pixels = new Uint8Array((fit + n) * PIXELS);
+  pixels.set(data.train.images.subarray(0, fit * PIXELS), 0);
+  pixels.set(set.images.subarray(0, n * PIXELS), fit * PIXELS);
+  return { pixels, fit, n, split };
 }
 
 /**
@@ -84,10 +104,14 @@ export async function addLatentTranslation(
   opts: TranslationOptions = {},
 ): Promise<LatentTranslation> {
   const t0 = performance.now();
-  const { pixels, n, split } = heldOut(candidate, opts);
-  const from = await encodeMu(activeDir, active, runtime, pixels, n);
-  const to = await encodeMu(candidateDir, candidate, runtime, pixels, n);
-  const fit = fitTranslation(from, active.latentSize, to, candidate.latentSize, n);
+  const { pixels, fit: fitN, n, split } = imagesFor(candidate, opts);
+  const total = fitN + n;
+  const from = await encodeMu(activeDir, active, runtime, pixels, total);
+  const to = await encodeMu(candidateDir, candidate, runtime, pixels, total);
+  const fit = fitTranslation(from, active.latentSize, to, candidate.latentSize, total, {
+    // The half keeps the floor in fitTranslation at exactly fitN.
+    fitShare: fitN > 0 ? (fitN + 0.5) / total : 0.5,
+  });
   const t: LatentTranslation = {
     format: LATENT_TRANSLATION_FORMAT,
     from: {
@@ -115,7 +139,13 @@ export async function addLatentTranslation(
       }
       : {}),
     fit: {
-      images: { split, count: n, fitCount: fit.fitCount, evalCount: fit.evalCount },
+      images: {
+        split,
+        count: n,
+        fitCount: fit.fitCount,
+        evalCount: fit.evalCount,
+        fitSplit: fitN > 0 ? "train" : split,
+      },
       k: 10,
       r2: fit.best.r2,
       neighbours: fit.best.neighbours,
@@ -140,8 +170,8 @@ export async function addLatentTranslation(
   await writeFile(join(candidateDir, MANIFEST_FILE), JSON.stringify(raw, null, 2) + "\n");
   const pct = (v: number | null) => (v === null ? "n/a" : `${(100 * v).toFixed(1)}%`);
   opts.log?.(
-    `latent translation ${active.version} -> ${candidate.version} on ${n} ${split} images ` +
-      `(fit ${fit.fitCount}, judged ${fit.evalCount}) in ${
+    `latent translation ${active.version} -> ${candidate.version}: fitted on ${fit.fitCount} ` +
+      `${fitN > 0 ? "train" : split} images, judged on ${fit.evalCount} ${split} images, in ${
         Math.round(performance.now() - t0)
       } ms: ` +
       fit.tried.map((q) => `${q.method} R² ${q.r2.toFixed(3)}, 10-NN kept ${pct(q.neighbours)}`)

@@ -30,7 +30,7 @@ import {
   rollback,
 } from "../registry/registry_write.ts";
 import { isS3Registry } from "../registry/s3_location.ts";
-import { addLatentTranslation, type TranslationOptions } from "./latent_translation.ts";
+import { addLatentTranslation, FIT_IMAGES, type TranslationOptions } from "./latent_translation.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
@@ -55,8 +55,14 @@ export const PUBLISH_FLAGS = {
   },
   "translation-images": {
     type: "int",
-    default: 10000,
-    help: "first N images of the evaluation split used for the translation (half fit, half judge)",
+    default: 5000,
+    help:
+      "first N images of the evaluation split the translation is judged on (half fit, half judge with --translation-fit-images 0)",
+  },
+  "translation-fit-images": {
+    type: "int",
+    default: FIT_IMAGES,
+    help: "first N training images the translation is fitted on (0: fit on held-out images)",
   },
 } satisfies FlagSpecs;
 
@@ -234,6 +240,7 @@ export async function publishMain(
       translationOptions: {
         dataDir: f["data-dir"] as string | undefined,
         images: f["translation-images"] as number,
+        fitImages: f["translation-fit-images"] as number,
         log,
       },
     });
