@@ -174,9 +174,14 @@ async function serve(reg: string, db: string): Promise<Server> {
   const extra = (f["server-args"] as string).split(" ").filter(Boolean);
   const t0 = performance.now();
   const server = await startServer(
-    ["--registry", reg, "--gallery", db, "--admin-token", TOKEN, "--poll-ms", "500"]
+    ["--registry", reg, "--gallery", db, "--poll-ms", "500"]
       .concat(["--backend", "native", ...extra]),
-    { permissions: [...SERVE_PERMISSIONS, "--allow-write"], startTimeoutMs: 120_000 },
+    {
+      permissions: [...SERVE_PERMISSIONS, "--allow-write"],
+      startTimeoutMs: 120_000,
+      // The token never goes on a command line (serve refuses --admin-token).
+      env: { ...Deno.env.toObject(), ADMIN_TOKEN: TOKEN },
+    },
   );
   let st = await galleryStatus(server.url);
   while (st.search !== "clusters") {

@@ -456,3 +456,27 @@ Deno.test("the spec's worked example request conforms, and an unknown model answ
   assert.throws(() => conforms(inferenceResponseSchema, { model_name: "m" }));
   assert.throws(() => conforms(errorSchema, { error: { code: "x", message: "y" } }));
 });
+
+Deno.test("infer names the latent space of mu and logvar, as /v1 does (body parameters and X-Latent-Space)", async () => {
+  const req = { inputs: [input("UINT8", [N, 784], Array.from(flatPixels))] };
+  const res = await post(INFER, req);
+  const body = await jsonOf(res.clone(), 200, inferenceResponseSchema);
+  assert.equal(typeof v1.latentSpace, "string");
+  assert.equal(body.parameters.latent_space, v1.latentSpace);
+  assert.equal(res.headers.get("X-Latent-Space"), v1.latentSpace);
+  const by = Object.fromEntries(
+    body.outputs.map((o: { name: string; parameters?: Record<string, unknown> }) => [o.name, o]),
+  );
+  assert.equal(by.mu.parameters.latent_space, v1.latentSpace);
+  assert.equal(by.logvar.parameters.latent_space, v1.latentSpace);
+  assert.equal(by.probabilities.parameters, undefined, "probabilities are not latents");
+  // The binary extension keeps both: the size and the space.
+  const bin = await post(INFER, { ...req, parameters: { binary_data_output: true } });
+  const headerLength = Number(bin.headers.get("Inference-Header-Content-Length"));
+  const bytes = new Uint8Array(await bin.arrayBuffer());
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(0, headerLength)));
+  conforms(inferenceResponseSchema, header);
+  const mu = header.outputs.find((o: { name: string }) => o.name === "mu");
+  assert.equal(mu.parameters.latent_space, v1.latentSpace);
+  assert.equal(mu.parameters.binary_data_size, N * served.model.latentSize * 4);
+});

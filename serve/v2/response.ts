@@ -4,6 +4,7 @@
  * classification parameter, as BYTES [N, k] strings "<value>:<index>:<label>", highest value
  * first, labels from the manifest.
  */
+import { latentSpaceOf } from "../../bundle/mod.ts";
 import type { EncodeOutput, LoadedModel } from "../inference/model.ts";
 import { float32Bytes, joinBody, writeBytesElements } from "./binary.ts";
 import type { ParsedRequest, RequestedOutput } from "./request.ts";
@@ -12,13 +13,16 @@ export interface ResponseOutput {
   name: string;
   datatype: "FP32" | "BYTES";
   shape: number[];
-  parameters?: { binary_data_size: number };
+  /** binary_data_size (binary extension); latent_space on latent outputs (mu, logvar). */
+  parameters?: { binary_data_size?: number; latent_space?: string };
   data?: number[] | string[];
 }
 
 export interface InferResponse {
   model_name: string;
   model_version: string;
+  /** The latent space mu and logvar live in (bundle/latent_translation.ts); an extension. */
+  parameters?: { latent_space: string };
   id?: string;
   outputs: ResponseOutput[];
 }
@@ -62,7 +66,24 @@ export function buildResponse(
   const wanted: RequestedOutput[] = req.outputs ??
     all.map((o) => ({ name: o.name, binary: req.binaryDefault, classification: 0 }));
   const binary: Uint8Array[] = [];
+  const space = latentSpaceOf(m.manifest);
   const outputs = wanted.map((w): ResponseOutput => {
+    const o = output(w);
+    const role = all.find((x) => x.name === w.name)!.role;
+    // Stored latents need their space to be translated after a retrain (/v1/latent/translate).
+    if (role === "mu" || role === "logvar") o.parameters = { ...o.parameters, latent_space: space };
+    return o;
+  });
+  const header: InferResponse = {
+    model_name: m.name,
+    model_version: m.version,
+    parameters: { latent_space: space },
+    outputs,
+  };
+  if (req.id !== undefined) header.id = req.id;
+  return { header, binary };
+
+  function output(w: RequestedOutput): ResponseOutput {
     const spec = all.find((o) => o.name === w.name)!;
     const values = out[spec.role] as Float32Array;
     const asBinary = w.binary || req.binaryDefault;
@@ -90,10 +111,7 @@ export function buildResponse(
       shape,
       parameters: { binary_data_size: bytes.length },
     };
-  });
-  const header: InferResponse = { model_name: m.name, model_version: m.version, outputs };
-  if (req.id !== undefined) header.id = req.id;
-  return { header, binary };
+  }
 }
 
 /** The HTTP response: JSON, or (any binary output) the JSON header then the binary parts. */
@@ -102,6 +120,7 @@ export function encodeResponse(r: { header: InferResponse; binary: Uint8Array[] 
     "X-Model-Name": r.header.model_name,
     "X-Model-Version": r.header.model_version,
   };
+  if (r.header.parameters) headers["X-Latent-Space"] = r.header.parameters.latent_space;
   if (r.binary.length === 0) {
     return new Response(JSON.stringify(r.header), {
       headers: { ...headers, "Content-Type": "application/json" },
