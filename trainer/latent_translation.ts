@@ -154,6 +154,22 @@ export async function addLatentTranslation(
     },
     created: new Date().toISOString(),
   };
+  await writeTranslation(candidateDir, t);
+  const pct = (v: number | null) => (v === null ? "n/a" : `${(100 * v).toFixed(1)}%`);
+  opts.log?.(
+    `latent translation ${active.version} -> ${candidate.version}: fitted on ${fit.fitCount} ` +
+      `${fitN > 0 ? "train" : split} images, judged on ${fit.evalCount} ${split} images, in ${
+        Math.round(performance.now() - t0)
+      } ms: ` +
+      fit.tried.map((q) => `${q.method} R² ${q.r2.toFixed(3)}, 10-NN kept ${pct(q.neighbours)}`)
+        .join("; ") +
+      `; untranslated 10-NN kept ${pct(fit.untranslatedNeighbours)}; stored ${fit.best.method}`,
+  );
+  return t;
+}
+
+/** Writes the map into the candidate bundle and lists it (sha256, size) in its manifest. */
+async function writeTranslation(candidateDir: string, t: LatentTranslation): Promise<void> {
   const bytes = new TextEncoder().encode(JSON.stringify(t) + "\n");
   await writeFile(join(candidateDir, LATENT_TRANSLATION_FILE), bytes);
   const entry = {
@@ -168,15 +184,4 @@ export async function addLatentTranslation(
     entry,
   ];
   await writeFile(join(candidateDir, MANIFEST_FILE), JSON.stringify(raw, null, 2) + "\n");
-  const pct = (v: number | null) => (v === null ? "n/a" : `${(100 * v).toFixed(1)}%`);
-  opts.log?.(
-    `latent translation ${active.version} -> ${candidate.version}: fitted on ${fit.fitCount} ` +
-      `${fitN > 0 ? "train" : split} images, judged on ${fit.evalCount} ${split} images, in ${
-        Math.round(performance.now() - t0)
-      } ms: ` +
-      fit.tried.map((q) => `${q.method} R² ${q.r2.toFixed(3)}, 10-NN kept ${pct(q.neighbours)}`)
-        .join("; ") +
-      `; untranslated 10-NN kept ${pct(fit.untranslatedNeighbours)}; stored ${fit.best.method}`,
-  );
-  return t;
 }

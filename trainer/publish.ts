@@ -231,28 +231,36 @@ export async function publishMain(
     const bundleDir = cmd === "publish" ? rest[0] : cmd;
     if (cmd === "publish") noMore(1);
     else if (rest.length) throw new FlagError(`Unexpected argument(s): ${rest.join(" ")}`);
-    const t0 = performance.now();
-    const r = await publish(bundleDir, {
-      registry,
-      name,
-      keep,
-      translation: f.translation as boolean,
-      translationOptions: {
-        dataDir: f["data-dir"] as string | undefined,
-        images: f["translation-images"] as number,
-        fitImages: f["translation-fit-images"] as number,
-        log,
-      },
-    });
-    r.cleaned.forEach((note) => log(`${r.name}: ${note}`));
-    log(
-      `published ${r.name}@${r.version} to ${r.dir} (${r.copied ? "copied" : "already present"}, ` +
-        `verified with onnxruntime-node) in ${Math.round(performance.now() - t0)} ms; ` +
-        `CURRENT was ${r.previous ?? "none"}` +
-        (r.pruned.length ? `; pruned ${r.pruned.join(", ")}` : ""),
-    );
+    await publishCommand(bundleDir, { registry, name, keep }, f, log);
   }
   return 0;
+}
+
+/** `publish <bundle-dir>`: publishes with the translation flags and says what happened. */
+async function publishCommand(
+  bundleDir: string,
+  where: { registry: string; name?: string; keep: number },
+  f: Record<string, unknown>,
+  log: (s: string) => void,
+): Promise<void> {
+  const t0 = performance.now();
+  const r = await publish(bundleDir, {
+    ...where,
+    translation: f.translation as boolean,
+    translationOptions: {
+      dataDir: f["data-dir"] as string | undefined,
+      images: f["translation-images"] as number,
+      fitImages: f["translation-fit-images"] as number,
+      log,
+    },
+  });
+  r.cleaned.forEach((note) => log(`${r.name}: ${note}`));
+  log(
+    `published ${r.name}@${r.version} to ${r.dir} (${r.copied ? "copied" : "already present"}, ` +
+      `verified with onnxruntime-node) in ${Math.round(performance.now() - t0)} ms; ` +
+      `CURRENT was ${r.previous ?? "none"}` +
+      (r.pruned.length ? `; pruned ${r.pruned.join(", ")}` : ""),
+  );
 }
 
 /** Exit status for an error thrown by publishMain: 2 for usage, 1 for a refused bundle. */
