@@ -331,6 +331,27 @@ function unitInterval(v: number): number {
   return v;
 }
 
+/**
+ * What an entry point does with its command line: the config, or the exit code after printing
+ * the help (0) or the flag error with the help (2).
+ */
+export function configOrExit(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  cores?: number,
+): ServeConfig | number {
+  try {
+    const { config } = parseConfig(args, env, cores);
+    if (config) return config;
+    console.log(helpText());
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`${e.message}\n\n${helpText()}`);
+    return 2;
+  }
+}
+
 /** Parses argv (without the program name). Returns null config when --help was asked for. */
 export function parseConfig(
   args: readonly string[],

@@ -8,19 +8,12 @@
  */
 import { Admission } from "./admission.ts";
 import { createApp, ownMetricsText } from "./app.ts";
-import { ConfigError, helpText, parseConfig, type ServeConfig } from "./config.ts";
+import { configOrExit, type ServeConfig } from "./config.ts";
 import { DecodePool } from "./decode_pool.ts";
 import { loadBackend, loadModel, ModelSlot, WorkerBackend } from "./inference/mod.ts";
 import { ServiceMetrics } from "./metrics.ts";
-import {
-  BundleSource,
-  DirSource,
-  HttpSource,
-  isHttpRegistry,
-  type RegistrySource,
-} from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
-import { isS3Registry } from "../registry/s3_location.ts";
+import { sourceOf } from "./source_of.ts";
 import {
   grantedPermissionFlags,
   isReplica,
@@ -40,22 +33,6 @@ const HOW_TO_GET_A_MODEL = [
   "  - or publish to the registry: models/<name>/<version>/ plus models/<name>/CURRENT naming the version.",
 ].join("\n");
 
-/** Where versions come from: --bundle, an HTTP(S) or S3 registry, or a registry directory. */
-async function makeSource(config: ServeConfig): Promise<RegistrySource> {
-  if (config.bundle !== undefined) return new BundleSource(config.bundle);
-  if (isS3Registry(config.registry)) {
-    // Loaded only here: the AWS SDK takes a second or more to import.
-    const { S3Registry, s3ClientFromEnv } = await import("../registry/registry_s3.ts");
-    const { S3Source } = await import("./registry_source_s3.ts");
-    const registry = new S3Registry(config.registry, s3ClientFromEnv(Deno.env.toObject()));
-    return new S3Source(registry, config.model, config.cacheDir);
-  }
-  if (isHttpRegistry(config.registry)) {
-    return new HttpSource(config.registry, config.model!, config.cacheDir);
-  }
-  return new DirSource(config.registry, config.model);
-}
-
 /** Starts following the registry: file events on a local one, polling as the safety net. */
 function follow(config: ServeConfig, reloader: Reloader): Watcher | null {
   const source = reloader.source;
@@ -72,20 +49,9 @@ function follow(config: ServeConfig, reloader: Reloader): Watcher | null {
 }
 
 async function main(): Promise<number> {
-  let config: ServeConfig | null;
-  try {
-    config = parseConfig(Deno.args, Deno.env.toObject()).config;
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`${e.message}\n\n${helpText()}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (!config) {
-    console.log(helpText());
-    return 0;
-  }
+  const parsed = configOrExit(Deno.args, Deno.env.toObject());
+  if (typeof parsed === "number") return parsed;
+  let config: ServeConfig = parsed;
   const supervisor = config.replicas > 1 && !isReplica();
   if (supervisor && Deno.permissions.querySync({ name: "run" }).state !== "granted") {
     console.error(
@@ -121,7 +87,7 @@ async function main(): Promise<number> {
   const slot = new ModelSlot(null, "the first model is still loading");
   const reloader = new Reloader({
     slot,
-    source: await makeSource(config),
+    source: await sourceOf(config, Deno.env.toObject()),
     metrics,
     load: (dir) =>
       loadModel(dir, {

@@ -9,44 +9,18 @@ import { serve } from "@hono/node-server";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { createApp } from "./app.ts";
-import { ConfigError, helpText, parseConfig, type ServeConfig } from "./config.ts";
+import { configOrExit } from "./config.ts";
 import { loadBackend } from "./inference/backend.ts";
 import { loadModel } from "./inference/model.ts";
 import { ModelSlot } from "./inference/slot.ts";
 import { ServiceMetrics } from "./metrics.ts";
-import {
-  BundleSource,
-  DirSource,
-  HttpSource,
-  isHttpRegistry,
-  type RegistrySource,
-} from "./registry_source.ts";
 import { Reloader } from "./reload.ts";
+import { sourceOf } from "./source_of.ts";
 import { watchRegistry } from "./watch.ts";
 
-function sourceOf(config: ServeConfig): RegistrySource {
-  if (config.bundle !== undefined) return new BundleSource(config.bundle);
-  if (isHttpRegistry(config.registry)) {
-    return new HttpSource(config.registry, config.model!, config.cacheDir);
-  }
-  return new DirSource(config.registry, config.model);
-}
-
 async function main(): Promise<number> {
-  let config: ServeConfig | null;
-  try {
-    config = parseConfig(process.argv.slice(2), process.env, availableParallelism()).config;
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`${e.message}\n\n${helpText()}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (!config) {
-    console.log(helpText());
-    return 0;
-  }
+  const config = configOrExit(process.argv.slice(2), process.env, availableParallelism());
+  if (typeof config === "number") return config;
   const { backend, note } = await loadBackend(config.backend, {
     threads: config.threads || availableParallelism(), // Node 20 has no navigator.hardwareConcurrency
   });
@@ -55,7 +29,7 @@ async function main(): Promise<number> {
   const slot = new ModelSlot(null, "the first model is still loading");
   const reloader = new Reloader({
     slot,
-    source: sourceOf(config),
+    source: await sourceOf(config, process.env),
     metrics,
     load: (dir) =>
       loadModel(dir, {

@@ -1,0 +1,33 @@
+/**
+ * The registry source a server configuration asks for: --bundle, an S3 or HTTP(S) registry, or
+ * a registry directory. One definition for every entry point (serve/main.ts on Deno,
+ * serve/node.ts on Node), so they follow the same registries the same way.
+ */
+import { isS3Registry } from "../registry/s3_location.ts";
+import type { ServeConfig } from "./config.ts";
+import {
+  BundleSource,
+  DirSource,
+  HttpSource,
+  isHttpRegistry,
+  type RegistrySource,
+} from "./registry_source.ts";
+
+/** `env` supplies the AWS variables of an S3 registry. */
+export async function sourceOf(
+  config: ServeConfig,
+  env: Record<string, string | undefined>,
+): Promise<RegistrySource> {
+  if (config.bundle !== undefined) return new BundleSource(config.bundle);
+  if (isS3Registry(config.registry)) {
+    // Loaded only here: the AWS SDK takes a second or more to import.
+    const { S3Registry, s3ClientFromEnv } = await import("../registry/registry_s3.ts");
+    const { S3Source } = await import("./registry_source_s3.ts");
+    const registry = new S3Registry(config.registry, s3ClientFromEnv(env));
+    return new S3Source(registry, config.model, config.cacheDir);
+  }
+  if (isHttpRegistry(config.registry)) {
+    return new HttpSource(config.registry, config.model!, config.cacheDir);
+  }
+  return new DirSource(config.registry, config.model);
+}
