@@ -12,27 +12,34 @@
  * hook that loads the copy in a runtime (trainer/publish.ts does it with onnxruntime).
  * Pure node:fs/promises, for Deno and Node.
  */
-import { cp, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { cp, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import type { Manifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, exists, listVersions, RegistryError } from "./registry.ts";
+import {
+  activationStack,
+  appendHistory,
+  type HistoryEntry,
+  readHistory,
+  writeFileAtomic,
+} from "./history.ts";
 import { type HeldLock, tmpName, withRegistryLock } from "./registry_lock.ts";
 
 export { type HeldLock, withRegistryLock } from "./registry_lock.ts";
+export {
+  activationStack,
+  appendHistory,
+  HISTORY_FILE,
+  type HistoryEntry,
+  readHistory,
+  writeFileAtomic,
+} from "./history.ts";
 
-export const HISTORY_FILE = "HISTORY";
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Roles of files the publisher adds to a bundle (PublishOptions.augment), not the exporter. */
 const ADDED_ROLES = new Set(["latent-translation"]);
-
-export interface HistoryEntry {
-  version: string;
-  /** ISO time of the activation. */
-  time: string;
-  action: "publish" | "activate" | "rollback";
-}
 
 export interface PublishOptions {
   /** Registry root (default "models"). */
@@ -69,63 +76,6 @@ export interface PublishResult {
   pruned: string[];
   /** What was left by interrupted writers and removed before publishing (one note each). */
   cleaned: string[];
-}
-
-/** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const dir = resolve(path, "..");
-  const tmp = join(dir, tmpName("write"));
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(text);
-    await fh.sync(); // the rename must not become visible before the data it points to
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** The activation history, oldest first (empty when the file does not exist). */
-export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(join(modelDir, HISTORY_FILE), "utf8");
-  } catch {
-    return [];
-  }
-  const out: HistoryEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const e = JSON.parse(line);
-      if (typeof e.version === "string" && SAFE_ID.test(e.version)) out.push(e);
-    } catch {
-      // a hand-edited or foreign line: skip it rather than block every later publish
-    }
-  }
-  return out;
-}
-
-/**
- * The activation stack implied by the history: publish/activate push, rollback pops. The top
- * is the active version, the one below it is what `rollback` re-activates.
- */
-export function activationStack(history: readonly HistoryEntry[]): string[] {
-  const stack: string[] = [];
-  for (const e of history) {
-    if (e.action === "rollback") {
-      stack.pop();
-      if (stack[stack.length - 1] !== e.version) stack.push(e.version);
-    } else if (stack[stack.length - 1] !== e.version) {
-      stack.push(e.version);
-    }
-  }
-  return stack;
 }
 
 /** What CURRENT holds: a version id whose directory exists, or why it cannot be used. */
@@ -167,14 +117,7 @@ async function readCurrentOrNull(modelDir: string): Promise<string | null> {
 
 /** Points CURRENT at `version` and appends to HISTORY; caller holds the lock. */
 async function flip(modelDir: string, version: string, action: HistoryEntry["action"]) {
-  const history = await readHistory(modelDir);
-  history.push({ version, time: new Date().toISOString(), action });
-  // Bounded: rollback only ever needs the last few entries.
-  const kept = history.slice(-200);
-  await writeFileAtomic(
-    join(modelDir, HISTORY_FILE),
-    kept.map((e) => JSON.stringify(e)).join("\n") + "\n",
-  );
+  await appendHistory(modelDir, { version, time: new Date().toISOString(), action });
   // CURRENT last: it is what servers react to, and the history must already explain it.
   await writeFileAtomic(join(modelDir, CURRENT_FILE), version + "\n");
 }

@@ -37,6 +37,7 @@ import { type NoveltyField, noveltyFields, noveltyInfo, noveltyJudge } from "./n
 import { latentRoutes, spaceOf } from "./latents/routes.ts";
 import { Translator } from "./latents/translate.ts";
 import { galleryAdminRoutes, type GalleryHandle, galleryRoutes } from "./gallery/routes.ts";
+import type { Traffic } from "./traffic/traffic.ts";
 
 export type AppConfig =
   & Pick<
@@ -75,6 +76,8 @@ export interface AppDeps {
   translator?: Translator;
   /** The similarity gallery (serve/gallery/), or why there is none; /v1/similar answers 503 without. */
   gallery?: GalleryHandle;
+  /** Canary routing and shadow traffic (serve/traffic/); without it every request is primary. */
+  traffic?: Traffic;
 }
 
 /** This process's metrics in the exposition format, with the active model filled in. */
@@ -201,13 +204,16 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   if (deps.admission) app.use("*", deps.admission.middleware());
+  if (deps.traffic) app.use("*", deps.traffic.middleware());
 
-  // Runs fn with the current model pinned; an empty slot is a 503, not a crash.
-  const withModel = <T>(fn: (m: LoadedModel) => Promise<T>): Promise<T> =>
-    slot.use(fn).catch((e) => {
+  // Runs fn with the model this request goes to pinned (the canary's for its share of keys);
+  // an empty slot is a 503, not a crash.
+  const pinning = (pin: Pick<ModelSlot, "use">) => <T>(fn: (m: LoadedModel) => Promise<T>) =>
+    pin.use(fn).catch((e): Promise<T> => {
       if (e instanceof NoModelError) throw new ApiError(503, "not_ready", e.message);
       throw e;
     });
+  const withModel = pinning(deps.traffic ?? slot);
 
   // The novelty of each encoded image, counted in /metrics under the model that judged it.
   const judgeNovelty = (m: LoadedModel, out: EncodeOutput, images: Float32Array) => {
@@ -361,6 +367,7 @@ export function createApp(deps: AppDeps): Hono {
         hasManifest: v.hasManifest,
       })),
       ...(deps.reloader ? reloadInfo(deps.reloader) : {}),
+      ...(deps.traffic ? { traffic: deps.traffic.status() } : {}),
     });
   });
 
@@ -389,7 +396,8 @@ export function createApp(deps: AppDeps): Hono {
     new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.5 });
   const gallery = deps.gallery ??
     { current: null, reason: "the service was started without --gallery <file>" };
-  const latentDeps = { slot, translator, limits, withModel, handle: gallery };
+  // Latents and the gallery stay on the primary: the gallery is indexed in its latent space.
+  const latentDeps = { slot, translator, limits, withModel: pinning(slot), handle: gallery };
   app.route("/", latentRoutes(latentDeps));
   app.route("/", galleryRoutes(latentDeps));
   // One throttle for every admin route group: wrong tokens count alike wherever they are tried.
@@ -419,7 +427,7 @@ export function createApp(deps: AppDeps): Hono {
     });
   }
 
-  app.route("/v2", v2Routes({ slot, limits, metrics, log })); // Open Inference Protocol: serve/v2/
+  app.route("/v2", v2Routes({ slot, limits, metrics, log, traffic: deps.traffic })); // Open Inference Protocol: serve/v2/
   app.get("/openapi.json", (c) => c.json(doc));
   app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));
   app.route("/", demoRoutes({ slot, limits, openApi: doc })); // the demo page: serve/demo/

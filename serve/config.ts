@@ -61,6 +61,11 @@ export interface ServeConfig {
   /** Re-embedding after a swap: items per batch, and the pause between batches (ms). */
   galleryBatch: number;
   galleryPauseMs: number;
+  /** Automatic canary abort bounds (serve/traffic/guard.ts) and the shadow's queue. */
+  canaryMaxErrorRate: number;
+  canaryMaxP99Ms: number;
+  canaryMinRequests: number;
+  shadowQueue: number;
 }
 
 export const FLAG_SPECS = {
@@ -286,7 +291,49 @@ export const FLAG_SPECS = {
     help:
       "least pause between re-embedding batches, ms (and at least the batch's own time, so re-embedding takes at most half the model's time)",
   },
+  // A canary is judged against bounds an operator would page on, not against the primary: a
+  // small share of traffic has too few requests for a fair two-sample comparison.
+  "canary-max-error-rate": {
+    env: "CANARY_MAX_ERROR_RATE",
+    type: "number",
+    default: 0.02,
+    help: "stop routing to a canary whose share of 5xx answers passes this (0..1)",
+  },
+  "canary-max-p99-ms": {
+    env: "CANARY_MAX_P99_MS",
+    type: "number",
+    default: 1000,
+    help: "stop routing to a canary whose p99 latency (last 1000 requests) passes this, ms",
+  },
+  "canary-min-requests": {
+    env: "CANARY_MIN_REQUESTS",
+    type: "int",
+    default: 100,
+    help: "canary requests seen before the bounds are applied",
+  },
+  "shadow-queue": {
+    env: "SHADOW_QUEUE",
+    type: "int",
+    default: 256,
+    help: "most requests waiting for the shadow version; more are dropped and counted",
+  },
 } as const;
+
+/** The canary bounds and shadow queue, checked. */
+function trafficConfig(flags: Record<string, unknown>) {
+  const rate = flags["canary-max-error-rate"] as number;
+  if (!(rate >= 0 && rate <= 1)) {
+    throw new ConfigError(`--canary-max-error-rate must be in 0..1, got ${rate}`);
+  }
+  const p99 = flags["canary-max-p99-ms"] as number;
+  if (!(p99 > 0)) throw new ConfigError(`--canary-max-p99-ms must be > 0, got ${p99}`);
+  return {
+    canaryMaxErrorRate: rate,
+    canaryMaxP99Ms: p99,
+    canaryMinRequests: positive("canary-min-requests", flags["canary-min-requests"] as number),
+    shadowQueue: positive("shadow-queue", flags["shadow-queue"] as number),
+  };
+}
 
 export const USAGE =
   "Usage: deno task serve [flags]\n\nServes a VAE bundle (any labelled image set; Fashion-MNIST by default) over HTTP (see GET /docs once running).";
@@ -456,6 +503,7 @@ export function parseConfig(
       dataDir: flags["data-dir"] as string,
       galleryBatch: positive("gallery-batch", flags["gallery-batch"] as number),
       galleryPauseMs: positive("gallery-pause-ms", flags["gallery-pause-ms"] as number, 0),
+      ...trafficConfig(flags),
     },
   };
 }

@@ -25,6 +25,7 @@ import {
 import { type Watcher, watchRegistry } from "./watch.ts";
 import { startGallery } from "./gallery/mod.ts";
 import { Translator } from "./latents/translate.ts";
+import { startTraffic, type Traffic } from "./traffic/mod.ts";
 
 const HOW_TO_GET_A_MODEL = [
   "To get a model:",
@@ -34,7 +35,7 @@ const HOW_TO_GET_A_MODEL = [
 ].join("\n");
 
 /** Starts following the registry: file events on a local one, polling as the safety net. */
-function follow(config: ServeConfig, reloader: Reloader): Watcher | null {
+function follow(config: ServeConfig, reloader: Reloader, traffic: Traffic): Watcher | null {
   const source = reloader.source;
   if (source.kind === "bundle") return null;
   const dir = source.kind === "dir" && config.watch ? source.watchDir : undefined;
@@ -43,9 +44,11 @@ function follow(config: ServeConfig, reloader: Reloader): Watcher | null {
       `Not following ${source.description} (--no-watch / --poll-ms 0): new versions need POST /v1/admin/reload`,
     );
   }
-  return watchRegistry(dir, (why) => void reloader.request({ kind: "follow", reason: why }), {
-    pollMs: config.pollMs,
-  });
+  const onChange = (why: string) => {
+    void reloader.request({ kind: "follow", reason: why });
+    void traffic.refresh(why); // CANARY and SHADOW are followed like CURRENT
+  };
+  return watchRegistry(dir, onChange, { pollMs: config.pollMs });
 }
 
 async function main(): Promise<number> {
@@ -85,21 +88,19 @@ async function main(): Promise<number> {
   );
   const metrics = new ServiceMetrics();
   const slot = new ModelSlot(null, "the first model is still loading");
-  const reloader = new Reloader({
-    slot,
-    source: await sourceOf(config, Deno.env.toObject()),
-    metrics,
-    load: (dir) =>
-      loadModel(dir, {
-        backend,
-        maxBatch: config.maxBatch,
-        maxQueueDelayMs: config.maxQueueDelayMs,
-        chunkRows: config.chunkRows,
-        precision: config.precision,
-        onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
-        onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
-      }),
-  });
+  const load = (dir: string) =>
+    loadModel(dir, {
+      backend,
+      maxBatch: config.maxBatch,
+      maxQueueDelayMs: config.maxQueueDelayMs,
+      chunkRows: config.chunkRows,
+      precision: config.precision,
+      onBatch: (graph, rows, stats) => metrics.observeBatch(graph, rows, stats),
+      onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
+    });
+  const source = await sourceOf(config, Deno.env.toObject());
+  const reloader = new Reloader({ slot, source, metrics, load });
+  const traffic = startTraffic({ config, slot, source, load, metrics });
   // The first load goes through the reloader too, so a bad bundle at start is reported the
   // same way (lastError, metrics) and a later publish can still make the server ready.
   const first = await reloader.request({ kind: "follow", reason: "startup" });
@@ -107,7 +108,8 @@ async function main(): Promise<number> {
     console.error(`No model is being served: ${first.error}\n${HOW_TO_GET_A_MODEL}`);
   }
   const model = slot.current;
-  const watcher = follow(config, reloader);
+  await traffic.refresh("startup");
+  const watcher = follow(config, reloader, traffic);
   // Replicas: /metrics anywhere covers all of them (replicas.ts, loopback control servers).
   const own = () => ownMetricsText(metrics, slot);
   let replicas: ReplicaSet | null = null;
@@ -138,6 +140,7 @@ async function main(): Promise<number> {
     decoder,
     translator,
     gallery,
+    traffic,
   });
   if (config.adminToken) console.log("Admin API enabled at /v1/admin (bearer token set)");
 
@@ -204,6 +207,7 @@ async function main(): Promise<number> {
       await Promise.all([drainThenClose(), replicas?.stop(), cluster?.control.shutdown()]);
       decoder.close();
       await reloader.idle();
+      await traffic.close();
       await gallery.close();
       await slot.close();
       if (backend instanceof WorkerBackend) backend.close();

@@ -36,11 +36,11 @@ function fmt(v: number): string {
   return Number.isInteger(v) ? String(v) : String(+v.toPrecision(10));
 }
 
-interface Metric {
+export interface Metric {
   render(): string[];
 }
 
-class Counter implements Metric {
+export class Counter implements Metric {
   #values = new Map<string, number>();
   constructor(
     readonly name: string,
@@ -67,7 +67,7 @@ class Counter implements Metric {
   }
 }
 
-class Histogram implements Metric {
+export class Histogram implements Metric {
   #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
   constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
   observe(value: number, labels: Labels = {}): void {
@@ -227,6 +227,9 @@ export class ServiceMetrics {
     this.ready.set({}, model ? 1 : 0);
   }
 
+  /** Series other modules own (serve/traffic/metrics.ts), rendered after these. */
+  readonly extra: Metric[] = [];
+
   render(): string {
     const all: Metric[] = [
       this.requests,
@@ -246,6 +249,7 @@ export class ServiceMetrics {
       this.reloadFailing,
       this.lastFailure,
       this.swapSeconds,
+      ...this.extra,
     ];
     return all.flatMap((m) => m.render()).join("\n") + "\n";
   }

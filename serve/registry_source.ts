@@ -14,6 +14,14 @@ import { MANIFEST_FILE, type MemoryBundle, readManifest } from "../bundle/mod.ts
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../registry/registry.ts";
 import { activateVersion } from "../registry/registry_write.ts";
 import {
+  CANARY_FILE,
+  parseCanary,
+  parseShadow,
+  readTrafficRecords,
+  SHADOW_FILE,
+  type TrafficRecords,
+} from "../registry/traffic.ts";
+import {
   cachedVersions,
   cacheVersion,
   fetchVerified,
@@ -50,6 +58,8 @@ export interface RegistrySource {
   activate?(ref: VersionRef): Promise<void>;
   /** Drops cached copies other than `keep` (remote registries' caches only). */
   retain?(name: string, keep: string[]): Promise<void>;
+  /** The CANARY and SHADOW records (registry/traffic.ts); absent for a fixed bundle. */
+  traffic?(name: string): Promise<TrafficRecords>;
 }
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -98,6 +108,25 @@ export class DirSource implements RegistrySource {
   async activate(ref: VersionRef): Promise<void> {
     await activateVersion(this.root, ref.name, ref.version);
   }
+  traffic(name: string): Promise<TrafficRecords> {
+    return readTrafficRecords(join(this.root, name));
+  }
+}
+
+/** The traffic records from `read` (null for an object that does not exist), parsed. */
+export async function readRemoteTraffic(
+  name: string,
+  read: (rel: string) => Promise<string | null>,
+  where: (rel: string) => string,
+): Promise<TrafficRecords> {
+  const [c, s] = await Promise.all([
+    read(`${name}/${CANARY_FILE}`),
+    read(`${name}/${SHADOW_FILE}`),
+  ]);
+  return {
+    canary: c === null ? null : parseCanary(c, where(`${name}/${CANARY_FILE}`)),
+    shadow: s === null ? null : parseShadow(s, where(`${name}/${SHADOW_FILE}`)),
+  };
 }
 
 /** One bundle directory served as is (--bundle). */
@@ -249,6 +278,26 @@ export class HttpSource implements RegistrySource {
 
   retain(name: string, keep: string[]): Promise<void> {
     return retainCached(this.cacheDir, name, keep);
+  }
+
+  traffic(name: string): Promise<TrafficRecords> {
+    const read = async (rel: string) => {
+      const url = new URL(rel, this.base).href;
+      const res = await this.fetchFn(url, {
+        cache: "no-store",
+        signal: AbortSignal.timeout(this.timeoutMs),
+      } as RequestInit);
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return null;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new HttpSourceError(`Cannot fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+      }
+      return await res.text();
+    };
+    return readRemoteTraffic(name, read, (rel) => this.base + rel);
   }
 }
 

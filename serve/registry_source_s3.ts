@@ -10,7 +10,13 @@ import type { S3Registry } from "../registry/registry_s3.ts";
 import { activateVersionS3 } from "../registry/registry_s3_write.ts";
 import { RegistryError } from "../registry/registry.ts";
 import { cacheVersion, retainCached } from "./bundle_cache.ts";
-import type { RegistrySource, SourceVersion, VersionRef } from "./registry_source.ts";
+import {
+  readRemoteTraffic,
+  type RegistrySource,
+  type SourceVersion,
+  type VersionRef,
+} from "./registry_source.ts";
+import type { TrafficRecords } from "../registry/traffic.ts";
 import { resolve } from "node:path";
 
 export class S3Source implements RegistrySource {
@@ -84,5 +90,13 @@ export class S3Source implements RegistrySource {
 
   async retain(name: string, keep: string[]): Promise<void> {
     await retainCached(this.cacheDir, name, keep);
+  }
+
+  traffic(name: string): Promise<TrafficRecords> {
+    const read = async (rel: string) => {
+      const o = await this.registry.get(rel);
+      return o === null ? null : new TextDecoder().decode(o.bytes);
+    };
+    return readRemoteTraffic(name, read, (rel) => this.registry.where(rel));
   }
 }

@@ -23,6 +23,11 @@ export const EXTENSIONS = ["binary_tensor_data", "classification"];
 
 export interface V2Deps {
   slot: ModelSlot;
+  /** Canary routing (serve/traffic/traffic.ts): unversioned requests take its choice. */
+  traffic?: {
+    use<T>(fn: (m: LoadedModel) => Promise<T>): Promise<T>;
+    useVersion<T>(version: string, fn: (m: LoadedModel) => Promise<T>): Promise<T>;
+  };
   limits: InputLimits;
   metrics?: ServiceMetrics;
   log?: (message: string, error?: unknown) => void;
@@ -97,10 +102,13 @@ export function v2Routes(deps: V2Deps): Hono {
 
   const infer = async (c: Context) => {
     const { name, version } = c.req.param();
-    pick(slot.current, slot, name, version); // fail fast, before reading the body
+    pick(slot.current, slot, name, deps.traffic ? undefined : version); // fail fast, before the body
     const body = await readBody(c.req.raw, limits.maxBodyBytes);
     const { json, binary } = splitBody(body, c.req.header(HEADER_LENGTH) ?? null);
-    return await slot.use(async (m) => {
+    const t = deps.traffic;
+    const use = <T>(fn: (m: LoadedModel) => Promise<T>) =>
+      t ? (version === undefined ? t.use(fn) : t.useVersion(version, fn)) : slot.use(fn);
+    return await use(async (m) => {
       pick(m, slot, name, version); // the pinned model, which a swap may have changed
       const io = {
         input: m.manifest.input.name,
