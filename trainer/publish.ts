@@ -31,6 +31,12 @@ import {
 } from "../registry/registry_write.ts";
 import { isS3Registry } from "../registry/s3_location.ts";
 import { addLatentTranslation, FIT_IMAGES, type TranslationOptions } from "./latent_translation.ts";
+import {
+  TRAFFIC_COMMANDS,
+  TRAFFIC_FLAGS,
+  TRAFFIC_USAGE,
+  trafficCommand,
+} from "./publish_traffic.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
@@ -64,11 +70,13 @@ export const PUBLISH_FLAGS = {
     default: FIT_IMAGES,
     help: "first N training images the translation is fitted on (0: fit on held-out images)",
   },
+  ...TRAFFIC_FLAGS,
 } satisfies FlagSpecs;
 
 export const PUBLISH_USAGE =
   `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5]
-       deno task publish -- activate <version> | rollback | prune | list  [--registry models]`;
+       deno task publish -- activate <version> | rollback | prune | list  [--registry models]
+${TRAFFIC_USAGE}`;
 
 /** onnxruntime-node as the acceptance check's runtime (one thread: publishing is not serving). */
 export async function onnxRuntimeNode(): Promise<GraphRuntime<Graph>> {
@@ -195,6 +203,16 @@ export async function publishMain(
   };
   if (cmd === undefined) {
     throw new FlagError(`Name a bundle directory or a command\n${PUBLISH_USAGE}`);
+  }
+  if (TRAFFIC_COMMANDS.has(cmd)) {
+    await trafficCommand(cmd, rest, {
+      registry,
+      name,
+      flags: f,
+      verify: verifyWithOnnxRuntime,
+      log,
+    });
+    return 0;
   }
   if (isS3Registry(registry)) {
     noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
