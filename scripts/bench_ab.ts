@@ -71,7 +71,7 @@ const procs = sides.map((s) => start(s.dir, s.port));
 try {
   await Promise.all(sides.map((s) => ready(s.port)));
   const lat: Record<string, number[]> = { a: [], b: [] };
-  for (const s of sides) await round(s.port, 50, []); // warm-up, not counted
+  for (const s of sides) await round(s.port, 500, []); // warm-up (JIT), not counted
   const rounds = Number(values.rounds), n = Number(values.requests);
   for (let r = 0; r < rounds; r++) {
     // Alternate which side goes first so neither always runs on a warmer machine.

@@ -19,6 +19,7 @@ import {
   modelRef,
   modeOf,
   preprocessQuery,
+  queryRoute,
   type RouteDeps,
   setModelHeaders,
 } from "./common.ts";
@@ -88,8 +89,7 @@ function latentRoute(deps: RouteDeps) {
 
 export function classifyRoutes(app: Api, deps: RouteDeps): void {
   const { limits, metrics, withModel, judgeNovelty } = deps;
-  app.openapi(classifyRoute(deps), async (c) => {
-    const q = c.req.valid("query");
+  queryRoute(app, classifyRoute(deps), async (c, q) => {
     const abstain = q.abstain === "true" || q.abstain === "1";
     const batch = await readImageBatch(c.req.raw, limits, modeOf(q.preprocess));
     return await withModel(async (m) => {
@@ -120,8 +120,7 @@ export function classifyRoutes(app: Api, deps: RouteDeps): void {
     });
   });
 
-  app.openapi(latentRoute(deps), async (c) => {
-    const q = c.req.valid("query");
+  queryRoute(app, latentRoute(deps), async (c, q) => {
     const samples = intValue(q.samples) ?? 0;
     const seedParam = intValue(q.seed);
     const batch = await readImageBatch(c.req.raw, limits, modeOf(q.preprocess));

@@ -15,6 +15,7 @@ import {
   inputErrors,
   pngAnswer,
   preprocessQuery,
+  queryRoute,
   type RouteDeps,
   setModelHeaders,
 } from "./common.ts";
@@ -83,7 +84,7 @@ const decodeRoute = createRoute({
 
 export function imageRoutes(app: Api, deps: RouteDeps): void {
   const { limits, metrics, withModel } = deps;
-  app.openapi(reconstructRoute(deps), async (c) => {
+  queryRoute(app, reconstructRoute(deps), async (c) => {
     const image = await readOneImage(c.req.raw, limits, "/v1/reconstruct");
     return await withModel(async (m) => {
       needDecoder(m);
