@@ -13,7 +13,7 @@
 import { createApp } from "./app.ts";
 import { edgeConfig } from "./edge/config.ts";
 import { MemorySource } from "./edge/memory_source.ts";
-import { trackWasmMemory, wasmHeapBytes } from "./edge/wasm_heap.ts";
+import { memoryLine, trackWasmMemory } from "./edge/wasm_heap.ts";
 import { loadBackend } from "./inference/backend.ts";
 import { loadModel, loadModelFromMemory, type LoadOptions } from "./inference/model.ts";
 import { ModelSlot } from "./inference/slot.ts";
@@ -42,20 +42,25 @@ const source: RegistrySource = src.kind === "http"
   : src.kind === "bundle"
   ? new BundleSource(src.dir)
   : new DirSource(src.dir, src.model);
+async function loadDownloaded(memory: MemorySource, label: string) {
+  const bundle = memory.take(label);
+  try {
+    return await loadModelFromMemory(bundle, opts);
+  } finally {
+    memory.recycle(bundle); // the next version is read into these buffers
+  }
+}
 const reloader = new Reloader({
   slot,
   source,
   metrics,
-  load: (where) => memory ? loadModelFromMemory(memory.take(where), opts) : loadModel(where, opts),
+  load: (where) => memory ? loadDownloaded(memory, where) : loadModel(where, opts),
 });
 const app = createApp({ slot, config: config.serve, metrics, reloader });
 
-const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const follow = (why: string) =>
   reloader.request({ kind: "follow", reason: why }).then((o) => {
-    if (o.status === "swapped" && !o.superseded) {
-      console.log(`wasm heap ${mib(wasmHeapBytes())} MiB serving ${o.version}`);
-    }
+    if (o.status === "swapped" && !o.superseded) console.log(memoryLine(o.version!));
     return o;
   });
 void follow("startup").then((o) => {
