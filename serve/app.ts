@@ -23,7 +23,7 @@ import {
   readLatent,
   readOneImage,
 } from "./inputs.ts";
-import { ServiceMetrics } from "./metrics.ts";
+import { routeLabel, ServiceMetrics } from "./metrics.ts";
 import { openApiDoc } from "./openapi.ts";
 import { pngResponse } from "./png_response.ts";
 import { adminRoutes, bearerAuth } from "./admin.ts";
@@ -84,7 +84,7 @@ export function ownMetricsText(metrics: ServiceMetrics, slot: ModelSlot): string
   return metrics.render();
 }
 
-/** Routes with a fixed label for metrics; anything else counts as "other" (bounded cardinality). */
+/** Routes with a fixed label for metrics (routeLabel() adds the /v2 templates; the rest is "other"). */
 const ROUTES = [
   "/v1/classify",
   "/v1/latent",
@@ -190,7 +190,7 @@ export function createApp(deps: AppDeps): Hono {
   app.use("*", async (c, next) => {
     const start = performance.now();
     await next();
-    const route = ROUTES.includes(c.req.path) ? c.req.path : "other";
+    const route = routeLabel(c.req.path, ROUTES);
     metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
     metrics.latency.observe((performance.now() - start) / 1000, { route });
     const active = slot.current;
