@@ -6,7 +6,8 @@
  * or a read-only directory beside the code. Hot swaps go through the same Reloader as the
  * server (validated, then switched atomically). Memory stays bounded across swaps because
  * every version's sessions live in the one wasm heap, which frees the old version's memory
- * for the next one to reuse (docs/edge.md; tests/edge_serve_test.ts measures RSS over 50 swaps).
+ * for the next one to reuse, and each version is downloaded into the last one's buffers, so a
+ * swap leaves V8 no large garbage (docs/edge.md; tests/edge_serve_test.ts checks the plateau).
  * Settings come from the environment (serve/edge/config.ts). Until the first model is loaded,
  * requests get 503 and the readiness routes say why.
  */
