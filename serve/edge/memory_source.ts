@@ -1,8 +1,8 @@
 /**
  * An HTTP(S) registry followed without a file system: the versions HttpSource fetches and
  * sha256-checks are kept in memory, handed to the loader once (take()), and given back once
- * loaded (recycle()), so the only copy that outlives a load is the one inside the onnxruntime
- * sessions and the next version is downloaded into the same buffers (buffer_pool.ts).
+ * loaded (recycle()): the graphs live on only inside the onnxruntime sessions, and the next
+ * version is downloaded into the same buffers (buffer_pool.ts) instead of new ones.
  * "localDir" is the version's URL: the reloader passes it back to the loader, and errors name it.
  */
 import type { MemoryBundle } from "../../bundle/mod.ts";
