@@ -13,6 +13,7 @@
  */
 import {
   checkAllGraphs,
+  type Evaluation,
   type Graph,
   type GraphRuntime,
   type GraphTensor,
@@ -21,6 +22,7 @@ import {
   readManifest,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
+import { join, resolve } from "node:path";
 import { listVersions, resolveModelName } from "../registry/registry.ts";
 import {
   activateVersion,
@@ -31,6 +33,17 @@ import {
 } from "../registry/registry_write.ts";
 import { isS3Registry } from "../registry/s3_location.ts";
 import { addLatentTranslation, FIT_IMAGES, type TranslationOptions } from "./latent_translation.ts";
+import {
+  checkRefusedBefore,
+  evaluationOf,
+  GATE_FLAGS,
+  type GateOptions,
+  gateOptionsFrom,
+  GateRefusedError,
+  gateStep,
+  listLine,
+  refusalMessage,
+} from "./publish_gate.ts";
 
 export const PUBLISH_FLAGS = {
   registry: {
@@ -64,6 +77,7 @@ export const PUBLISH_FLAGS = {
     default: FIT_IMAGES,
     help: "first N training images the translation is fitted on (0: fit on held-out images)",
   },
+  ...GATE_FLAGS,
 } satisfies FlagSpecs;
 
 export const PUBLISH_USAGE =
@@ -119,6 +133,12 @@ export interface PublishCommandOptions {
   /** Fit the latent translation from the active version (default true; file registries). */
   translation?: boolean;
   translationOptions?: TranslationOptions;
+  /**
+   * Run the regression gate against the active version (trainer/gate.ts; file registries). The
+   * CLI and `train --publish` always do; library callers opt in. A refusal keeps the version
+   * in the registry inactive and throws GateRefusedError.
+   */
+  gate?: GateOptions;
 }
 
 /**
@@ -144,7 +164,7 @@ export async function publish(
       env,
     });
     // An object store leaves no temporary directories behind to clean.
-    return { ...r, cleaned: [] };
+    return { ...r, cleaned: [], activated: true };
   }
   const log = opts.translationOptions?.log ?? ((s: string) => console.error(s));
   const augment = async (dir: string, manifest: Manifest, active: { dir: string } | null) => {
@@ -160,13 +180,50 @@ export async function publish(
       log(`no latent translation from ${active.dir}: ${(e as Error).message}`);
     }
   };
-  return publishBundle(bundleDir, {
-    registry: opts.registry,
-    name: opts.name,
-    keep: opts.keep,
-    verify: verifyWithOnnxRuntime,
-    augment: opts.translation === false ? undefined : augment,
+  const translate = opts.translation === false ? undefined : augment;
+  if (!opts.gate) {
+    return publishBundle(bundleDir, { ...where(opts), augment: translate });
+  }
+  return await publishGated(bundleDir, opts, opts.gate, translate);
+}
+
+/** publish() with the regression gate: the gate runs first on the copy, then the translation. */
+async function publishGated(
+  bundleDir: string,
+  opts: PublishCommandOptions,
+  gate: GateOptions,
+  translate?: (dir: string, m: Manifest, active: { dir: string } | null) => Promise<void>,
+): Promise<PublishResult> {
+  const manifest = await readManifest(resolve(bundleDir));
+  const modelDir = join(resolve(opts.registry), opts.name ?? manifest.name);
+  const forcedBefore = await checkRefusedBefore(modelDir, manifest.version, gate.force === true);
+  const outcome = { evaluation: null as Evaluation | null };
+  const step = gateStep(gate, onnxRuntimeNode, outcome);
+  const r = await publishBundle(bundleDir, {
+    ...where(opts),
+    // A version refused before is forced through by activateVersion, which records it.
+    activate: forcedBefore === undefined,
+    augment: async (dir, m, active) => {
+      const decision = await step(dir, m, active);
+      // A refused version stays inactive: its translation waits until it is published again.
+      if (decision.activate !== false) await translate?.(dir, m, active);
+      return decision;
+    },
   });
+  if (!r.activated && outcome.evaluation) {
+    throw new GateRefusedError(refusalMessage(outcome.evaluation, r.version), outcome.evaluation);
+  }
+  if (forcedBefore) {
+    await activateVersion(opts.registry, r.name, r.version, "publish", forcedBefore);
+    gate.log?.(`--force: activated ${r.version} despite: ${forcedBefore.join("; ")}`);
+    return { ...r, activated: true };
+  }
+  return r;
+}
+
+function where(opts: PublishCommandOptions) {
+  const { registry, name, keep } = opts;
+  return { registry, name, keep, verify: verifyWithOnnxRuntime };
 }
 
 // Never through CURRENT: activate and rollback are how a damaged CURRENT gets repaired.
@@ -205,7 +262,8 @@ export async function publishMain(
   if (cmd === "activate") {
     noMore(1);
     const n = await modelName(registry, name);
-    const r = await activateVersion(registry, n, rest[0]);
+    const forced = await checkRefusedBefore(join(resolve(registry), n), rest[0], f.force === true);
+    const r = await activateVersion(registry, n, rest[0], "activate", forced);
     r.cleaned.forEach((note) => log(`${n}: ${note}`));
     if (r.repaired) log(`${n}: CURRENT was damaged (${r.repaired}); repaired`);
     log(`${n}: active version ${rest[0]} (was ${r.previous ?? "none"})`);
@@ -225,7 +283,8 @@ export async function publishMain(
     noMore(0);
     const n = await modelName(registry, name);
     for (const v of await listVersions(registry, n)) {
-      console.log(`${v.active ? "*" : " "} ${v.version}${v.hasManifest ? "" : "  (no manifest)"}`);
+      const e = v.hasManifest ? await evaluationOf(v.dir) : null;
+      console.log(listLine(v.version, v.active, e) + (v.hasManifest ? "" : "  (no manifest)"));
     }
   } else {
     const bundleDir = cmd === "publish" ? rest[0] : cmd;
@@ -253,6 +312,7 @@ async function publishCommand(
       fitImages: f["translation-fit-images"] as number,
       log,
     },
+    gate: gateOptionsFrom(f, log),
   });
   r.cleaned.forEach((note) => log(`${r.name}: ${note}`));
   log(
