@@ -14,8 +14,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { HELD_OUT_FILE, type Manifest } from "../bundle/mod.ts";
 import { FASHION_LABELS, PIXELS } from "../common/labels.ts";
-import { loadFashionMnist, resolveDataDir, type Split } from "./data.ts";
+import { loadFashionMnistTest, resolveDataDir, type Split } from "./data.ts";
 import { loadTrainingData } from "./datasets/mod.ts";
+import { detectKind } from "./datasets/listing.ts";
 
 /** The gate's images, labelled by class name. */
 export interface EvalSet extends Split {
@@ -57,7 +58,7 @@ async function imageTestSplit(path: string, heldOutDir: string | null, log: (s: 
 }
 
 function fashionTest(dir: string, count?: number) {
-  const test = loadFashionMnist(dir, { strictCounts: false }).test;
+  const test = loadFashionMnistTest(dir);
   const n = Math.min(count ?? test.count, test.count);
   return {
     images: test.images.slice(0, n * PIXELS),
@@ -73,11 +74,14 @@ async function chooseImages(
 ): Promise<{ split: Split; labels: string[]; source: string; description: string }> {
   const log = opts.log ?? (() => {});
   const heldOut = existsSync(join(activeDir, HELD_OUT_FILE)) ? activeDir : null;
+  if (opts.evalData && detectKind(opts.evalData) === "idx") {
+    const split = fashionTest(opts.evalData);
+    const description = `the Fashion-MNIST test split of ${opts.evalData}`;
+    return { split, labels: [...FASHION_LABELS], source: opts.evalData, description };
+  }
   if (opts.evalData) {
     const d = await imageTestSplit(opts.evalData, heldOut, log);
-    const how = d.kind === "idx"
-      ? "its test split"
-      : heldOut
+    const how = heldOut
       ? `the held-out images of ${active.version} found in it`
       : "its seeded test split";
     return { split: d.split, labels: d.labels, source: opts.evalData, description: how };
