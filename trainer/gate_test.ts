@@ -18,6 +18,7 @@ import { writeBundle } from "./bundle.ts";
 import { encodeMu } from "./classifiers.ts";
 import { loadFashionMnist, resolveDataDir, type Split, stratifiedSubset, take } from "./data.ts";
 import { buildEncoder, buildHead, type HeadConfig, TINY_VAE, type VaeConfig } from "./model.ts";
+import { calibrateBundle } from "./novelty.ts";
 import { publishMain, reportPublishError } from "./publish.ts";
 
 const L = 16, K = 10;
@@ -113,10 +114,18 @@ before(async () => {
     ["dims12b", train.labels, 12],
     ["dims16", train.labels, 16],
     ["shuffled", shuffled, 16],
+    ["calibrated", train.labels, 16],
+    ["calibratedLow", train.labels, 16],
   ];
   for (const [i, [name, labels, dims]] of fits.entries()) {
     bundles[name] = await exportBundle(name, encoder, lda(mu, labels, 3000, dims), test500, i);
   }
+  // Same model twice: the second flags a quarter of ordinary images as novel.
+  await calibrateBundle(bundles.calibrated, train, { heldOutCount: 500 });
+  await calibrateBundle(bundles.calibratedLow, train, {
+    heldOutCount: 500,
+    thresholdPercentile: 75,
+  });
 });
 
 after(async () => {
@@ -222,4 +231,20 @@ test("with several versions and after a rollback the gate compares with the acti
     (await readFile(join(r.reg, "fashion-vae", "CURRENT"), "utf8")).trim(),
     e.candidate.version,
   );
+});
+
+test("the share flagged novel, each version at its own threshold, is gated too", async () => {
+  const r = await registry();
+  assert.equal(await r.run([bundles.calibrated, ...EVAL]), 0, r.lines.join("\n"));
+  assert.equal(await r.run([bundles.calibratedLow, ...EVAL]), 1);
+  const msg = r.lines[r.lines.length - 1];
+  assert.match(msg, /novel share \d+\.\d% -> 2\d\.\d% \(\d+\.\d points, limit 2\)/);
+  assert.doesNotMatch(msg, /accuracy|class "/, "same classifier: accuracy is unchanged");
+  const e = await r.evaluation("calibratedLow");
+  assert.equal(e.agreement, 1);
+  const [a, c] = [e.active.novelShare!, e.candidate.novelShare!];
+  // Test images are in distribution: about 5% above the 95th percentile, 25% above the 75th.
+  assert.ok(a > 0.01 && a < 0.12, `active share ${a}`);
+  assert.ok(c > 0.15 && c < 0.35, `candidate share ${c}`);
+  assert.equal(e.candidate.noveltyThreshold! < e.active.noveltyThreshold!, true);
 });
