@@ -154,6 +154,8 @@ export async function publish(
   env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
   if (isS3Registry(opts.registry)) {
+    // The S3 publisher has no step in which to score the copy yet: say so rather than pretend.
+    if (opts.gate) opts.gate.log?.("regression gate: not available for S3 registries; not run");
     const keep = opts.keep ?? 0;
     // The AWS SDK takes a second or more to import: only S3 publishes load it.
     const { publishToS3 } = await import("./publish_s3.ts");
@@ -255,6 +257,9 @@ export async function publishMain(
   }
   if (isS3Registry(registry)) {
     noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
+    if (!["activate", "rollback", "prune", "list"].includes(cmd)) {
+      log("regression gate: not available for S3 registries; not run");
+    }
     const { s3Command } = await import("./publish_s3.ts");
     await s3Command(registry, cmd, rest, { name, keep, verify: verifyWithOnnxRuntime, log, env });
     return 0;
