@@ -1,14 +1,17 @@
 /**
  * The publisher: puts a bundle into the model registry and manages which version is active.
  *   publish <bundle-dir>   copy in (temp dir + rename), verify, flip CURRENT, prune
- *   activate <version>     make a version already in the registry the active one
+ *   activate <version>     make a version already in the registry the active one (a version
+ *                          the gate refused needs --force)
  *   rollback               re-activate the version that was active before the current one
  *   prune                  drop old versions beyond --keep (never the active or previous one)
  *   list                   versions, the active one marked
  * Verification is what the server will do before serving: manifest schema, sha256 of every
  * file, onnxruntime-node loads each graph with the declared input/output names and shapes, and
  * the probe images reproduce their recorded outputs. A bundle failing any of it never reaches
- * CURRENT. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
+ * CURRENT. Then the regression gate (trainer/gate.ts, publish_gate.ts) scores the candidate and
+ * the active version on the same held-out images and keeps a regressing candidate inactive
+ * unless --force. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
  * (--allow-ffi, as tests do). The registry layout itself lives in registry/registry_write.ts.
  */
 import {
@@ -64,7 +67,8 @@ export const PUBLISH_FLAGS = {
   "data-dir": {
     type: "string",
     env: "FASHION_MNIST_DIR",
-    help: "Fashion-MNIST IDX files: the held-out images the translation is fitted on",
+    help:
+      "Fashion-MNIST IDX files: the held-out images the translation is fitted on and the gate scores",
   },
   "translation-images": {
     type: "int",
@@ -81,7 +85,7 @@ export const PUBLISH_FLAGS = {
 } satisfies FlagSpecs;
 
 export const PUBLISH_USAGE =
-  `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5]
+  `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5] [--eval-data <dir>] [--force]
        deno task publish -- activate <version> | rollback | prune | list  [--registry models]`;
 
 /** onnxruntime-node as the acceptance check's runtime (one thread: publishing is not serving). */

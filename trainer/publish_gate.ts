@@ -16,7 +16,7 @@ import {
   readManifest,
   summarizeEvaluation,
 } from "../bundle/mod.ts";
-import type { FlagSpecs } from "../common/flags.ts";
+import { FlagError, type FlagSpecs } from "../common/flags.ts";
 import { exists } from "../registry/registry.ts";
 import { readCurrentState } from "../registry/registry_write.ts";
 import type { AugmentDecision } from "../registry/registry_write.ts";
@@ -62,6 +62,9 @@ export function gateOptionsFrom(
   f: Record<string, unknown>,
   log: (s: string) => void,
 ): GateOptions {
+  for (const key of ["max-drop", "max-class-drop", "max-novelty-shift"]) {
+    if (!((f[key] as number) >= 0)) throw new FlagError(`--${key} must be >= 0, got ${f[key]}`);
+  }
   return {
     limits: {
       maxDrop: f["max-drop"] as number,
