@@ -34,6 +34,7 @@ import type { Reloader } from "./reload.ts";
 import { normalSource, sampleLatent } from "./sampling.ts";
 import { v2Routes } from "./v2/mod.ts";
 import { type NoveltyField, noveltyFields, noveltyInfo, noveltyJudge } from "./novelty.ts";
+import { evaluationInfo } from "./evaluation_info.ts";
 import { latentRoutes, spaceOf } from "./latents/routes.ts";
 import { Translator } from "./latents/translate.ts";
 import { galleryAdminRoutes, type GalleryHandle, galleryRoutes } from "./gallery/routes.ts";
@@ -353,6 +354,7 @@ export function createApp(deps: AppDeps): Hono {
         metrics: mf.metrics,
         probe: m.probe,
         novelty: noveltyInfo(noveltyJudge(m, config.noveltyPercentile)),
+        evaluation: await evaluationInfo(m),
       },
       source,
       versions: versions.map((v) => ({

@@ -396,7 +396,14 @@ export function openApiDoc(limits: InputLimits & { maxSamples: number }): Json {
             active: {
               type: "object",
               description:
-                "name, version, created, backend, precision, latentSize, labels, dataset, metrics, decoder, novelty ({available, threshold, ...})",
+                "name, version, created, backend, precision, latentSize, labels, dataset, metrics, decoder, novelty ({available, threshold, ...}), evaluation",
+              properties: {
+                evaluation: {
+                  type: ["object", "null"],
+                  description:
+                    "The regression gate's verdict on publish (evaluation.json): verdict (passed, refused, forced), against (the version compared with), images, accuracy {active, candidate}, drop and worstClass {label, drop} in points, novelShare {active, candidate}, agreement, regressions (one line each); null when the bundle carries none",
+                },
+              },
             },
             versions: {
               type: "array",
