@@ -12,27 +12,32 @@
  * hook that loads the copy in a runtime (trainer/publish.ts does it with onnxruntime).
  * Pure node:fs/promises, for Deno and Node.
  */
-import { cp, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { cp, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import type { Manifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, exists, listVersions, RegistryError } from "./registry.ts";
 import { type HeldLock, tmpName, withRegistryLock } from "./registry_lock.ts";
+import {
+  activationStack,
+  HISTORY_FILE,
+  type HistoryEntry,
+  readHistory,
+  SAFE_ID,
+  writeFileAtomic,
+} from "./history.ts";
 
 export { type HeldLock, withRegistryLock } from "./registry_lock.ts";
-
-export const HISTORY_FILE = "HISTORY";
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export {
+  activationStack,
+  HISTORY_FILE,
+  type HistoryEntry,
+  readHistory,
+  writeFileAtomic,
+} from "./history.ts";
 
 /** Roles of files the publisher adds to a bundle (PublishOptions.augment), not the exporter. */
-const ADDED_ROLES = new Set(["latent-translation"]);
-
-export interface HistoryEntry {
-  version: string;
-  /** ISO time of the activation. */
-  time: string;
-  action: "publish" | "activate" | "rollback";
-}
+const ADDED_ROLES = new Set(["latent-translation", "evaluation"]);
 
 export interface PublishOptions {
   /** Registry root (default "models"). */
@@ -49,13 +54,21 @@ export interface PublishOptions {
   lockWaitMs?: number;
   /**
    * Adds files to the registry's temporary copy before it is verified, given the version active
-   * then (the publisher fits the latent translation here). Files it adds must be in the manifest.
+   * then (the publisher fits the latent translation and runs the regression gate here). Files
+   * it adds must be in the manifest. It may withhold activation (the copy is still kept).
    */
   augment?: (
     dir: string,
     manifest: Manifest,
     active: { version: string; dir: string } | null,
-  ) => Promise<void>;
+  ) => Promise<void | AugmentDecision>;
+}
+
+/** What an augment hook decided: `activate: false` keeps the version inactive. */
+export interface AugmentDecision {
+  activate?: boolean;
+  /** Recorded with the activation in HISTORY (e.g. the regressions --force overrode). */
+  forced?: string[];
 }
 
 export interface PublishResult {
@@ -66,66 +79,11 @@ export interface PublishResult {
   previous: string | null;
   /** False when the version was already in the registry with identical files. */
   copied: boolean;
+  /** False when CURRENT was left alone (opts.activate false, or the augment hook withheld it). */
+  activated: boolean;
   pruned: string[];
   /** What was left by interrupted writers and removed before publishing (one note each). */
   cleaned: string[];
-}
-
-/** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const dir = resolve(path, "..");
-  const tmp = join(dir, tmpName("write"));
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(text);
-    await fh.sync(); // the rename must not become visible before the data it points to
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** The activation history, oldest first (empty when the file does not exist). */
-export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(join(modelDir, HISTORY_FILE), "utf8");
-  } catch {
-    return [];
-  }
-  const out: HistoryEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const e = JSON.parse(line);
-      if (typeof e.version === "string" && SAFE_ID.test(e.version)) out.push(e);
-    } catch {
-      // a hand-edited or foreign line: skip it rather than block every later publish
-    }
-  }
-  return out;
-}
-
-/**
- * The activation stack implied by the history: publish/activate push, rollback pops. The top
- * is the active version, the one below it is what `rollback` re-activates.
- */
-export function activationStack(history: readonly HistoryEntry[]): string[] {
-  const stack: string[] = [];
-  for (const e of history) {
-    if (e.action === "rollback") {
-      stack.pop();
-      if (stack[stack.length - 1] !== e.version) stack.push(e.version);
-    } else if (stack[stack.length - 1] !== e.version) {
-      stack.push(e.version);
-    }
-  }
-  return stack;
 }
 
 /** What CURRENT holds: a version id whose directory exists, or why it cannot be used. */
@@ -166,9 +124,14 @@ async function readCurrentOrNull(modelDir: string): Promise<string | null> {
 }
 
 /** Points CURRENT at `version` and appends to HISTORY; caller holds the lock. */
-async function flip(modelDir: string, version: string, action: HistoryEntry["action"]) {
+async function flip(
+  modelDir: string,
+  version: string,
+  action: HistoryEntry["action"],
+  forced?: string[],
+) {
   const history = await readHistory(modelDir);
-  history.push({ version, time: new Date().toISOString(), action });
+  history.push({ version, time: new Date().toISOString(), action, ...(forced ? { forced } : {}) });
   // Bounded: rollback only ever needs the last few entries.
   const kept = history.slice(-200);
   await writeFileAtomic(
@@ -196,6 +159,7 @@ export async function activateVersion(
   name: string,
   version: string,
   action: HistoryEntry["action"] = "activate",
+  forced?: string[],
 ): Promise<{ previous: string | null; cleaned: string[]; repaired: string | null }> {
   const modelDir = modelDirOf(registry, name);
   if (!SAFE_ID.test(version)) {
@@ -215,7 +179,7 @@ export async function activateVersion(
   await verifyBundleFiles(dir, manifest);
   return await withRegistryLock(modelDir, async ({ cleaned }) => {
     const state = await readCurrentState(modelDir);
-    await flip(modelDir, version, action);
+    await flip(modelDir, version, action, forced);
     return { previous: state.named, cleaned, repaired: state.problem };
   });
 }
@@ -279,11 +243,18 @@ export async function rollback(registry: string, name: string): Promise<Rollback
  * id). Never removes the active or the previous version, nor unknown entries. Caller holds
  * the lock. Returns the removed versions.
  */
-async function pruneLocked(modelDir: string, registry: string, name: string, keep: number) {
+async function pruneLocked(
+  modelDir: string,
+  registry: string,
+  name: string,
+  keep: number,
+  also?: string,
+) {
   if (keep <= 0) return [];
   const current = await readCurrentOrNull(modelDir);
   const stack = activationStack(await readHistory(modelDir));
-  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2]]);
+  // `also`: a version just published but kept inactive stays for inspection.
+  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2], also]);
   const lastUse = new Map<string, number>();
   (await readHistory(modelDir)).forEach((e, i) => lastUse.set(e.version, i));
   const versions = (await listVersions(registry, name)).map((v) => v.version);
@@ -324,7 +295,7 @@ async function copyIn(
   manifest: Manifest,
   label: string,
   opts: Pick<PublishOptions, "verify" | "augment">,
-): Promise<boolean> {
+): Promise<{ copied: boolean; decision: AugmentDecision | void }> {
   const verify = opts.verify;
   if (await exists(dest)) {
     const theirs = await readManifest(dest).catch(() => null);
@@ -339,17 +310,18 @@ async function copyIn(
     }
     await verifyBundleFiles(dest, theirs);
     await verify?.(dest, theirs);
-    return false;
+    return { copied: false, decision: undefined };
   }
   // Copy beside the destination (same filesystem, so the rename is atomic), verify, rename.
   const modelDir = resolve(dest, "..");
   const tmp = join(modelDir, tmpName(`incoming-${manifest.version}`));
   try {
     await cp(srcDir, tmp, { recursive: true });
+    let decision: AugmentDecision | void = undefined;
     if (opts.augment) {
       const active = await readCurrentOrNull(modelDir);
       const activeDir = active && active !== manifest.version ? join(modelDir, active) : null;
-      await opts.augment(
+      decision = await opts.augment(
         tmp,
         manifest,
         activeDir && (await exists(activeDir)) ? { version: active!, dir: activeDir } : null,
@@ -359,7 +331,7 @@ async function copyIn(
     await verifyBundleFiles(tmp, copy);
     await verify?.(tmp, copy);
     await rename(tmp, dest);
-    return true;
+    return { copied: true, decision };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -384,14 +356,15 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
   const dest = join(modelDir, version);
   await mkdir(modelDir, { recursive: true });
   return await withRegistryLock(modelDir, async ({ cleaned }: HeldLock) => {
-    const copied = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts);
+    const { copied, decision } = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts);
     const previous = await readCurrentOrNull(modelDir);
     // A writer killed between HISTORY and CURRENT leaves them disagreeing: flip again to heal it.
     const top = activationStack(await readHistory(modelDir)).at(-1);
-    if (opts.activate !== false && (previous !== version || top !== version)) {
-      await flip(modelDir, version, "publish");
+    const activate = opts.activate !== false && decision?.activate !== false;
+    if (activate && (previous !== version || top !== version)) {
+      await flip(modelDir, version, "publish", decision?.forced);
     }
-    const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0);
-    return { name, version, dir: dest, previous, copied, pruned, cleaned };
+    const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0, version);
+    return { name, version, dir: dest, previous, copied, activated: activate, pruned, cleaned };
   }, { waitMs: opts.lockWaitMs });
 }

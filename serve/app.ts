@@ -16,7 +16,7 @@ import { ApiError, errorBody } from "./errors.ts";
 import type { EncodeOutput, LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
 import type { InputLimits } from "./inputs.ts";
-import { ServiceMetrics } from "./metrics.ts";
+import { routeLabel, ServiceMetrics } from "./metrics.ts";
 import { adminRoutes, bearerAuth } from "./admin.ts";
 import type { Admission } from "./admission.ts";
 import type { DecodePool } from "./decode_pool.ts";
@@ -86,7 +86,7 @@ export function ownMetricsText(metrics: ServiceMetrics, slot: ModelSlot): string
   return metrics.render();
 }
 
-/** Routes with a fixed label for metrics; anything else counts as "other" (bounded cardinality). */
+/** Routes with a fixed label for metrics (routeLabel() adds the /v2 templates; the rest is "other"). */
 const ROUTES = [
   "/v1/classify",
   "/v1/latent",
@@ -176,7 +176,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.use("*", async (c, next) => {
     const start = performance.now();
     await next();
-    const route = ROUTES.includes(c.req.path) ? c.req.path : "other";
+    const route = routeLabel(c.req.path, ROUTES);
     metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
     metrics.latency.observe((performance.now() - start) / 1000, { route });
     const active = slot.current;

@@ -17,6 +17,7 @@ import {
   cachedVersions,
   cacheVersion,
   fetchVerified,
+  readBodyInto,
   RemoteBundleError,
   type RemoteReader,
   retainCached,
@@ -200,9 +201,15 @@ export class HttpSource implements RegistrySource {
     return { name: this.model, version };
   }
 
-  #remote(): RemoteReader {
+  /** `alloc`: where files of a known size are read into (fetchBundle's caller's buffers). */
+  #remote(alloc?: (bytes: number) => Uint8Array): RemoteReader {
     return {
-      read: async (rel: string) => new Uint8Array(await (await this.#get(rel)).arrayBuffer()),
+      read: async (rel: string, expect?: number) => {
+        const res = await this.#get(rel);
+        return alloc && expect !== undefined
+          ? await readBodyInto(res, expect, alloc)
+          : new Uint8Array(await res.arrayBuffer());
+      },
       where: (rel: string) => this.base + rel,
     };
   }
@@ -221,10 +228,14 @@ export class HttpSource implements RegistrySource {
 
   /**
    * Downloads `ref`'s manifest and files into memory, each checked against the manifest's size
-   * and sha256 (the edge profile loads from here without a cache directory).
+   * and sha256 (the edge profile loads from here without a cache directory); `alloc` gives the
+   * buffers the files are read into (the edge reuses them from version to version).
    */
-  fetchBundle(ref: VersionRef): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
-    return fetchVerified(ref, this.#remote()).catch(asHttpError);
+  fetchBundle(
+    ref: VersionRef,
+    alloc?: (bytes: number) => Uint8Array,
+  ): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
+    return fetchVerified(ref, this.#remote(alloc)).catch(asHttpError);
   }
 
   fingerprint(): Promise<string> {

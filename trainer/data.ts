@@ -108,6 +108,11 @@ export function loadFashionMnist(
   return { train, test, dir, fingerprint };
 }
 
+/** Only the test split (t10k files): what evaluating a model needs, at a sixth of the reading. */
+export function loadFashionMnistTest(dir = resolveDataDir()): Split {
+  return readSplit(dir, FILES.testImages, FILES.testLabels, undefined, {});
+}
+
 /**
  * mulberry32 (common/random.ts): small, fast, seedable PRNG; every random choice in the trainer
  * goes through it. Re-exported as `rng` for the trainer's modules.

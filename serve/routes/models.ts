@@ -7,6 +7,7 @@ import { listVersions, type VersionInfo } from "../../registry/registry.ts";
 import { ApiError } from "../errors.ts";
 import type { LoadedModel } from "../inference/mod.ts";
 import { noveltyInfo, noveltyJudge } from "../novelty.ts";
+import { evaluationInfo } from "../evaluation_info.ts";
 import type { Reloader } from "../reload.ts";
 import { spaceOf } from "../latents/routes.ts";
 import { type Api, err, type RouteDeps, setModelHeaders } from "./common.ts";
@@ -60,7 +61,7 @@ async function versionsOf(deps: RouteDeps, reloader: Reloader | undefined, m: Lo
   return { source: "registry" as const, versions: versions as Listed[] };
 }
 
-function activeOf(deps: RouteDeps, m: LoadedModel) {
+async function activeOf(deps: RouteDeps, m: LoadedModel) {
   const mf = m.manifest;
   return {
     name: m.name,
@@ -76,6 +77,7 @@ function activeOf(deps: RouteDeps, m: LoadedModel) {
     metrics: mf.metrics,
     probe: m.probe,
     novelty: noveltyInfo(noveltyJudge(m, deps.config.noveltyPercentile)),
+    evaluation: await evaluationInfo(m),
   };
 }
 
@@ -86,7 +88,7 @@ export function modelRoutes(app: Api, deps: RouteDeps, reloader?: Reloader): voi
     const { source, versions } = await versionsOf(deps, reloader, m);
     setModelHeaders(c, m);
     return c.json({
-      active: activeOf(deps, m),
+      active: await activeOf(deps, m),
       source,
       versions: versions.map((v) => ({
         version: v.version,

@@ -53,9 +53,14 @@ export const LatentResponseSchema = z.object({
 }).openapi("LatentResponse");
 
 export const ModelsResponseSchema = z.object({
-  active: z.record(z.string(), z.unknown()).openapi({
+  active: z.object({
+    evaluation: z.record(z.string(), z.unknown()).nullable().openapi({
+      description:
+        "The regression gate's verdict on publish (evaluation.json): verdict (passed, refused, forced), against (the version compared with), images, accuracy {active, candidate}, drop and worstClass {label, drop} in points, novelShare {active, candidate}, agreement, regressions (one line each); null when the bundle carries none",
+    }),
+  }).catchall(z.unknown()).openapi({
     description:
-      "name, version, created, backend, precision, latentSize, latentSpace, labels, dataset, metrics, decoder, probe, novelty ({available, threshold, ...})",
+      "name, version, created, backend, precision, latentSize, latentSpace, labels, dataset, metrics, decoder, probe, novelty ({available, threshold, ...}), evaluation",
   }),
   source: z.enum(["bundle", "registry"]),
   versions: z.array(z.object({

@@ -1,0 +1,78 @@
+/**
+ * The registry's activation history and atomic writes: `<name>/HISTORY` holds one JSON line per
+ * activation (publish, activate, rollback), and every file a reader can see changes by rename.
+ * Shared by the file registry (registry_write.ts) and the S3 one (registry_s3_write.ts).
+ */
+import { open, readFile, rename, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { tmpName } from "./registry_lock.ts";
+
+export const HISTORY_FILE = "HISTORY";
+/** A version id or model name: one plain path segment. */
+export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export interface HistoryEntry {
+  version: string;
+  /** ISO time of the activation. */
+  time: string;
+  action: "publish" | "activate" | "rollback";
+  /** Set when --force activated past the regression gate: the regressions it overrode. */
+  forced?: string[];
+}
+
+/** Writes `text` to `path` atomically: temp file in the same directory, fsync, rename. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const dir = resolve(path, "..");
+  const tmp = join(dir, tmpName("write"));
+  const fh = await open(tmp, "w");
+  try {
+    await fh.writeFile(text);
+    await fh.sync(); // the rename must not become visible before the data it points to
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** The activation history, oldest first (empty when the file does not exist). */
+export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(join(modelDir, HISTORY_FILE), "utf8");
+  } catch {
+    return [];
+  }
+  const out: HistoryEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line);
+      if (typeof e.version === "string" && SAFE_ID.test(e.version)) out.push(e);
+    } catch {
+      // a hand-edited or foreign line: skip it rather than block every later publish
+    }
+  }
+  return out;
+}
+
+/**
+ * The activation stack implied by the history: publish/activate push, rollback pops. The top
+ * is the active version, the one below it is what `rollback` re-activates.
+ */
+export function activationStack(history: readonly HistoryEntry[]): string[] {
+  const stack: string[] = [];
+  for (const e of history) {
+    if (e.action === "rollback") {
+      stack.pop();
+      if (stack[stack.length - 1] !== e.version) stack.push(e.version);
+    } else if (stack[stack.length - 1] !== e.version) {
+      stack.push(e.version);
+    }
+  }
+  return stack;
+}
