@@ -12,13 +12,13 @@ import { join, relative } from "node:path";
 import { PIXELS } from "../../common/labels.ts";
 import { normalizePixels, toBytes } from "../../common/preprocess.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
-import { accuracy, encodeMu, predict, trainHead } from "../classifiers.ts";
+import { accuracy, encodeMu, headSteps, predict, trainHead } from "../classifiers.ts";
 import { type Split, stratifiedIndices, stratifiedSubset, take } from "../data.ts";
 import { reconstruct } from "../figures.ts";
 import { buildEncoder, TINY_VAE, type VaeConfig } from "../model.ts";
 import { evaluateVae, type TrainConfig, trainVae } from "../train.ts";
-import { trainCnnBaseline } from "./cnn_fit.ts";
-import { type ExperimentConfig, headSteps, shortHash } from "./config.ts";
+import { trainPixelCnn } from "../cnn_fit.ts";
+import { type ExperimentConfig, shortHash } from "./config.ts";
 import type { CellResult, CellSpec, Results, VaeResult } from "./results.ts";
 import type { TrainEngine } from "../engine/choice.ts";
 
@@ -282,7 +282,7 @@ export async function runCnnJob(ctx: JobContext, job: CnnJob): Promise<void> {
       line: `${job.id}: step ${step}/${steps}, ${((lastLog - t0) / 1000).toFixed(0)} s`,
     });
   };
-  const { model, steps } = await trainCnnBaseline(
+  const { model, steps } = await trainPixelCnn(
     arch,
     sub,
     { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed },
@@ -364,7 +364,7 @@ export async function calibrate(
   const sub = stratifiedSubset(train, Math.max(fitC.batchSize * 4, 512), 8);
   const cnnRun = (steps: number) =>
     secondsAsync(async () => {
-      (await trainCnnBaseline(
+      (await trainPixelCnn(
         cfg.cnn.arch,
         sub,
         { ...fitC, minSteps: steps, maxSteps: steps },
@@ -393,7 +393,7 @@ export async function calibrate(
   const eTime = seconds(() => encodeMu(encoder, L, sub));
   encoder.dispose();
   const cnn =
-    (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }, trainEngine))
+    (await trainPixelCnn(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }, trainEngine))
       .model;
   const px = normalizePixels(sub.images);
   const pTime = seconds(() => predict(cnn, px, sub.count, [28, 28, 1]));
