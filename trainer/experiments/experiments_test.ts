@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { FlagError } from "../../common/flags.ts";
-import { main } from "./cli.ts";
+import { main } from "./main.ts";
 import { configFromFlags, FULL_CONFIG, parseIntList, QUICK_CONFIG, resultsHash } from "./config.ts";
 import { planJobs, schedule } from "./plan.ts";
 import { bestLatent, renderReport } from "./report.ts";

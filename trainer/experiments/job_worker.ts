@@ -122,7 +122,7 @@ process.on("message", (m: ToWorker) => {
 process.on("disconnect", () => process.exit(0));
 if (!process.send) {
   console.error(
-    "trainer/experiments/job_worker.ts is started by trainer/experiments/cli.ts, not by hand",
+    "trainer/experiments/job_worker.ts is started by trainer/experiments/main.ts, not by hand",
   );
   process.exit(2);
 }
