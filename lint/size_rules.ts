@@ -33,9 +33,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
     "(file)": "the demo page's one script (no bundler); split into ES modules next",
     drawMap: "one canvas drawing routine",
   },
-  "common/image_codec.ts": {
-    "(file)": "PNG and JPEG decoding with their size guards; splits into png.ts and jpeg.ts",
-  },
   "trainer/train.ts": {
     "(file)": "the training loop with both engines' step functions",
     trainVae: "resume/checkpoint restore and the engine choice still inline; cut next",
