@@ -23,10 +23,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   },
   "serve/latents/openapi.ts": { latentPaths: "one literal document, as serve/openapi.ts" },
   "serve/demo/mod.ts": { demoRoutes: "route registrations; moves with the zod-openapi rewrite" },
-  "serve/config.ts": {
-    "(file)": "the flag table (one entry per serve flag) is most of it",
-    parseConfig: "one assignment per flag; a table-driven parser is the cut",
-  },
   "serve/main.ts": { main: "wiring of the service's parts in start-up order; cut next" },
   "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
   "serve/demo/app.js": {
