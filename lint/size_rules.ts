@@ -41,9 +41,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
     writeBundle: "export, parity, probe, metrics and files in order; cut next",
   },
   "trainer/engine/ort_train.ts": { "(file)": "the onnxruntime trainer and its layout maps" },
-  "trainer/engine/kernels.ts": {
-    conv2DBackpropInput: "one kernel: the phase decomposition written out in full",
-  },
   "trainer/experiments/jobs.ts": { "(file)": "the experiment's job kinds" },
   "trainer/experiments/report.ts": {
     "(file)": "the study report's sections",
