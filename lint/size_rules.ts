@@ -40,7 +40,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "trainer/bundle.ts": {
     writeBundle: "export, parity, probe, metrics and files in order; cut next",
   },
-  "trainer/engine/ort_train.ts": { "(file)": "the onnxruntime trainer and its layout maps" },
   "trainer/experiments/jobs.ts": { "(file)": "the experiment's job kinds" },
   "trainer/experiments/report.ts": {
     "(file)": "the study report's sections",
