@@ -40,17 +40,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "trainer/bundle.ts": {
     writeBundle: "export, parity, probe, metrics and files in order; cut next",
   },
-  "trainer/experiments/jobs.ts": { "(file)": "the experiment's job kinds" },
-  "trainer/experiments/report.ts": {
-    "(file)": "the study report's sections",
-    claims: "one section of the report",
-    renderReport: "the report's sections in order",
-  },
-  "trainer/experiments/charts.ts": { accuracySpec: "one vega-lite specification" },
-  "scripts/bench_train.ts": {
-    "(file)": "the training benchmark's engines side by side",
-    registerNaiveFilterGradient: "the stock gradient the benchmark compares against, verbatim",
-  },
   "scripts/classify_testset.ts": { main: "the script's steps in order" },
   "scripts/_novelty_report.ts": { renderReport: "the novelty report's sections" },
 };

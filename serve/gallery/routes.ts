@@ -27,6 +27,7 @@ import {
 import { latentRows, spaceOf, translationApiError } from "../latents/routes.ts";
 import { applyPath, type Translator } from "../latents/translate.ts";
 import type { Gallery, NewItem } from "./gallery.ts";
+import { decodeBase64 } from "../../common/base64.ts";
 
 /** The gallery the service runs with, or why there is none. */
 export interface GalleryHandle {
@@ -191,7 +192,7 @@ function parseItem(raw: unknown, i: number, limits: InputLimits): NewItem {
   if (typeof o.image === "string") {
     let bytes: Uint8Array;
     try {
-      bytes = Uint8Array.from(atob(o.image.replace(/^data:[^,]*,/, "")), (ch) => ch.charCodeAt(0));
+      bytes = decodeBase64(o.image.replace(/^data:[^,]*,/, ""));
     } catch {
       throw new ApiError(400, "bad_base64", `${at}.image is not valid base64`);
     }

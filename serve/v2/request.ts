@@ -11,6 +11,7 @@ import { normalizePixels, type PreprocessMode } from "../../common/preprocess.ts
 import { type ImageBatch, imageToInput, type InputLimits } from "../inputs.ts";
 import { BinaryReader, bytesFloat32, readBytesElements } from "./binary.ts";
 import { badRequest, V2Error } from "./errors.ts";
+import { decodeBase64 } from "../../common/base64.ts";
 
 export type Params = Record<string, string | number | boolean>;
 
@@ -150,7 +151,7 @@ function base64(v: unknown, field: string): Uint8Array {
     throw badRequest(field, "BYTES elements in JSON must be base64 strings");
   }
   try {
-    return Uint8Array.from(atob(v), (c) => c.charCodeAt(0));
+    return decodeBase64(v);
   } catch {
     throw badRequest(field, "is not valid base64");
   }

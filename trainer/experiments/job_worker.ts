@@ -7,9 +7,8 @@
 import { loadFashionMnist, take } from "../data.ts";
 import { type EngineBackend, initEngine } from "../engine/tfjs_backend.ts";
 import type { ExperimentConfig } from "./config.ts";
+import { calibrate, type Calibration } from "./calibrate.ts";
 import {
-  calibrate,
-  type Calibration,
   type Job,
   type JobContext,
   type JobEvent,

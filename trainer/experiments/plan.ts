@@ -8,7 +8,8 @@
 import { headSteps } from "../classifiers.ts";
 import { cnnSteps } from "../cnn_fit.ts";
 import { type ExperimentConfig, seedsFor, vaeLatents } from "./config.ts";
-import type { Calibration, Job, LatentJob } from "./jobs.ts";
+import type { Calibration } from "./calibrate.ts";
+import type { Job, LatentJob } from "./jobs.ts";
 import { cellKey, type CellSpec, type Classifier, type Results } from "./results.ts";
 
 function headCells(cfg: ExperimentConfig, latent: number, samples: number[]): CellSpec[] {
