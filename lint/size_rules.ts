@@ -25,10 +25,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "serve/demo/mod.ts": { demoRoutes: "route registrations; moves with the zod-openapi rewrite" },
   "serve/main.ts": { main: "wiring of the service's parts in start-up order; cut next" },
   "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
-  "serve/demo/app.js": {
-    "(file)": "the demo page's one script (no bundler); split into ES modules next",
-    drawMap: "one canvas drawing routine",
-  },
   "trainer/train.ts": {
     "(file)": "the training loop with both engines' step functions",
     trainVae: "resume/checkpoint restore and the engine choice still inline; cut next",
@@ -40,8 +36,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "trainer/bundle.ts": {
     writeBundle: "export, parity, probe, metrics and files in order; cut next",
   },
-  "scripts/classify_testset.ts": { main: "the script's steps in order" },
-  "scripts/_novelty_report.ts": { renderReport: "the novelty report's sections" },
 };
 
 function exempt(filename: string): boolean {

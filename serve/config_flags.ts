@@ -7,6 +7,7 @@
 import type { FlagSpec } from "../common/flags.ts";
 import { DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS } from "../common/image_codec.ts";
 import type { ServeConfig } from "./config.ts";
+import { DATA_DIR_ENV, DEFAULT_DATA_DIR } from "../common/fashion_mnist.ts";
 
 export interface ServeFlag extends FlagSpec {
   /** The config field the flag sets; none for flags read by hand (--admin-token-file). */
@@ -280,8 +281,8 @@ export const FLAG_SPECS = {
   "data-dir": {
     field: "dataDir",
     type: "string",
-    default: "/usr/share/datasets/fashion-mnist",
-    env: "FASHION_MNIST_DIR",
+    default: DEFAULT_DATA_DIR,
+    env: DATA_DIR_ENV,
     help: "Fashion-MNIST IDX files (for --gallery-seed)",
   },
   "gallery-batch": {

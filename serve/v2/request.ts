@@ -6,7 +6,7 @@
  * preprocessed exactly as /v1 does, `preprocess` parameter "auto" or "none"). Every failure is
  * a 400 naming the field, e.g. `inputs[0].shape`.
  */
-import { PIXELS } from "../../common/labels.ts";
+import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { normalizePixels, type PreprocessMode } from "../../common/preprocess.ts";
 import { type ImageBatch, imageToInput, type InputLimits } from "../inputs.ts";
 import { BinaryReader, bytesFloat32, readBytesElements } from "./binary.ts";
@@ -79,8 +79,8 @@ function batchOf(datatype: string, shape: number[], field: string, limits: Input
   const ok = datatype === "BYTES"
     ? shape.length === 1 || (shape.length === 2 && shape[1] === 1)
     : (shape.length === 2 && shape[1] === PIXELS) ||
-      (shape.length === 4 && s.endsWith(",1,28,28")) ||
-      (datatype === "UINT8" && shape.length === 3 && s.endsWith(",28,28"));
+      (shape.length === 4 && s.endsWith(`,1,${IMAGE_SIZE},${IMAGE_SIZE}`)) ||
+      (datatype === "UINT8" && shape.length === 3 && s.endsWith(`,${IMAGE_SIZE},${IMAGE_SIZE}`));
   if (!ok) {
     const want = datatype === "BYTES"
       ? "[N] (one encoded image each)"

@@ -20,6 +20,7 @@ import {
   type VaeConfig,
 } from "../model.ts";
 import { ENGINE_CHOICES } from "../engine/choice.ts";
+import { DATA_DIR_ENV } from "../../common/fashion_mnist.ts";
 
 export interface ExperimentConfig {
   mode: "full" | "quick";
@@ -209,7 +210,7 @@ export const EXPERIMENT_FLAGS = {
   "data-dir": {
     type: "string",
     help: "directory with the four Fashion-MNIST IDX .gz files",
-    env: "FASHION_MNIST_DIR",
+    env: DATA_DIR_ENV,
   },
   jobs: { type: "int", help: `worker processes run in parallel (default ${FULL_CONFIG.jobs})` },
   backend: {
