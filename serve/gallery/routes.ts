@@ -24,7 +24,7 @@ import {
   readBody,
   readImageBatch,
 } from "../inputs.ts";
-import { latentRows, spaceOf, translationApiError } from "../latents/routes.ts";
+import { latentJson, latentRows, spaceOf, translationApiError } from "../latents/routes.ts";
 import { applyPath, type Translator } from "../latents/translate.ts";
 import type { Gallery, NewItem } from "./gallery.ts";
 import { decodeBase64 } from "../../common/base64.ts";
@@ -145,16 +145,7 @@ export function galleryRoutes(deps: GalleryRouteDeps): Hono {
         vec = latentRows([q.latent], m.latentSize, "latent", 1);
         query = { kind: "latent" };
       }
-      c.header("X-Model-Version", m.version);
-      c.header("X-Latent-Space", spaceOf(m));
-      return c.json({
-        model: { name: m.name, version: m.version },
-        latentSpace: spaceOf(m),
-        k,
-        query,
-        results: g.search(vec, k),
-        gallery: g.status(),
-      });
+      return latentJson(c, m, { k, query, results: g.search(vec, k), gallery: g.status() });
     });
   });
 
