@@ -16,6 +16,7 @@ import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import { type Manifest, MANIFEST_FILE, ManifestError, validateManifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, RegistryError } from "./registry.ts";
 import { activationStack, HISTORY_FILE, type HistoryEntry, parseHistory } from "./history.ts";
+import type { PublishResult } from "./registry_write.ts";
 
 export { parseHistory } from "./history.ts";
 import type { S3Registry } from "./registry_s3.ts";
@@ -36,16 +37,8 @@ export interface S3PublishOptions {
   lock?: LockOptions;
 }
 
-export interface S3PublishResult {
-  name: string;
-  version: string;
-  /** s3:// URL of the version. */
-  dir: string;
-  previous: string | null;
-  /** False when the version was already in the registry with identical files. */
-  copied: boolean;
-  pruned: string[];
-}
+/** As the directory registry's result (`dir` is the version's s3:// URL); S3 has no leftovers to clean. */
+export type S3PublishResult = Omit<PublishResult, "cleaned">;
 
 /** The manifest stored for `name@version`, or null when the version is absent or incomplete. */
 export async function remoteManifest(
