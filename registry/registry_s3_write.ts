@@ -37,8 +37,11 @@ export interface S3PublishOptions {
   lock?: LockOptions;
 }
 
-/** As the directory registry's result (`dir` is the version's s3:// URL); S3 has no leftovers to clean. */
-export type S3PublishResult = Omit<PublishResult, "cleaned">;
+/**
+ * As the directory registry's result (`dir` is the version's s3:// URL), without its clean-up
+ * notes (S3 leaves no leftovers) and its activated flag (the S3 publisher does not report it).
+ */
+export type S3PublishResult = Omit<PublishResult, "cleaned" | "activated">;
 
 /** The manifest stored for `name@version`, or null when the version is absent or incomplete. */
 export async function remoteManifest(
