@@ -5,11 +5,12 @@
  */
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { VERSION_ID } from "../bundle/mod.ts";
 import { tmpName } from "./registry_lock.ts";
 
 export const HISTORY_FILE = "HISTORY";
-/** A version id or model name: one plain path segment. */
-export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** A version id or model name: one plain path segment (the bundle contract's id rule). */
+export const SAFE_ID = VERSION_ID;
 
 export interface HistoryEntry {
   version: string;
@@ -41,14 +42,13 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
 
 /** The activation history, oldest first (empty when the file does not exist). */
 export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(join(modelDir, HISTORY_FILE), "utf8");
-  } catch {
-    return [];
-  }
+  return parseHistory(await readFile(join(modelDir, HISTORY_FILE), "utf8").catch(() => null));
+}
+
+/** Parses HISTORY's JSON lines (directory and S3 registries alike); foreign lines are skipped. */
+export function parseHistory(text: string | null): HistoryEntry[] {
   const out: HistoryEntry[] = [];
-  for (const line of text.split("\n")) {
+  for (const line of (text ?? "").split("\n")) {
     if (!line.trim()) continue;
     try {
       const e = JSON.parse(line);

@@ -10,7 +10,12 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { MANIFEST_FILE, type MemoryBundle, readManifest } from "../bundle/mod.ts";
+import {
+  MANIFEST_FILE,
+  type MemoryBundle,
+  readManifest,
+  VERSION_ID as SAFE_ID,
+} from "../bundle/mod.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../registry/registry.ts";
 import { activateVersion } from "../registry/registry_write.ts";
 import {
@@ -52,8 +57,6 @@ export interface RegistrySource {
   /** Drops cached copies other than `keep` (remote registries' caches only). */
   retain?(name: string, keep: string[]): Promise<void>;
 }
-
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** A registry directory: `<root>/<name>/<version>/` + `<name>/CURRENT`. */
 export class DirSource implements RegistrySource {
