@@ -9,6 +9,7 @@
  * held-out in-distribution images and a threshold; the manifest carries it under `novelty`.
  * Pure: no runtime imports, used by the trainer (fit, calibrate), the server (score) and tests.
  */
+import { IMAGE_SIZE } from "../common/labels.ts";
 
 /** Which encoder outputs form the feature vector, in order. */
 export type NoveltyFeature = "mu" | "logvar" | "stats";
@@ -95,8 +96,8 @@ export const IMAGE_STATS = 3;
  */
 export function imageStats(px: Float32Array, at: number, out: Float32Array, outAt: number): void {
   let sum = 0, dx = 0, dy = 0;
-  for (let y = 0; y < 28; y++) {
-    for (let x = 0; x < 28; x++) {
+  for (let y = 0; y < IMAGE_SIZE; y++) {
+    for (let x = 0; x < IMAGE_SIZE; x++) {
       const v = px[at + y * 28 + x];
       sum += v;
       if (x > 0) dx += Math.abs(v - px[at + y * 28 + x - 1]);

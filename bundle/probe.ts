@@ -8,6 +8,7 @@ import { normalizePixels } from "../common/preprocess.ts";
 import { PIXELS } from "../common/labels.ts";
 import { type Manifest, MANIFEST_FILE } from "./manifest.ts";
 import { BundleError } from "./read.ts";
+import { decodeBase64, encodeBase64 } from "../common/base64.ts";
 
 /** Runs the bundle's encoder+classifier on n images (NCHW [n,1,28,28] float in [0,1]). */
 export type ProbeRunner = (
@@ -137,14 +138,9 @@ export async function checkProbe(
 
 /** Decodes a probe case's base64 pixels to 784 bytes. Works in Deno, Node and browsers. */
 export function decodeProbePixels(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  return decodeBase64(b64);
 }
 
 export function encodeProbePixels(px: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < px.length; i++) s += String.fromCharCode(px[i]);
-  return btoa(s);
+  return encodeBase64(px);
 }

@@ -4,6 +4,7 @@
  * writes them, the server serves them as PNGs; this is the format's one definition.
  */
 import { PIXELS } from "../common/labels.ts";
+import { decodeBase64 } from "../common/base64.ts";
 
 export const SAMPLES_FILE = "samples.json";
 export const SAMPLES_FORMAT = "latent-edge/samples@1";
@@ -42,9 +43,18 @@ export function validateSamples(raw: unknown, classes: number): SampleSet {
     if (!Number.isInteger(e?.label) || e.label < 0 || e.label >= classes) {
       fail(`samples[${i}].label is not a class index 0..${classes - 1}`);
     }
-    if (typeof e.pixels !== "string" || atob(e.pixels).length !== PIXELS) {
+    if (typeof e.pixels !== "string" || base64Length(e.pixels) !== PIXELS) {
       fail(`samples[${i}].pixels is not ${PIXELS} bytes of base64`);
     }
   });
   return s;
+}
+
+/** Bytes a base64 string decodes to, or -1 when it is not base64. */
+function base64Length(b64: string): number {
+  try {
+    return decodeBase64(b64).length;
+  } catch {
+    return -1;
+  }
 }

@@ -3,13 +3,16 @@
  * change of what is served (publish, activate, promote, rollback, and the canary and shadow
  * records of registry/traffic.ts), which is how rollback knows the previous version. Every
  * file a reader can see is replaced by rename (writeFileAtomic), never written in place.
+ * Shared by the file registry (registry_write.ts) and the S3 one (registry_s3_write.ts).
  */
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { VERSION_ID } from "../bundle/mod.ts";
 import { tmpName } from "./registry_lock.ts";
 
 export const HISTORY_FILE = "HISTORY";
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** A version id or model name: one plain path segment (the bundle contract's id rule). */
+export const SAFE_ID = VERSION_ID;
 
 export interface HistoryEntry {
   version: string;
@@ -22,6 +25,8 @@ export interface HistoryEntry {
   action: "publish" | "activate" | "promote" | "rollback" | "canary" | "abort" | "shadow";
   /** Why, when the writer said (an automatic canary abort names the bound that was passed). */
   reason?: string;
+  /** Set when --force activated past the regression gate: the regressions it overrode. */
+  forced?: string[];
 }
 
 const TRAFFIC_ACTIONS = new Set<HistoryEntry["action"]>(["canary", "abort", "shadow"]);
@@ -47,14 +52,13 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
 
 /** The activation history, oldest first (empty when the file does not exist). */
 export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(join(modelDir, HISTORY_FILE), "utf8");
-  } catch {
-    return [];
-  }
+  return parseHistory(await readFile(join(modelDir, HISTORY_FILE), "utf8").catch(() => null));
+}
+
+/** Parses HISTORY's JSON lines (directory and S3 registries alike); foreign lines are skipped. */
+export function parseHistory(text: string | null): HistoryEntry[] {
   const out: HistoryEntry[] = [];
-  for (const line of text.split("\n")) {
+  for (const line of (text ?? "").split("\n")) {
     if (!line.trim()) continue;
     try {
       const e = JSON.parse(line);
@@ -67,8 +71,9 @@ export async function readHistory(modelDir: string): Promise<HistoryEntry[]> {
 }
 
 /**
- * The activation stack implied by the history: publish/activate push, rollback pops. The top
- * is the active version, the one below it is what `rollback` re-activates.
+ * The activation stack implied by the history: publish/activate push, rollback pops; traffic
+ * records are skipped. The top is the active version, the one below it is what `rollback`
+ * re-activates.
  */
 export function activationStack(history: readonly HistoryEntry[]): string[] {
   const stack: string[] = [];

@@ -7,6 +7,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { VERSION_ID } from "../bundle/mod.ts";
 
 export const CURRENT_FILE = "CURRENT";
 
@@ -41,8 +42,8 @@ export class RegistryError extends Error {
   }
 }
 
-/** Version ids and model names are directory names; refuse anything that could escape. */
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** Version ids and model names are directory names: the bundle contract's id rule. */
+const SAFE_ID = VERSION_ID;
 
 async function isDir(p: string): Promise<boolean> {
   try {

@@ -140,25 +140,11 @@ export class S3Registry {
   async list(relPrefix: string): Promise<{ rel: string; size: number; etag: string }[]> {
     const out: { rel: string; size: number; etag: string }[] = [];
     const strip = this.key("").length;
-    let token: string | undefined;
-    do {
-      let r;
-      try {
-        r = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.location.bucket,
-            Prefix: this.key(relPrefix),
-            ContinuationToken: token,
-          }),
-        );
-      } catch (e) {
-        this.#fail("list", relPrefix, e);
-      }
+    for await (const r of this.#pages(relPrefix, undefined)) {
       for (const o of r.Contents ?? []) {
         out.push({ rel: o.Key!.slice(strip), size: o.Size ?? 0, etag: o.ETag ?? "" });
       }
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } while (token);
+    }
     return out;
   }
 
@@ -213,9 +199,8 @@ export class S3Registry {
     }));
   }
 
-  /** Model names: first-level prefixes holding a CURRENT object. */
-  async models(): Promise<string[]> {
-    const names: string[] = [];
+  /** The pages of a listing below `relPrefix` (with `delimiter`: its common prefixes too). */
+  async *#pages(relPrefix: string, delimiter: string | undefined) {
     let token: string | undefined;
     do {
       let r;
@@ -223,20 +208,28 @@ export class S3Registry {
         r = await this.client.send(
           new ListObjectsV2Command({
             Bucket: this.location.bucket,
-            Prefix: this.key(""),
-            Delimiter: "/",
+            Prefix: this.key(relPrefix),
+            Delimiter: delimiter,
             ContinuationToken: token,
           }),
         );
       } catch (e) {
-        this.#fail("list", "", e);
+        this.#fail("list", relPrefix, e);
       }
+      yield r;
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Model names: first-level prefixes holding a CURRENT object. */
+  async models(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const r of this.#pages("", "/")) {
       for (const p of r.CommonPrefixes ?? []) {
         const n = p.Prefix!.slice(this.key("").length).replace(/\/$/, "");
         if (SAFE_ID.test(n) && (await this.get(`${n}/${CURRENT_FILE}`)) !== null) names.push(n);
       }
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } while (token);
+    }
     return names.sort();
   }
 

@@ -15,7 +15,10 @@ import { join, resolve } from "node:path";
 import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import { type Manifest, MANIFEST_FILE, ManifestError, validateManifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, RegistryError } from "./registry.ts";
-import { activationStack, HISTORY_FILE, type HistoryEntry } from "./registry_write.ts";
+import { activationStack, HISTORY_FILE, type HistoryEntry, parseHistory } from "./history.ts";
+import type { PublishResult } from "./registry_write.ts";
+
+export { parseHistory } from "./history.ts";
 import type { S3Registry } from "./registry_s3.ts";
 import { SAFE_ID } from "./s3_location.ts";
 import { type LockOptions, withS3Lock } from "./s3_lock.ts";
@@ -34,31 +37,11 @@ export interface S3PublishOptions {
   lock?: LockOptions;
 }
 
-export interface S3PublishResult {
-  name: string;
-  version: string;
-  /** s3:// URL of the version. */
-  dir: string;
-  previous: string | null;
-  /** False when the version was already in the registry with identical files. */
-  copied: boolean;
-  pruned: string[];
-}
-
-/** Parses HISTORY's JSON lines; foreign lines are skipped, as in the directory registry. */
-export function parseHistory(text: string | null): HistoryEntry[] {
-  const out: HistoryEntry[] = [];
-  for (const line of (text ?? "").split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const e = JSON.parse(line);
-      if (typeof e.version === "string" && SAFE_ID.test(e.version)) out.push(e);
-    } catch {
-      // a hand-edited line must not block every later publish
-    }
-  }
-  return out;
-}
+/**
+ * As the directory registry's result (`dir` is the version's s3:// URL), without its clean-up
+ * notes (S3 leaves no leftovers) and its activated flag (the S3 publisher does not report it).
+ */
+export type S3PublishResult = Omit<PublishResult, "cleaned" | "activated">;
 
 /** The manifest stored for `name@version`, or null when the version is absent or incomplete. */
 export async function remoteManifest(

@@ -17,14 +17,15 @@ import { join, resolve } from "node:path";
 import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import type { Manifest } from "../bundle/mod.ts";
 import { CURRENT_FILE, exists, listVersions, RegistryError } from "./registry.ts";
+import { type HeldLock, tmpName, withRegistryLock } from "./registry_lock.ts";
 import {
   activationStack,
   appendHistory,
   type HistoryEntry,
   readHistory,
+  SAFE_ID,
   writeFileAtomic,
 } from "./history.ts";
-import { type HeldLock, tmpName, withRegistryLock } from "./registry_lock.ts";
 
 export { type HeldLock, withRegistryLock } from "./registry_lock.ts";
 export {
@@ -36,10 +37,8 @@ export {
   writeFileAtomic,
 } from "./history.ts";
 
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
 /** Roles of files the publisher adds to a bundle (PublishOptions.augment), not the exporter. */
-const ADDED_ROLES = new Set(["latent-translation"]);
+const ADDED_ROLES = new Set(["latent-translation", "evaluation"]);
 
 export interface PublishOptions {
   /** Registry root (default "models"). */
@@ -56,13 +55,21 @@ export interface PublishOptions {
   lockWaitMs?: number;
   /**
    * Adds files to the registry's temporary copy before it is verified, given the version active
-   * then (the publisher fits the latent translation here). Files it adds must be in the manifest.
+   * then (the publisher fits the latent translation and runs the regression gate here). Files
+   * it adds must be in the manifest. It may withhold activation (the copy is still kept).
    */
   augment?: (
     dir: string,
     manifest: Manifest,
     active: { version: string; dir: string } | null,
-  ) => Promise<void>;
+  ) => Promise<void | AugmentDecision>;
+}
+
+/** What an augment hook decided: `activate: false` keeps the version inactive. */
+export interface AugmentDecision {
+  activate?: boolean;
+  /** Recorded with the activation in HISTORY (e.g. the regressions --force overrode). */
+  forced?: string[];
 }
 
 export interface PublishResult {
@@ -73,6 +80,8 @@ export interface PublishResult {
   previous: string | null;
   /** False when the version was already in the registry with identical files. */
   copied: boolean;
+  /** False when CURRENT was left alone (opts.activate false, or the augment hook withheld it). */
+  activated: boolean;
   pruned: string[];
   /** What was left by interrupted writers and removed before publishing (one note each). */
   cleaned: string[];
@@ -116,8 +125,14 @@ async function readCurrentOrNull(modelDir: string): Promise<string | null> {
 }
 
 /** Points CURRENT at `version` and appends to HISTORY; caller holds the lock. */
-async function flip(modelDir: string, version: string, action: HistoryEntry["action"]) {
-  await appendHistory(modelDir, { version, time: new Date().toISOString(), action });
+async function flip(
+  modelDir: string,
+  version: string,
+  action: HistoryEntry["action"],
+  forced?: string[],
+) {
+  const time = new Date().toISOString();
+  await appendHistory(modelDir, { version, time, action, ...(forced ? { forced } : {}) });
   // CURRENT last: it is what servers react to, and the history must already explain it.
   await writeFileAtomic(join(modelDir, CURRENT_FILE), version + "\n");
 }
@@ -139,6 +154,7 @@ export async function activateVersion(
   name: string,
   version: string,
   action: HistoryEntry["action"] = "activate",
+  forced?: string[],
 ): Promise<{ previous: string | null; cleaned: string[]; repaired: string | null }> {
   const modelDir = modelDirOf(registry, name);
   if (!SAFE_ID.test(version)) {
@@ -158,7 +174,7 @@ export async function activateVersion(
   await verifyBundleFiles(dir, manifest);
   return await withRegistryLock(modelDir, async ({ cleaned }) => {
     const state = await readCurrentState(modelDir);
-    await flip(modelDir, version, action);
+    await flip(modelDir, version, action, forced);
     return { previous: state.named, cleaned, repaired: state.problem };
   });
 }
@@ -222,11 +238,18 @@ export async function rollback(registry: string, name: string): Promise<Rollback
  * id). Never removes the active or the previous version, nor unknown entries. Caller holds
  * the lock. Returns the removed versions.
  */
-async function pruneLocked(modelDir: string, registry: string, name: string, keep: number) {
+async function pruneLocked(
+  modelDir: string,
+  registry: string,
+  name: string,
+  keep: number,
+  also?: string,
+) {
   if (keep <= 0) return [];
   const current = await readCurrentOrNull(modelDir);
   const stack = activationStack(await readHistory(modelDir));
-  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2]]);
+  // `also`: a version just published but kept inactive stays for inspection.
+  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2], also]);
   const lastUse = new Map<string, number>();
   (await readHistory(modelDir)).forEach((e, i) => lastUse.set(e.version, i));
   const versions = (await listVersions(registry, name)).map((v) => v.version);
@@ -267,7 +290,7 @@ async function copyIn(
   manifest: Manifest,
   label: string,
   opts: Pick<PublishOptions, "verify" | "augment">,
-): Promise<boolean> {
+): Promise<{ copied: boolean; decision: AugmentDecision | void }> {
   const verify = opts.verify;
   if (await exists(dest)) {
     const theirs = await readManifest(dest).catch(() => null);
@@ -282,17 +305,18 @@ async function copyIn(
     }
     await verifyBundleFiles(dest, theirs);
     await verify?.(dest, theirs);
-    return false;
+    return { copied: false, decision: undefined };
   }
   // Copy beside the destination (same filesystem, so the rename is atomic), verify, rename.
   const modelDir = resolve(dest, "..");
   const tmp = join(modelDir, tmpName(`incoming-${manifest.version}`));
   try {
     await cp(srcDir, tmp, { recursive: true });
+    let decision: AugmentDecision | void = undefined;
     if (opts.augment) {
       const active = await readCurrentOrNull(modelDir);
       const activeDir = active && active !== manifest.version ? join(modelDir, active) : null;
-      await opts.augment(
+      decision = await opts.augment(
         tmp,
         manifest,
         activeDir && (await exists(activeDir)) ? { version: active!, dir: activeDir } : null,
@@ -302,7 +326,7 @@ async function copyIn(
     await verifyBundleFiles(tmp, copy);
     await verify?.(tmp, copy);
     await rename(tmp, dest);
-    return true;
+    return { copied: true, decision };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -327,14 +351,15 @@ export async function publishBundle(src: string, opts: PublishOptions): Promise<
   const dest = join(modelDir, version);
   await mkdir(modelDir, { recursive: true });
   return await withRegistryLock(modelDir, async ({ cleaned }: HeldLock) => {
-    const copied = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts);
+    const { copied, decision } = await copyIn(srcDir, dest, manifest, `${name}@${version}`, opts);
     const previous = await readCurrentOrNull(modelDir);
     // A writer killed between HISTORY and CURRENT leaves them disagreeing: flip again to heal it.
     const top = activationStack(await readHistory(modelDir)).at(-1);
-    if (opts.activate !== false && (previous !== version || top !== version)) {
-      await flip(modelDir, version, "publish");
+    const activate = opts.activate !== false && decision?.activate !== false;
+    if (activate && (previous !== version || top !== version)) {
+      await flip(modelDir, version, "publish", decision?.forced);
     }
-    const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0);
-    return { name, version, dir: dest, previous, copied, pruned, cleaned };
+    const pruned = await pruneLocked(modelDir, opts.registry, name, opts.keep ?? 0, version);
+    return { name, version, dir: dest, previous, copied, activated: activate, pruned, cleaned };
   }, { waitMs: opts.lockWaitMs });
 }

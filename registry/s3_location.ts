@@ -4,10 +4,11 @@
  * second or more to import), so configuration parsing and the directory registry never load
  * it; registry/registry_s3.ts holds the client.
  */
+import { VERSION_ID } from "../bundle/mod.ts";
 import { RegistryError } from "./registry.ts";
 
 /** Model names and version ids become key segments; the same rule as directory names. */
-export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const SAFE_ID = VERSION_ID;
 
 export interface S3Location {
   bucket: string;

@@ -4,24 +4,32 @@
  * network and env only), following an HTTP registry on loopback:
  *  - cold start: process start to the first classify answered (wall and the process's own CPU
  *    time), --starts times, median printed;
- *  - memory across swaps: RSS after the first swap and after every 10 of --swaps, alternating
- *    CURRENT between the default bundle and a copy of it under another version id (same
- *    sizes, so every swap allocates a whole model beside the serving one), and onnxruntime-web
- *    wasm heap after each load (from the edge's log).
+ *  - memory across swaps, alternating CURRENT between the default bundle and a copy of it under
+ *    another version id (same sizes, so every swap loads a whole model beside the serving one):
+ *    after swaps 1, 10, 25, 50 (and every 50th), RSS and its split by mapping from /proc, and the
+ *    wasm heap, V8 heap and external memory the edge logs; the peak RSS over all swaps. --gc
+ *    starts that edge with --expose-gc, so it collects before each line (what is held, not
+ *    what is garbage).
  */
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveActive } from "../registry/registry.ts";
 import { activateVersion } from "../registry/registry_write.ts";
-import { cpuSeconds, rssMiB, serveRegistry, startEdge } from "../testkit/edge_process.ts";
+import { cpuSeconds, serveRegistry, startEdge } from "../testkit/edge_process.ts";
 import { runFlags } from "./_cli.ts";
+import { memoryRow, table } from "./_edge_memory.ts";
 
 const flags = runFlags(
   {
     registry: { type: "string", default: "models", help: "registry whose CURRENT bundle is used" },
     starts: { type: "int", default: 5, help: "cold starts to measure" },
     swaps: { type: "int", default: 50, help: "swaps for the memory figure" },
+    gc: {
+      type: "boolean",
+      default: false,
+      help: "start the swap edge with --expose-gc: it collects garbage before each memory line",
+    },
   } as const,
   "Usage: npx deno run -A scripts/bench_edge.ts [flags]",
 );
@@ -88,34 +96,42 @@ try {
       Deno.loadavg()[0].toFixed(1)
     }`,
   );
-  console.log(
-    `cold start (process start to first classify answered), ${wall.length} starts: median ${
-      median(wall).toFixed(0)
-    } ms wall (${wall.map((x) => x.toFixed(0)).join(", ")}), median ${
-      median(cpu).toFixed(0)
-    } ms CPU of the edge process`,
-  );
+  if (wall.length) {
+    console.log(
+      `cold start (process start to first classify answered), ${wall.length} starts: median ${
+        median(wall).toFixed(0)
+      } ms wall (${wall.map((x) => x.toFixed(0)).join(", ")}), median ${
+        median(cpu).toFixed(0)
+      } ms CPU of the edge process`,
+    );
+  }
 
-  const edge = await startEdge(env);
+  const edge = await startEdge(env, { v8Flags: flags.gc ? ["--expose-gc"] : [] });
   try {
     await until(edge.url, active.version);
-    const rss: string[] = [`start ${rssMiB(edge.pid).toFixed(1)}`];
-    let first = 0;
+    const rows = [await memoryRow("start", edge, active.version)];
+    let peak = 0;
     for (let i = 1; i <= (flags.swaps as number); i++) {
       const v = i % 2 === 1 ? other : active.version;
+      const after = edge.logs.length;
       await activateVersion(root, active.name, v, "publish");
       await until(edge.url, v);
-      if (i === 1) first = rssMiB(edge.pid);
-      if (i === 1 || i % 10 === 0) rss.push(`${i}: ${rssMiB(edge.pid).toFixed(1)}`);
+      const row = await memoryRow(`swap ${i}`, edge, v, after);
+      peak = Math.max(peak, row.rss);
+      if ([1, 10, 25, 50].includes(i) || i % 50 === 0) rows.push(row);
     }
-    const last = rssMiB(edge.pid);
-    const heaps = edge.logs.filter((l) => l.startsWith("wasm heap ")).map((l) =>
-      /([\d.]+) MiB/.exec(l)![1]
-    );
-    console.log(`wasm heap MiB after each load: ${heaps.join(", ")}`);
-    console.log(`RSS MiB after swaps: ${rss.join(", ")}`);
     console.log(
-      `RSS after ${flags.swaps} swaps - after the first: ${(last - first).toFixed(1)} MiB`,
+      `memory after each swap${
+        flags.gc ? " (the edge ran gc() before measuring: --expose-gc)" : ""
+      }, MiB (rss from /proc; heap, external, wasm as the edge logged them; smaps: brk = glibc malloc main heap, anon = other anonymous: wasm heap, V8 pages, wasm code, malloc thread arenas):`,
+    );
+    console.log(table(rows));
+    const rss = (label: string) => rows.find((r) => r.label === label)?.rss;
+    const [r1, r10, last] = [rss("swap 1")!, rss("swap 10"), rows.at(-1)!.rss];
+    console.log(
+      `RSS after ${flags.swaps} swaps - after the first: ${(last - r1).toFixed(1)} MiB${
+        r10 !== undefined ? `; - after swap 10: ${(last - r10).toFixed(1)} MiB` : ""
+      }; peak over swaps 1..${flags.swaps} - after the first: ${(peak - r1).toFixed(1)} MiB`,
     );
   } finally {
     await edge.stop();

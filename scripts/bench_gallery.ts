@@ -25,6 +25,7 @@ import { Translator } from "../serve/latents/translate.ts";
 import { publish } from "../trainer/publish.ts";
 import { SERVE_PERMISSIONS, startServer } from "../testkit/server_process.ts";
 import { runFlags } from "./_cli.ts";
+import { DATA_DIR_ENV, DEFAULT_DATA_DIR } from "../common/fashion_mnist.ts";
 
 const f = runFlags({
   from: { type: "string", help: "bundle the gallery is imported with (default: models/ CURRENT)" },
@@ -35,8 +36,8 @@ const f = runFlags({
   window: { type: "int", default: 4, help: "seconds per wrk window during re-embedding" },
   "data-dir": {
     type: "string",
-    default: "/usr/share/datasets/fashion-mnist",
-    env: "FASHION_MNIST_DIR",
+    default: DEFAULT_DATA_DIR,
+    env: DATA_DIR_ENV,
     help: "Fashion-MNIST",
   },
   wrk: { type: "string", default: "/usr/bin/wrk", help: "wrk binary" },

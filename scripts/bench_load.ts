@@ -16,11 +16,12 @@ import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { loadFashionMnist, resolveDataDir } from "../trainer/data.ts";
 import { listImages } from "../trainer/datasets/listing.ts";
 import { decodeAll } from "../trainer/datasets/pool.ts";
+import { DATA_DIR_ENV } from "../common/fashion_mnist.ts";
 
 const FLAGS = {
   count: { type: "int", default: 60000, help: "PNG files to write (from the training images)" },
   threads: { type: "int", default: availableParallelism(), help: "decode worker threads" },
-  "data-dir": { type: "string", help: "Fashion-MNIST IDX directory", env: "FASHION_MNIST_DIR" },
+  "data-dir": { type: "string", help: "Fashion-MNIST IDX directory", env: DATA_DIR_ENV },
   keep: { type: "boolean", default: false, help: "keep the temporary folder" },
 } as const;
 

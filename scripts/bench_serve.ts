@@ -19,6 +19,7 @@ import { imageAt, readTestImages } from "../testkit/test_images.ts";
 import { BUNDLE_FLAGS, bundleDir, runScript } from "./_cli.ts";
 import { markdownTable } from "./_table.ts";
 import { runWrk, wrkPostScript } from "./_wrk.ts";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 
 const FLAGS = {
   ...BUNDLE_FLAGS,
@@ -78,7 +79,11 @@ async function main(args: string[]): Promise<number> {
   if (!f) return 0;
   const bundle = await bundleDir(f.bundle as string | undefined, f.registry as string);
   const test = readTestImages(1);
-  const png = encodeGreyPng(test ? imageAt(test, 0) : new Uint8Array(784).fill(128), 28, 28);
+  const png = encodeGreyPng(
+    test ? imageAt(test, 0) : new Uint8Array(PIXELS).fill(128),
+    IMAGE_SIZE,
+    IMAGE_SIZE,
+  );
   const tmp = await mkdtemp(join(tmpdir(), "bench-serve-"));
   const script = await wrkPostScript(tmp, "png", png, "image/png");
   const rows: string[][] = [];

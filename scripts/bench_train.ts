@@ -15,17 +15,17 @@
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { initEngine } from "../trainer/engine/tfjs_backend.ts";
 import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
+import { REFERENCE_VAE } from "../trainer/model.ts";
+import { registerNaiveFilterGradient } from "./bench_train/naive_filter_gradient.ts";
 import {
-  buildDecoder,
-  buildEncoder,
-  REFERENCE_VAE,
-  reparameterize,
-  splitMoments,
-  vaeLoss,
-} from "../trainer/model.ts";
+  makeOrtTrainer,
+  makeTrainer,
+  summarize,
+  timeSteps,
+  type Timing,
+} from "./bench_train/steps.ts";
 
 interface Flags {
   steps: number;
@@ -103,163 +103,6 @@ function parseFlags(argv: string[]): Flags {
 
 const EPOCH = 60_000;
 
-/** A few fixed random batches, same values on every engine (seeded). */
-function benchBatches(batch: number): tf.Tensor4D[] {
-  return [0, 1, 2].map((s) => tf.randomUniform([batch, 28, 28, 1], 0, 1, "float32", 100 + s));
-}
-
-/** Builds the reference VAE and returns a closure running one Adam step (returns the loss). */
-function makeTrainer(batch: number) {
-  const cfg = REFERENCE_VAE;
-  const enc = buildEncoder(cfg), dec = buildDecoder(cfg);
-  const opt = tf.train.adam(1e-3);
-  const vars = [...enc.trainableWeights, ...dec.trainableWeights].map((w) =>
-    (w as unknown as { val: tf.Variable }).val
-  );
-  const xs = benchBatches(batch);
-  let step = 0;
-  const run = (): number => {
-    const x = xs[step % xs.length];
-    const seed = step++;
-    const cost = opt.minimize(
-      () => {
-        const { mu, logvar } = splitMoments(enc.apply(x) as tf.Tensor2D, cfg.latent);
-        const logits = dec.apply(reparameterize(mu, logvar, seed)) as tf.Tensor;
-        return vaeLoss(x, logits, mu, logvar).total;
-      },
-      true,
-      vars,
-    )!;
-    const v = cost.dataSync()[0];
-    cost.dispose();
-    return v;
-  };
-  const dispose = () => {
-    enc.dispose();
-    dec.dispose();
-    opt.dispose();
-    tf.dispose(xs);
-  };
-  return { run, dispose };
-}
-
-function timeSteps(run: () => number, warmup: number, steps: number) {
-  const losses: number[] = [];
-  for (let i = 0; i < warmup; i++) losses.push(run());
-  const ms: number[] = [];
-  // CPU time of this process (all its threads): on shared cores the wall time mostly measures
-  // the neighbours, CPU time per step does not.
-  const cpu0 = process.cpuUsage();
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    losses.push(run());
-    ms.push(performance.now() - t0);
-  }
-  const cpu = process.cpuUsage(cpu0);
-  const cpuMs = (cpu.user + cpu.system) / 1000 / Math.max(1, steps);
-  const sorted = [...ms].sort((a, b) => a - b);
-  const mean = ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length);
-  return {
-    mean,
-    median: sorted[Math.floor(sorted.length / 2)] ?? NaN,
-    min: sorted[0] ?? NaN,
-    cpuMs,
-    losses,
-  };
-}
-
-/**
- * The baseline: what stock tfjs wasm needs to train a conv at all, a composite filter gradient
- * built from wasm kernels: pad x, KH*KW strided slices concatenated (im2col), one matmul with
- * transposeA (stock BatchMatMul, naive path).
- */
-function registerNaiveFilterGradient() {
-  const k = (name: string) =>
-    tf.getKernel(name, "wasm")!.kernelFunc as unknown as (a: object) => tf.TensorInfo;
-  tf.registerKernel({
-    kernelName: "Conv2DBackpropFilter",
-    backendName: "wasm",
-    kernelFunc: ((
-      { inputs, backend, attrs }: {
-        inputs: Record<string, tf.TensorInfo>;
-        backend: BackendWasm;
-        attrs: Record<string, unknown>;
-      },
-    ) => {
-      const { x, dy } = inputs;
-      const filterShape = attrs.filterShape as [number, number, number, number];
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filterShape,
-        attrs.strides as number,
-        1,
-        attrs.pad as "same",
-        undefined,
-        false,
-        "channelsLast",
-      );
-      const [B, , , Cin] = x.shape;
-      const {
-        strideHeight: s1,
-        strideWidth: s2,
-        filterHeight: KH,
-        filterWidth: KW,
-        outHeight: OH,
-        outWidth: OW,
-        padInfo: p,
-      } = info;
-      const xp = k("PadV2")({
-        inputs: { x },
-        backend,
-        attrs: {
-          paddings: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]],
-          constantValue: 0,
-        },
-      });
-      const cols: tf.TensorInfo[] = [];
-      for (let kh = 0; kh < KH; kh++) {
-        for (let kw = 0; kw < KW; kw++) {
-          cols.push(
-            k("StridedSlice")({
-              inputs: { x: xp },
-              backend,
-              attrs: {
-                begin: [0, kh, kw, 0],
-                end: [B, kh + (OH - 1) * s1 + 1, kw + (OW - 1) * s2 + 1, Cin],
-                strides: [1, s1, s2, 1],
-                beginMask: 0,
-                endMask: 0,
-                ellipsisMask: 0,
-                newAxisMask: 0,
-                shrinkAxisMask: 0,
-              },
-            }),
-          );
-        }
-      }
-      const cat = k("Concat")({ inputs: cols, backend, attrs: { axis: 3 } });
-      const a = k("Reshape")({
-        inputs: { x: cat },
-        backend,
-        attrs: { shape: [B * OH * OW, KH * KW * Cin] },
-      });
-      const d = k("Reshape")({
-        inputs: { x: dy },
-        backend,
-        attrs: { shape: [B * OH * OW, filterShape[3]] },
-      });
-      const m = k("BatchMatMul")({
-        inputs: { a, b: d },
-        backend,
-        attrs: { transposeA: true, transposeB: false },
-      });
-      const out = k("Reshape")({ inputs: { x: m }, backend, attrs: { shape: filterShape } });
-      for (const t of [xp, ...cols, cat, a, d, m]) backend.disposeData(t.dataId);
-      return out;
-    }) as unknown as tf.KernelFunc,
-  });
-}
-
 function profileOneStep(run: () => number) {
   return tf.profile(() => {
     run();
@@ -281,56 +124,6 @@ function profileOneStep(run: () => number) {
 }
 
 const fmt = (ms: number) => ms.toFixed(0);
-
-/**
- * The same training as makeTrainer (same initial weights, batches, seeded noise, Adam 1e-3) on
- * the onnxruntime training graph. Returns an async step closure (returns the loss).
- */
-async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
-  const cfg = REFERENCE_VAE;
-  const models = { encoder: buildEncoder(cfg), decoder: buildDecoder(cfg), head: null };
-  const { OrtTrainer } = await import("../trainer/engine/ort_train.ts");
-  const { OrtLanes } = await import("../trainer/engine/ort_lanes.ts");
-  const opts = { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads };
-  const t = lanes > 1
-    ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes)
-    : await OrtTrainer.create(models, opts);
-  const xs = benchBatches(batch).map((x) => {
-    const v = x.dataSync() as Float32Array;
-    x.dispose();
-    return v;
-  });
-  let step = 0;
-  const run = async (): Promise<number> => {
-    const x = xs[step % xs.length];
-    const seed = step++;
-    const eps = tf.tidy(() =>
-      tf.randomNormal([batch, cfg.latent], 0, 1, "float32", seed).dataSync() as Float32Array
-    );
-    return (await t.step(x, eps)).loss;
-  };
-  const dispose = async () => {
-    models.encoder.dispose();
-    models.decoder.dispose();
-    await t.dispose();
-  };
-  return { run, dispose };
-}
-
-interface Timing {
-  ms: number[];
-  cpuMs: number;
-  losses: number[];
-}
-
-function summarize(t: Timing) {
-  const sorted = [...t.ms].sort((a, b) => a - b);
-  return {
-    median: sorted[Math.floor(sorted.length / 2)] ?? NaN,
-    min: sorted[0] ?? NaN,
-    cpu: t.cpuMs / Math.max(1, t.ms.length),
-  };
-}
 
 /** Alternates one step of each engine per round, so the neighbours' load hits both alike. */
 async function compareWithOrt(flags: Flags, fastDescription: string) {

@@ -17,6 +17,7 @@ import { joinBody, writeBytesElements } from "../serve/v2/binary.ts";
 import { startServer } from "../testkit/server_process.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";
 import { runScript } from "./_cli.ts";
+import { IMAGE_SIZE } from "../common/labels.ts";
 
 const FLAGS = {
   registry: { type: "string", default: "models", help: "registry whose CURRENT bundle is served" },
@@ -37,7 +38,7 @@ interface Case {
 }
 
 function cases(model: string, px: Uint8Array): Case[] {
-  const png = encodeGreyPng(px, 28, 28);
+  const png = encodeGreyPng(px, IMAGE_SIZE, IMAGE_SIZE);
   const infer = `/v2/models/${model}/infer`;
   const binary = (datatype: string, shape: number[], raw: Uint8Array) => {
     const header = {

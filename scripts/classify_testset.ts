@@ -122,6 +122,126 @@ function pct(x: number): string {
   return `${(x * 100).toFixed(2)}%`;
 }
 
+/** Argmax class of each image on a direct run (raw bytes / 255, no codec, no HTTP). */
+async function directPredictions(
+  model: { encode: (x: Float32Array, n: number) => Promise<{ probabilities: Float32Array }> },
+  images: Uint8Array,
+  count: number,
+  K: number,
+): Promise<number[]> {
+  const out = await model.encode(normalizePixels(images.subarray(0, count * PIXELS)), count);
+  return Array.from({ length: count }, (_, i) => argmax(out.probabilities, i * K, K));
+}
+
+/**
+ * How requests reach the API: the in-process app, or a running server at `url` that must serve
+ * the same bundle version.
+ */
+async function poster(
+  url: string | undefined,
+  app: { request: (path: string, init: RequestInit) => Response | Promise<Response> },
+  model: { name: string; version: string },
+): Promise<Post> {
+  if (!url) return (path, body) => Promise.resolve(app.request(path, { method: "POST", body }));
+  const remote = await (await fetch(new URL("/v1/models", url))).json();
+  if (remote.active?.version !== model.version) {
+    throw new Error(
+      `${url} serves ${remote.active?.name}@${remote.active?.version}, not ${model.name}@${model.version}`,
+    );
+  }
+  return (path, body) => fetch(new URL(path, url), { method: "POST", body });
+}
+
+/** The first `count` test images rendered as product photos and classified with preprocess=auto. */
+async function photoRow(
+  post: Post,
+  test: { images: Uint8Array; labels: Uint8Array; count: number },
+  count: number,
+  batch: number,
+  version: string,
+): Promise<{ idx: number[]; timing: string }> {
+  let t0 = performance.now();
+  const photos = Array.from(
+    { length: count },
+    (_, i) => encodeJpeg(renderPhoto(imageAt(test, i)), 85),
+  );
+  const renderMs = performance.now() - t0;
+  t0 = performance.now();
+  const idx = await classifyFiles(post, photos, "image/jpeg", "?preprocess=auto", batch, version);
+  const photoMs = performance.now() - t0;
+  return {
+    idx,
+    timing: `render ${Math.round(renderMs / 1000)} s, classify ${Math.round(photoMs / 1000)} s`,
+  };
+}
+
+function testImages(count: number, dir: string) {
+  const test = readTestImages(count, dir);
+  if (!test) {
+    throw new Error(
+      `Cannot read the Fashion-MNIST test set from ${dir} (${FILES.testImages}, ${FILES.testLabels}); set --data-dir`,
+    );
+  }
+  return test;
+}
+
+/**
+ * The accuracy on the manifest's evaluation subset beside the one it states. data.evaluation
+ * {first: n} means the first n test images; absent means all 10,000.
+ */
+function statedAccuracy(
+  mf: { data: unknown; metrics: { testAccuracy: number } },
+  count: number,
+  correctOfFirst: (n: number) => number,
+) {
+  const ev = (mf.data as { evaluation?: { first?: number; count?: number } }).evaluation;
+  const evCount = Math.min(count, ev?.count ?? ev?.first ?? 10000);
+  const evAcc = correctOfFirst(evCount) / evCount;
+  const stated = mf.metrics.testAccuracy;
+  return { evCount, evAcc, stated, matches: evEqual(evAcc, stated, evCount) };
+}
+
+/** A report row: an accuracy beside the plain one and the drop in points (and a note). */
+function dropRow(what: string, acc: number, plain: number, note?: string): [string, string] {
+  const drop = ((plain - acc) * 100).toFixed(2);
+  return [
+    what,
+    `${pct(acc)} vs ${pct(plain)} plain: drop ${drop} points${note ? ` (${note})` : ""}`,
+  ];
+}
+
+/** The rows of the API run: its accuracy and speed, its agreement, the manifest's figure. */
+function apiRows(
+  ok: number,
+  count: number,
+  apiMs: number,
+  disagree: number,
+  evCount: number,
+  evAcc: number,
+  stated: number,
+): [string, string][] {
+  return [
+    [
+      "API (PNG files) accuracy, all images",
+      `${pct(ok / count)} (${ok}/${count}), ${Math.round(count / (apiMs / 1000))} images/s`,
+    ],
+    [
+      "agreement API vs direct onnxruntime",
+      `${count - disagree}/${count}${disagree ? `  (${disagree} differ!)` : " (identical)"}`,
+    ],
+    [
+      `accuracy on manifest's evaluation set (first ${evCount})`,
+      `${pct(evAcc)}; manifest states ${pct(stated)} -> ${
+        evEqual(evAcc, stated, evCount) ? "EQUAL" : "DIFFERENT"
+      }`,
+    ],
+  ];
+}
+
+function evEqual(evAcc: number, stated: number, evCount: number): boolean {
+  return Math.abs(evAcc - stated) < 0.5 / evCount;
+}
+
 async function main(args: string[]): Promise<number> {
   const f = parseCommandFlags(args, FLAGS, USAGE, Deno.env.toObject());
   if (!f) return 0;
@@ -130,52 +250,26 @@ async function main(args: string[]): Promise<number> {
     f.registry as string,
     f.model as string | undefined,
   );
-  const test = readTestImages(f.count as number, f["data-dir"] as string);
-  if (!test) {
-    throw new Error(
-      `Cannot read the Fashion-MNIST test set from ${
-        f["data-dir"]
-      } (${FILES.testImages}, ${FILES.testLabels}); set --data-dir`,
-    );
-  }
+  const test = testImages(f.count as number, f["data-dir"] as string);
   const served = await serveBundle(f.backend as "native" | "wasm", dir, {
     maxBatch: Math.max(256, f.batch as number),
   });
   const { model } = served;
-  const mf = model.manifest;
   console.log(
     `Bundle ${model.name}@${model.version} (${dir}), backend ${model.backend}, ${test.count} test images`,
   );
 
   // 1. Direct onnxruntime run: raw bytes / 255, no codec, no HTTP.
   let t0 = performance.now();
-  const direct = await model.encode(
-    normalizePixels(test.images.subarray(0, test.count * PIXELS)),
-    test.count,
-  );
   const K = model.labels.length;
-  const directIdx = Array.from(
-    { length: test.count },
-    (_, i) => argmax(direct.probabilities, i * K, K),
-  );
+  const directIdx = await directPredictions(model, test.images, test.count, K);
   console.log(`direct run: ${Math.round(performance.now() - t0)} ms`);
 
   // 2. The API, with every image as a PNG file.
-  const url = f.url as string | undefined;
-  const post: Post = url
-    ? (path, body) => fetch(new URL(path, url), { method: "POST", body })
-    : (path, body) => Promise.resolve(served.app.request(path, { method: "POST", body }));
-  if (url) {
-    const remote = await (await fetch(new URL("/v1/models", url))).json();
-    if (remote.active?.version !== model.version) {
-      throw new Error(
-        `${url} serves ${remote.active?.name}@${remote.active?.version}, not ${model.name}@${model.version}`,
-      );
-    }
-  }
+  const post = await poster(f.url as string | undefined, served.app, model);
   const pngs = Array.from(
     { length: test.count },
-    (_, i) => encodeGreyPng(imageAt(test, i), 28, 28),
+    (_, i) => encodeGreyPng(imageAt(test, i), IMAGE_SIZE, IMAGE_SIZE),
   );
   t0 = performance.now();
   const apiIdx = await classifyFiles(post, pngs, "image/png", "", f.batch as number, model.version);
@@ -185,71 +279,36 @@ async function main(args: string[]): Promise<number> {
     idx.slice(from, from + n).filter((p, i) => p === test.labels[from + i]).length;
 
   // 3. The manifest's stated accuracy, on the subset it was measured on.
-  // data.evaluation {first: n} means the first n test images; absent means all 10,000.
-  const ev = (mf.data as { evaluation?: { first?: number; count?: number } }).evaluation;
-  const evCount = Math.min(test.count, ev?.count ?? ev?.first ?? 10000);
-  const evAcc = correct(apiIdx, 0, evCount) / evCount;
-  const stated = mf.metrics.testAccuracy;
-  const matches = Math.abs(evAcc - stated) < 0.5 / evCount;
+  const { evCount, evAcc, stated, matches } = statedAccuracy(
+    model.manifest,
+    test.count,
+    (n) => correct(apiIdx, 0, n),
+  );
 
-  const rows: [string, string][] = [
-    [
-      "API (PNG files) accuracy, all images",
-      `${pct(correct(apiIdx) / test.count)} (${correct(apiIdx)}/${test.count}), ${
-        Math.round(test.count / (apiMs / 1000))
-      } images/s`,
-    ],
-    [
-      "agreement API vs direct onnxruntime",
-      `${test.count - disagree}/${test.count}${
-        disagree ? `  (${disagree} differ!)` : " (identical)"
-      }`,
-    ],
-    [
-      `accuracy on manifest's evaluation set (first ${evCount})`,
-      `${pct(evAcc)}; manifest states ${pct(stated)} -> ${matches ? "EQUAL" : "DIFFERENT"}`,
-    ],
-  ];
+  const rows = apiRows(correct(apiIdx), test.count, apiMs, disagree, evCount, evAcc, stated);
 
   // 4. Product photos through preprocess=auto.
   const photoCount = Math.min(f["photo-count"] as number, test.count);
   let photoOk = true;
   if (photoCount > 0) {
-    t0 = performance.now();
-    const photos = Array.from(
-      { length: photoCount },
-      (_, i) => encodeJpeg(renderPhoto(imageAt(test, i)), 85),
-    );
-    const renderMs = performance.now() - t0;
-    t0 = performance.now();
-    const photoIdx = await classifyFiles(
-      post,
-      photos,
-      "image/jpeg",
-      "?preprocess=auto",
-      f.batch as number,
-      model.version,
-    );
-    const photoMs = performance.now() - t0;
+    const photos = await photoRow(post, test, photoCount, f.batch as number, model.version);
     const plainAcc = correct(apiIdx, 0, photoCount) / photoCount;
-    const photoAcc = correct(photoIdx) / photoCount;
-    rows.push([
-      `product photos (200x240 JPEG), first ${photoCount}`,
-      `${pct(photoAcc)} vs ${pct(plainAcc)} plain: drop ${
-        ((plainAcc - photoAcc) * 100).toFixed(2)
-      } points (render ${Math.round(renderMs / 1000)} s, classify ${Math.round(photoMs / 1000)} s)`,
-    ]);
+    const photoAcc = correct(photos.idx) / photoCount;
+    rows.push(
+      dropRow(
+        `product photos (200x240 JPEG), first ${photoCount}`,
+        photoAcc,
+        plainAcc,
+        photos.timing,
+      ),
+    );
     photoOk = Number.isFinite(photoAcc);
   }
   // 5. The same test images mirrored, on the direct path.
-  const directAcc = directIdx.filter((p, i) => p === test.labels[i]).length / test.count;
-  const mirrorAcc = await mirroredAccuracy(model, test, K);
-  rows.push([
-    "mirrored test images (direct run)",
-    `${pct(mirrorAcc)} vs ${pct(directAcc)} plain: drop ${
-      ((directAcc - mirrorAcc) * 100).toFixed(2)
-    } points`,
-  ]);
+  const directAcc = correct(directIdx) / test.count;
+  rows.push(
+    dropRow("mirrored test images (direct run)", await mirroredAccuracy(model, test, K), directAcc),
+  );
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n"));
   await served.slot.close();

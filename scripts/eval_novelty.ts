@@ -41,6 +41,7 @@ import {
 import { histogramSvg } from "./_novelty_figure.ts";
 import { fitPixelGaussian, pixelScores } from "./_pixel_gauss.ts";
 import { renderReport } from "./_novelty_report.ts";
+import { DATA_DIR_ENV } from "../common/fashion_mnist.ts";
 
 const FLAGS = {
   bundle: {
@@ -48,7 +49,7 @@ const FLAGS = {
     help: "bundle directory (default: the registry's CURRENT fashion-vae)",
   },
   out: { type: "string", default: "reports/novelty", help: "report directory" },
-  "data-dir": { type: "string", help: "Fashion-MNIST directory", env: "FASHION_MNIST_DIR" },
+  "data-dir": { type: "string", help: "Fashion-MNIST directory", env: DATA_DIR_ENV },
   noise: { type: "int", default: 2000, help: "uniform-noise images per phase" },
   blank: { type: "int", default: 256, help: "blank images (grey levels 0..255)" },
   "report-only": {

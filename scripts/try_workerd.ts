@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadBackend } from "../serve/inference/backend.ts";
 import { runFlags } from "./_cli.ts";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 
 const flags = runFlags(
   {
@@ -75,7 +76,9 @@ const worker :Workerd.Worker = (
       await Deno.readFile(here("../tests/testdata/tiny-bundle/model.onnx")),
     );
     const ref = Array.from(
-      (await s.run({ image: { data: new Float32Array(784), dims: [1, 1, 28, 28] } })).probabilities
+      (await s.run({
+        image: { data: new Float32Array(PIXELS), dims: [1, 1, IMAGE_SIZE, IMAGE_SIZE] },
+      })).probabilities
         .data,
     );
     const diff = Math.max(...ref.map((v, i) => Math.abs(v - first.probabilities[i])));

@@ -17,6 +17,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { FailureThrottle } from "./auth_throttle.ts";
 import { ApiError } from "./errors.ts";
 import type { Reloader, ReloadOutcome } from "./reload.ts";
+import { VERSION_ID } from "../bundle/mod.ts";
 
 export interface AdminOptions {
   token: string;
@@ -100,7 +101,7 @@ export function adminRoutes(opts: AdminOptions): Hono {
 
   app.post("/models/:version/activate", async (c) => {
     const version = c.req.param("version");
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(version)) {
+    if (!VERSION_ID.test(version)) {
       throw new ApiError(
         400,
         "bad_version",

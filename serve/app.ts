@@ -3,40 +3,42 @@
  * so tests drive it with app.request() and main.ts only adds Deno.serve. Each model request
  * pins the current model for its whole life (slot.use), so a hot swap never mixes versions
  * within a response, and names the version that answered in the body and X-Model-Version.
- * Errors: handlers throw ApiError; the one onError below renders {"error": {code, message}}
- * and logs anything unexpected as a 500.
+ * Each route group lives in serve/routes/ as createRoute definitions (@hono/zod-openapi), so
+ * routing, query validation and /openapi.json come from one definition. Errors: handlers
+ * throw ApiError, failed schema checks become ApiError 400 (validationHook); the one onError
+ * below renders {"error": {code, message}} and logs anything unexpected as a 500.
  */
-import { Hono } from "hono";
-import type { Context } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import { listVersions, type VersionInfo } from "../registry/registry.ts";
 import type { ServeConfig } from "./config.ts";
 import { demoRoutes } from "./demo/mod.ts";
-import { renderDocs } from "./docs.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import type { EncodeOutput, LoadedModel, ModelSlot } from "./inference/mod.ts";
 import { NoModelError } from "./inference/slot.ts";
-import {
-  type InputLimits,
-  parsePreprocessMode,
-  readImageBatch,
-  readLatent,
-  readOneImage,
-} from "./inputs.ts";
-import { ServiceMetrics } from "./metrics.ts";
-import { openApiDoc } from "./openapi.ts";
-import { pngResponse } from "./png_response.ts";
+import type { InputLimits } from "./inputs.ts";
+import { routeLabel, ServiceMetrics } from "./metrics.ts";
 import { adminRoutes, bearerAuth } from "./admin.ts";
 import type { Admission } from "./admission.ts";
 import type { DecodePool } from "./decode_pool.ts";
 import { FailureThrottle } from "./auth_throttle.ts";
 import type { Reloader } from "./reload.ts";
-import { normalSource, sampleLatent } from "./sampling.ts";
 import { v2Routes } from "./v2/mod.ts";
-import { type NoveltyField, noveltyFields, noveltyInfo, noveltyJudge } from "./novelty.ts";
-import { latentRoutes, spaceOf } from "./latents/routes.ts";
+import { noveltyFields, noveltyJudge } from "./novelty.ts";
+import { latentRoutes } from "./latents/routes.ts";
 import { Translator } from "./latents/translate.ts";
-import { galleryAdminRoutes, type GalleryHandle, galleryRoutes } from "./gallery/routes.ts";
+import {
+  galleryAdminRoutes,
+  type GalleryHandle,
+  type GalleryRouteDeps,
+  galleryRoutes,
+} from "./gallery/routes.ts";
+import { documentAdmin } from "./routes/admin_doc.ts";
+import { docRoutes } from "./routes/api_doc.ts";
+import { classifyRoutes } from "./routes/classify.ts";
+import { type RouteDeps, validationHook } from "./routes/common.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { imageRoutes } from "./routes/images.ts";
+import { modelRoutes } from "./routes/models.ts";
 import type { Traffic } from "./traffic/traffic.ts";
 
 export type AppConfig =
@@ -87,7 +89,7 @@ export function ownMetricsText(metrics: ServiceMetrics, slot: ModelSlot): string
   return metrics.render();
 }
 
-/** Routes with a fixed label for metrics; anything else counts as "other" (bounded cardinality). */
+/** Routes with a fixed label for metrics (routeLabel() adds the /v2 templates; the rest is "other"). */
 const ROUTES = [
   "/v1/classify",
   "/v1/latent",
@@ -109,297 +111,20 @@ const ROUTES = [
   "/v1/gallery",
 ];
 
-function modelRef(m: LoadedModel) {
-  return { name: m.name, version: m.version };
-}
-
-function setModelHeaders(c: Context, m: LoadedModel): void {
-  c.header("X-Model-Name", m.name);
-  c.header("X-Model-Version", m.version);
-  c.header("X-Latent-Space", spaceOf(m));
-}
-
-function argmax(a: Float32Array, from: number, len: number): number {
-  let best = 0;
-  for (let i = 1; i < len; i++) if (a[from + i] > a[from + best]) best = i;
-  return best;
-}
-
-/** a[from..to) as plain numbers for JSON: a loop, several times cheaper than Array.from(view). */
-function numbers(a: Float32Array, from: number, to: number): number[] {
-  const out = new Array<number>(to - from);
-  for (let i = from; i < to; i++) out[i - from] = a[i];
-  return out;
-}
-
-function intParam(c: Context, name: string, min: number, max: number): number | undefined {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === "") return undefined;
-  const v = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw new ApiError(
-      400,
-      "bad_parameter",
-      `${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return v;
-}
-
-/** ?abstain=true|false (default false). */
-function boolParam(c: Context, name: string): boolean {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === "" || raw === "false" || raw === "0") return false;
-  if (raw === "true" || raw === "1") return true;
-  throw new ApiError(
-    400,
-    "bad_parameter",
-    `${name} must be true or false, got ${JSON.stringify(raw)}`,
-  );
-}
-
-/** Hot-swap state for /v1/models: the last rejected bundle stays visible here. */
-function reloadInfo(r: Reloader) {
-  const s = r.status();
-  return {
-    lastError: s.lastError,
-    reload: {
-      source: s.source,
-      reloading: s.reloading,
-      swaps: s.swaps,
-      failures: s.failures,
-      lastSwap: s.lastSwap,
-    },
-  };
-}
-
-export function createApp(deps: AppDeps): Hono {
-  const { slot, config } = deps;
-  const metrics = deps.metrics ?? new ServiceMetrics();
-  const log = deps.log ?? ((msg: string, e?: unknown) => console.error(msg, e ?? ""));
-  const limits: InputLimits = {
-    maxBodyBytes: config.maxBodyBytes,
-    maxPixels: config.maxPixels,
-    maxBatch: config.maxBatch,
-    bodyTimeoutMs: config.bodyTimeoutMs,
-    maxDecodedBytes: config.maxDecodedBytes,
-    decoder: deps.decoder,
-  };
-  const doc = openApiDoc({ ...limits, maxSamples: config.maxSamples });
-  const app = new Hono();
-
-  // Counts and times every request, and names the active model on responses that did not
-  // already name the model that produced them.
-  app.use("*", async (c, next) => {
-    const start = performance.now();
-    await next();
-    const route = ROUTES.includes(c.req.path) ? c.req.path : "other";
-    metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
-    metrics.latency.observe((performance.now() - start) / 1000, { route });
-    const active = slot.current;
-    if (active && !c.res.headers.has("X-Model-Version")) {
-      c.res.headers.set("X-Model-Name", active.name);
-      c.res.headers.set("X-Model-Version", active.version);
-    }
-  });
-
-  if (deps.admission) app.use("*", deps.admission.middleware());
-  if (deps.traffic) app.use("*", deps.traffic.middleware());
-
-  // Runs fn with the model this request goes to pinned (the canary's for its share of keys);
-  // an empty slot is a 503, not a crash.
-  const pinning = (pin: Pick<ModelSlot, "use">) => <T>(fn: (m: LoadedModel) => Promise<T>) =>
+/**
+ * Runs fn with the model a request goes to pinned (through the traffic selection, the canary's
+ * for its share of keys); an empty slot is a 503, not a crash.
+ */
+function pinning(pin: Pick<ModelSlot, "use">) {
+  return <T>(fn: (m: LoadedModel) => Promise<T>): Promise<T> =>
     pin.use(fn).catch((e): Promise<T> => {
       if (e instanceof NoModelError) throw new ApiError(503, "not_ready", e.message);
       throw e;
     });
-  const withModel = pinning(deps.traffic ?? slot);
+}
 
-  // The novelty of each encoded image, counted in /metrics under the model that judged it.
-  const judgeNovelty = (m: LoadedModel, out: EncodeOutput, images: Float32Array) => {
-    const fields = noveltyFields(noveltyJudge(m, config.noveltyPercentile), out, images);
-    metrics.observeNovelty(m, fields);
-    return fields;
-  };
-
-  app.post("/v1/classify", async (c) => {
-    const mode = parsePreprocessMode(c.req.query("preprocess"));
-    const abstain = boolParam(c, "abstain");
-    const batch = await readImageBatch(c.req.raw, limits, mode);
-    return await withModel(async (m) => {
-      const out = await m.encode(batch.images, batch.count);
-      metrics.images.inc({ route: "/v1/classify" }, batch.count);
-      const novelty = judgeNovelty(m, out, batch.images);
-      const K = m.labels.length, L = m.latentSize, space = spaceOf(m);
-      const predictions = [];
-      for (let i = 0; i < out.count; i++) {
-        const index = argmax(out.probabilities, i * K, K);
-        const refuse = abstain && novelty[i].outOfDistribution === true;
-        predictions.push({
-          label: refuse ? null : m.labels[index],
-          ...(refuse ? { reason: "out_of_distribution" } : {}),
-          index,
-          confidence: out.probabilities[i * K + index],
-          probabilities: numbers(out.probabilities, i * K, (i + 1) * K),
-          latent: {
-            space,
-            mu: numbers(out.mu, i * L, (i + 1) * L),
-            logvar: numbers(out.logvar, i * L, (i + 1) * L),
-          },
-          novelty: novelty[i],
-        });
-      }
-      setModelHeaders(c, m);
-      return c.json({ model: modelRef(m), latentSpace: space, predictions });
-    });
-  });
-
-  app.post("/v1/latent", async (c) => {
-    const mode = parsePreprocessMode(c.req.query("preprocess"));
-    const samples = intParam(c, "samples", 0, config.maxSamples) ?? 0;
-    const seedParam = intParam(c, "seed", 0, 0xffffffff);
-    const batch = await readImageBatch(c.req.raw, limits, mode);
-    return await withModel(async (m) => {
-      const out = await m.encode(batch.images, batch.count);
-      metrics.images.inc({ route: "/v1/latent" }, batch.count);
-      const novelty = judgeNovelty(m, out, batch.images);
-      const L = m.latentSize;
-      // Echo the seed so any response can be reproduced, even when the client sent none.
-      const seed = seedParam ?? Math.floor(Math.random() * 0x100000000);
-      const normal = normalSource(seed);
-      const latents = [];
-      for (let i = 0; i < out.count; i++) {
-        const mu = out.mu.subarray(i * L, (i + 1) * L),
-          logvar = out.logvar.subarray(i * L, (i + 1) * L);
-        const entry: {
-          space: string;
-          mu: number[];
-          logvar: number[];
-          novelty: NoveltyField;
-          samples?: number[][];
-        } = {
-          space: spaceOf(m),
-          mu: Array.from(mu),
-          logvar: Array.from(logvar),
-          novelty: novelty[i],
-        };
-        if (samples > 0) entry.samples = sampleLatent(mu, logvar, samples, normal);
-        latents.push(entry);
-      }
-      setModelHeaders(c, m);
-      const ref = { model: modelRef(m), latentSpace: spaceOf(m) };
-      return c.json(samples > 0 ? { ...ref, seed, latents } : { ...ref, latents });
-    });
-  });
-
-  const needDecoder = (m: LoadedModel) => {
-    if (!m.hasDecoder) {
-      throw new ApiError(
-        501,
-        "no_decoder",
-        `Model ${m.name}@${m.version} was exported without a decoder`,
-      );
-    }
-  };
-
-  app.post("/v1/reconstruct", async (c) => {
-    const image = await readOneImage(c.req.raw, limits, "/v1/reconstruct");
-    return await withModel(async (m) => {
-      needDecoder(m);
-      const out = await m.encode(image, 1);
-      metrics.images.inc({ route: "/v1/reconstruct" }, 1);
-      const px = await m.decode(out.mu, 1);
-      setModelHeaders(c, m);
-      return pngResponse(c, px);
-    });
-  });
-
-  app.post("/v1/decode", async (c) => {
-    return await withModel(async (m) => {
-      needDecoder(m);
-      const z = await readLatent(c.req.raw, limits, m.latentSize);
-      const px = await m.decode(z, 1);
-      setModelHeaders(c, m);
-      return pngResponse(c, px);
-    });
-  });
-
-  app.get("/v1/models", async (c) => {
-    const m = slot.current;
-    if (!m) throw new ApiError(503, "not_ready", `No model is loaded: ${slot.reason}`);
-    let versions: VersionInfo[] | { version: string; active: boolean; hasManifest: boolean }[];
-    let source: string;
-    if (config.bundle !== undefined) {
-      source = "bundle";
-      versions = [{ version: m.version, active: true, hasManifest: true }];
-    } else {
-      source = "registry";
-      try {
-        versions = deps.reloader
-          ? await deps.reloader.source.versions(m.name) as typeof versions
-          : await listVersions(config.registry, m.name);
-      } catch {
-        versions = []; // the registry may have moved since loading; the active model still serves
-      }
-    }
-    const mf = m.manifest;
-    setModelHeaders(c, m);
-    return c.json({
-      active: {
-        name: m.name,
-        version: m.version,
-        created: mf.created,
-        backend: m.backend,
-        precision: m.precision,
-        latentSize: m.latentSize,
-        latentSpace: spaceOf(m),
-        labels: m.labels,
-        dataset: typeof mf.data.dataset === "string" ? mf.data.dataset : null,
-        decoder: m.hasDecoder,
-        metrics: mf.metrics,
-        probe: m.probe,
-        novelty: noveltyInfo(noveltyJudge(m, config.noveltyPercentile)),
-      },
-      source,
-      versions: versions.map((v) => ({
-        version: v.version,
-        active: v.active,
-        hasManifest: v.hasManifest,
-      })),
-      ...(deps.reloader ? reloadInfo(deps.reloader) : {}),
-      ...(deps.traffic ? { traffic: deps.traffic.status() } : {}),
-    });
-  });
-
-  // pid and uptime tell replicas sharing a port (--reuse-port) apart.
-  const started = performance.now();
-  app.get("/healthz", (c) =>
-    c.json({
-      status: "ok",
-      pid: (globalThis as { Deno?: { pid: number } }).Deno?.pid ?? null,
-      uptimeSeconds: Math.round((performance.now() - started) / 1000),
-    }));
-
-  app.get("/readyz", (c) => {
-    const m = slot.current;
-    if (!m) return c.json(errorBody("not_ready", `No model is loaded: ${slot.reason}`), 503);
-    return c.json({ status: "ready", model: modelRef(m), backend: m.backend });
-  });
-
-  app.get("/metrics", async (c) => {
-    const text = (deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot)) +
-      (gallery.current?.metricsText() ?? "");
-    return c.body(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-  });
-
-  const translator = deps.translator ??
-    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.5 });
-  const gallery = deps.gallery ??
-    { current: null, reason: "the service was started without --gallery <file>" };
-  // Latents and the gallery stay on the primary: the gallery is indexed in its latent space.
-  const latentDeps = { slot, translator, limits, withModel: pinning(slot), handle: gallery };
-  app.route("/", latentRoutes(latentDeps));
-  app.route("/", galleryRoutes(latentDeps));
+/** /v1/admin: the admin route groups behind one bearer check, or a 404 saying how to enable them. */
+function mountAdmin(app: OpenAPIHono, deps: AppDeps, latentDeps: GalleryRouteDeps): void {
   // One throttle for every admin route group: wrong tokens count alike wherever they are tried.
   const adminThrottle = deps.adminThrottle ?? new FailureThrottle();
   if (deps.adminToken) {
@@ -426,12 +151,10 @@ export function createApp(deps: AppDeps): Hono {
       );
     });
   }
+}
 
-  app.route("/v2", v2Routes({ slot, limits, metrics, log, traffic: deps.traffic })); // Open Inference Protocol: serve/v2/
-  app.get("/openapi.json", (c) => c.json(doc));
-  app.get("/docs", (c) => c.html(renderDocs(doc, c.req.header("host") ?? "localhost:8000")));
-  app.route("/", demoRoutes({ slot, limits, openApi: doc })); // the demo page: serve/demo/
-
+/** The one rendering of errors: {"error": {code, message}}; anything unexpected is a logged 500. */
+function handleErrors(app: OpenAPIHono, log: (message: string, error?: unknown) => void): void {
   app.notFound((c) =>
     c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}; see /docs`), 404)
   );
@@ -447,6 +170,77 @@ export function createApp(deps: AppDeps): Hono {
     log(`Unhandled error on ${c.req.method} ${c.req.path}:`, err);
     return c.json(errorBody("internal", "Internal error; the server log has the details"), 500);
   });
+}
 
+export function createApp(deps: AppDeps): OpenAPIHono {
+  const { slot, config } = deps;
+  const metrics = deps.metrics ?? new ServiceMetrics();
+  const log = deps.log ?? ((msg: string, e?: unknown) => console.error(msg, e ?? ""));
+  const limits: InputLimits = {
+    maxBodyBytes: config.maxBodyBytes,
+    maxPixels: config.maxPixels,
+    maxBatch: config.maxBatch,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    maxDecodedBytes: config.maxDecodedBytes,
+    decoder: deps.decoder,
+  };
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+
+  // Counts and times every request, and names the active model on responses that did not
+  // already name the model that produced them.
+  app.use("*", async (c, next) => {
+    const start = performance.now();
+    await next();
+    const route = routeLabel(c.req.path, ROUTES);
+    metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    metrics.latency.observe((performance.now() - start) / 1000, { route });
+    const active = slot.current;
+    if (active && !c.res.headers.has("X-Model-Version")) {
+      c.res.headers.set("X-Model-Name", active.name);
+      c.res.headers.set("X-Model-Version", active.version);
+    }
+  });
+
+  if (deps.admission) app.use("*", deps.admission.middleware());
+  if (deps.traffic) app.use("*", deps.traffic.middleware());
+  const withModel = pinning(deps.traffic ?? slot);
+
+  // The novelty of each encoded image, counted in /metrics under the model that judged it.
+  const judgeNovelty = (m: LoadedModel, out: EncodeOutput, images: Float32Array) => {
+    const fields = noveltyFields(noveltyJudge(m, config.noveltyPercentile), out, images);
+    metrics.observeNovelty(m, fields);
+    return fields;
+  };
+
+  const routeDeps: RouteDeps = { slot, config, limits, metrics, withModel, judgeNovelty };
+  classifyRoutes(app, routeDeps);
+  imageRoutes(app, routeDeps);
+  modelRoutes(app, routeDeps, deps.reloader, deps.traffic);
+  healthRoutes(
+    app,
+    routeDeps,
+    async () =>
+      (deps.renderMetrics ? await deps.renderMetrics() : ownMetricsText(metrics, slot)) +
+      (gallery.current?.metricsText() ?? ""),
+  );
+
+  const translator = deps.translator ??
+    new Translator({ minNeighbours: config.translateMinNeighbours ?? 0.5 });
+  const gallery = deps.gallery ??
+    { current: null, reason: "the service was started without --gallery <file>" };
+  // Latents and the gallery stay on the primary: the gallery is indexed in its latent space.
+  const latentDeps = { slot, translator, limits, withModel: pinning(slot), handle: gallery };
+  app.route("/", latentRoutes(latentDeps));
+  app.route("/", galleryRoutes(latentDeps));
+  mountAdmin(app, deps, latentDeps);
+
+  // Open Inference Protocol: serve/v2/ (routed through the canary like /v1)
+  app.route("/v2", v2Routes({ slot, limits, metrics, log, traffic: deps.traffic }));
+  const selfDocumented = { paths: {} };
+  documentAdmin(app);
+  docRoutes(app, limits, selfDocumented); // /openapi.json and /docs, generated from the routes
+  app.route("/", demoRoutes({ slot, limits, openApi: selfDocumented })); // the demo page: serve/demo/
+
+  handleErrors(app, log);
   return app;
 }

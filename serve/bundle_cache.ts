@@ -26,8 +26,12 @@ export class RemoteBundleError extends Error {
 }
 
 export interface RemoteReader {
-  /** Bytes of `<name>/<version>/<file>` (registry-relative path); throws when unreadable. */
-  read(rel: string): Promise<Uint8Array>;
+  /**
+   * Bytes of `<name>/<version>/<file>` (registry-relative path); throws when unreadable.
+   * `expect` is the size the manifest declares, when known (a reader may read into a buffer of
+   * that size; the caller still checks the length it gets).
+   */
+  read(rel: string, expect?: number): Promise<Uint8Array>;
   /** Where `rel` lives, for messages (a URL). */
   where(rel: string): string;
 }
@@ -60,7 +64,7 @@ export async function fetchVerified(
   }
   const files = new Map<string, Uint8Array>();
   for (const f of manifest.files) {
-    const bytes = await remote.read(prefix + f.path);
+    const bytes = await remote.read(prefix + f.path, f.bytes);
     const sha = createHash("sha256").update(bytes).digest("hex");
     if (bytes.length !== f.bytes || sha !== f.sha256) {
       throw new RemoteBundleError(
@@ -120,5 +124,63 @@ export async function cachedVersions(cacheDir: string, name: string): Promise<st
 export async function retainCached(cacheDir: string, name: string, keep: string[]): Promise<void> {
   for (const v of await cachedVersions(cacheDir, name)) {
     if (!keep.includes(v)) await rm(join(cacheDir, name, v), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Reads a response body into `alloc(expect)` with no other copy and, where the body is a byte
+ * stream (Deno's fetch), no buffer of the stream's own: a BYOB reader writes into it. A body
+ * of the expected size fills that buffer exactly; a longer one spills into a fresh, larger
+ * buffer, so the caller's size check sees its real length either way.
+ */
+export async function readBodyInto(
+  res: Response,
+  expect: number,
+  alloc: (bytes: number) => Uint8Array,
+): Promise<Uint8Array> {
+  const buf = alloc(expect);
+  if (!res.body) return buf.subarray(0, 0);
+  let byob: ReadableStreamBYOBReader;
+  try {
+    byob = res.body.getReader({ mode: "byob" });
+  } catch {
+    return await readChunks(res.body.getReader(), buf);
+  }
+  let view = buf, n = 0;
+  for (;;) {
+    if (n === view.length) {
+      // A full buffer still needs one read to see the end: into a byte of its own.
+      const { done, value } = await byob.read(new Uint8Array(1));
+      if (done) return view;
+      const bigger = new Uint8Array(Math.max(2 * view.length, 64 * 1024));
+      bigger.set(view);
+      bigger.set(value!, n);
+      [view, n] = [bigger, n + value!.length];
+      continue;
+    }
+    const offset = view.byteOffset, length = view.length;
+    const { done, value } = await byob.read(view.subarray(n));
+    // The read transferred the buffer (the old view is detached): view it where it now lives.
+    view = new Uint8Array(value!.buffer, offset, length);
+    if (done) return view.subarray(0, n);
+    n += value!.length;
+  }
+}
+
+async function readChunks(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  buf: Uint8Array,
+): Promise<Uint8Array> {
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return buf.subarray(0, n);
+    if (n + value.length > buf.length) {
+      const bigger = new Uint8Array(Math.max(2 * buf.length, n + value.length));
+      bigger.set(buf.subarray(0, n));
+      buf = bigger;
+    }
+    buf.set(value, n);
+    n += value.length;
   }
 }

@@ -6,14 +6,15 @@
  * or a read-only directory beside the code. Hot swaps go through the same Reloader as the
  * server (validated, then switched atomically). Memory stays bounded across swaps because
  * every version's sessions live in the one wasm heap, which frees the old version's memory
- * for the next one to reuse (docs/edge.md; tests/edge_serve_test.ts measures RSS over 50 swaps).
+ * for the next one to reuse, and each version is downloaded into the last one's buffers, so a
+ * swap leaves V8 no large garbage (docs/edge.md; tests/edge_serve_test.ts checks the plateau).
  * Settings come from the environment (serve/edge/config.ts). Until the first model is loaded,
  * requests get 503 and the readiness routes say why.
  */
 import { createApp } from "./app.ts";
 import { edgeConfig } from "./edge/config.ts";
 import { MemorySource } from "./edge/memory_source.ts";
-import { trackWasmMemory, wasmHeapBytes } from "./edge/wasm_heap.ts";
+import { memoryLine, trackWasmMemory } from "./edge/wasm_heap.ts";
 import { loadBackend } from "./inference/backend.ts";
 import { loadModel, loadModelFromMemory, type LoadOptions } from "./inference/model.ts";
 import { ModelSlot } from "./inference/slot.ts";
@@ -42,20 +43,25 @@ const source: RegistrySource = src.kind === "http"
   : src.kind === "bundle"
   ? new BundleSource(src.dir)
   : new DirSource(src.dir, src.model);
+async function loadDownloaded(memory: MemorySource, label: string) {
+  const bundle = memory.take(label);
+  try {
+    return await loadModelFromMemory(bundle, opts);
+  } finally {
+    memory.recycle(bundle); // the next version is read into these buffers
+  }
+}
 const reloader = new Reloader({
   slot,
   source,
   metrics,
-  load: (where) => memory ? loadModelFromMemory(memory.take(where), opts) : loadModel(where, opts),
+  load: (where) => memory ? loadDownloaded(memory, where) : loadModel(where, opts),
 });
 const app = createApp({ slot, config: config.serve, metrics, reloader });
 
-const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const follow = (why: string) =>
   reloader.request({ kind: "follow", reason: why }).then((o) => {
-    if (o.status === "swapped" && !o.superseded) {
-      console.log(`wasm heap ${mib(wasmHeapBytes())} MiB serving ${o.version}`);
-    }
+    if (o.status === "swapped" && !o.superseded) console.log(memoryLine(o.version!));
     return o;
   });
 void follow("startup").then((o) => {

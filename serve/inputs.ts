@@ -14,6 +14,7 @@ import { mediaType, readBody } from "./body.ts";
 import type { DecodePool } from "./decode_pool.ts";
 import { ApiError } from "./errors.ts";
 import { imageToInputAsync } from "./image_input.ts";
+import { decodeBase64 } from "../common/base64.ts";
 
 export { imageToInput, INLINE_DECODE_BYTES } from "./image_input.ts";
 
@@ -114,17 +115,13 @@ function fromOctets(body: Uint8Array, limits: InputLimits): ImageBatch {
   return { images: normalizePixels(body), count };
 }
 
-function decodeBase64(s: string, what: string): Uint8Array {
-  const b64 = s.startsWith("data:") ? s.slice(s.indexOf(",") + 1) : s;
-  let bin: string;
+/** A base64 string or data: URL -> bytes; 400 bad_base64 names the field otherwise. */
+function base64Field(s: string, what: string): Uint8Array {
   try {
-    bin = atob(b64.replace(/\s+/g, ""));
+    return decodeBase64(s.startsWith("data:") ? s.slice(s.indexOf(",") + 1) : s);
   } catch {
     throw new ApiError(400, "bad_base64", `${what} is not valid base64`);
   }
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }
 
 function parseJson(body: Uint8Array): unknown {
@@ -164,7 +161,7 @@ async function fromJson(
     }
     checkBatch(list.length, limits);
     return await fromImages(
-      list.map((s, i) => decodeBase64(s as string, `images[${i}]`)),
+      list.map((s, i) => base64Field(s as string, `images[${i}]`)),
       list.map((_, i) => `images[${i}]`),
       limits,
       mode,

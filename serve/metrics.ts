@@ -31,6 +31,32 @@ function labelKey(labels: Labels): string {
   return key;
 }
 
+// The Open Inference Protocol V2 routes (serve/v2/mod.ts) as templates: their paths carry a
+// model name and version, and a label per name would make the series unbounded.
+const V2_ROUTES: [RegExp, string][] = [
+  [/^\/v2\/?$/, "/v2"],
+  [/^\/v2\/health\/(live|ready)$/, "/v2/health/$1"],
+  [/^\/v2\/models\/[^/]+$/, "/v2/models/:name"],
+  [/^\/v2\/models\/[^/]+\/(ready|infer)$/, "/v2/models/:name/$1"],
+  [/^\/v2\/models\/[^/]+\/versions\/[^/]+$/, "/v2/models/:name/versions/:version"],
+  [
+    /^\/v2\/models\/[^/]+\/versions\/[^/]+\/(ready|infer)$/,
+    "/v2/models/:name/versions/:version/$1",
+  ],
+];
+
+/**
+ * The route label of a request path: the path itself when it is one of `fixed`, a V2 route's
+ * template, else "other" (bounded cardinality).
+ */
+export function routeLabel(path: string, fixed: readonly string[]): string {
+  if (fixed.includes(path)) return path;
+  if (path.startsWith("/v2")) {
+    for (const [re, label] of V2_ROUTES) if (re.test(path)) return path.replace(re, label);
+  }
+  return "other";
+}
+
 function fmt(v: number): string {
   if (v === Infinity) return "+Inf";
   return Number.isInteger(v) ? String(v) : String(+v.toPrecision(10));

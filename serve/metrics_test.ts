@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mergeReplicaExpositions, ServiceMetrics } from "./metrics.ts";
+import { mergeReplicaExpositions, routeLabel, ServiceMetrics } from "./metrics.ts";
 
 Deno.test("ServiceMetrics renders counters, cumulative histogram buckets and the active model", () => {
   const m = new ServiceMetrics();
@@ -54,4 +54,29 @@ Deno.test("mergeReplicaExpositions() labels every sample with its replica and ke
   const typeOf = (i: number) => lines.slice(0, i).reverse().find((l) => l.startsWith("# TYPE"));
   const i = lines.findIndex((l) => l.startsWith('http_requests_total{replica="22"'));
   assert.equal(typeOf(i), "# TYPE http_requests_total counter");
+});
+
+Deno.test("routeLabel() names fixed routes, templates the /v2 routes and counts the rest as other", () => {
+  const fixed = ["/v1/classify", "/metrics"];
+  const cases: [string, string][] = [
+    ["/v1/classify", "/v1/classify"],
+    ["/v2", "/v2"],
+    ["/v2/", "/v2"],
+    ["/v2/health/live", "/v2/health/live"],
+    ["/v2/health/ready", "/v2/health/ready"],
+    ["/v2/models/fashion-vae", "/v2/models/:name"],
+    ["/v2/models/fashion-vae/ready", "/v2/models/:name/ready"],
+    ["/v2/models/fashion-vae/infer", "/v2/models/:name/infer"],
+    [
+      "/v2/models/fashion-vae/versions/20261126T144331Z-89e10f23",
+      "/v2/models/:name/versions/:version",
+    ],
+    ["/v2/models/a/versions/b/ready", "/v2/models/:name/versions/:version/ready"],
+    ["/v2/models/a/versions/b/infer", "/v2/models/:name/versions/:version/infer"],
+    ["/v2/models/a/explain", "other"],
+    ["/v2/health/dead", "other"],
+    ["/v2x", "other"],
+    ["/v1/nothing", "other"],
+  ];
+  for (const [path, label] of cases) assert.equal(routeLabel(path, fixed), label, path);
 });

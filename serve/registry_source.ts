@@ -10,7 +10,12 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { MANIFEST_FILE, type MemoryBundle, readManifest } from "../bundle/mod.ts";
+import {
+  MANIFEST_FILE,
+  type MemoryBundle,
+  readManifest,
+  VERSION_ID as SAFE_ID,
+} from "../bundle/mod.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../registry/registry.ts";
 import { activateVersion } from "../registry/registry_write.ts";
 import {
@@ -25,6 +30,7 @@ import {
   cachedVersions,
   cacheVersion,
   fetchVerified,
+  readBodyInto,
   RemoteBundleError,
   type RemoteReader,
   retainCached,
@@ -61,8 +67,6 @@ export interface RegistrySource {
   /** The CANARY and SHADOW records (registry/traffic.ts); absent for a fixed bundle. */
   traffic?(name: string): Promise<TrafficRecords>;
 }
-
-const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** A registry directory: `<root>/<name>/<version>/` + `<name>/CURRENT`. */
 export class DirSource implements RegistrySource {
@@ -229,9 +233,15 @@ export class HttpSource implements RegistrySource {
     return { name: this.model, version };
   }
 
-  #remote(): RemoteReader {
+  /** `alloc`: where files of a known size are read into (fetchBundle's caller's buffers). */
+  #remote(alloc?: (bytes: number) => Uint8Array): RemoteReader {
     return {
-      read: async (rel: string) => new Uint8Array(await (await this.#get(rel)).arrayBuffer()),
+      read: async (rel: string, expect?: number) => {
+        const res = await this.#get(rel);
+        return alloc && expect !== undefined
+          ? await readBodyInto(res, expect, alloc)
+          : new Uint8Array(await res.arrayBuffer());
+      },
       where: (rel: string) => this.base + rel,
     };
   }
@@ -250,10 +260,14 @@ export class HttpSource implements RegistrySource {
 
   /**
    * Downloads `ref`'s manifest and files into memory, each checked against the manifest's size
-   * and sha256 (the edge profile loads from here without a cache directory).
+   * and sha256 (the edge profile loads from here without a cache directory); `alloc` gives the
+   * buffers the files are read into (the edge reuses them from version to version).
    */
-  fetchBundle(ref: VersionRef): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
-    return fetchVerified(ref, this.#remote()).catch(asHttpError);
+  fetchBundle(
+    ref: VersionRef,
+    alloc?: (bytes: number) => Uint8Array,
+  ): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
+    return fetchVerified(ref, this.#remote(alloc)).catch(asHttpError);
   }
 
   fingerprint(): Promise<string> {

@@ -41,6 +41,24 @@ export function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
+/** The line the edge logs when a version starts serving (`wasm heap N MiB, rss ...`), MiB. */
+export function parseMemoryLine(line: string) {
+  const m =
+    /wasm heap ([\d.]+) MiB, rss ([\d.]+) MiB, js heap ([\d.]+) of ([\d.]+) MiB, external ([\d.]+) MiB/
+      .exec(line);
+  if (!m) throw new Error(`not an edge memory line: ${line}`);
+  const [wasm, rss, heapUsed, heapTotal, external] = m.slice(1).map(Number);
+  return { wasm, rss, heapUsed, heapTotal, external };
+}
+
+/** Every memory line the edge logged so far, in order (one per version it began serving). */
+export function memoryLines(logs: string[]) {
+  return logs.filter((l) => l.startsWith("wasm heap ")).map((l) => ({
+    ...parseMemoryLine(l),
+    version: l.slice(l.lastIndexOf(" serving ") + 9),
+  }));
+}
+
 export interface EdgeProcess {
   url: string;
   pid: number;
@@ -51,8 +69,14 @@ export interface EdgeProcess {
   stop(): Promise<void>;
 }
 
-/** Spawns `deno serve serve/edge.ts` on a free loopback port with `env` (LATENT_EDGE_*). */
-export function startEdge(env: Record<string, string>): Promise<EdgeProcess> {
+/**
+ * Spawns `deno serve serve/edge.ts` on a free loopback port with `env` (LATENT_EDGE_*);
+ * `v8Flags` (benchmarks: --expose-gc) go to V8.
+ */
+export function startEdge(
+  env: Record<string, string>,
+  { v8Flags = [] }: { v8Flags?: string[] } = {},
+): Promise<EdgeProcess> {
   const port = freePort();
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
@@ -62,6 +86,7 @@ export function startEdge(env: Record<string, string>): Promise<EdgeProcess> {
       "--allow-net",
       `--allow-read=${ROOT}`,
       "--allow-env",
+      ...(v8Flags.length ? [`--v8-flags=${v8Flags.join(",")}`] : []),
       "--preload",
       join(ROOT, "tests/testdata/no_worker.ts"),
       "--host",

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { encodeGreyPng, encodeJpeg, encodePng } from "../common/image_codec.ts";
 import { mulberry32 } from "../serve/sampling.ts";
 import { encodeBase64 } from "../common/base64.ts";
+import { IMAGE_SIZE } from "../common/labels.ts";
 
 // Each case draws from its own generator (seed, index), so any sample of the indices is the
 // same cases as in a full run, and one case reruns alone.
@@ -19,9 +20,9 @@ const bytes = (n: number) => Uint8Array.from({ length: n }, () => int(256));
 
 const grey28 = Uint8Array.from({ length: 784 }, (_, i) => (i * 13) % 256);
 const VALID = {
-  png: encodeGreyPng(grey28, 28, 28),
+  png: encodeGreyPng(grey28, IMAGE_SIZE, IMAGE_SIZE),
   rgba: encodePng({ width: 30, height: 20, channels: 4, data: bytes(30 * 20 * 4) }),
-  jpeg: encodeJpeg({ width: 28, height: 28, channels: 1, data: grey28 }, 90),
+  jpeg: encodeJpeg({ width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 1, data: grey28 }, 90),
   photo: encodeJpeg({ width: 64, height: 48, channels: 3, data: bytes(64 * 48 * 3) }, 70),
 };
 const validImage = () => pick([VALID.png, VALID.rgba, VALID.jpeg, VALID.photo]);

@@ -1,22 +1,15 @@
 /**
  * Classifier training for the study's protocol: the VAE is trained once without labels and
  * frozen; heads (logistic regression by SGD, the small MLP by Adam) are trained on its latent
- * mu from N labelled images; the multi-layer CNN baseline is trained on the raw pixels of the
- * same N images. Architectures come from ./model.ts; this module only owns the loops.
+ * mu from N labelled images (the CNN baseline on the raw pixels of the same N images has its
+ * loop in ./cnn_fit.ts). Architectures come from ./model.ts; this module owns the heads' loop and
+ * the scoring both share.
  */
 import * as tf from "@tensorflow/tfjs";
-import { NUM_CLASSES, PIXELS } from "../common/labels.ts";
-import type { Labels } from "./data.ts";
+import { IMAGE_SIZE, NUM_CLASSES, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
-import { rng, shuffle, type Split } from "./data.ts";
-import {
-  buildHead,
-  buildPixelCnn,
-  classLoss,
-  type CnnConfig,
-  type HeadConfig,
-  splitMoments,
-} from "./model.ts";
+import { type Labels, rng, shuffle, type Split } from "./data.ts";
+import { buildHead, classLoss, type HeadConfig, splitMoments } from "./model.ts";
 
 /** Latent means of a split through a frozen encoder: [n * L] row-major. */
 export function encodeMu(
@@ -32,7 +25,9 @@ export function encodeMu(
     normalizePixels(split.images.subarray(s * PIXELS, (s + n) * PIXELS), x);
     const mu = tf.tidy(() =>
       splitMoments(
-        encoder.predict(tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1])) as tf.Tensor2D,
+        encoder.predict(
+          tf.tensor4d(x.subarray(0, n * PIXELS), [n, IMAGE_SIZE, IMAGE_SIZE, 1]),
+        ) as tf.Tensor2D,
         latent,
       ).mu
     );
@@ -68,18 +63,15 @@ export const MLP_FIT: Readonly<FitOptions> = Object.freeze({
   learningRate: 1e-3,
   seed: 3,
 });
-export const CNN_FIT: Readonly<FitOptions> = Object.freeze({
-  epochs: 12,
-  minSteps: 300,
-  maxSteps: 6000,
-  batchSize: 64,
-  learningRate: 1e-3,
-  seed: 3,
-});
+/** Steps the heads' loop runs for N samples (also used by the experiments' time estimate). */
+export function headSteps(n: number, o: FitOptions): number {
+  const B = Math.min(o.batchSize, n);
+  return Math.min(o.maxSteps, Math.max(o.minSteps, Math.max(1, Math.floor(n / B)) * o.epochs));
+}
 
 /**
- * Generic mini-batch loop over rows of a feature matrix (latents or pixels). `features` is
- * row-major with `width` values per row; `shape` is one row's tensor shape.
+ * The heads' mini-batch loop over rows of a latent matrix. `features` is row-major with `width`
+ * values per row; `shape` is one row's tensor shape.
  */
 function fit(
   model: tf.Sequential,
@@ -93,7 +85,7 @@ function fit(
 ): void {
   const B = Math.min(o.batchSize, n);
   const perEpoch = Math.max(1, Math.floor(n / B));
-  const steps = Math.min(o.maxSteps, Math.max(o.minSteps, perEpoch * o.epochs));
+  const steps = headSteps(n, o);
   const rand = rng(o.seed);
   const rows = Int32Array.from({ length: n }, (_, i) => i);
   const x = new Float32Array(B * width);
@@ -134,26 +126,6 @@ export function trainHead(
     : tf.train.adam(o.learningRate);
   fit(head, mu, labels, n, latent, [latent], opt, o);
   return head;
-}
-
-/** Trains the multi-layer CNN baseline on the raw pixels of a split. */
-export function trainPixelCnn(
-  cfg: CnnConfig,
-  split: Split,
-  o: FitOptions = CNN_FIT,
-): tf.Sequential {
-  const cnn = buildPixelCnn(cfg);
-  fit(
-    cnn,
-    normalizePixels(split.images),
-    split.labels,
-    split.count,
-    PIXELS,
-    [28, 28, 1],
-    tf.train.adam(o.learningRate),
-    o,
-  );
-  return cnn;
 }
 
 /** Argmax predictions of a logits model over row-major features, in batches. */

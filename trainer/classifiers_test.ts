@@ -1,19 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
-import {
-  accuracy,
-  CNN_FIT,
-  confusion,
-  encodeMu,
-  predict,
-  trainHead,
-  trainPixelCnn,
-} from "./classifiers.ts";
+import { accuracy, encodeMu, predict, trainHead } from "./classifiers.ts";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
-import { DEFAULT_HEAD, TINY_CNN, TINY_VAE } from "./model.ts";
-import { normalizePixels } from "../common/preprocess.ts";
+import { DEFAULT_HEAD, TINY_VAE } from "./model.ts";
 import { trainVae } from "./train.ts";
 
 const data = loadFashionMnist();
@@ -69,15 +60,4 @@ test("heads on a frozen tiny VAE's latent beat chance by far (logistic by SGD, M
   assert.ok(accMlp > 0.4, `mlp ${accMlp}`);
   // Only the heads' own weights stay alive after training.
   assert.equal(tf.memory().numTensors - before, logistic.weights.length + mlp.weights.length);
-});
-
-test("the pixel CNN baseline learns from 500 labelled images", () => {
-  const cnn = trainPixelCnn(TINY_CNN, labelled, { ...CNN_FIT, minSteps: 150, maxSteps: 150 });
-  const pred = predict(cnn, normalizePixels(test_.images), test_.count, [28, 28, 1]);
-  const acc = accuracy(pred, test_.labels);
-  console.log(`tiny pixel CNN on 500 images: ${(acc * 100).toFixed(1)}%`);
-  assert.ok(acc > 0.55, `cnn ${acc}`);
-  const m = confusion(pred, test_.labels);
-  assert.equal(m.flat().reduce((a, b) => a + b, 0), 1000);
-  assert.equal(m.reduce((a, row, i) => a + row[i], 0), Math.round(acc * 1000));
 });

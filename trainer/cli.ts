@@ -475,7 +475,10 @@ async function cmdTrain(args: string[]): Promise<number> {
     }
     if (manifest && f.publish) {
       const { publish } = await import("./publish.ts");
-      const r = await publish(join(outDir, "bundle"), { registry: f.publish as string });
+      const r = await publish(join(outDir, "bundle"), {
+        registry: f.publish as string,
+        gate: { log },
+      });
       log(`published ${r.name}@${r.version} to ${r.dir}; CURRENT was ${r.previous ?? "none"}`);
     }
   } else if (f.publish) {

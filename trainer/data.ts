@@ -14,6 +14,7 @@ import {
   DEFAULT_DATA_DIR,
   encodeIdx,
   FILES,
+  IDX_MAGIC,
   readIdx as readIdxFile,
   resolveDataDir,
 } from "../common/fashion_mnist.ts";
@@ -65,8 +66,8 @@ function readSplit(
   count: number | undefined,
   fp: Record<string, string>,
 ): Split {
-  const im = readIdx(join(dir, images), 0x00000803, count);
-  const lb = readIdx(join(dir, labels), 0x00000801, im.dims[0]);
+  const im = readIdx(join(dir, images), IDX_MAGIC.images, count);
+  const lb = readIdx(join(dir, labels), IDX_MAGIC.labels, im.dims[0]);
   for (let i = 0; i < lb.body.length; i++) {
     if (lb.body[i] >= NUM_CLASSES) {
       throw new DataError(
@@ -106,6 +107,11 @@ export function loadFashionMnist(
     fingerprint,
   );
   return { train, test, dir, fingerprint };
+}
+
+/** Only the test split (t10k files): what evaluating a model needs, at a sixth of the reading. */
+export function loadFashionMnistTest(dir = resolveDataDir()): Split {
+  return readSplit(dir, FILES.testImages, FILES.testLabels, undefined, {});
 }
 
 /**

@@ -7,9 +7,6 @@
  * (role "latent-translation"), so the server can translate latents stored under the old
  * version. Runs on the registry's temporary copy of the candidate, before it is verified.
  */
-import { createHash } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import {
   encodeWith,
   type Graph,
@@ -20,10 +17,10 @@ import {
   latentSpaceOf,
   type LatentTranslation,
   type Manifest,
-  MANIFEST_FILE,
   openGraphs,
 } from "../bundle/mod.ts";
 import { fitTranslation } from "../bundle/latent_fit.ts";
+import { addBundleFile } from "./bundle_add.ts";
 import { PIXELS } from "../common/labels.ts";
 import { loadFashionMnist, resolveDataDir } from "./data.ts";
 
@@ -171,17 +168,5 @@ export async function addLatentTranslation(
 /** Writes the map into the candidate bundle and lists it (sha256, size) in its manifest. */
 async function writeTranslation(candidateDir: string, t: LatentTranslation): Promise<void> {
   const bytes = new TextEncoder().encode(JSON.stringify(t) + "\n");
-  await writeFile(join(candidateDir, LATENT_TRANSLATION_FILE), bytes);
-  const entry = {
-    role: LATENT_TRANSLATION_ROLE,
-    path: LATENT_TRANSLATION_FILE,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    bytes: bytes.length,
-  };
-  const raw = JSON.parse(await readFile(join(candidateDir, MANIFEST_FILE), "utf8"));
-  raw.files = [
-    ...raw.files.filter((f: { role: string }) => f.role !== LATENT_TRANSLATION_ROLE),
-    entry,
-  ];
-  await writeFile(join(candidateDir, MANIFEST_FILE), JSON.stringify(raw, null, 2) + "\n");
+  await addBundleFile(candidateDir, LATENT_TRANSLATION_ROLE, LATENT_TRANSLATION_FILE, bytes);
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { PIXELS } from "../common/labels.ts";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { mulberry32 } from "../common/random.ts";
 
 export interface ImageSet {
@@ -76,7 +76,7 @@ export function rotated90(set: ImageSet): ImageSet {
   const out = new Uint8Array(set.images.length);
   for (let n = 0; n < set.count; n++) {
     const o = n * PIXELS;
-    for (let y = 0; y < 28; y++) {
+    for (let y = 0; y < IMAGE_SIZE; y++) {
       for (let x = 0; x < 28; x++) out[o + x * 28 + (27 - y)] = set.images[o + y * 28 + x];
     }
   }

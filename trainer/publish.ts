@@ -1,18 +1,22 @@
 /**
  * The publisher: puts a bundle into the model registry and manages which version is active.
  *   publish <bundle-dir>   copy in (temp dir + rename), verify, flip CURRENT, prune
- *   activate <version>     make a version already in the registry the active one
+ *   activate <version>     make a version already in the registry the active one (a version
+ *                          the gate refused needs --force)
  *   rollback               re-activate the version that was active before the current one
  *   prune                  drop old versions beyond --keep (never the active or previous one)
  *   list                   versions, the active one marked
  * Verification is what the server will do before serving: manifest schema, sha256 of every
  * file, onnxruntime-node loads each graph with the declared input/output names and shapes, and
  * the probe images reproduce their recorded outputs. A bundle failing any of it never reaches
- * CURRENT. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
+ * CURRENT. Then the regression gate (trainer/gate.ts, publish_gate.ts) scores the candidate and
+ * the active version on the same held-out images and keeps a regressing candidate inactive
+ * unless --force. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
  * (--allow-ffi, as tests do). The registry layout itself lives in registry/registry_write.ts.
  */
 import {
   checkAllGraphs,
+  type Evaluation,
   type Graph,
   type GraphRuntime,
   type GraphTensor,
@@ -21,6 +25,7 @@ import {
   readManifest,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, formatHelp, parseFlags } from "../common/flags.ts";
+import { join, resolve } from "node:path";
 import { listVersions, resolveModelName } from "../registry/registry.ts";
 import {
   activateVersion,
@@ -31,6 +36,17 @@ import {
 } from "../registry/registry_write.ts";
 import { isS3Registry } from "../registry/s3_location.ts";
 import { addLatentTranslation, FIT_IMAGES, type TranslationOptions } from "./latent_translation.ts";
+import {
+  checkRefusedBefore,
+  evaluationOf,
+  GATE_FLAGS,
+  type GateOptions,
+  gateOptionsFrom,
+  GateRefusedError,
+  gateStep,
+  listLine,
+  refusalMessage,
+} from "./publish_gate.ts";
 import {
   TRAFFIC_COMMANDS,
   TRAFFIC_FLAGS,
@@ -57,7 +73,8 @@ export const PUBLISH_FLAGS = {
   "data-dir": {
     type: "string",
     env: "FASHION_MNIST_DIR",
-    help: "Fashion-MNIST IDX files: the held-out images the translation is fitted on",
+    help:
+      "Fashion-MNIST IDX files: the held-out images the translation is fitted on and the gate scores",
   },
   "translation-images": {
     type: "int",
@@ -70,11 +87,12 @@ export const PUBLISH_FLAGS = {
     default: FIT_IMAGES,
     help: "first N training images the translation is fitted on (0: fit on held-out images)",
   },
+  ...GATE_FLAGS,
   ...TRAFFIC_FLAGS,
 } satisfies FlagSpecs;
 
 export const PUBLISH_USAGE =
-  `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5]
+  `Usage: deno task publish -- <bundle-dir> [--registry models] [--keep 5] [--eval-data <dir>] [--force]
        deno task publish -- activate <version> | rollback | prune | list  [--registry models]
 ${TRAFFIC_USAGE}`;
 
@@ -127,6 +145,12 @@ export interface PublishCommandOptions {
   /** Fit the latent translation from the active version (default true; file registries). */
   translation?: boolean;
   translationOptions?: TranslationOptions;
+  /**
+   * Run the regression gate against the active version (trainer/gate.ts; file registries). The
+   * CLI and `train --publish` always do; library callers opt in. A refusal keeps the version
+   * in the registry inactive and throws GateRefusedError.
+   */
+  gate?: GateOptions;
 }
 
 /**
@@ -142,6 +166,8 @@ export async function publish(
   env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
   if (isS3Registry(opts.registry)) {
+    // The S3 publisher has no step in which to score the copy yet: say so rather than pretend.
+    if (opts.gate) opts.gate.log?.("regression gate: not available for S3 registries; not run");
     const keep = opts.keep ?? 0;
     // The AWS SDK takes a second or more to import: only S3 publishes load it.
     const { publishToS3 } = await import("./publish_s3.ts");
@@ -152,7 +178,7 @@ export async function publish(
       env,
     });
     // An object store leaves no temporary directories behind to clean.
-    return { ...r, cleaned: [] };
+    return { ...r, cleaned: [], activated: true };
   }
   const log = opts.translationOptions?.log ?? ((s: string) => console.error(s));
   const augment = async (dir: string, manifest: Manifest, active: { dir: string } | null) => {
@@ -168,13 +194,50 @@ export async function publish(
       log(`no latent translation from ${active.dir}: ${(e as Error).message}`);
     }
   };
-  return publishBundle(bundleDir, {
-    registry: opts.registry,
-    name: opts.name,
-    keep: opts.keep,
-    verify: verifyWithOnnxRuntime,
-    augment: opts.translation === false ? undefined : augment,
+  const translate = opts.translation === false ? undefined : augment;
+  if (!opts.gate) {
+    return publishBundle(bundleDir, { ...where(opts), augment: translate });
+  }
+  return await publishGated(bundleDir, opts, opts.gate, translate);
+}
+
+/** publish() with the regression gate: the gate runs first on the copy, then the translation. */
+async function publishGated(
+  bundleDir: string,
+  opts: PublishCommandOptions,
+  gate: GateOptions,
+  translate?: (dir: string, m: Manifest, active: { dir: string } | null) => Promise<void>,
+): Promise<PublishResult> {
+  const manifest = await readManifest(resolve(bundleDir));
+  const modelDir = join(resolve(opts.registry), opts.name ?? manifest.name);
+  const forcedBefore = await checkRefusedBefore(modelDir, manifest.version, gate.force === true);
+  const outcome = { evaluation: null as Evaluation | null };
+  const step = gateStep(gate, onnxRuntimeNode, outcome);
+  const r = await publishBundle(bundleDir, {
+    ...where(opts),
+    // A version refused before is forced through by activateVersion, which records it.
+    activate: forcedBefore === undefined,
+    augment: async (dir, m, active) => {
+      const decision = await step(dir, m, active);
+      // A refused version stays inactive: its translation waits until it is published again.
+      if (decision.activate !== false) await translate?.(dir, m, active);
+      return decision;
+    },
   });
+  if (!r.activated && outcome.evaluation) {
+    throw new GateRefusedError(refusalMessage(outcome.evaluation, r.version), outcome.evaluation);
+  }
+  if (forcedBefore) {
+    await activateVersion(opts.registry, r.name, r.version, "publish", forcedBefore);
+    gate.log?.(`--force: activated ${r.version} despite: ${forcedBefore.join("; ")}`);
+    return { ...r, activated: true };
+  }
+  return r;
+}
+
+function where(opts: PublishCommandOptions) {
+  const { registry, name, keep } = opts;
+  return { registry, name, keep, verify: verifyWithOnnxRuntime };
 }
 
 // Never through CURRENT: activate and rollback are how a damaged CURRENT gets repaired.
@@ -216,6 +279,9 @@ export async function publishMain(
   }
   if (isS3Registry(registry)) {
     noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
+    if (!["activate", "rollback", "prune", "list"].includes(cmd)) {
+      log("regression gate: not available for S3 registries; not run");
+    }
     const { s3Command } = await import("./publish_s3.ts");
     await s3Command(registry, cmd, rest, { name, keep, verify: verifyWithOnnxRuntime, log, env });
     return 0;
@@ -223,7 +289,8 @@ export async function publishMain(
   if (cmd === "activate") {
     noMore(1);
     const n = await modelName(registry, name);
-    const r = await activateVersion(registry, n, rest[0]);
+    const forced = await checkRefusedBefore(join(resolve(registry), n), rest[0], f.force === true);
+    const r = await activateVersion(registry, n, rest[0], "activate", forced);
     r.cleaned.forEach((note) => log(`${n}: ${note}`));
     if (r.repaired) log(`${n}: CURRENT was damaged (${r.repaired}); repaired`);
     log(`${n}: active version ${rest[0]} (was ${r.previous ?? "none"})`);
@@ -243,7 +310,8 @@ export async function publishMain(
     noMore(0);
     const n = await modelName(registry, name);
     for (const v of await listVersions(registry, n)) {
-      console.log(`${v.active ? "*" : " "} ${v.version}${v.hasManifest ? "" : "  (no manifest)"}`);
+      const e = v.hasManifest ? await evaluationOf(v.dir) : null;
+      console.log(listLine(v.version, v.active, e) + (v.hasManifest ? "" : "  (no manifest)"));
     }
   } else {
     const bundleDir = cmd === "publish" ? rest[0] : cmd;
@@ -271,6 +339,7 @@ async function publishCommand(
       fitImages: f["translation-fit-images"] as number,
       log,
     },
+    gate: gateOptionsFrom(f, log),
   });
   r.cleaned.forEach((note) => log(`${r.name}: ${note}`));
   log(

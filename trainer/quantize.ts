@@ -179,7 +179,7 @@ export async function int8Manifest(dir: string, opts: AddInt8Options) {
         images: opts.calibration.count,
         source: opts.calibrationSource,
         statistic: "min/max per tensor",
-        weights: "int8 per output channel, symmetric",
+        weights: "int8 per output channel, symmetric, 7-bit range (-63..63)",
         activations: "uint8 per tensor",
       },
     },

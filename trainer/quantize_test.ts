@@ -15,7 +15,7 @@ import pkg from "onnx-proto";
 import { INT8_FILE, INT8_ROLE, readManifest } from "../bundle/mod.ts";
 import { loadFashionMnist } from "./data.ts";
 import { addInt8, calibrate, quantizeServing } from "./quantize.ts";
-import { uint8Params } from "./export/quantize.ts";
+import { uint8Params, WEIGHT_QMAX } from "./export/quantize.ts";
 import { verifyWithOnnxRuntime } from "./publish.ts";
 
 const { onnx } = pkg;
@@ -48,7 +48,7 @@ test("uint8Params() covers the range with zero exact, and a relu range gets zero
   assert.deepEqual(uint8Params({ min: 0, max: 0 }), { scale: 1, zeroPoint: 0 });
 });
 
-test("the QDQ graph holds per-channel int8 weights within half a step, int32 biases, and no Relu after quantized ops", async () => {
+test("the QDQ graph holds per-channel 7-bit int8 weights within half a step, int32 biases, and no Relu after quantized ops", async () => {
   const fp32Bytes = new Uint8Array(await readFile(join(TINY, "model.onnx")));
   const fp32 = onnx.ModelProto.decode(fp32Bytes).graph!;
   const q = onnx.ModelProto.decode(await quantizeServing(fp32Bytes, calibration, "image")).graph!;
@@ -68,6 +68,10 @@ test("the QDQ graph holds per-channel int8 weights within half a step, int32 bia
       assert.ok(Math.abs(v[i] * s - x) <= s / 2 + 1e-9, `${w.name}[${i}]`);
     });
     assert.equal(scales.length, conv ? dims[0] : dims[1]);
+    // 7-bit weights: a uint8 x int8 pair sum must fit int16 on CPUs without VNNI.
+    assert.ok(v.every((x) => Math.abs(x) <= WEIGHT_QMAX), `${w.name} exceeds +-${WEIGHT_QMAX}`);
+    assert.ok(v.some((x) => Math.abs(x) === WEIGHT_QMAX), `${w.name} does not use its range`);
+    assert.ok(255 * WEIGHT_QMAX * 2 <= 32767);
     checked++;
   }
   assert.ok(checked >= 2, `only ${checked} weights were quantized`);

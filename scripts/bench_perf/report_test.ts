@@ -1,18 +1,7 @@
 import assert from "node:assert/strict";
 import { ceilingLine, int8Lines, targetLines } from "./report.ts";
-import type { Ceiling, Row } from "./rounds.ts";
-import type { WrkResult } from "../_wrk.ts";
-
-function row(what: string, backend: string, conns: number, r: Partial<WrkResult>): Row {
-  const cpu = { main: 0, other: 0, wrk: 0 };
-  return {
-    what,
-    backend,
-    body: "raw",
-    conns,
-    r: { rps: 0, p50: 0, p99: 0, p999: 0, errors: "", load: "", cpu, ...r },
-  };
-}
+import type { Ceiling } from "./rounds.ts";
+import { row } from "./_row_fixture.ts";
 
 const ceilings = new Map<string, Ceiling>([
   ["native", { n1: 500, n256: 3000, cpu1: 400, cpu256: 2000 }],

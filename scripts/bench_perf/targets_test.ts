@@ -1,18 +1,7 @@
 import assert from "node:assert/strict";
-import type { Row } from "./rounds.ts";
 import { checkTargets, type TargetRows, TARGETS } from "./targets.ts";
+import { row } from "./_row_fixture.ts";
 import type { WrkResult } from "../_wrk.ts";
-
-function row(what: string, backend: string, conns: number, r: Partial<WrkResult>): Row {
-  const cpu = { main: 0, other: 0, wrk: 0 };
-  return {
-    what,
-    backend,
-    body: "raw",
-    conns,
-    r: { rps: 0, p50: 0, p99: 0, p999: 0, errors: "", load: "", cpu, ...r },
-  };
-}
 
 const native = (svc: Partial<WrkResult>, c1: number): TargetRows => ({
   label: "native",

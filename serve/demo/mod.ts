@@ -1,7 +1,7 @@
 /**
  * The demo web page and the two endpoints only it needs, as a Hono sub-app that app.ts mounts
  * with one line (`app.route("/", demoRoutes(...))`). GET / serves index.html; GET /demo/*
- * serves the page's own script, stylesheet and bundled samples from this directory (a fixed
+ * serves the page's own script modules, stylesheet and bundled samples from this directory (a fixed
  * name pattern and extension list, so nothing else on disk is reachable); everything the page
  * shows comes from the public API plus POST /v1/preprocess (the 28x28 input the model really
  * sees, from the same readImageBatch/preprocess path as /v1/classify) and

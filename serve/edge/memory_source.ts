@@ -1,10 +1,12 @@
 /**
  * An HTTP(S) registry followed without a file system: the versions HttpSource fetches and
- * sha256-checks are kept in memory, handed to the loader once (take()), and dropped, so the
- * only copy that outlives a load is the one inside the onnxruntime sessions. "localDir" is the
- * version's URL: the reloader passes it back to the loader, and errors name it.
+ * sha256-checks are kept in memory, handed to the loader once (take()), and given back once
+ * loaded (recycle()): the graphs live on only inside the onnxruntime sessions, and the next
+ * version is downloaded into the same buffers (buffer_pool.ts) instead of new ones.
+ * "localDir" is the version's URL: the reloader passes it back to the loader, and errors name it.
  */
 import type { MemoryBundle } from "../../bundle/mod.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import {
   HttpSource,
   type RegistrySource,
@@ -16,6 +18,7 @@ export class MemorySource implements RegistrySource {
   readonly kind = "http";
   readonly http: HttpSource;
   #fetched = new Map<string, MemoryBundle>();
+  readonly pool = new BufferPool();
 
   constructor(base: string, model: string, fetchFn: typeof fetch = fetch) {
     // No cache directory: fetchBundle() never touches one, and nothing here calls localDir().
@@ -28,7 +31,7 @@ export class MemorySource implements RegistrySource {
     return this.http.current();
   }
   async localDir(ref: VersionRef): Promise<string> {
-    const bundle = await this.http.fetchBundle(ref);
+    const bundle = await this.http.fetchBundle(ref, (n) => this.pool.take(n));
     this.#fetched.set(bundle.label, bundle);
     return bundle.label;
   }
@@ -38,6 +41,13 @@ export class MemorySource implements RegistrySource {
     if (!b) throw new Error(`No downloaded bundle ${label} is waiting to be loaded`);
     this.#fetched.delete(label);
     return b;
+  }
+  /**
+   * Gives a taken bundle's buffers back for the next download. Call it once the load has
+   * finished, passed or failed: the sessions hold copies, nothing reads the bytes after that.
+   */
+  recycle(bundle: MemoryBundle): void {
+    this.pool.give(bundle.files.values());
   }
   fingerprint(): Promise<string> {
     return Promise.resolve(""); // remote versions are immutable, as for HttpSource

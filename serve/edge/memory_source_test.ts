@@ -92,3 +92,18 @@ Deno.test("loadModelFromMemory() re-verifies sha256 and names the bundle and fil
     /latent-map\.json: is listed in the manifest .* but was not downloaded/,
   );
 });
+
+Deno.test("MemorySource downloads the next version into the buffers recycle() gave back", async () => {
+  const source = new MemorySource(BASE, "fashion-vae", registryFetch());
+  const ref = await source.current();
+  const first = source.take(await source.localDir(ref));
+  const sizes = [...first.files.values()].map((b) => b.length);
+  assert.equal(source.pool.bytes, 0);
+  source.recycle(first);
+  assert.equal(source.pool.bytes, sizes.reduce((a, b) => a + b));
+  const second = source.take(await source.localDir(ref));
+  assert.equal(source.pool.bytes, 0, "every file was read into a recycled buffer");
+  assert.deepEqual([...second.files.values()].map((b) => b.length), sizes);
+  const model = await loadModelFromMemory(second, { backend, maxBatch: 8 });
+  await model.close();
+});

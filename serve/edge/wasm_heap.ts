@@ -26,3 +26,22 @@ export function trackWasmMemory(): void {
 export function wasmHeapBytes(): number {
   return memories.reduce((sum, m) => sum + m.buffer.byteLength, 0);
 }
+
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+/**
+ * The line the edge logs when `version` starts serving: the wasm heap and the process's memory
+ * by owner (RSS, V8's JS heap, memory V8 counts as external: ArrayBuffers outside the heap).
+ * With --v8-flags=--expose-gc (benchmarks only) it collects garbage first, so growth that
+ * remains is memory something still holds.
+ */
+export function memoryLine(version: string): string {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const m = Deno.memoryUsage();
+  return `wasm heap ${mib(wasmHeapBytes())} MiB, rss ${mib(m.rss)} MiB, js heap ${
+    mib(m.heapUsed)
+  } of ${mib(m.heapTotal)} MiB, external ${mib(m.external)} MiB${
+    gc ? " after gc" : ""
+  } serving ${version}`;
+}

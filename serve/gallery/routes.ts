@@ -24,9 +24,10 @@ import {
   readBody,
   readImageBatch,
 } from "../inputs.ts";
-import { latentRows, spaceOf, translationApiError } from "../latents/routes.ts";
+import { latentJson, latentRows, spaceOf, translationApiError } from "../latents/routes.ts";
 import { applyPath, type Translator } from "../latents/translate.ts";
 import type { Gallery, NewItem } from "./gallery.ts";
+import { decodeBase64 } from "../../common/base64.ts";
 
 /** The gallery the service runs with, or why there is none. */
 export interface GalleryHandle {
@@ -144,16 +145,7 @@ export function galleryRoutes(deps: GalleryRouteDeps): Hono {
         vec = latentRows([q.latent], m.latentSize, "latent", 1);
         query = { kind: "latent" };
       }
-      c.header("X-Model-Version", m.version);
-      c.header("X-Latent-Space", spaceOf(m));
-      return c.json({
-        model: { name: m.name, version: m.version },
-        latentSpace: spaceOf(m),
-        k,
-        query,
-        results: g.search(vec, k),
-        gallery: g.status(),
-      });
+      return latentJson(c, m, { k, query, results: g.search(vec, k), gallery: g.status() });
     });
   });
 
@@ -191,7 +183,7 @@ function parseItem(raw: unknown, i: number, limits: InputLimits): NewItem {
   if (typeof o.image === "string") {
     let bytes: Uint8Array;
     try {
-      bytes = Uint8Array.from(atob(o.image.replace(/^data:[^,]*,/, "")), (ch) => ch.charCodeAt(0));
+      bytes = decodeBase64(o.image.replace(/^data:[^,]*,/, ""));
     } catch {
       throw new ApiError(400, "bad_base64", `${at}.image is not valid base64`);
     }

@@ -1,41 +1,28 @@
 /**
  * Seeding an empty gallery with Fashion-MNIST test images (serve --gallery-seed N), so the
- * demo page has neighbours to show on a fresh install. Reads the IDX file directly (the
- * trainer's loader lives in trainer/, which the server does not import).
+ * demo page has neighbours to show on a fresh install. Reads the IDX files through
+ * common/fashion_mnist.ts, the one IDX reader (its errors name the file and what is wrong).
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
-import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
+import { FILES, IDX_MAGIC, readIdx } from "../../common/fashion_mnist.ts";
+import { PIXELS } from "../../common/labels.ts";
 import type { Gallery, NewItem } from "./gallery.ts";
 
 /** The first `count` images and labels of a split ("t10k" test, "train") from `dir`. */
-export async function readSplit(
+export function readSplit(
   dir: string,
   count: number,
   split: "t10k" | "train" = "t10k",
 ): Promise<{ images: Uint8Array; labels: Uint8Array; count: number }> {
-  const read = async (name: string, magic: number) => {
-    const path = join(dir, name);
-    let raw: Uint8Array;
-    try {
-      raw = gunzipSync(await readFile(path));
-    } catch (e) {
-      throw new Error(`Cannot read ${path}: ${(e as Error).message}`);
-    }
-    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    if (dv.getUint32(0) !== magic) {
-      throw new Error(`${path} is not an IDX file of the expected kind`);
-    }
-    return { raw, dv };
-  };
-  const im = await read(`${split}-images-idx3-ubyte.gz`, 2051);
-  const lb = await read(`${split}-labels-idx1-ubyte.gz`, 2049);
-  if (im.dv.getUint32(8) !== IMAGE_SIZE || im.dv.getUint32(12) !== IMAGE_SIZE) {
-    throw new Error(`${dir}: ${split} images are not 28x28`);
-  }
-  const n = Math.min(count, im.dv.getUint32(4), lb.dv.getUint32(4));
-  return { images: im.raw.slice(16, 16 + n * PIXELS), labels: lb.raw.slice(8, 8 + n), count: n };
+  const test = split === "t10k";
+  const im = readIdx(join(dir, test ? FILES.testImages : FILES.trainImages), IDX_MAGIC.images);
+  const lb = readIdx(join(dir, test ? FILES.testLabels : FILES.trainLabels), IDX_MAGIC.labels);
+  const n = Math.min(count, im.dims[0], lb.dims[0]);
+  return Promise.resolve({
+    images: im.body.slice(0, n * PIXELS),
+    labels: lb.body.slice(0, n),
+    count: n,
+  });
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   verifyBundleBytes,
   verifyBundleFiles,
 } from "../../bundle/mod.ts";
-import { PIXELS } from "../../common/labels.ts";
+import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import type { Backend, BackendName, Session } from "./backend.ts";
 import { BatchRunner, type BatchStats } from "./runner.ts";
 
@@ -129,7 +129,7 @@ export class LoadedModel {
         this.encoder.run({
           [this.manifest.input.name]: {
             data: images.subarray(start * PIXELS, (start + n) * PIXELS),
-            dims: [n, 1, 28, 28],
+            dims: [n, 1, IMAGE_SIZE, IMAGE_SIZE],
           },
         })
           .then((r) => {

@@ -6,7 +6,7 @@
  *   -> {"model", "latentSpace", "from", "path": [{from, to, method, r2, neighbours}], "latents"}
  * No map, or a map below the neighbour bound, is an error naming the link; nothing is guessed.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { latentSpaceOf } from "../../bundle/mod.ts";
 import { ApiError } from "../errors.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
@@ -19,6 +19,16 @@ export const MAX_TRANSLATE = 1000;
 /** The id of the latent space the model's latents live in. */
 export function spaceOf(m: LoadedModel): string {
   return latentSpaceOf(m.manifest);
+}
+
+/**
+ * A JSON answer that names the model and the latent space it answered in, in the body
+ * (model, latentSpace) and the headers (X-Model-Version, X-Latent-Space).
+ */
+export function latentJson(c: Context, m: LoadedModel, body: Record<string, unknown>): Response {
+  c.header("X-Model-Version", m.version);
+  c.header("X-Latent-Space", spaceOf(m));
+  return c.json({ model: { name: m.name, version: m.version }, latentSpace: spaceOf(m), ...body });
 }
 
 /** A TranslationError as the API's error (404 no map, 422 map below the bound). */
@@ -115,15 +125,7 @@ export function latentRoutes(deps: LatentRouteDeps): Hono {
         { length: n },
         (_, i) => Array.from(y.subarray(i * L, (i + 1) * L)),
       );
-      c.header("X-Model-Version", m.version);
-      c.header("X-Latent-Space", spaceOf(m));
-      return c.json({
-        model: { name: m.name, version: m.version },
-        latentSpace: spaceOf(m),
-        from,
-        path: describePath(path),
-        latents,
-      });
+      return latentJson(c, m, { from, path: describePath(path), latents });
     });
   });
   return app;

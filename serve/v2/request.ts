@@ -6,11 +6,12 @@
  * preprocessed exactly as /v1 does, `preprocess` parameter "auto" or "none"). Every failure is
  * a 400 naming the field, e.g. `inputs[0].shape`.
  */
-import { PIXELS } from "../../common/labels.ts";
+import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { normalizePixels, type PreprocessMode } from "../../common/preprocess.ts";
 import { type ImageBatch, imageToInput, type InputLimits } from "../inputs.ts";
 import { BinaryReader, bytesFloat32, readBytesElements } from "./binary.ts";
 import { badRequest, V2Error } from "./errors.ts";
+import { decodeBase64 } from "../../common/base64.ts";
 
 export type Params = Record<string, string | number | boolean>;
 
@@ -78,8 +79,8 @@ function batchOf(datatype: string, shape: number[], field: string, limits: Input
   const ok = datatype === "BYTES"
     ? shape.length === 1 || (shape.length === 2 && shape[1] === 1)
     : (shape.length === 2 && shape[1] === PIXELS) ||
-      (shape.length === 4 && s.endsWith(",1,28,28")) ||
-      (datatype === "UINT8" && shape.length === 3 && s.endsWith(",28,28"));
+      (shape.length === 4 && s.endsWith(`,1,${IMAGE_SIZE},${IMAGE_SIZE}`)) ||
+      (datatype === "UINT8" && shape.length === 3 && s.endsWith(`,${IMAGE_SIZE},${IMAGE_SIZE}`));
   if (!ok) {
     const want = datatype === "BYTES"
       ? "[N] (one encoded image each)"
@@ -150,7 +151,7 @@ function base64(v: unknown, field: string): Uint8Array {
     throw badRequest(field, "BYTES elements in JSON must be base64 strings");
   }
   try {
-    return Uint8Array.from(atob(v), (c) => c.charCodeAt(0));
+    return decodeBase64(v);
   } catch {
     throw badRequest(field, "is not valid base64");
   }

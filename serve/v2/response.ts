@@ -83,6 +83,17 @@ export function buildResponse(
   if (req.id !== undefined) header.id = req.id;
   return { header, binary };
 
+  /** An output whose data travels in the binary body: its size stands in the header. */
+  function binaryOutput(
+    name: string,
+    datatype: "BYTES" | "FP32",
+    shape: number[],
+    bytes: Uint8Array,
+  ): ResponseOutput {
+    binary.push(bytes);
+    return { name, datatype, shape, parameters: { binary_data_size: bytes.length } };
+  }
+
   function output(w: RequestedOutput): ResponseOutput {
     const spec = all.find((o) => o.name === w.name)!;
     const values = out[spec.role] as Float32Array;
@@ -92,25 +103,16 @@ export function buildResponse(
       const shape = [out.count, w.classification];
       if (!asBinary) return { name: w.name, datatype: "BYTES", shape, data: strings };
       const enc = new TextEncoder();
-      const bytes = writeBytesElements(strings.map((s) => enc.encode(s)));
-      binary.push(bytes);
-      return {
-        name: w.name,
-        datatype: "BYTES",
+      return binaryOutput(
+        w.name,
+        "BYTES",
         shape,
-        parameters: { binary_data_size: bytes.length },
-      };
+        writeBytesElements(strings.map((s) => enc.encode(s))),
+      );
     }
     const shape = [out.count, spec.width];
     if (!asBinary) return { name: w.name, datatype: "FP32", shape, data: numbers(values) };
-    const bytes = float32Bytes(values);
-    binary.push(bytes);
-    return {
-      name: w.name,
-      datatype: "FP32",
-      shape,
-      parameters: { binary_data_size: bytes.length },
-    };
+    return binaryOutput(w.name, "FP32", shape, float32Bytes(values));
   }
 }
 

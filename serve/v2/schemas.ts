@@ -108,8 +108,8 @@ export const modelMetadataSchema = {
   },
 };
 
-/** $request_input: `data`, or (binary extension) `parameters.binary_data_size` and no data. */
-const requestInput = {
+/** A tensor with its data: what $request_input and $response_output share. */
+const tensorWithData = {
   type: "object",
   required: ["name", "shape", "datatype"],
   properties: {
@@ -119,6 +119,11 @@ const requestInput = {
     parameters: { $ref: "#/definitions/parameters" },
     data: { $ref: "#/definitions/data" },
   },
+};
+
+/** $request_input: `data`, or (binary extension) `parameters.binary_data_size` and no data. */
+const requestInput = {
+  ...tensorWithData,
   anyOf: [
     { required: ["data"] },
     {
@@ -149,15 +154,7 @@ export const inferenceRequestSchema = {
 
 /** $response_output: `data`, or (binary extension) `parameters.binary_data_size` and no data. */
 const responseOutput = {
-  type: "object",
-  required: ["name", "shape", "datatype"],
-  properties: {
-    name: { type: "string" },
-    shape,
-    datatype: { enum: DATATYPES },
-    parameters: { $ref: "#/definitions/parameters" },
-    data: { $ref: "#/definitions/data" },
-  },
+  ...tensorWithData,
   oneOf: [
     {
       required: ["data"],

@@ -79,6 +79,34 @@ function release(b: BackendWasm, ...ts: (TI | null)[]) {
   for (const t of ts) if (t) b.disposeData(t.dataId);
 }
 
+type Shape4 = [number, number, number, number];
+
+/** The forward conv's geometry from a gradient kernel's attributes (NHWC only). */
+function convInfo(kernel: string, attrs: tf.NamedAttrMap, xShape: Shape4, filterShape: Shape4) {
+  const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as {
+    strides: number | [number, number];
+    pad: "same" | "valid" | number | [
+      [number, number],
+      [number, number],
+      [number, number],
+      [number, number],
+    ];
+    dataFormat?: string;
+    dimRoundingMode?: "floor" | "round" | "ceil";
+  };
+  requireNHWC(kernel, dataFormat);
+  return tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    "channelsLast",
+  );
+}
+
 /**
  * dW[kh,kw,ci,co] = sum_{b,oh,ow} x[b, oh*s+kh-pt, ow*s+kw-pl, ci] * dy[b,oh,ow,co]. That is a
  * forward conv of x^T [Cin,H,W,B] (Cin as batch, B as channels) with dy^T [OH,OW,B,Cout] as the
@@ -89,29 +117,8 @@ function conv2DBackpropFilter(
 ): TI {
   const { inputs, backend: b, attrs = {} } = args;
   const { x, dy } = inputs as { x: TI; dy: TI };
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: number | [number, number];
-    pad: "same" | "valid" | number | [
-      [number, number],
-      [number, number],
-      [number, number],
-      [number, number],
-    ];
-    dataFormat?: string;
-    dimRoundingMode?: "floor" | "round" | "ceil";
-    filterShape: [number, number, number, number];
-  };
-  requireNHWC("Conv2DBackpropFilter", dataFormat);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    "channelsLast",
-  );
+  const { filterShape } = attrs as unknown as { filterShape: Shape4 };
+  const info = convInfo("Conv2DBackpropFilter", attrs, x.shape as Shape4, filterShape);
   const [B, H, W, Cin] = x.shape;
   const {
     strideHeight: sh,
@@ -164,6 +171,58 @@ function phasePlan(H: number, OH: number, K: number, s: number, padBefore: numbe
 }
 
 /**
+ * The phase filter of conv2DBackpropInput:
+ * G[t1,t2,co,(p1*sw+p2)*Cin+ci] = w[p1 + sh*(Jh-1-t1), p2 + sw*(Jw-1-t2), ci, co] (zero beyond the
+ * kernel). Built in JS: the filter is small and this avoids five tiny ops.
+ */
+function phaseFilter(b: BackendWasm, filter: TI, Jh: number, Jw: number, sh: number, sw: number) {
+  const [KH, KW, Cin, Cout] = filter.shape;
+  const S = sh * sw;
+  const G = b.makeOutput([Jh, Jw, Cout, S * Cin], "float32");
+  const g = b.typedArrayFromHeap(G) as Float32Array; // views taken after the malloc above
+  const w = b.typedArrayFromHeap(filter) as Float32Array;
+  g.fill(0);
+  for (let t1 = 0; t1 < Jh; t1++) {
+    for (let p1 = 0; p1 < sh; p1++) {
+      const kh = p1 + sh * (Jh - 1 - t1);
+      if (kh >= KH) continue;
+      for (let t2 = 0; t2 < Jw; t2++) {
+        for (let p2 = 0; p2 < sw; p2++) {
+          const kw = p2 + sw * (Jw - 1 - t2);
+          if (kw >= KW) continue;
+          const gBase = (t1 * Jw + t2) * Cout * S * Cin + (p1 * sw + p2) * Cin;
+          const wBase = (kh * KW + kw) * Cin * Cout;
+          for (let ci = 0; ci < Cin; ci++) {
+            for (let co = 0; co < Cout; co++) {
+              g[gBase + co * S * Cin + ci] = w[wBase + ci * Cout + co];
+            }
+          }
+        }
+      }
+    }
+  }
+  return G;
+}
+
+/** Interleaves the phases: [B,R,C,sh*sw*Cin] -> [B*R,sh,C,sw*Cin] (transposed) -> [B,R*sh,C*sw,Cin]. */
+function interleavePhases(
+  b: BackendWasm,
+  y: TI,
+  B: number,
+  R: number,
+  C: number,
+  sh: number,
+  sw: number,
+  Cin: number,
+): TI {
+  const y4 = reshape(b, y, [B * R, C, sh, sw * Cin]);
+  const yt = transpose(b, y4, [0, 2, 1, 3]);
+  const full = reshape(b, yt, [B, R * sh, C * sw, Cin]);
+  release(b, y, y4, yt);
+  return full;
+}
+
+/**
  * dx of a conv (= forward conv2dTranspose): one stride-1 Conv2D of dy with a filter holding all
  * s_h*s_w phase sub-kernels side by side in its output channels, then an interleave of the
  * phases by reshape + transpose (wasm's DepthToSpace is slow), then a crop to the input shape.
@@ -173,35 +232,14 @@ function conv2DBackpropInput(
 ): TI {
   const { inputs, backend: b, attrs = {} } = args;
   const { dy, filter } = inputs as { dy: TI; filter: TI };
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: number | [number, number];
-    pad: "same" | "valid" | number | [
-      [number, number],
-      [number, number],
-      [number, number],
-      [number, number],
-    ];
-    dataFormat?: string;
-    dimRoundingMode?: "floor" | "round" | "ceil";
-    inputShape: [number, number, number, number];
-  };
-  requireNHWC("Conv2DBackpropInput", dataFormat);
+  const { inputShape } = attrs as unknown as { inputShape: Shape4 };
   if (filter.dtype !== "float32" || dy.dtype !== "float32") {
     throw new Error(
       `Conv2DBackpropInput on wasm: only float32 is supported, got dy ${dy.dtype}, filter ${filter.dtype}`,
     );
   }
   const [KH, KW, Cin, Cout] = filter.shape;
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    "channelsLast",
-  );
+  const info = convInfo("Conv2DBackpropInput", attrs, inputShape, filter.shape as Shape4);
   const [B, H, W] = inputShape;
   const [, OH, OW] = dy.shape;
   if (
@@ -224,32 +262,8 @@ function conv2DBackpropInput(
     dyc = slice(b, dy, [0, r0, c0, 0], [B, r1 - r0, c1 - c0, Cout]);
   }
 
-  // Phase filter G[t1,t2,co,(p1*sw+p2)*Cin+ci] = w[p1 + sh*(J_h-1-t1), p2 + sw*(J_w-1-t2), ci, co]
-  // (zero beyond the kernel). Built in JS: the filter is small and this avoids five tiny ops.
   const S = sh * sw;
-  const G = b.makeOutput([ph.J, pw.J, Cout, S * Cin], "float32");
-  const g = b.typedArrayFromHeap(G) as Float32Array; // views taken after the malloc above
-  const w = b.typedArrayFromHeap(filter) as Float32Array;
-  g.fill(0);
-  for (let t1 = 0; t1 < ph.J; t1++) {
-    for (let p1 = 0; p1 < sh; p1++) {
-      const kh = p1 + sh * (ph.J - 1 - t1);
-      if (kh >= KH) continue;
-      for (let t2 = 0; t2 < pw.J; t2++) {
-        for (let p2 = 0; p2 < sw; p2++) {
-          const kw = p2 + sw * (pw.J - 1 - t2);
-          if (kw >= KW) continue;
-          const gBase = (t1 * pw.J + t2) * Cout * S * Cin + (p1 * sw + p2) * Cin;
-          const wBase = (kh * KW + kw) * Cin * Cout;
-          for (let ci = 0; ci < Cin; ci++) {
-            for (let co = 0; co < Cout; co++) {
-              g[gBase + co * S * Cin + ci] = w[wBase + ci * Cout + co];
-            }
-          }
-        }
-      }
-    }
-  }
+  const G = phaseFilter(b, filter, ph.J, pw.J, sh, sw);
   const y = conv2d(b, dyc ?? dy, G, [
     Math.max(0, ph.padLo),
     Math.max(0, ph.padHi),
@@ -258,14 +272,7 @@ function conv2DBackpropInput(
   ], [1, 1]);
   release(b, dyc, G);
 
-  // Interleave phases: [B,R,C,sh*sw*Cin] -> [B*R,sh,C,sw*Cin] -> [B,R*sh,C*sw,Cin].
-  let full = y;
-  if (S > 1) {
-    const y4 = reshape(b, y, [B * ph.rows, pw.rows, sh, sw * Cin]);
-    const yt = transpose(b, y4, [0, 2, 1, 3]);
-    full = reshape(b, yt, [B, ph.rows * sh, pw.rows * sw, Cin]);
-    release(b, y, y4, yt);
-  }
+  const full = S > 1 ? interleavePhases(b, y, B, ph.rows, pw.rows, sh, sw, Cin) : y;
   if (ph.offset === 0 && pw.offset === 0 && ph.rows * sh === H && pw.rows * sw === W) return full;
   const dx = slice(b, full, [0, ph.offset, pw.offset, 0], [B, H, W, Cin]);
   release(b, full);

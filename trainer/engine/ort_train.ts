@@ -16,7 +16,6 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
-import { mulberry32 } from "../../common/random.ts";
 import {
   buildClassifierTrainingGraph,
   buildTrainingGraph,
@@ -24,17 +23,23 @@ import {
   TRAIN_IO,
   type TrainingGraph,
 } from "./ort_graph/mod.ts";
+import { adamOf, type AdamState, adamUpdate, type AdamWhere } from "./ort_adam.ts";
+import { StepFeeds } from "./ort_feeds.ts";
+import { modelWeights, onnxToTfjs, type OrtModelGroups, tfjsToOnnx } from "./ort_layout.ts";
+
+export {
+  type AdamState,
+  adamStateFromTfjs,
+  adamStateToCheckpoint,
+  type AdamWhere,
+} from "./ort_adam.ts";
+export type { OrtModelGroups } from "./ort_layout.ts";
 
 export interface OrtModels {
   encoder: tf.Sequential;
   decoder: tf.Sequential;
   head: tf.Sequential | null;
 }
-
-/** The tfjs models a trainer reads from / writes to, by graph group ("classifier" for pixel classifiers). */
-export type OrtModelGroups = Partial<
-  Record<"encoder" | "decoder" | "head" | "classifier", tf.Sequential | null>
->;
 
 export interface OrtTrainerOptions {
   /** Latent size of a VAE graph (0 for a classifier graph). */
@@ -65,24 +70,8 @@ export interface StepResult {
   correct: number;
 }
 
-/** Adam state in tfjs's layout: one m and one v per tfjs weight (model order, NHWC shapes). */
-export interface AdamState {
-  iterations: number;
-  /** The running products beta1^t, beta2^t as float32 (exactly what tfjs keeps). */
-  accBeta1: number;
-  accBeta2: number;
-  m: Float32Array[];
-  v: Float32Array[];
-}
-
 const f = Math.fround;
 const NO_EPS = new Float32Array(0);
-
-function adamOf(opts: OrtTrainerOptions): { beta1: number; beta2: number; epsilon: number } {
-  return { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
-}
-
-export type AdamWhere = "graph" | "js";
 
 export class OrtTrainer {
   readonly graph: TrainingGraph;
@@ -91,14 +80,7 @@ export class OrtTrainer {
   private p: Float32Array;
   private m: Float32Array;
   private v: Float32Array;
-  private readonly feeds: Record<string, ort.Tensor>;
-  private readonly xBuf: Float32Array;
-  private readonly epsBuf: Float32Array;
-  private readonly labelBuf: Float32Array | null;
-  private readonly maskBuf: Float32Array | null;
-  private maskRand: () => number;
-  private readonly cwBuf = new Float32Array(1);
-  private readonly scalars = new Float32Array(3);
+  private readonly in: StepFeeds;
   private accBeta1: number;
   private accBeta2: number;
   iterations = 0;
@@ -122,39 +104,16 @@ export class OrtTrainer {
     this.learningRate = opts.learningRate;
     this.accBeta1 = f(this.beta1);
     this.accBeta2 = f(this.beta2);
-    const B = opts.batchSize, L = opts.latent;
-    this.xBuf = new Float32Array(B * 28 * 28);
-    this.epsBuf = new Float32Array(B * L);
-    this.labelBuf = graph.hasHead ? new Float32Array(B * graph.numClasses) : null;
-    this.maskBuf = graph.dropout ? new Float32Array(B * graph.dropout.units) : null;
-    this.maskRand = mulberry32(opts.dropoutSeed ?? 0);
-    this.cwBuf[0] = opts.classWeight ?? 0;
-    this.feeds = { [TRAIN_IO.x]: new ort.Tensor("float32", this.xBuf, [B, 1, 28, 28]) };
-    if (graph.kind === "vae") {
-      this.feeds[TRAIN_IO.eps] = new ort.Tensor("float32", this.epsBuf, [B, L]);
-    }
-    if (this.labelBuf) {
-      this.feeds[TRAIN_IO.labels] = new ort.Tensor("float32", this.labelBuf, [B, graph.numClasses]);
-    }
-    if (this.labelBuf && graph.kind === "vae") {
-      this.feeds[TRAIN_IO.classWeight] = new ort.Tensor("float32", this.cwBuf, []);
-    }
-    if (this.maskBuf) {
-      this.feeds[TRAIN_IO.dropoutMask] = new ort.Tensor("float32", this.maskBuf, [
-        B,
-        graph.dropout!.units,
-      ]);
-    }
-    this.feeds[TRAIN_IO.adamScalars] = new ort.Tensor("float32", this.scalars, [3]);
+    this.in = new StepFeeds(graph, opts);
     this.bindState();
   }
 
   /** (Re)creates the feeds of the state arrays (they are replaced by graph-Adam outputs). */
   private bindState(): void {
     const n = this.graph.size;
-    this.feeds[TRAIN_IO.params] = new ort.Tensor("float32", this.p, [n]);
-    this.feeds[TRAIN_IO.adamM] = new ort.Tensor("float32", this.m, [n]);
-    this.feeds[TRAIN_IO.adamV] = new ort.Tensor("float32", this.v, [n]);
+    this.in.feeds[TRAIN_IO.params] = new ort.Tensor("float32", this.p, [n]);
+    this.in.feeds[TRAIN_IO.adamM] = new ort.Tensor("float32", this.m, [n]);
+    this.in.feeds[TRAIN_IO.adamV] = new ort.Tensor("float32", this.v, [n]);
   }
 
   /**
@@ -214,59 +173,20 @@ export class OrtTrainer {
   private sessionOpts!: ort.InferenceSession.SessionOptions;
 
   get classWeight(): number {
-    return this.cwBuf[0];
+    return this.in.classWeight[0];
   }
 
-  /** ONNX-layout flat vector -> tfjs-layout arrays (one per tfjs weight). */
   private toTfjs(flatOnnx: Float32Array): Float32Array[] {
-    const flat = new Float32Array(this.graph.totalWeights);
-    for (const p of this.params) {
-      const src = p.src, o = p.offset;
-      for (let j = 0; j < src.length; j++) flat[src[j]] = flatOnnx[o + j];
-    }
-    return this.graph.slots.map((s) => flat.slice(s.offset, s.offset + s.size));
+    return onnxToTfjs(this.graph, flatOnnx);
   }
 
-  /** tfjs-layout arrays (one per tfjs weight) -> into the ONNX-layout flat vector. */
   private fromTfjs(perWeight: ArrayLike<number>[], into: Float32Array): void {
-    const flat = new Float32Array(this.graph.totalWeights);
-    this.graph.slots.forEach((s, k) => {
-      if (perWeight[k].length !== s.size) {
-        throw new Error(
-          `ort engine: weight ${s.layer.name}[${s.index}] has ${
-            perWeight[k].length
-          } values, expected ${s.size}`,
-        );
-      }
-      flat.set(perWeight[k], s.offset);
-    });
-    for (const p of this.params) {
-      const src = p.src, o = p.offset;
-      for (let j = 0; j < src.length; j++) into[o + j] = flat[src[j]];
-    }
+    tfjsToOnnx(this.graph, perWeight, into);
   }
 
   /** Loads the models' current weights (models of the same architecture as the graph's). */
   readFrom(models: OrtModelGroups): void {
-    const per: Float32Array[] = [];
-    const groups: Record<string, tf.Sequential | null | undefined> = models;
-    const cache = new Map<string, Float32Array[]>();
-    for (const s of this.graph.slots) {
-      const model = groups[s.model];
-      if (!model) {
-        throw new Error(
-          `ort engine: the trainer has ${s.model} weights, the models have no ${s.model}`,
-        );
-      }
-      const key = `${s.model}/${s.layer.name}`;
-      let ws = cache.get(key);
-      if (!ws) {
-        const layer = model.getLayer(s.layer.name);
-        cache.set(key, ws = layer.getWeights().map((w) => w.dataSync() as Float32Array));
-      }
-      per.push(ws[s.index]);
-    }
-    this.fromTfjs(per, this.p);
+    this.fromTfjs(modelWeights(this.graph, models), this.p);
   }
 
   /** The current parameters, ONNX layout, flat (ParamInput.offset); the trainer's own array. */
@@ -324,33 +244,6 @@ export class OrtTrainer {
     this.accBeta2 = f(s.accBeta2);
   }
 
-  private fill(x: ArrayLike<number>, eps: ArrayLike<number>, labels?: ArrayLike<number>): void {
-    if (x.length !== this.xBuf.length) {
-      throw new Error(
-        `ort engine: x has ${x.length} values, expected ${this.xBuf.length} (batch ${this.opts.batchSize} x 784)`,
-      );
-    }
-    if (eps.length !== this.epsBuf.length) {
-      throw new Error(`ort engine: eps has ${eps.length} values, expected ${this.epsBuf.length}`);
-    }
-    this.xBuf.set(x);
-    this.epsBuf.set(eps);
-    if (this.maskBuf) {
-      const keep = 1 - this.graph.dropout!.rate, scale = 1 / keep;
-      for (let i = 0; i < this.maskBuf.length; i++) {
-        this.maskBuf[i] = this.maskRand() < keep ? scale : 0;
-      }
-    }
-    if (this.labelBuf) {
-      if (!labels || labels.length !== this.opts.batchSize) {
-        throw new Error(`ort engine: the head needs ${this.opts.batchSize} labels`);
-      }
-      const K = this.graph.numClasses;
-      this.labelBuf.fill(0);
-      for (let i = 0; i < labels.length; i++) this.labelBuf[i * K + labels[i]] = 1;
-    }
-  }
-
   private static parts(out: ort.InferenceSession.OnnxValueMapType): StepResult {
     const num = (k: string) => (out[k] ? (out[k].data as Float32Array)[0] : 0);
     return {
@@ -371,9 +264,9 @@ export class OrtTrainer {
     if (!this.gradSession) {
       this.gradSession = await ort.InferenceSession.create(this.gradGraph.bytes, this.sessionOpts);
     }
-    this.fill(x, eps, labels);
+    this.in.fill(x, eps, labels);
     const feeds: Record<string, ort.Tensor> = {};
-    for (const name of this.gradSession.inputNames) feeds[name] = this.feeds[name];
+    for (const name of this.gradSession.inputNames) feeds[name] = this.in.feeds[name];
     const out = await this.gradSession.run(feeds);
     return { parts: OrtTrainer.parts(out), grads: out[TRAIN_IO.grads].data as Float32Array };
   }
@@ -399,11 +292,11 @@ export class OrtTrainer {
       this.applyAdam(grads);
       return parts;
     }
-    this.fill(x, eps, labels);
-    this.scalars[0] = f(1 - this.accBeta1);
-    this.scalars[1] = f(1 - this.accBeta2);
-    this.scalars[2] = f(-this.learningRate);
-    const out = await this.session.run(this.feeds);
+    this.in.fill(x, eps, labels);
+    this.in.scalars[0] = f(1 - this.accBeta1);
+    this.in.scalars[1] = f(1 - this.accBeta2);
+    this.in.scalars[2] = f(-this.learningRate);
+    const out = await this.session.run(this.in.feeds);
     this.p = out[TRAIN_IO.paramsOut].data as Float32Array;
     this.m = out[TRAIN_IO.adamMOut].data as Float32Array;
     this.v = out[TRAIN_IO.adamVOut].data as Float32Array;
@@ -424,7 +317,7 @@ export class OrtTrainer {
 
   /** Overrides the next dropout masks (tests: the same mask as a tfjs reference). */
   setMaskSource(next: () => number): void {
-    this.maskRand = next;
+    this.in.maskRand = next;
   }
 
   private advanceBetaPowers(): void {
@@ -440,27 +333,17 @@ export class OrtTrainer {
     this.applyAdam(onnx);
   }
 
-  /**
-   * tfjs AdamOptimizer.applyGradients, operation by operation in float32 (the graph's Adam does
-   * the same ops):
-   *   m = m*b1 + g*(1-b1); v = v*b2 + g^2*(1-b2)
-   *   p = (m/(1-accB1)) / (sqrt(v/(1-accB2)) + eps) * (-lr) + p
-   *   accB1 *= b1; accB2 *= b2
-   */
+  /** tfjs AdamOptimizer.applyGradients on the flat ONNX-layout gradient (./ort_adam.ts adamUpdate). */
   applyAdam(g: Float32Array): void {
-    const b1 = f(this.beta1), b2 = f(this.beta2);
-    const c1 = f(1 - this.beta1), c2 = f(1 - this.beta2);
-    const d1 = f(1 - this.accBeta1), d2 = f(1 - this.accBeta2);
-    const eps = f(this.epsilon), nlr = f(-this.learningRate);
-    const m = this.m, v = this.v, p = this.p;
-    for (let j = 0; j < g.length; j++) {
-      const gj = g[j];
-      const mj = f(f(m[j] * b1) + f(gj * c1));
-      const vj = f(f(v[j] * b2) + f(f(gj * gj) * c2));
-      m[j] = mj;
-      v[j] = vj;
-      p[j] = f(f(f(f(mj / d1) / f(f(Math.sqrt(f(vj / d2))) + eps)) * nlr) + p[j]);
-    }
+    const { beta1, beta2, epsilon, learningRate, accBeta1, accBeta2 } = this;
+    adamUpdate(this.p, this.m, this.v, g, {
+      beta1,
+      beta2,
+      epsilon,
+      learningRate,
+      accBeta1,
+      accBeta2,
+    });
     this.advanceBetaPowers();
   }
 
@@ -468,50 +351,4 @@ export class OrtTrainer {
     await this.session.release();
     if (this.gradSession && this.gradSession !== this.session) await this.gradSession.release();
   }
-}
-
-/** Adam state of a tf.train.adam optimizer (null before its first step: no slots yet). */
-export async function adamStateFromTfjs(optimizer: tf.Optimizer): Promise<AdamState | null> {
-  const w = await optimizer.getWeights();
-  // getWeights() makes a new scalar for the step count (the rest are the optimizer's own slots).
-  const iterations = w[0].tensor.dataSync()[0];
-  w[0].tensor.dispose();
-  if (w.length <= 1) return null;
-  const n = (w.length - 1) / 2;
-  const a = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
-  return {
-    iterations,
-    accBeta1: a.accBeta1.dataSync()[0],
-    accBeta2: a.accBeta2.dataSync()[0],
-    m: w.slice(1, 1 + n).map((e) => e.tensor.dataSync() as Float32Array),
-    v: w.slice(1 + n).map((e) => e.tensor.dataSync() as Float32Array),
-  };
-}
-
-/**
- * The checkpoint groups tfjs's trainVae writes for its Adam ("optimizer": iter, m..., v...;
- * "adam_beta_powers"), from an ort trainer's state, so either engine can resume the other's
- * checkpoints. `vars` are the tfjs variables in trainer order (names are informative, shapes
- * matter); `started` false writes no slots, like tfjs before its first step. The caller disposes
- * the tensors.
- */
-export function adamStateToCheckpoint(
-  s: AdamState,
-  vars: { name: string; shape: number[] }[],
-  started: boolean,
-): Record<string, { name: string; tensor: tf.Tensor }[]> {
-  const optimizer = started
-    ? [
-      { name: "iter", tensor: tf.scalar(s.iterations, "int32") as tf.Tensor },
-      ...s.m.map((m, i) => ({ name: `${vars[i].name}/m`, tensor: tf.tensor(m, vars[i].shape) })),
-      ...s.v.map((v, i) => ({ name: `${vars[i].name}/v`, tensor: tf.tensor(v, vars[i].shape) })),
-    ]
-    : [];
-  return {
-    optimizer,
-    adam_beta_powers: [{ name: "accBeta1", tensor: tf.scalar(s.accBeta1) }, {
-      name: "accBeta2",
-      tensor: tf.scalar(s.accBeta2),
-    }],
-  };
 }

@@ -13,6 +13,7 @@ import { gridPng } from "../figures.ts";
 import { PAPER_TABLE2 } from "./paper.ts";
 import { bestLatent } from "./report.ts";
 import { cellsOf, type Classifier, type Results, summarise } from "./results.ts";
+import { decodeBase64 } from "../../common/base64.ts";
 
 export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });
@@ -64,11 +65,29 @@ const SERIES: { classifier: Classifier; name: string; paper: "logistic" | "mlp" 
   { classifier: "cnn", name: "pixel CNN", paper: "cnn" },
 ];
 
-export function accuracySpec(r: Results): vl.TopLevelSpec {
+/** Our series at latent `latent` (null: the CNN) as chart rows, mean ± std over seeds. */
+function ourRows(r: Results, classifier: Classifier, latent: number | null, name: string) {
+  return r.config.samples.flatMap((n) => {
+    const sum = summarise(cellsOf(r, classifier, latent, n), (c) => c.testAcc);
+    return sum
+      ? [{
+        samples: n,
+        accuracy: sum.mean,
+        lo: sum.mean - sum.std,
+        hi: sum.mean + sum.std,
+        classifier: name,
+        source: OURS,
+      }]
+      : [];
+  });
+}
+
+/**
+ * The chart's rows: for each series ours and the study's, plus our heads at our best Table 1
+ * latent when that is not the study's (our lines only: the study has no numbers there).
+ */
+function accuracyRows(r: Results) {
   const L = r.config.table2Latent;
-  const rows: Record<string, unknown>[] = [];
-  // The study's protocol picks the latent on Table 1; when ours is another size, its heads are
-  // drawn too (our lines only: the study has no numbers there).
   const best = bestLatent(r);
   const extra = best !== null && best !== L &&
       r.config.samples.some((n) =>
@@ -79,49 +98,29 @@ export function accuracySpec(r: Results): vl.TopLevelSpec {
       { classifier: "mlp" as Classifier, name: `VAE + MLP, our best latent ${best}` },
     ]
     : [];
-  for (const s of extra) {
-    for (const n of r.config.samples) {
-      const sum = summarise(cellsOf(r, s.classifier, best, n), (c) => c.testAcc);
-      if (sum) {
-        rows.push({
-          samples: n,
-          accuracy: sum.mean,
-          lo: sum.mean - sum.std,
-          hi: sum.mean + sum.std,
-          classifier: s.name,
-          source: OURS,
-        });
-      }
-    }
-  }
+  const rows: Record<string, unknown>[] = extra.flatMap((s) =>
+    ourRows(r, s.classifier, best, s.name)
+  );
   for (const s of SERIES) {
-    for (const n of r.config.samples) {
-      const sum = summarise(
-        cellsOf(r, s.classifier, s.classifier === "cnn" ? null : L, n),
-        (c) => c.testAcc,
-      );
-      if (sum) {
-        rows.push({
-          samples: n,
-          accuracy: sum.mean,
-          lo: sum.mean - sum.std,
-          hi: sum.mean + sum.std,
-          classifier: s.name,
-          source: OURS,
-        });
-      }
-    }
+    rows.push(...ourRows(r, s.classifier, s.classifier === "cnn" ? null : L, s.name));
     for (const p of PAPER_TABLE2) {
+      const acc = p[s.paper];
       rows.push({
         samples: p.samples,
-        accuracy: p[s.paper],
-        lo: p[s.paper],
-        hi: p[s.paper],
+        accuracy: acc,
+        lo: acc,
+        hi: acc,
         classifier: s.name,
         source: STUDY,
       });
     }
   }
+  return { rows, extra, best };
+}
+
+export function accuracySpec(r: Results): vl.TopLevelSpec {
+  const L = r.config.table2Latent;
+  const { rows, extra, best } = accuracyRows(r);
   const color = {
     field: "classifier",
     type: "nominal",
@@ -192,8 +191,8 @@ export function accuracySpec(r: Results): vl.TopLevelSpec {
 export function reconPng(r: Results): { png: Uint8Array; latents: number[] } | null {
   if (!r.figures.testImages) return null;
   const latents = Object.keys(r.figures.recon).map(Number).sort((a, b) => a - b);
-  const rows = [normalizePixels(Buffer.from(r.figures.testImages, "base64"))];
-  for (const L of latents) rows.push(normalizePixels(Buffer.from(r.figures.recon[L], "base64")));
+  const rows = [normalizePixels(decodeBase64(r.figures.testImages))];
+  for (const L of latents) rows.push(normalizePixels(decodeBase64(r.figures.recon[L])));
   if (rows.some((row) => row.length !== 10 * PIXELS)) {
     throw new Error("Cannot draw figure 2: stored reconstructions are not 10 images of 28x28");
   }

@@ -7,7 +7,8 @@
  */
 import { createHash } from "node:crypto";
 import { FlagError, type FlagSpecs } from "../../common/flags.ts";
-import { CNN_FIT, type FitOptions, LOGISTIC_FIT, MLP_FIT } from "../classifiers.ts";
+import { type FitOptions, LOGISTIC_FIT, MLP_FIT } from "../classifiers.ts";
+import { CNN_FIT, type CnnFit } from "../cnn_fit.ts";
 import {
   type CnnConfig,
   DEFAULT_CNN,
@@ -19,20 +20,7 @@ import {
   type VaeConfig,
 } from "../model.ts";
 import { ENGINE_CHOICES } from "../engine/choice.ts";
-
-/** The CNN baseline's loop settings: Adam with a cosine-decayed rate and random-shift augmentation. */
-export interface CnnFit {
-  /** Passes over the N samples, bounded by minSteps (tiny N still converge) and maxSteps (budget). */
-  epochs: number;
-  minSteps: number;
-  maxSteps: number;
-  batchSize: number;
-  /** Peak Adam rate; decays to 0 along a half cosine over the run's steps. */
-  learningRate: number;
-  /** Each training image is shifted by up to this many pixels in x and y (0 disables). */
-  shift: number;
-  seed: number;
-}
+import { DATA_DIR_ENV } from "../../common/fashion_mnist.ts";
 
 export interface ExperimentConfig {
   mode: "full" | "quick";
@@ -116,15 +104,7 @@ export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
   },
   cnn: {
     arch: { ...DEFAULT_CNN },
-    fit: {
-      epochs: 13,
-      minSteps: 600,
-      maxSteps: 6000,
-      batchSize: 128,
-      learningRate: 2e-3,
-      shift: 1,
-      seed: CNN_FIT.seed,
-    },
+    fit: { ...CNN_FIT },
   },
   withCnn: true,
   testCount: 0,
@@ -230,7 +210,7 @@ export const EXPERIMENT_FLAGS = {
   "data-dir": {
     type: "string",
     help: "directory with the four Fashion-MNIST IDX .gz files",
-    env: "FASHION_MNIST_DIR",
+    env: DATA_DIR_ENV,
   },
   jobs: { type: "int", help: `worker processes run in parallel (default ${FULL_CONFIG.jobs})` },
   backend: {
@@ -319,18 +299,6 @@ export function vaeLatents(cfg: ExperimentConfig): number[] {
 /** Seeds of a cell with N samples: several subsets for small N, one otherwise. */
 export function seedsFor(cfg: ExperimentConfig, samples: number): number {
   return samples <= cfg.seedMaxSamples ? cfg.seeds : 1;
-}
-
-/** Steps the CNN loop runs for N samples (also used by the time estimate). */
-export function cnnSteps(n: number, o: CnnFit): number {
-  const B = Math.min(o.batchSize, n);
-  return Math.min(o.maxSteps, Math.max(o.minSteps, Math.ceil((o.epochs * n) / B)));
-}
-
-/** Steps a head's loop runs (mirrors ../classifiers.ts fit()). */
-export function headSteps(n: number, o: FitOptions): number {
-  const B = Math.min(o.batchSize, n);
-  return Math.min(o.maxSteps, Math.max(o.minSteps, Math.max(1, Math.floor(n / B)) * o.epochs));
 }
 
 export function shortHash(value: unknown): string {

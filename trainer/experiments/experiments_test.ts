@@ -4,16 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { FlagError } from "../../common/flags.ts";
-import { main } from "./cli.ts";
-import { cosineRate, shiftInto } from "./cnn_fit.ts";
-import {
-  cnnSteps,
-  configFromFlags,
-  FULL_CONFIG,
-  parseIntList,
-  QUICK_CONFIG,
-  resultsHash,
-} from "./config.ts";
+import { main } from "./main.ts";
+import { configFromFlags, FULL_CONFIG, parseIntList, QUICK_CONFIG, resultsHash } from "./config.ts";
 import { planJobs, schedule } from "./plan.ts";
 import { bestLatent, renderReport } from "./report.ts";
 import { cellKey, type CellResult, emptyResults, type Results } from "./results.ts";
@@ -133,30 +125,6 @@ test("flags: lists are parsed and checked; unknown flags are errors", async () =
   // Row lists may change between sessions; settings that change numbers may not.
   assert.equal(resultsHash({ ...FULL_CONFIG, samples: [100] }), resultsHash(FULL_CONFIG));
   assert.notEqual(resultsHash({ ...FULL_CONFIG, testCount: 5 }), resultsHash(FULL_CONFIG));
-});
-
-test("cnn steps: epochs bounded by min and max steps", () => {
-  const o = FULL_CONFIG.cnn.fit;
-  assert.equal(cnnSteps(100, o), o.minSteps);
-  assert.equal(cnnSteps(60000, o), o.maxSteps);
-  assert.equal(cnnSteps(10000, o), Math.ceil((o.epochs * 10000) / o.batchSize));
-});
-
-test("shiftInto() moves the image and fills with 0; cosineRate() decays from peak to 0", () => {
-  const img = new Uint8Array(784);
-  img[14 * 28 + 14] = 255;
-  img[0] = 255;
-  const out = new Float32Array(784).fill(9);
-  shiftInto(img, 0, 2, -1, out, 0);
-  assert.equal(out[13 * 28 + 16], 1);
-  assert.equal(
-    out.reduce((a, b) => a + b, 0),
-    1,
-    "the corner pixel moved off the canvas; the rest is 0",
-  );
-  assert.equal(cosineRate(1, 0, 10), 1);
-  assert.ok(Math.abs(cosineRate(1, 5, 10) - 0.5) < 1e-12);
-  assert.ok(cosineRate(1, 10, 10) < 1e-12);
 });
 
 test("schedule() gives the longest job to the first free worker", () => {

@@ -7,9 +7,8 @@
 import { loadFashionMnist, take } from "../data.ts";
 import { type EngineBackend, initEngine } from "../engine/tfjs_backend.ts";
 import type { ExperimentConfig } from "./config.ts";
+import { calibrate, type Calibration } from "./calibrate.ts";
 import {
-  calibrate,
-  type Calibration,
   type Job,
   type JobContext,
   type JobEvent,
@@ -122,7 +121,7 @@ process.on("message", (m: ToWorker) => {
 process.on("disconnect", () => process.exit(0));
 if (!process.send) {
   console.error(
-    "trainer/experiments/job_worker.ts is started by trainer/experiments/cli.ts, not by hand",
+    "trainer/experiments/job_worker.ts is started by trainer/experiments/main.ts, not by hand",
   );
   process.exit(2);
 }

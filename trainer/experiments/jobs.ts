@@ -9,18 +9,19 @@
 import * as tf from "@tensorflow/tfjs";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
-import { PIXELS } from "../../common/labels.ts";
+import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { normalizePixels, toBytes } from "../../common/preprocess.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
-import { accuracy, encodeMu, predict, trainHead } from "../classifiers.ts";
+import { accuracy, encodeMu, headSteps, predict, trainHead } from "../classifiers.ts";
 import { type Split, stratifiedIndices, stratifiedSubset, take } from "../data.ts";
 import { reconstruct } from "../figures.ts";
-import { buildEncoder, TINY_VAE, type VaeConfig } from "../model.ts";
+import { TINY_VAE, type VaeConfig } from "../model.ts";
 import { evaluateVae, type TrainConfig, trainVae } from "../train.ts";
-import { trainCnnBaseline } from "./cnn_fit.ts";
-import { type ExperimentConfig, headSteps, shortHash } from "./config.ts";
+import { trainPixelCnn } from "../cnn_fit.ts";
+import { type ExperimentConfig, shortHash } from "./config.ts";
 import type { CellResult, CellSpec, Results, VaeResult } from "./results.ts";
 import type { TrainEngine } from "../engine/choice.ts";
+import { encodeBase64 } from "../../common/base64.ts";
 
 export interface LatentJob {
   kind: "latent";
@@ -63,6 +64,9 @@ export interface JobContext {
 }
 
 export type { TrainEngine };
+
+/** One image as the pixel CNN takes it (NHWC without the batch). */
+export const CNN_INPUT = [IMAGE_SIZE, IMAGE_SIZE, 1];
 
 /**
  * "auto" picks the onnxruntime training graph (several times faster per VAE step, same results up
@@ -160,10 +164,6 @@ function gather(m: Float32Array, width: number, idx: ArrayLike<number>): Float32
   return out;
 }
 
-function b64(u8: Uint8Array): string {
-  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString("base64");
-}
-
 /** Trains or loads the VAE of a latent size; an interrupted training resumes from its cache file. */
 async function obtainVae(ctx: JobContext, latent: number) {
   const path = vaeCachePath(ctx, latent);
@@ -229,20 +229,8 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
       const trainAcc = accuracy(predict(model, mu, sub.count, [L]), sub.labels);
       const testAcc = accuracy(predict(model, muTest, test.count, [L]), test.labels);
       model.dispose();
-      const seconds = (performance.now() - t0) / 1000;
       const steps = headSteps(sub.count, fit);
-      ctx.emit({
-        type: "cell",
-        cell: {
-          ...c,
-          trainAcc,
-          testAcc,
-          trainEvalCount: sub.count,
-          testCount: test.count,
-          steps,
-          seconds,
-        },
-      });
+      emitCell(ctx, c, trainAcc, testAcc, sub.count, steps, t0);
     }
     if (job.scatter) {
       const sub = stratifiedSubset(train, Math.min(cfg.scatterCount, train.count), cfg.dataSeed);
@@ -258,7 +246,12 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
     if (job.recon) {
       const first = ctx.testFull.images.subarray(0, 10 * PIXELS);
       const rec = reconstruct(encoder, decoder, L, first, 10);
-      ctx.emit({ type: "recon", latent: L, pixels: b64(toBytes(rec)), testImages: b64(first) });
+      ctx.emit({
+        type: "recon",
+        latent: L,
+        pixels: encodeBase64(toBytes(rec)),
+        testImages: encodeBase64(first),
+      });
     }
   } finally {
     encoder.dispose();
@@ -282,7 +275,7 @@ export async function runCnnJob(ctx: JobContext, job: CnnJob): Promise<void> {
       line: `${job.id}: step ${step}/${steps}, ${((lastLog - t0) / 1000).toFixed(0)} s`,
     });
   };
-  const { model, steps } = await trainCnnBaseline(
+  const { model, steps } = await trainPixelCnn(
     arch,
     sub,
     { ...cfg.cnn.fit, seed: cfg.cnn.fit.seed + c.seed },
@@ -291,121 +284,33 @@ export async function runCnnJob(ctx: JobContext, job: CnnJob): Promise<void> {
   );
   const nTrain = Math.min(sub.count, cfg.trainAccMax);
   const trainAcc = accuracy(
-    predict(model, normalizePixels(sub.images.subarray(0, nTrain * PIXELS)), nTrain, [28, 28, 1]),
+    predict(model, normalizePixels(sub.images.subarray(0, nTrain * PIXELS)), nTrain, CNN_INPUT),
     sub.labels.subarray(0, nTrain),
   );
   const testAcc = accuracy(
-    predict(model, normalizePixels(test.images), test.count, [28, 28, 1]),
+    predict(model, normalizePixels(test.images), test.count, CNN_INPUT),
     test.labels,
   );
   model.dispose();
+  emitCell(ctx, c, trainAcc, testAcc, nTrain, steps, t0);
+}
+
+/** Reports a scored cell: its spec, accuracies, how many images scored it, steps and time. */
+function emitCell(
+  ctx: JobContext,
+  c: CellSpec,
+  trainAcc: number,
+  testAcc: number,
+  trainEvalCount: number,
+  steps: number,
+  t0: number,
+): void {
   const seconds = (performance.now() - t0) / 1000;
+  const testCount = ctx.test.count;
   ctx.emit({
     type: "cell",
-    cell: {
-      ...c,
-      trainAcc,
-      testAcc,
-      trainEvalCount: nTrain,
-      testCount: test.count,
-      steps,
-      seconds,
-    },
+    cell: { ...c, trainAcc, testAcc, trainEvalCount, testCount, steps, seconds },
   });
-}
-
-/** Seconds per unit of work, measured on this machine now (with whatever else is running). */
-export interface Calibration {
-  vaeStep: number;
-  cnnStep: number;
-  logisticStep: number;
-  mlpStep: number;
-  /** Seconds per image through the encoder (encodeMu) and through the CNN (predict). */
-  encodeImage: number;
-  cnnPredictImage: number;
-}
-
-function seconds(f: () => void): number {
-  const t0 = performance.now();
-  f();
-  return (performance.now() - t0) / 1000;
-}
-
-async function secondsAsync(f: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await f();
-  return (performance.now() - t0) / 1000;
-}
-
-/**
- * Times short runs of the real loops and takes differences, so model building and the first
- * (slow, allocating) step cancel out. A few seconds for the full config, well under one quick.
- */
-export async function calibrate(
-  cfg: ExperimentConfig,
-  train: Split,
-  trainEngine: TrainEngine,
-): Promise<Calibration> {
-  const vcfg = vaeTrainConfig(cfg, cfg.table2Latent);
-  const B = vcfg.batchSize;
-  const vaeRun = async (steps: number) => {
-    const t0 = performance.now();
-    const r = await trainVae({ ...vcfg, epochs: 1 }, stratifiedSubset(train, B * steps, 7), {
-      progress: false,
-      log: () => {},
-      engine: trainEngine,
-    });
-    r.models.encoder.dispose();
-    r.models.decoder.dispose();
-    return (performance.now() - t0) / 1000;
-  };
-  const v1 = await vaeRun(1), v4 = await vaeRun(4);
-  const fitC = cfg.cnn.fit;
-  const sub = stratifiedSubset(train, Math.max(fitC.batchSize * 4, 512), 8);
-  const cnnRun = (steps: number) =>
-    secondsAsync(async () => {
-      (await trainCnnBaseline(
-        cfg.cnn.arch,
-        sub,
-        { ...fitC, minSteps: steps, maxSteps: steps },
-        trainEngine,
-      )).model.dispose();
-    });
-  const c1 = await cnnRun(1), c4 = await cnnRun(4);
-  const L = cfg.table2Latent;
-  const mu = new Float32Array(sub.count * L).map((_, i) => Math.sin(i));
-  const headRun = (kind: "logistic" | "mlp", steps: number) =>
-    seconds(() => {
-      const fit = kind === "logistic" ? cfg.heads.logisticFit : cfg.heads.mlpFit;
-      trainHead(
-        kind === "logistic" ? cfg.heads.logistic : cfg.heads.mlp,
-        L,
-        mu,
-        sub.labels,
-        sub.count,
-        { ...fit, minSteps: steps, maxSteps: steps },
-      ).dispose();
-    });
-  const l1 = headRun("logistic", 10), l2 = headRun("logistic", 210);
-  const m1 = headRun("mlp", 10), m2 = headRun("mlp", 210);
-  const encoder = buildEncoder(vcfg.vae);
-  encodeMu(encoder, L, take(sub, [0, 1])); // first call allocates; time the second
-  const eTime = seconds(() => encodeMu(encoder, L, sub));
-  encoder.dispose();
-  const cnn =
-    (await trainCnnBaseline(cfg.cnn.arch, sub, { ...fitC, minSteps: 1, maxSteps: 1 }, trainEngine))
-      .model;
-  const px = normalizePixels(sub.images);
-  const pTime = seconds(() => predict(cnn, px, sub.count, [28, 28, 1]));
-  cnn.dispose();
-  return {
-    vaeStep: Math.max(1e-4, (v4 - v1) / 3),
-    cnnStep: Math.max(1e-4, (c4 - c1) / 3),
-    logisticStep: Math.max(1e-6, (l2 - l1) / 200),
-    mlpStep: Math.max(1e-6, (m2 - m1) / 200),
-    encodeImage: eTime / sub.count,
-    cnnPredictImage: pTime / sub.count,
-  };
 }
 
 /** Tensors alive now: a worker checks it between jobs to catch leaks early. */

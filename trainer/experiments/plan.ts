@@ -5,8 +5,11 @@
  * (longest job first to the first free worker), which is also the order jobs are run in, so the
  * printed estimate is the plan's own wall time, not a sum divided by the worker count.
  */
-import { cnnSteps, type ExperimentConfig, headSteps, seedsFor, vaeLatents } from "./config.ts";
-import type { Calibration, Job, LatentJob } from "./jobs.ts";
+import { headSteps } from "../classifiers.ts";
+import { cnnSteps } from "../cnn_fit.ts";
+import { type ExperimentConfig, seedsFor, vaeLatents } from "./config.ts";
+import type { Calibration } from "./calibrate.ts";
+import type { Job, LatentJob } from "./jobs.ts";
 import { cellKey, type CellSpec, type Classifier, type Results } from "./results.ts";
 
 function headCells(cfg: ExperimentConfig, latent: number, samples: number[]): CellSpec[] {

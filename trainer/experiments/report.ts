@@ -5,36 +5,13 @@
  * rebuilt from any (even partial) run; a cell still missing shows as "—".
  */
 import { type ExperimentConfig, seedsFor } from "./config.ts";
-import { PAPER_GAP_CLAIM, PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
+import { claims } from "./claims.ts";
+import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
+import { PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
 import { cellsOf, type Classifier, type Results, summarise, type Summary } from "./results.ts";
 
-const DASH = "—";
-
-export function pct(x: number): string {
-  return `${(x * 100).toFixed(1)}%`;
-}
-
-function fmt(s: Summary | null): string {
-  if (!s) return DASH;
-  return s.n > 1 ? `${(s.mean * 100).toFixed(1)} ± ${(s.std * 100).toFixed(1)}%` : pct(s.mean);
-}
-
-/** Our mean minus the study's figure, in percentage points. */
-function delta(s: Summary | null, paper: number | undefined): string {
-  if (!s || paper === undefined) return DASH;
-  const d = (s.mean - paper) * 100;
-  return `${d >= 0 ? "+" : "−"}${Math.abs(d).toFixed(1)}`;
-}
-
-function testAcc(r: Results, c: Classifier, latent: number | null, n: number): Summary | null {
-  return summarise(cellsOf(r, c, latent, n), (x) => x.testAcc);
-}
-
-function seconds(s: number): string {
-  if (s < 90) return `${s.toFixed(0)} s`;
-  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
-  return `${(s / 3600).toFixed(2)} h`;
-}
+export { claims } from "./claims.ts";
+export { pct } from "./format.ts";
 
 /** Our best Table 1 latent: highest mean of the two heads' test accuracy at Table 1's N. */
 export function bestLatent(r: Results): number | null {
@@ -150,90 +127,6 @@ function gapTable(r: Results): string[] {
       `| ${NAME[g.classifier]} | ${g.latent ?? "pixels"} | ${g.samples.toLocaleString("en")} | ${
         fmt(g.train)
       } | ${fmt(g.test)} | ${gap.toFixed(1)} |`,
-    );
-  }
-  return out;
-}
-
-/** The three claims, each answered from our numbers with the evidence spelled out. */
-export function claims(r: Results, best: number | null): string[] {
-  const cfg = r.config;
-  const out: string[] = [];
-  // 1. Does a small latent suffice?
-  const t1 = cfg.latents.map((L) => {
-    const a = testAcc(r, "logistic", L, cfg.table1Samples),
-      b = testAcc(r, "mlp", L, cfg.table1Samples);
-    return { L, acc: a && b ? Math.max(a.mean, b.mean) : null };
-  }).filter((x): x is { L: number; acc: number } => x.acc !== null);
-  if (t1.length) {
-    const top = Math.max(...t1.map((x) => x.acc));
-    const small = t1.filter((x) => x.L <= 4);
-    const smallTop = small.length ? Math.max(...small.map((x) => x.acc)) : null;
-    const large = t1.filter((x) => x.L >= 16);
-    const largeTop = large.length ? Math.max(...large.map((x) => x.acc)) : null;
-    const yes = smallTop !== null && smallTop >= top - 0.02;
-    out.push(
-      `1. **Does a small latent suffice?** ${
-        smallTop === null ? "Not tested (no latent ≤ 4 in this run)." : yes ? "Yes." : "No."
-      } ` +
-        `With ${cfg.table1Samples} labels the best head reaches ${pct(top)} (latent ${
-          best ?? "?"
-        })` +
-        (smallTop !== null ? `; the best latent ≤ 4 reaches ${pct(smallTop)}` : "") +
-        (largeTop !== null ? `; the best latent ≥ 16 reaches ${pct(largeTop)}` : "") +
-        `. The study found latent 4 best and accuracy falling with size (VAE + CNN 63.9% at 4, 20.0% at 25).`,
-    );
-  }
-  // 2. Do simple classifiers on the latent beat the CNN at small samples?
-  const small = cfg.samples.filter((n) => n <= cfg.seedMaxSamples);
-  const rows = small.map((n) => {
-    const lg = testAcc(r, "logistic", cfg.table2Latent, n),
-      ml = testAcc(r, "mlp", cfg.table2Latent, n),
-      cn = testAcc(r, "cnn", null, n);
-    return { n, vae: lg && ml ? Math.max(lg.mean, ml.mean) : null, cnn: cn?.mean ?? null };
-  }).filter((x): x is { n: number; vae: number; cnn: number } => x.vae !== null && x.cnn !== null);
-  if (rows.length) {
-    const wins = rows.filter((x) => x.vae > x.cnn);
-    out.push(
-      `2. **Do simple classifiers on the latent beat the CNN at small samples?** ${
-        wins.length === rows.length ? "Yes" : wins.length ? "Partly" : "No"
-      }: ` +
-        rows.map((x) => `N=${x.n}: best VAE head ${pct(x.vae)} vs CNN ${pct(x.cnn)}`).join("; ") +
-        `. (The study's own Table 2 does not support it: at 100 samples its VAE + CNN has 66.2% and its CNN 70.4%.)`,
-    );
-  }
-  // 3. Does the VAE reduce the train/test gap?
-  const gap = (c: Classifier, latent: number | null, n: number) => {
-    const cells = cellsOf(r, c, latent, n);
-    return cells.length ? summarise(cells, (x) => x.trainAcc - x.testAcc)!.mean : null;
-  };
-  const g = small.map((n) => ({
-    n,
-    lg: gap("logistic", cfg.table2Latent, n),
-    ml: gap("mlp", cfg.table2Latent, n),
-    cn: gap("cnn", null, n),
-  }))
-    .filter((x) => x.lg !== null && x.cn !== null) as {
-      n: number;
-      lg: number;
-      ml: number | null;
-      cn: number;
-    }[];
-  if (g.length) {
-    // "Yes" needs a clear margin at every small N; a fraction of a point is seed noise at N=100.
-    const MARGIN = 0.02;
-    const yes = g.every((x) => x.lg < x.cn - MARGIN);
-    const p = (v: number | null) => (v === null ? DASH : (v * 100).toFixed(1));
-    out.push(
-      `3. **Does the VAE reduce the train/test gap?** ${
-        yes
-          ? "Yes"
-          : g.some((x) => x.lg < x.cn)
-          ? `Partly (not by ${MARGIN * 100}+ points at every N)`
-          : "No"
-      } (gap = train − test accuracy, points): ` +
-        g.map((x) => `N=${x.n}: logistic ${p(x.lg)}, MLP ${p(x.ml)}, CNN ${p(x.cn)}`).join("; ") +
-        `. The study: ${PAPER_GAP_CLAIM}.`,
     );
   }
   return out;
@@ -372,17 +265,10 @@ export function renderReport(
 ): string {
   const cfg = r.config;
   const best = bestLatent(r);
-  const m = r.machine as {
-    os?: string;
-    cpus?: string;
-    cpuCount?: number;
-    node?: string;
-    memoryGb?: number;
-  };
   const lines = [
     `# VAE latents for downstream classification: our reproduction`,
     "",
-    `Reproduces and compares with *${PAPER_TITLE}*. Generated by \`trainer/experiments/cli.ts\` from results.json; Δ pts = ours − study in percentage points.`,
+    `Reproduces and compares with *${PAPER_TITLE}*. Generated by \`trainer/experiments/main.ts\` from results.json; Δ pts = ours − study in percentage points.`,
     "",
     `## Protocol`,
     ...protocol(cfg),
@@ -417,6 +303,23 @@ export function renderReport(
     ...claims(r, best),
     "",
     ...(notes?.trim() ? [`## Notes (written after the run)`, "", notes.trim(), ""] : []),
+    ...figureLines(cfg, figs),
+    "",
+    `## Time per part`,
+    ...timeTable(r),
+    "",
+    ...machineLines(r),
+    "",
+  );
+  return lines.join("\n");
+}
+
+/** The figures section: each figure drawn, or why it is not. */
+function figureLines(
+  cfg: ExperimentConfig,
+  figs: { fig1: boolean; fig2: number[] | null; fig3: boolean },
+): string[] {
+  return [
     `## Figures`,
     figs.fig1
       ? `![Figure 1: the 2-D latent](fig1-latent-scatter.svg)`
@@ -443,10 +346,20 @@ export function renderReport(
       : []),
     "",
     figs.fig3 ? `![Figure 3: accuracy vs samples](fig3-accuracy-vs-samples.svg)` : "",
-    "",
-    `## Time per part`,
-    ...timeTable(r),
-    "",
+  ];
+}
+
+/** Where the numbers were measured: machine, engine, workers and the data's fingerprint. */
+function machineLines(r: Results): string[] {
+  const cfg = r.config;
+  const m = r.machine as {
+    os?: string;
+    cpus?: string;
+    cpuCount?: number;
+    node?: string;
+    memoryGb?: number;
+  };
+  return [
     `## Machine and engine`,
     `- ${m.os ?? "?"}; ${m.cpuCount ?? "?"} × ${m.cpus ?? "?"}; ${m.memoryGb ?? "?"} GB RAM; Node ${
       m.node ?? "?"
@@ -459,7 +372,5 @@ export function renderReport(
         r.data.fingerprint["train-images-idx3-ubyte.gz"]?.slice(0, 16) ?? "?"
       }…)`
       : "",
-    "",
-  );
-  return lines.join("\n");
+  ];
 }

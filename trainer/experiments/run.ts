@@ -11,14 +11,9 @@ import { join } from "node:path";
 import type { EngineBackend } from "../engine/tfjs_backend.ts";
 import { formatDuration } from "../progress.ts";
 import { accuracySpec, reconPng, renderSvg, scatterSpec } from "./charts.ts";
+import type { Calibration } from "./calibrate.ts";
 import { type ExperimentConfig, resultsHash } from "./config.ts";
-import {
-  cachedEpochs,
-  type Calibration,
-  type Job,
-  type TrainEngine,
-  vaeCachePath,
-} from "./jobs.ts";
+import { cachedEpochs, type Job, type TrainEngine, vaeCachePath } from "./jobs.ts";
 import { bestLatentJob, estimateJob, orderJobs, planJobs, schedule, type Sizes } from "./plan.ts";
 import { bestLatent, renderReport } from "./report.ts";
 import { loadResults, type Results, saveResults } from "./results.ts";

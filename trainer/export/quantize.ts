@@ -195,16 +195,28 @@ export function calibrationGraph(fp32: Uint8Array): { bytes: Uint8Array; tensors
   return { bytes: onnx.ModelProto.encode(model).finish(), tensors: calibrate };
 }
 
-/** Per-channel symmetric int8 weights: scale_c = max|w_c| / 127. */
+/**
+ * Weights use 7 bits (-63..63), not 8: on x86 CPUs without VNNI, onnxruntime multiplies uint8
+ * activations by int8 weights with VPMADDUBSW, which sums two products into a saturating int16;
+ * 255 * 127 * 2 overflows it and the graph computes different numbers than on a VNNI CPU (the
+ * probe recorded on one machine fails on the other). 255 * 63 * 2 cannot overflow, so every CPU
+ * computes the same integers. onnxruntime's own quantizer calls this `reduce_range`.
+ */
+export const WEIGHT_QMAX = 63;
+
+/** Per-channel symmetric weights: scale_c = max|w_c| / WEIGHT_QMAX. */
 function quantizeWeights(w: Float32Array, dims: number[], axis: number) {
   const channels = dims[axis];
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const chan = (i: number) => Math.floor(i / inner) % channels;
   const maxAbs = new Float32Array(channels);
   w.forEach((v, i) => (maxAbs[chan(i)] = Math.max(maxAbs[chan(i)], Math.abs(v))));
-  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / 127 : 1));
+  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / WEIGHT_QMAX : 1));
   const q = new Int8Array(w.length);
-  w.forEach((v, i) => (q[i] = Math.max(-127, Math.min(127, roundEven(v / scales[chan(i)])))));
+  w.forEach((
+    v,
+    i,
+  ) => (q[i] = Math.max(-WEIGHT_QMAX, Math.min(WEIGHT_QMAX, roundEven(v / scales[chan(i)])))));
   return { q, scales };
 }
 

@@ -38,25 +38,31 @@ export function finishGraph(
     const pick = (i: number, name: string) =>
       g.op("Slice", name, [sc, g.int64Init("s", [i]), g.int64Init("e", [i + 1])]);
     const d1 = pick(0, "adam_d1"), d2 = pick(1, "adam_d2"), nlr = pick(2, "adam_nlr");
-    const m2 = g.op(
-      "Add",
-      "adam_m",
-      [
-        g.op("Mul", "adam_m_b1", [m, g.scalar("b1", beta1)]),
-        g.op("Mul", "adam_g_c1", [grad, g.scalar("c1", 1 - beta1)]),
-      ],
-      {},
+    // prev*b + x*(1-b), Adam's moving average; `n` names its nodes and constants.
+    const ema = (prev: string, x: string, b: number, n: string[], out: string) =>
+      g.op(
+        "Add",
+        n[0],
+        [
+          g.op("Mul", n[1], [prev, g.scalar(n[3], b)]),
+          g.op("Mul", n[2], [x, g.scalar(n[4], 1 - b)]),
+        ],
+        {},
+        out,
+      );
+    const m2 = ema(
+      m,
+      grad,
+      beta1,
+      ["adam_m", "adam_m_b1", "adam_g_c1", "b1", "c1"],
       TRAIN_IO.adamMOut,
     );
     const g2 = g.op("Mul", "adam_g2", [grad, grad]);
-    const v2 = g.op(
-      "Add",
-      "adam_v",
-      [
-        g.op("Mul", "adam_v_b2", [v, g.scalar("b2", beta2)]),
-        g.op("Mul", "adam_g2_c2", [g2, g.scalar("c2", 1 - beta2)]),
-      ],
-      {},
+    const v2 = ema(
+      v,
+      g2,
+      beta2,
+      ["adam_v", "adam_v_b2", "adam_g2_c2", "b2", "c2"],
       TRAIN_IO.adamVOut,
     );
     const mhat = g.op("Div", "adam_mhat", [m2, d1]);

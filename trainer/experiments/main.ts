@@ -4,7 +4,7 @@
  * directory. Flags are parsed once into an ExperimentConfig (unknown flags are errors); an
  * interrupted run resumes when started again with the same --out.
  *
- *   node --import tsx trainer/experiments/cli.ts [--quick] [--out runs/x] [--estimate] ...
+ *   node --import tsx trainer/experiments/main.ts [--quick] [--out runs/x] [--estimate] ...
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -92,7 +92,7 @@ export async function main(argvIn: string[]): Promise<number> {
 
 if (
   import.meta.url === `file://${process.argv[1]}` ||
-  process.argv[1]?.endsWith("trainer/experiments/cli.ts")
+  process.argv[1]?.endsWith("trainer/experiments/main.ts")
 ) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -1,23 +1,53 @@
 /**
- * The pixel-CNN baseline's training loop for the experiments. The architecture is
- * ../model.ts buildPixelCnn; this loop differs from ../classifiers.ts trainPixelCnn in two
- * things that loop cannot do and a short budget needs: the Adam rate decays along a half
- * cosine to 0 (with a constant rate the last steps keep bouncing instead of settling), and each
- * image is shifted by a few random pixels (zero fill), which cuts the overfitting at small N.
- * Seeded: the same options and engine give the same model.
+ * The one training loop of the pixel-CNN baseline (the architecture is ./model.ts
+ * buildPixelCnn), used by the experiments and the tests alike. Two things a short budget needs
+ * beyond a plain loop: the Adam rate decays along a half cosine to 0 (with a constant rate the
+ * last steps keep bouncing instead of settling), and each image is shifted by a few random
+ * pixels (zero fill), which cuts the overfitting at small N. Seeded: the same options and
+ * engine give the same model.
  *
  * Engine "ort" runs each step (forward, backward, Adam) as one onnxruntime graph
- * (../engine/ort_train.ts, gradients tested equal to tfjs's); "tfjs" runs it on the tfjs
+ * (./engine/ort_train.ts, gradients tested equal to tfjs's); "tfjs" runs it on the tfjs
  * backend. Same loop, batches and schedule; only dropout draws its masks from a different
  * stream.
  */
 import * as tf from "@tensorflow/tfjs";
-import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
-import { rng, shuffle, type Split } from "../data.ts";
-import { OrtTrainer } from "../engine/ort_train.ts";
-import type { TrainEngine } from "../engine/choice.ts";
-import { buildPixelCnn, classLoss, type CnnConfig } from "../model.ts";
-import { type CnnFit, cnnSteps } from "./config.ts";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
+import { rng, shuffle, type Split } from "./data.ts";
+import { OrtTrainer } from "./engine/ort_train.ts";
+import type { TrainEngine } from "./engine/choice.ts";
+import { buildPixelCnn, classLoss, type CnnConfig } from "./model.ts";
+
+/** The CNN baseline's loop settings: Adam with a cosine-decayed rate and random-shift augmentation. */
+export interface CnnFit {
+  /** Passes over the N samples, bounded by minSteps (tiny N still converge) and maxSteps (budget). */
+  epochs: number;
+  minSteps: number;
+  maxSteps: number;
+  batchSize: number;
+  /** Peak Adam rate; decays to 0 along a half cosine over the run's steps. */
+  learningRate: number;
+  /** Each training image is shifted by up to this many pixels in x and y (0 disables). */
+  shift: number;
+  seed: number;
+}
+
+/** The study's settings (./experiments/config.ts FULL_CONFIG uses them as they are). */
+export const CNN_FIT: Readonly<CnnFit> = Object.freeze({
+  epochs: 13,
+  minSteps: 600,
+  maxSteps: 6000,
+  batchSize: 128,
+  learningRate: 2e-3,
+  shift: 1,
+  seed: 3,
+});
+
+/** Steps the loop runs for N samples (also used by the experiments' time estimate). */
+export function cnnSteps(n: number, o: CnnFit): number {
+  const B = Math.min(o.batchSize, n);
+  return Math.min(o.maxSteps, Math.max(o.minSteps, Math.ceil((o.epochs * n) / B)));
+}
 
 /**
  * Writes image `row` of `images` (uint8) into `out` at `at`, normalised to [0,1] and shifted by
@@ -55,7 +85,7 @@ export function cosineRate(peak: number, step: number, steps: number): number {
  * Trains the pixel CNN on a labelled split; returns the model and the steps run. `onProgress`
  * hears about every tenth of the run (long cells are otherwise silent for many minutes).
  */
-export async function trainCnnBaseline(
+export async function trainPixelCnn(
   arch: CnnConfig,
   split: Split,
   o: CnnFit,

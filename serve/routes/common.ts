@@ -1,0 +1,175 @@
+/**
+ * What the /v1 route definitions share: the query parameters (zod schemas that both validate
+ * and document, failing with the app's 400 bad_parameter), the raw image bodies (described as
+ * plain JSON Schema, because serve/inputs.ts parses them by content type), the error responses,
+ * and the dependencies every route module takes.
+ */
+import { type OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppConfig } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import type { EncodeOutput, LoadedModel, ModelSlot } from "../inference/mod.ts";
+import type { InputLimits } from "../inputs.ts";
+import type { ServiceMetrics } from "../metrics.ts";
+import type { NoveltyField } from "../novelty.ts";
+import { spaceOf } from "../latents/routes.ts";
+import { ErrorSchema } from "./schemas.ts";
+
+export interface RouteDeps {
+  slot: ModelSlot;
+  config: AppConfig;
+  limits: InputLimits;
+  metrics: ServiceMetrics;
+  /** Runs fn with the current model pinned; an empty slot is a 503. */
+  withModel: <T>(fn: (m: LoadedModel) => Promise<T>) => Promise<T>;
+  /** The novelty of each encoded image, counted in /metrics under the model that judged it. */
+  judgeNovelty: (m: LoadedModel, out: EncodeOutput, images: Float32Array) => NoveltyField[];
+}
+
+export type Api = OpenAPIHono;
+
+/** A failed request-schema check as the app's error: the first issue's message names the field. */
+export function validationHook(
+  result: { success: boolean; error?: { issues: { message: string }[] } },
+): void {
+  if (!result.success) {
+    throw new ApiError(400, "bad_parameter", result.error?.issues[0]?.message ?? "bad request");
+  }
+}
+
+type QueryRoute<Q extends z.ZodType> = RouteConfig & { request: { query: Q } };
+
+/**
+ * Registers a route whose query the handler checks with the route's own schema: the document
+ * gets the route as defined, the handler gets the parsed query. zod-openapi's query middleware
+ * would add an async step to every request, measurable at concurrency 1 (docs/performance.md),
+ * while a request without a query string needs no check at all.
+ */
+export function queryRoute<Q extends z.ZodType>(
+  app: Api,
+  route: QueryRoute<Q>,
+  handler: (c: Context, query: z.output<Q>) => Promise<Response>,
+): void {
+  app.openAPIRegistry.registerPath(route);
+  const schema = route.request.query;
+  const empty = schema.parse({}); // every parameter is optional, so no query string is valid
+  const path = route.path.replace(/\{(\w+)\}/g, ":$1");
+  app.on(route.method.toUpperCase(), path, (c) => {
+    if (!c.req.url.includes("?")) return handler(c, empty);
+    const result = schema.safeParse(c.req.query());
+    validationHook(result);
+    return handler(c, result.data as z.output<Q>);
+  });
+}
+
+export const err = (description: string) => ({
+  description,
+  content: { "application/json": { schema: ErrorSchema } },
+});
+
+export const pngAnswer = {
+  description: "28x28 grey PNG. Headers X-Model-Name / X-Model-Version name the model.",
+  content: { "image/png": { schema: { type: "string" as const, format: "binary" } } },
+};
+
+const emptyQuery = (raw: string | undefined) => raw === undefined || raw === "";
+
+export const preprocessQuery = z.string().optional().refine(
+  (raw) => emptyQuery(raw) || raw === "auto" || raw === "none",
+  { error: (iss) => `preprocess must be "auto" or "none", got ${JSON.stringify(iss.input)}` },
+).openapi({
+  type: "string",
+  enum: ["auto", "none"],
+  default: "auto",
+  description:
+    "auto: photos are trimmed, fitted to 28x28 and inverted when the background is light " +
+    "(the dataset authors' recipe); 28x28 grey images pass unchanged. none: images must be 28x28 already.",
+} as never);
+
+export const abstainQuery = z.string().optional().refine(
+  (raw) => emptyQuery(raw) || ["true", "false", "1", "0"].includes(raw!),
+  { error: (iss) => `abstain must be true or false, got ${JSON.stringify(iss.input)}` },
+).openapi({
+  type: "boolean",
+  default: false,
+  description:
+    'true: a prediction whose image is out of distribution gets label null and reason "out_of_distribution" (probabilities stay). Never abstains when the model has no novelty calibration.',
+} as never);
+
+/** An optional integer query parameter in min..max (digits only, as the message says). */
+export function intQuery(name: string, min: number, max: number, doc: Record<string, unknown>) {
+  return z.string().optional().refine(
+    (raw) =>
+      emptyQuery(raw) ||
+      (/^\d+$/.test(raw!) && Number.isSafeInteger(Number(raw)) && Number(raw) >= min &&
+        Number(raw) <= max),
+    {
+      error: (iss) =>
+        `${name} must be an integer in ${min}..${max}, got ${JSON.stringify(iss.input)}`,
+    },
+  ).openapi({ type: "integer", minimum: min, maximum: max, ...doc } as never);
+}
+
+/** A validated integer query value, or undefined when absent. */
+export const intValue = (raw: string | undefined) => emptyQuery(raw) ? undefined : Number(raw);
+
+/** The preprocess mode of a validated ?preprocess= value. */
+export const modeOf = (raw: string | undefined) =>
+  raw === "none" ? "none" as const : "auto" as const;
+
+const binary = (description: string) => ({
+  schema: { type: "string" as const, format: "binary", description },
+});
+
+/** The image bodies of /v1/classify and kin: parsed by serve/inputs.ts, described here. */
+export function imageInputBody(limits: InputLimits, single: boolean) {
+  const many = single ? "one image" : `1 to ${limits.maxBatch} images`;
+  return {
+    required: true,
+    description:
+      `${many}. Bodies above ${limits.maxBodyBytes} bytes get 413; images declaring more than ` +
+      `${limits.maxPixels} pixels (alone or summed over the request) get 413 before decoding.`,
+    content: {
+      "image/png": binary("One PNG (grey, grey+alpha, RGB, RGBA, palette; 1-16 bit)."),
+      "image/jpeg": binary("One baseline or progressive 8-bit JPEG."),
+      "application/octet-stream": binary(
+        "N x 784 uint8 pixels, Fashion-MNIST layout (28x28 row-major, object light on dark).",
+      ),
+      "application/json": { schema: { $ref: "#/components/schemas/ImageJson" } },
+      "multipart/form-data": {
+        schema: {
+          type: "object" as const,
+          additionalProperties: { type: "string" as const, format: "binary" },
+          description: "One or more file parts, each a PNG or JPEG; other fields are ignored.",
+        },
+      },
+    },
+  };
+}
+
+export function inputErrors(limits: InputLimits) {
+  return {
+    400: err("Body does not parse: bad JSON, bad base64, undecodable image, empty batch."),
+    408: err("The body did not arrive in time (--body-timeout-ms)."),
+    413: err(
+      `Body above ${limits.maxBodyBytes} bytes, image above ${limits.maxPixels} pixels or ${
+        limits.maxDecodedBytes ?? "the limit of"
+      } decoded bytes (bit depth and channels counted), or more than ${limits.maxBatch} images.`,
+    ),
+    415: err("Content-Type not supported (or an image format other than PNG/JPEG)."),
+    422: err("Well-formed but wrong: pixel count not 784, values outside 0..255 or non-finite."),
+    503: err(
+      "No validated model is loaded, the server is shutting down, or it is at its in-flight cap.",
+    ),
+  };
+}
+
+export function modelRef(m: LoadedModel) {
+  return { name: m.name, version: m.version };
+}
+
+export function setModelHeaders(c: Context, m: LoadedModel): void {
+  c.header("X-Model-Name", m.name);
+  c.header("X-Model-Version", m.version);
+  c.header("X-Latent-Space", spaceOf(m));
+}

@@ -1,0 +1,107 @@
+/**
+ * Adam as tfjs runs it, for the ort engine: the state in tfjs's layout (so checkpoints move
+ * between engines), the update in float32 operation by operation, and the conversions from a
+ * tf.train.adam optimizer and to the checkpoint groups tfjs's trainVae writes.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+const f = Math.fround;
+
+/** Adam state in tfjs's layout: one m and one v per tfjs weight (model order, NHWC shapes). */
+export interface AdamState {
+  iterations: number;
+  /** The running products beta1^t, beta2^t as float32 (exactly what tfjs keeps). */
+  accBeta1: number;
+  accBeta2: number;
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export type AdamWhere = "graph" | "js";
+
+/** The Adam constants of a trainer's options, with tfjs's defaults. */
+export function adamOf(
+  opts: { beta1?: number; beta2?: number; epsilon?: number },
+): { beta1: number; beta2: number; epsilon: number } {
+  return { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
+}
+
+/**
+ * tfjs AdamOptimizer.applyGradients on flat parameters p and slots m, v (in place), operation by
+ * operation in float32 (the graph's Adam does the same ops); the caller advances the beta powers:
+ *   m = m*b1 + g*(1-b1); v = v*b2 + g^2*(1-b2)
+ *   p = (m/(1-accB1)) / (sqrt(v/(1-accB2)) + eps) * (-lr) + p
+ */
+export function adamUpdate(
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  g: Float32Array,
+  c: {
+    beta1: number;
+    beta2: number;
+    epsilon: number;
+    learningRate: number;
+    accBeta1: number;
+    accBeta2: number;
+  },
+): void {
+  const b1 = f(c.beta1), b2 = f(c.beta2);
+  const c1 = f(1 - c.beta1), c2 = f(1 - c.beta2);
+  const d1 = f(1 - c.accBeta1), d2 = f(1 - c.accBeta2);
+  const eps = f(c.epsilon), nlr = f(-c.learningRate);
+  for (let j = 0; j < g.length; j++) {
+    const gj = g[j];
+    const mj = f(f(m[j] * b1) + f(gj * c1));
+    const vj = f(f(v[j] * b2) + f(f(gj * gj) * c2));
+    m[j] = mj;
+    v[j] = vj;
+    p[j] = f(f(f(f(mj / d1) / f(f(Math.sqrt(f(vj / d2))) + eps)) * nlr) + p[j]);
+  }
+}
+
+/** Adam state of a tf.train.adam optimizer (null before its first step: no slots yet). */
+export async function adamStateFromTfjs(optimizer: tf.Optimizer): Promise<AdamState | null> {
+  const w = await optimizer.getWeights();
+  // getWeights() makes a new scalar for the step count (the rest are the optimizer's own slots).
+  const iterations = w[0].tensor.dataSync()[0];
+  w[0].tensor.dispose();
+  if (w.length <= 1) return null;
+  const n = (w.length - 1) / 2;
+  const a = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
+  return {
+    iterations,
+    accBeta1: a.accBeta1.dataSync()[0],
+    accBeta2: a.accBeta2.dataSync()[0],
+    m: w.slice(1, 1 + n).map((e) => e.tensor.dataSync() as Float32Array),
+    v: w.slice(1 + n).map((e) => e.tensor.dataSync() as Float32Array),
+  };
+}
+
+/**
+ * The checkpoint groups tfjs's trainVae writes for its Adam ("optimizer": iter, m..., v...;
+ * "adam_beta_powers"), from an ort trainer's state, so either engine can resume the other's
+ * checkpoints. `vars` are the tfjs variables in trainer order (names are informative, shapes
+ * matter); `started` false writes no slots, like tfjs before its first step. The caller disposes
+ * the tensors.
+ */
+export function adamStateToCheckpoint(
+  s: AdamState,
+  vars: { name: string; shape: number[] }[],
+  started: boolean,
+): Record<string, { name: string; tensor: tf.Tensor }[]> {
+  const optimizer = started
+    ? [
+      { name: "iter", tensor: tf.scalar(s.iterations, "int32") as tf.Tensor },
+      ...s.m.map((m, i) => ({ name: `${vars[i].name}/m`, tensor: tf.tensor(m, vars[i].shape) })),
+      ...s.v.map((v, i) => ({ name: `${vars[i].name}/v`, tensor: tf.tensor(v, vars[i].shape) })),
+    ]
+    : [];
+  return {
+    optimizer,
+    adam_beta_powers: [{ name: "accBeta1", tensor: tf.scalar(s.accBeta1) }, {
+      name: "accBeta2",
+      tensor: tf.scalar(s.accBeta2),
+    }],
+  };
+}
