@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -279,4 +280,34 @@ test("the child's manifest records the parent and replay; a bad lineage is refus
       }),
     /field "lineage.train.fingerprint" must be 64 lowercase hex digits/,
   );
+});
+
+function cli(args: string[]) {
+  const path = new URL("./cli.ts", import.meta.url).pathname;
+  return new Promise<{ code: number | null; err: string }>((resolve) => {
+    const p = spawn(process.execPath, ["--import", "tsx", path, ...args]);
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    p.on("close", (code) => resolve({ code, err }));
+  });
+}
+
+test("train --init-from --replay writes a bundle whose lineage names the parent and the replay", async () => {
+  const out = join(work, "child");
+  const base = ["--train-count", "256", "--epochs", "1", "--batch-size", "64", "--seed", "3"];
+  const r = await cli([...base, "--init-from", bundleDir, "--replay", "0.5", "--out", out]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /warm start from tiny@/);
+  assert.match(r.err, /replay: 128 of the parent's 1024 images mixed in/);
+  assert.match(r.err, /training on 384 images of 10 classes/);
+  const m = await readManifest(join(out, "bundle"));
+  const parent = await readManifest(bundleDir);
+  assert.equal(m.lineage!.parent!.version, parent.version);
+  assert.equal(m.lineage!.train.images, 256);
+  assert.equal(m.lineage!.replay!.fingerprint, parent.lineage!.train.fingerprint);
+  assert.deepEqual(m.training.vae, parent.training.vae);
+  assert.ok(m.files.some((f) => f.role === "checkpoint"), "the child can be a parent in turn");
+  const bad = await cli([...base, "--replay", "0.5", "--out", join(work, "x")]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--replay mixes in a parent's data: it needs --init-from/);
 });
