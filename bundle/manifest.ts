@@ -6,6 +6,7 @@
  * Shapes use the string "N" for the dynamic batch dimension.
  */
 import { labelNamesProblem } from "./labels.ts";
+import { type Lineage, LineageError, validateLineage } from "./lineage.ts";
 import { type NoveltyCalibration, NoveltyError, validateNovelty } from "./novelty.ts";
 import { INPUT_SHAPE, OUTPUT_IMAGE_SHAPE } from "./tensors.ts";
 
@@ -92,6 +93,8 @@ export interface Manifest {
    * one's (same id); absent, the version is its own space (latent_translation.ts latentSpaceOf).
    */
   latentSpace?: string;
+  /** Parent, data fingerprints and replay of the run (bundle/lineage.ts); absent in older bundles. */
+  lineage?: Lineage;
 }
 
 export class ManifestError extends Error {
@@ -360,6 +363,14 @@ export function validateManifest(raw: unknown): Manifest {
       "latentSpace",
       `must be a path-safe id when present, got ${JSON.stringify(m.latentSpace)}`,
     );
+  }
+  if (m.lineage !== undefined) {
+    try {
+      validateLineage(m.lineage);
+    } catch (e) {
+      if (e instanceof LineageError) throw new ManifestError(e.field, e.reason);
+      throw e;
+    }
   }
   if (m.novelty !== undefined) {
     try {

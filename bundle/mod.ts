@@ -9,6 +9,7 @@ export * from "./held_out.ts";
 export * from "./labels.ts";
 export * from "./latent_map.ts";
 export * from "./latent_translation.ts";
+export * from "./lineage.ts";
 export * from "./manifest.ts";
 export * from "./novelty.ts";
 export * from "./precision.ts";

@@ -19,11 +19,9 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
   "trainer/train.ts": {
     "(file)": "the training loop with both engines' step functions",
-    trainVae: "resume/checkpoint restore and the engine choice still inline; cut next",
   },
   "trainer/cli.ts": {
     "(file)": "every trainer subcommand; one module per subcommand is the cut",
-    cmdTrain: "flags to config to data to training to export, in order; cut next",
   },
   "trainer/bundle.ts": {
     writeBundle: "export, parity, probe, metrics and files in order; cut next",

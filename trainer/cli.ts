@@ -31,9 +31,24 @@ import {
 import { SAMPLES_PER_CLASS } from "../bundle/samples.ts";
 import { gridPng, reconstruct } from "./figures.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
+import {
+  initFromParent,
+  loadParent,
+  type Parent,
+  WarmStartError,
+  withParentLabels,
+} from "./warm_start.ts";
+import { addLineage, bundleCheckpoint, type DataLoader, lineageOf, replayMix } from "./lineage.ts";
+import type { Lineage } from "../bundle/lineage.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
 import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, TINY_VAE, vaeConfig } from "./model.ts";
-import { evaluateVae, type TrainConfig, trainVae, type VaeModels } from "./train.ts";
+import {
+  type EpochRecord,
+  evaluateVae,
+  type TrainConfig,
+  trainVae,
+  type VaeModels,
+} from "./train.ts";
 import { ENGINE_CHOICES, type EngineChoice } from "./engine/choice.ts";
 import { AUGMENT_FLAGS, augmentOf } from "./augment.ts";
 
@@ -126,6 +141,28 @@ const TRAIN_FLAGS = {
   resume: {
     type: "string",
     help: "resume from this checkpoint.bin (its config wins; --epochs may extend it)",
+  },
+  "init-from": {
+    type: "string",
+    help:
+      "warm start: begin from a published model's weights and architecture: <registry dir>[@<version>] (default CURRENT), a bundle dir or a run dir; new classes are appended",
+  },
+  replay: {
+    type: "number",
+    default: 0,
+    help:
+      "with --init-from: mix in this fraction x (training images) of the parent's own training images, sampled under --seed",
+  },
+  "lr-schedule": {
+    type: "string",
+    default: "constant",
+    choices: ["constant", "cosine"],
+    help: "learning rate: constant, or cosine-decayed from --lr to 0 over the run",
+  },
+  "bundle-checkpoint": {
+    type: "boolean",
+    default: true,
+    help: "carry the weights (checkpoint.bin) in the bundle, so --init-from can continue from it",
   },
   export: {
     type: "boolean",
@@ -361,35 +398,69 @@ async function cmdQuantize(args: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdTrain(args: string[]): Promise<number> {
-  const { flags: f, positional } = parseFlags(args, TRAIN_FLAGS, process.env);
-  if (f.help) {
-    console.log(formatHelp(USAGE, TRAIN_FLAGS));
-    return 0;
-  }
-  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
-  const log = (s: string) => process.stderr.write(s + "\n");
-  let engine = await initEngine({
-    backend: f.backend as "auto",
-    threads: f.threads as number,
-    log,
-  });
-  // A resumed run trains on the images its checkpoint was trained on, whatever the flags say.
-  const resumed = f.resume ? loadCheckpoint<TrainConfig>(f.resume as string).header.config : null;
+/** What a training run starts from: its data, the parent it continues and its lineage. */
+interface Start {
+  data: TrainingData;
+  /** The images trained on: the data's training split, plus replayed parent images. */
+  train: Split;
+  dopts: DataOptions;
+  parent: Parent | null;
+  lineage: Lineage;
+}
+
+/** Reloads a dataset with a run's recorded data options (replay reads the parent's data). */
+function dataLoader(f: Flags, log: (s: string) => void): DataLoader {
+  return (path, saved, seed) =>
+    loadTrainingData(path, { ...dataOptions(f, saved, seed), idxByDefault: false }, log);
+}
+
+/**
+ * The data and the parent of a run. A resumed run trains on the images its checkpoint was
+ * trained on (and continues the parent it recorded), whatever the flags say.
+ */
+async function startOf(f: Flags, resumed: TrainConfig | null, log: (s: string) => void) {
   const dataSeed = resumed?.seed ?? (f.seed as number);
   const dopts = dataOptions(f, resumed?.data, dataSeed);
-  const data = await loadTrainingData(dataPath(f), dopts, log);
-  const { train, val } = data;
-  const K = data.labels.length;
-  if (classCount(train.labels) > K) {
-    throw new DatasetError(`Cannot train: labels exceed the ${K} class names`);
+  const spec = resumed ? resumed.warmStart?.from : f["init-from"] as string | undefined;
+  const fraction = resumed ? resumed.warmStart?.lineage.replay?.fraction ?? 0 : f.replay as number;
+  if (fraction && !spec) {
+    throw new FlagError("--replay mixes in a parent's data: it needs --init-from");
   }
+  const parent = spec ? await loadParent(spec) : null;
+  if (parent) {
+    const m = parent.manifest;
+    log(`warm start from ${m.name}@${m.version} (${parent.dir}; weights ${parent.checkpointPath})`);
+  }
+  let data = await loadTrainingData(dataPath(f), dopts, log);
+  if (parent) data = withParentLabels(data, parent, log);
+  if (classCount(data.train.labels) > data.labels.length) {
+    throw new DatasetError(`Cannot train: labels exceed the ${data.labels.length} class names`);
+  }
+  const mixed = parent && fraction
+    ? await replayMix(parent, fraction, data.train, data.labels, dataSeed, dataLoader(f, log))
+    : null;
+  if (mixed) {
+    log(
+      `replay: ${mixed.replay.images} of the parent's ${mixed.replay.parentImages} images mixed in`,
+    );
+  }
+  const lineage = resumed?.warmStart?.lineage ?? lineageOf(data, parent, mixed?.replay ?? null);
+  return { data, train: mixed?.train ?? data.train, dopts, parent, lineage } satisfies Start;
+}
+
+/** The run's config from the flags; a warm start takes the parent's architecture. */
+function trainConfig(f: Flags, start: Start): TrainConfig {
+  const K = start.data.labels.length;
+  const pc = start.parent?.checkpoint.header.config;
   const headKind = f.head as string;
-  const head: HeadConfig | null = headKind === "none"
+  const head: HeadConfig | null = pc?.head
+    ? { ...pc.head, classes: K }
+    : headKind === "none"
     ? null
     : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"], classes: K };
-  const cfg: TrainConfig = {
-    vae: vaeConfig(
+  const { dopts } = start;
+  return {
+    vae: pc?.vae ?? vaeConfig(
       { latent: f.latent as number, seed: f.seed as number },
       f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE,
     ),
@@ -406,26 +477,29 @@ async function cmdTrain(args: string[]): Promise<number> {
       valFraction: dopts.valFraction,
     },
     augment: augmentOf(f),
+    ...(f["lr-schedule"] === "cosine" ? { lrSchedule: "cosine" as const } : {}),
+    ...(start.parent ? { warmStart: { from: start.parent.spec, lineage: start.lineage } } : {}),
   };
-  const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
-  mkdirSync(outDir, { recursive: true });
-  const ckpt = join(outDir, "checkpoint.bin");
-  if (f.engine !== "tfjs") {
-    engine = {
-      ...engine,
-      description: `onnxruntime training graph${
-        f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""
-      }, ${f["ort-threads"]} thread(s)${
-        (f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""
-      } (tfjs ${engine.description} for evaluation/export)`,
-    };
-  }
-  log(
-    `training on ${train.count} images of ${K} classes${
-      val ? `, validating on ${val.count}` : ""
-    }, testing on ${data.test.count}; engine ${engine.description}; run dir ${outDir}`,
-  );
+}
 
+/** The engine line of the log and of manifest.training.engine. */
+function engineDescription(f: Flags, tfjs: string): string {
+  if (f.engine === "tfjs") return tfjs;
+  return `onnxruntime training graph${
+    f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""
+  }, ${f["ort-threads"]} thread(s)${
+    (f.lanes as number) > 1 ? ` x ${f.lanes} lanes` : ""
+  } (tfjs ${tfjs} for evaluation/export)`;
+}
+
+/** trainVae under a Ctrl-C handler: the first Ctrl-C stops after the step, with a checkpoint. */
+async function runTraining(
+  f: Flags,
+  cfg: TrainConfig,
+  start: Start,
+  ckpt: string,
+  log: (s: string) => void,
+) {
   let stop = false;
   const onSigint = () => {
     if (stop) process.exit(130); // second Ctrl-C: leave now (the last checkpoint is intact)
@@ -435,19 +509,89 @@ async function cmdTrain(args: string[]): Promise<number> {
     );
   };
   process.on("SIGINT", onSigint);
-  const t0 = performance.now();
-  const result = await trainVae(cfg, train, {
-    val,
-    checkpointPath: ckpt,
-    resumeFrom: f.resume as string | undefined,
-    shouldStop: () => stop,
-    progress: f.progress as boolean,
+  const parent = start.parent;
+  try {
+    return await trainVae(cfg, start.train, {
+      val: start.data.val,
+      checkpointPath: ckpt,
+      resumeFrom: f.resume as string | undefined,
+      init: parent ? (m) => initFromParent(m, parent) : undefined,
+      shouldStop: () => stop,
+      progress: f.progress as boolean,
+      log,
+      engine: f.engine as EngineChoice,
+      ortThreads: f["ort-threads"] as number,
+      ortLanes: f.lanes as number,
+    });
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+/** Bundle, lineage and checkpoint, novelty, int8 and publish after a finished training run. */
+async function exportRun(
+  f: Flags,
+  r: { models: VaeModels; config: TrainConfig; history: EpochRecord[] },
+  data: TrainingData,
+  lineage: Lineage,
+  dir: string,
+  log: (s: string) => void,
+  extra: Record<string, unknown>,
+): Promise<void> {
+  const samples = f["samples-per-class"] as number;
+  const manifest = await exportBundle(
+    r.models,
+    r.config,
+    data,
+    data.record,
+    dir,
+    f.name as string,
     log,
-    engine: f.engine as EngineChoice,
-    ortThreads: f["ort-threads"] as number,
-    ortLanes: f.lanes as number,
+    extra,
+    samples,
+  );
+  if (!manifest) return;
+  const ck = f["bundle-checkpoint"] !== false
+    ? bundleCheckpoint(r.models, r.config, r.history)
+    : null;
+  await addLineage(dir, lineage, ck);
+  await calibrateExport(dir, data.train, log);
+  if (f.int8) await quantizeBundle(dir, data, Math.min(2000, data.train.count), log);
+  if (f.publish) {
+    const { publish } = await import("./publish.ts");
+    const p = await publish(dir, { registry: f.publish as string, gate: { log } });
+    log(`published ${p.name}@${p.version} to ${p.dir}; CURRENT was ${p.previous ?? "none"}`);
+  }
+}
+
+async function cmdTrain(args: string[]): Promise<number> {
+  const { flags: f, positional } = parseFlags(args, TRAIN_FLAGS, process.env);
+  if (f.help) {
+    console.log(formatHelp(USAGE, TRAIN_FLAGS));
+    return 0;
+  }
+  if (positional.length) throw new FlagError(`Unexpected argument(s): ${positional.join(" ")}`);
+  const log = (s: string) => process.stderr.write(s + "\n");
+  const tfjs = await initEngine({
+    backend: f.backend as "auto",
+    threads: f.threads as number,
+    log,
   });
-  process.off("SIGINT", onSigint);
+  const resumed = f.resume ? loadCheckpoint<TrainConfig>(f.resume as string).header.config : null;
+  const start = await startOf(f, resumed, log);
+  const cfg = trainConfig(f, start);
+  const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
+  mkdirSync(outDir, { recursive: true });
+  const ckpt = join(outDir, "checkpoint.bin");
+  const engine = { ...tfjs, description: engineDescription(f, tfjs.description) };
+  const { train, data } = start;
+  log(
+    `training on ${train.count} images of ${data.labels.length} classes${
+      data.val ? `, validating on ${data.val.count}` : ""
+    }, testing on ${data.test.count}; engine ${engine.description}; run dir ${outDir}`,
+  );
+  const t0 = performance.now();
+  const result = await runTraining(f, cfg, start, ckpt, log);
   writeFileSync(
     join(outDir, "history.json"),
     JSON.stringify({ config: result.config, engine, history: result.history }, null, 2),
@@ -456,31 +600,11 @@ async function cmdTrain(args: string[]): Promise<number> {
     log(`resume with: deno task train -- --resume ${ckpt} --out ${outDir}`);
     return 130;
   }
-  log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s; checkpoint ${ckpt}`);
+  const seconds = (performance.now() - t0) / 1000;
+  log(`trained in ${seconds.toFixed(1)} s; checkpoint ${ckpt}`);
   if (f.export) {
-    const manifest = await exportBundle(
-      result.models,
-      result.config,
-      data,
-      data.record,
-      join(outDir, "bundle"),
-      f.name as string,
-      log,
-      { engine: engine.description, seconds: (performance.now() - t0) / 1000 },
-      f["samples-per-class"] as number,
-    );
-    if (manifest) await calibrateExport(join(outDir, "bundle"), data.train, log);
-    if (manifest && f.int8) {
-      await quantizeBundle(join(outDir, "bundle"), data, Math.min(2000, data.train.count), log);
-    }
-    if (manifest && f.publish) {
-      const { publish } = await import("./publish.ts");
-      const r = await publish(join(outDir, "bundle"), {
-        registry: f.publish as string,
-        gate: { log },
-      });
-      log(`published ${r.name}@${r.version} to ${r.dir}; CURRENT was ${r.previous ?? "none"}`);
-    }
+    const extra = { engine: engine.description, seconds };
+    await exportRun(f, result, data, start.lineage, join(outDir, "bundle"), log, extra);
   } else if (f.publish) {
     log("--publish needs the exported bundle; it is skipped with --no-export");
   }
@@ -523,21 +647,8 @@ async function cmdExport(args: string[]): Promise<number> {
   const r = await fromCheckpoint("export", args, EXPORT_FLAGS, "dir");
   if (!r) return 0;
   const { f, log, data } = r;
-  const manifest = await exportBundle(
-    r.models,
-    r.config,
-    data,
-    data.record,
-    resolve(f.out as string),
-    f.name as string,
-    log,
-    {},
-    f["samples-per-class"] as number,
-  );
-  if (manifest) await calibrateExport(resolve(f.out as string), data.train, log);
-  if (manifest && f.int8) {
-    await quantizeBundle(resolve(f.out as string), data, Math.min(2000, data.train.count), log);
-  }
+  const lineage = r.config.warmStart?.lineage ?? lineageOf(data, null, null);
+  await exportRun(f, r, data, lineage, resolve(f.out as string), log, {});
   return 0;
 }
 
@@ -641,7 +752,10 @@ export async function main(argvIn: string[]): Promise<number> {
     }
     throw new FlagError(`Unknown command "${cmd}"\n${USAGE}`);
   } catch (e) {
-    if (e instanceof FlagError || e instanceof DataError || e instanceof DatasetError) {
+    if (
+      e instanceof FlagError || e instanceof DataError || e instanceof DatasetError ||
+      e instanceof WarmStartError
+    ) {
       console.error(`error: ${e.message}`);
       return 2;
     }

@@ -8,7 +8,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import {
+  loadCheckpoint,
+  restoreTrainingState,
+  saveCheckpoint,
+  tfjsOptimizerGroups,
+  weightGroups,
+} from "./checkpoint.ts";
 import { rng, shuffle, type Split } from "./data.ts";
 import {
   buildDecoder,
@@ -23,8 +29,9 @@ import {
 } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
 import type { OrtEngine } from "./engine/ort_lanes.ts";
-import type { EngineChoice } from "./engine/choice.ts";
+import { type EngineChoice, startOrtEngine } from "./engine/choice.ts";
 import { augmentBatch, type AugmentConfig } from "./augment.ts";
+import type { Lineage } from "../bundle/lineage.ts";
 
 export interface TrainConfig {
   vae: VaeConfig;
@@ -43,6 +50,10 @@ export interface TrainConfig {
   data?: { trainCount: number; valCount: number; testFraction?: number; valFraction?: number };
   /** Training-time augmentation (augment.ts); none when absent. */
   augment?: AugmentConfig;
+  /** Learning-rate schedule (learningRateAt); absent: the constant learningRate. */
+  lrSchedule?: "cosine";
+  /** A warm start's parent (--init-from as given) and lineage, so a resume continues it. */
+  warmStart?: { from: string; lineage: Lineage };
 }
 
 export interface EpochRecord {
@@ -71,6 +82,8 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   progress?: boolean;
   log?: (line: string) => void;
+  /** Sets the fresh models' weights before the first step (a warm start); not on resume. */
+  init?: (models: VaeModels) => void;
   /** Called after each epoch, e.g. to print a summary. */
   onEpoch?: (r: EpochRecord) => void;
   /**
@@ -166,12 +179,6 @@ export function evaluateVae(
   };
 }
 
-/** Adam's running beta powers: not part of getWeights(), needed for an exact resume. */
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-}
-
 function variablesOf(m: VaeModels): tf.Variable[] {
   return Object.values(modelGroups(m)).flatMap((s) =>
     s.trainableWeights.map((w) => w.read() as tf.Variable)
@@ -179,169 +186,87 @@ function variablesOf(m: VaeModels): tf.Variable[] {
 }
 
 /**
- * Trains the VAE (and the joint head, if configured) on `train`. Returns the models and the
- * per-epoch history. With `resumeFrom`, rebuilds the models and the optimizer state from the
- * checkpoint and continues at its step.
+ * The learning rate of step `globalStep`: the configured one, or with schedule "cosine" that
+ * rate decayed along half a cosine to 0 at the run's last step (a short fine-tune ends settled).
  */
-export async function trainVae(
-  cfgIn: TrainConfig,
-  train: Split,
-  opts: TrainOptions = {},
-): Promise<{ models: VaeModels; history: EpochRecord[]; stopped: boolean; config: TrainConfig }> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
-  let cfg = cfgIn;
-  let startEpoch = 0, startStep = 0, globalStep = 0;
-  let history: EpochRecord[] = [];
-  let restored: Float32Array[] | null = null;
-  let restoredNames: { group: string; name: string; shape: number[] }[] = [];
-  if (opts.resumeFrom) {
-    const ck = loadCheckpoint<TrainConfig>(opts.resumeFrom);
-    cfg = {
-      ...ck.header.config,
-      epochs: cfgIn.epochs > 0 ? cfgIn.epochs : ck.header.config.epochs,
-    };
-    startEpoch = ck.header.epoch;
-    startStep = ck.header.stepInEpoch;
-    globalStep = ck.header.globalStep;
-    history = ck.header.history as EpochRecord[];
-    restored = ck.values;
-    restoredNames = ck.header.tensors;
-    if (!opts.restoreOnly) {
-      log(
-        `resuming from ${opts.resumeFrom}: epoch ${
-          startEpoch + 1
-        }, step ${startStep}, global step ${globalStep}`,
-      );
-    }
-  }
-  const models = buildVaeModels(cfg);
-  const groups = modelGroups(models);
-  const vars = variablesOf(models);
-  const optimizer = tf.train.adam(cfg.learningRate);
+export function learningRateAt(cfg: TrainConfig, globalStep: number, stepsPerEpoch: number) {
+  if (cfg.lrSchedule !== "cosine") return cfg.learningRate;
+  const total = Math.max(1, cfg.epochs * stepsPerEpoch);
+  return cfg.learningRate * 0.5 * (1 + Math.cos(Math.PI * Math.min(globalStep, total) / total));
+}
 
-  if (restored) {
-    let i = 0;
-    const optimizerWeights: { name: string; tensor: tf.Tensor }[] = [];
-    const betaPowers: Float32Array[] = [];
-    for (const t of restoredNames) {
-      const v = restored[i++];
-      if (t.group === "optimizer") {
-        optimizerWeights.push({ name: t.name, tensor: tf.tensor(v, t.shape) });
-      }
-      if (t.group === "adam_beta_powers") betaPowers.push(v);
-    }
-    for (const [g, model] of Object.entries(groups)) {
-      const own = restoredNames.map((t, k) => ({ t, v: restored![k] })).filter((e) =>
-        e.t.group === g
-      );
-      if (own.length !== model.weights.length) {
-        throw new Error(
-          `Cannot resume: checkpoint has ${own.length} ${g} weights, the model has ${model.weights.length}`,
-        );
-      }
-      const ts = own.map((e) => tf.tensor(e.v, e.t.shape));
-      model.setWeights(ts);
-      ts.forEach((t) => t.dispose());
-    }
-    // Adam's slots are created lazily on the first step; set them after one is known to exist.
-    if (optimizerWeights.length > 0) await optimizer.setWeights(optimizerWeights);
-    optimizerWeights.forEach((w) => w.tensor.dispose());
-    // setWeights recomputes beta^t with pow(), which differs in the last bit from the running
-    // product Adam keeps; restore the saved products so a resumed run is bit-identical.
-    if (betaPowers.length === 2) {
-      const a = optimizer as unknown as AdamInternals;
-      tf.tidy(() => {
-        a.accBeta1.assign(tf.scalar(betaPowers[0][0]));
-        a.accBeta2.assign(tf.scalar(betaPowers[1][0]));
-      });
-    }
-  }
-  if (opts.restoreOnly) {
-    optimizer.dispose();
-    return { models, history, stopped: false, config: cfg };
-  }
+/** A run's position and state, shared by its steps, epochs and checkpoints. */
+interface Run {
+  cfg: TrainConfig;
+  models: VaeModels;
+  groups: Record<string, tf.Sequential>;
+  vars: tf.Variable[];
+  optimizer: tf.Optimizer;
+  ort: OrtEngine | null;
+  history: EpochRecord[];
+  globalStep: number;
+  opts: TrainOptions;
+  log: (line: string) => void;
+}
 
-  let ort: OrtEngine | null = null;
-  if (opts.engine === "ort" || opts.engine === "auto") {
-    try {
-      const { OrtTrainer, adamStateFromTfjs } = await import("./engine/ort_train.ts");
-      const ortOpts = {
-        latent: cfg.vae.latent,
-        batchSize: cfg.batchSize,
-        learningRate: cfg.learningRate,
-        classWeight: cfg.classWeight,
-        threads: opts.ortThreads,
-      };
-      const lanes = opts.ortLanes ?? 1;
-      ort = lanes > 1
-        ? await (await import("./engine/ort_lanes.ts")).OrtLanes.create(
-          models,
-          { vae: cfg.vae, head: cfg.head },
-          ortOpts,
-          lanes,
-        )
-        : await OrtTrainer.create(models, ortOpts);
-      const state = await adamStateFromTfjs(optimizer);
-      if (state) ort.setOptimizerState(state);
-    } catch (e) {
-      // "auto" falls back to tfjs steps (e.g. no onnxruntime-node, or a layer the graph lacks).
-      if (opts.engine === "ort") throw e;
-      log(
-        `engine auto: onnxruntime training unavailable (${
-          (e as Error).message.split("\n")[0]
-        }); training with tfjs`,
-      );
-    }
+/** Where a run starts: at the beginning with the caller's config, or at its checkpoint. */
+function startOf(cfgIn: TrainConfig, opts: TrainOptions, log: (s: string) => void) {
+  if (!opts.resumeFrom) {
+    return { cfg: cfgIn, epoch: 0, step: 0, globalStep: 0, history: [] as EpochRecord[], ck: null };
   }
-
-  const save = async (epoch: number, stepInEpoch: number) => {
-    if (!opts.checkpointPath) return;
-    const groupsOut: Record<string, { name: string; tensor: tf.Tensor }[]> = {};
-    for (const [g, model] of Object.entries(groups)) {
-      groupsOut[g] = model.weights.map((w) => ({ name: w.originalName, tensor: w.read() }));
-    }
-    if (ort) {
-      const { adamStateToCheckpoint } = await import("./engine/ort_train.ts");
-      Object.assign(
-        groupsOut,
-        adamStateToCheckpoint(ort.getOptimizerState(), vars, globalStep > 0),
-      );
-    } else {
-      const ow = globalStep > 0 ? await optimizer.getWeights() : [];
-      groupsOut.optimizer = ow.map((w) => ({ name: w.name, tensor: w.tensor }));
-      const a = optimizer as unknown as AdamInternals;
-      groupsOut.adam_beta_powers = [{ name: "accBeta1", tensor: a.accBeta1 }, {
-        name: "accBeta2",
-        tensor: a.accBeta2,
-      }];
-    }
-    saveCheckpoint(opts.checkpointPath, {
-      config: cfg,
-      epoch,
-      stepInEpoch,
-      globalStep,
-      history,
-      groups: groupsOut,
-    });
-    if (ort) {
-      tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
-    } // getWeights() makes a fresh scalar for the iteration count; the moments are Adam's own.
-    else tf.dispose(groupsOut.optimizer.filter((w) => w.name === "iter").map((w) => w.tensor));
+  const ck = loadCheckpoint<TrainConfig>(opts.resumeFrom);
+  const h = ck.header;
+  if (!opts.restoreOnly) {
+    log(
+      `resuming from ${opts.resumeFrom}: epoch ${
+        h.epoch + 1
+      }, step ${h.stepInEpoch}, global step ${h.globalStep}`,
+    );
+  }
+  return {
+    cfg: { ...h.config, epochs: cfgIn.epochs > 0 ? cfgIn.epochs : h.config.epochs },
+    epoch: h.epoch,
+    step: h.stepInEpoch,
+    globalStep: h.globalStep,
+    history: h.history as EpochRecord[],
+    ck,
   };
-  // With engine "ort" the trained weights live in the trainer until written back.
-  const sync = () => ort?.writeTo(models);
+}
 
-  const B = cfg.batchSize;
-  const stepsPerEpoch = Math.floor(train.count / B);
-  if (stepsPerEpoch < 1) {
-    throw new Error(`Cannot train: ${train.count} images is fewer than one batch of ${B}`);
+/** Writes the run's checkpoint at (epoch, stepInEpoch), when the run has a checkpoint path. */
+async function save(run: Run, epoch: number, stepInEpoch: number): Promise<void> {
+  if (!run.opts.checkpointPath) return;
+  const groupsOut = weightGroups(run.groups);
+  if (run.ort) {
+    const { adamStateToCheckpoint } = await import("./engine/ort_train.ts");
+    Object.assign(
+      groupsOut,
+      adamStateToCheckpoint(run.ort.getOptimizerState(), run.vars, run.globalStep > 0),
+    );
+  } else {
+    Object.assign(groupsOut, await tfjsOptimizerGroups(run.optimizer, run.globalStep > 0));
   }
-  const x = new Float32Array(B * PIXELS);
-  const y = new Float32Array(B);
-  /** One tfjs step: returns [total, rec, kl, ce, hits]. */
-  const tfjsStep = (seed: number): number[] => {
+  saveCheckpoint(run.opts.checkpointPath, {
+    config: run.cfg,
+    epoch,
+    stepInEpoch,
+    globalStep: run.globalStep,
+    history: run.history,
+    groups: groupsOut,
+  });
+  if (run.ort) {
+    tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
+  } // getWeights() makes a fresh scalar for the iteration count; the moments are Adam's own.
+  else tf.dispose(groupsOut.optimizer.filter((w) => w.name === "iter").map((w) => w.tensor));
+}
+
+/** One tfjs step on the batch in x, y: returns [total, rec, kl, ce, hits]. */
+function tfjsStepper(run: Run, x: Float32Array, y: Float32Array): (seed: number) => number[] {
+  const { models, cfg } = run;
+  const B = cfg.batchSize;
+  return (seed) => {
     let parts: tf.Tensor1D | null = null;
-    const cost = optimizer.minimize(
+    const cost = run.optimizer.minimize(
       () => {
         const xt = tf.tensor4d(x, [B, 28, 28, 1]);
         const { mu, logvar } = splitMoments(
@@ -366,105 +291,187 @@ export async function trainVae(
         return total;
       },
       false,
-      vars,
+      run.vars,
     );
     cost?.dispose();
     const out = Array.from(parts!.dataSync());
     (parts as tf.Tensor1D | null)?.dispose();
     return out;
   };
+}
 
+interface Sums {
+  loss: number;
+  rec: number;
+  kl: number;
+  ce: number;
+  correct: number;
+  n: number;
+}
+
+/** Sets the step's learning rate on whichever engine runs it (only a schedule changes it). */
+function applyLearningRate(run: Run, stepsPerEpoch: number): void {
+  if (!run.cfg.lrSchedule) return;
+  const lr = learningRateAt(run.cfg, run.globalStep, stepsPerEpoch);
+  if (run.ort) run.ort.learningRate = lr;
+  else (run.optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
+
+/** The steps of one epoch from `firstStep`; null when a stop was asked (checkpoint saved). */
+async function runEpoch(
+  run: Run,
+  train: Split,
+  epoch: number,
+  firstStep: number,
+  bar: ProgressBar | null,
+): Promise<{ sums: Sums; seconds: number } | null> {
+  const { cfg, opts } = run;
+  const B = cfg.batchSize, stepsPerEpoch = Math.floor(train.count / B);
+  const x = new Float32Array(B * PIXELS), y = new Float32Array(B);
+  const tfjsStep = tfjsStepper(run, x, y);
+  const rows = Int32Array.from({ length: train.count }, (_, i) => i);
+  shuffle(rows, rng(cfg.seed * 7919 + epoch));
+  const t0 = performance.now();
+  const sums: Sums = { loss: 0, rec: 0, kl: 0, ce: 0, correct: 0, n: 0 };
+  for (let step = firstStep; step < stepsPerEpoch; step++) {
+    if (opts.shouldStop?.()) {
+      run.ort?.writeTo(run.models);
+      await save(run, epoch, step);
+      const where = opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : "";
+      run.log(`\nstopped at epoch ${epoch + 1} step ${step}${where}`);
+      return null;
+    }
+    fillBatch(train, rows, step * B, B, x, y);
+    const seed = stepSeed(cfg.seed, run.globalStep);
+    // Its own stream, so turning augmentation on leaves the noise of every step as it was.
+    if (cfg.augment) augmentBatch(x, B, cfg.augment, rng(seed ^ 0x5bd1e995));
+    applyLearningRate(run, stepsPerEpoch);
+    const [loss, rec, kl, ce, hits] = run.ort ? await ortStep(run.ort, x, y, seed) : tfjsStep(seed);
+    if (!Number.isFinite(loss)) {
+      throw new Error(
+        `Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`,
+      );
+    }
+    sums.loss += loss, sums.rec += rec, sums.kl += kl, sums.ce += ce, sums.correct += hits;
+    sums.n++;
+    run.globalStep++;
+    const elapsed = (performance.now() - t0) / 1000;
+    bar?.update({
+      label: `epoch ${epoch + 1}/${cfg.epochs}`,
+      done: step + 1,
+      total: stepsPerEpoch,
+      fields: {
+        loss: (sums.loss / sums.n).toFixed(1),
+        rec: (sums.rec / sums.n).toFixed(1),
+        kl: (sums.kl / sums.n).toFixed(2),
+        ...(run.models.head
+          ? { ce: (sums.ce / sums.n).toFixed(3), acc: (sums.correct / (sums.n * B)).toFixed(3) }
+          : {}),
+      },
+      rate: (sums.n * B) / Math.max(elapsed, 1e-9),
+      unit: "img",
+    });
+    // Yield to the event loop (a macrotask, not a microtask) so a SIGINT handler can run.
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  return { sums, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The epoch's record: validation, history, summary line, checkpoint. */
+async function finishEpoch(
+  run: Run,
+  epoch: number,
+  done: { sums: Sums; seconds: number },
+  bar: ProgressBar | null,
+): Promise<void> {
+  const { cfg, models, opts } = run;
+  const { sums, seconds } = done;
+  const B = cfg.batchSize;
+  run.ort?.writeTo(models);
+  const val = opts.val ? evaluateVae(models, cfg.vae.latent, opts.val) : null;
+  const rec: EpochRecord = {
+    epoch: epoch + 1,
+    seconds,
+    imagesPerSecond: (sums.n * B) / seconds,
+    train: {
+      loss: sums.loss / sums.n,
+      rec: sums.rec / sums.n,
+      kl: sums.kl / sums.n,
+      ce: sums.ce / sums.n,
+      acc: sums.correct / (sums.n * B),
+    },
+    val: val ? { elbo: val.elbo, rec: val.rec, kl: val.kl, acc: val.acc } : null,
+  };
+  run.history.push(rec);
+  const valTxt = val
+    ? `  val -ELBO ${val.elbo.toFixed(2)} (rec ${val.rec.toFixed(2)} kl ${val.kl.toFixed(2)})${
+      models.head ? ` acc ${(val.acc * 100).toFixed(2)}%` : ""
+    }`
+    : "";
+  const summary = `epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${
+    rec.imagesPerSecond.toFixed(0)
+  } img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`;
+  if (bar) bar.finish(summary);
+  else run.log(summary);
+  opts.onEpoch?.(rec);
+  await save(run, epoch + 1, 0);
+}
+
+/**
+ * Trains the VAE (and the joint head, if configured) on `train`. Returns the models and the
+ * per-epoch history. With `resumeFrom`, rebuilds the models and the optimizer state from the
+ * checkpoint and continues at its step; otherwise `init` may set the fresh models' weights.
+ */
+export async function trainVae(
+  cfgIn: TrainConfig,
+  train: Split,
+  opts: TrainOptions = {},
+): Promise<{ models: VaeModels; history: EpochRecord[]; stopped: boolean; config: TrainConfig }> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  const start = startOf(cfgIn, opts, log);
+  const cfg = start.cfg;
+  const models = buildVaeModels(cfg);
+  const groups = modelGroups(models);
+  const optimizer = tf.train.adam(cfg.learningRate);
+  if (start.ck) await restoreTrainingState(start.ck, groups, optimizer);
+  else opts.init?.(models);
+  if (opts.restoreOnly) {
+    optimizer.dispose();
+    return { models, history: start.history, stopped: false, config: cfg };
+  }
+  const ort = await startOrtEngine(opts.engine, cfg, models, optimizer, {
+    threads: opts.ortThreads,
+    lanes: opts.ortLanes,
+    log,
+  });
+  const run: Run = {
+    cfg,
+    models,
+    groups,
+    vars: variablesOf(models),
+    optimizer,
+    ort,
+    history: start.history,
+    globalStep: start.globalStep,
+    opts,
+    log,
+  };
+  if (Math.floor(train.count / cfg.batchSize) < 1) {
+    throw new Error(
+      `Cannot train: ${train.count} images is fewer than one batch of ${cfg.batchSize}`,
+    );
+  }
   const bar = opts.progress === false ? null : new ProgressBar();
   let stopped = false;
-
-  for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
-    const rows = Int32Array.from({ length: train.count }, (_, i) => i);
-    shuffle(rows, rng(cfg.seed * 7919 + epoch));
-    const t0 = performance.now();
-    const sums = { loss: 0, rec: 0, kl: 0, ce: 0, correct: 0, n: 0 };
-    for (let step = epoch === startEpoch ? startStep : 0; step < stepsPerEpoch; step++) {
-      if (opts.shouldStop?.()) {
-        sync();
-        await save(epoch, step);
-        log(
-          `\nstopped at epoch ${epoch + 1} step ${step}${
-            opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : ""
-          }`,
-        );
-        stopped = true;
-        break;
-      }
-      fillBatch(train, rows, step * B, B, x, y);
-      const seed = stepSeed(cfg.seed, globalStep);
-      // Its own stream, so turning augmentation on leaves the noise of every step as it was.
-      if (cfg.augment) augmentBatch(x, B, cfg.augment, rng(seed ^ 0x5bd1e995));
-      const [loss, rec, kl, ce, hits] = ort ? await ortStep(ort, x, y, seed) : tfjsStep(seed);
-      if (!Number.isFinite(loss)) {
-        throw new Error(
-          `Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`,
-        );
-      }
-      sums.loss += loss,
-        sums.rec += rec,
-        sums.kl += kl,
-        sums.ce += ce,
-        sums.correct += hits,
-        sums.n++;
-      globalStep++;
-      const elapsed = (performance.now() - t0) / 1000;
-      bar?.update({
-        label: `epoch ${epoch + 1}/${cfg.epochs}`,
-        done: step + 1,
-        total: stepsPerEpoch,
-        fields: {
-          loss: (sums.loss / sums.n).toFixed(1),
-          rec: (sums.rec / sums.n).toFixed(1),
-          kl: (sums.kl / sums.n).toFixed(2),
-          ...(models.head
-            ? { ce: (sums.ce / sums.n).toFixed(3), acc: (sums.correct / (sums.n * B)).toFixed(3) }
-            : {}),
-        },
-        rate: (sums.n * B) / Math.max(elapsed, 1e-9),
-        unit: "img",
-      });
-      // Yield to the event loop (a macrotask, not a microtask) so a SIGINT handler can run.
-      await new Promise<void>((r) => setImmediate(r));
-    }
-    if (stopped) break;
-    const seconds = (performance.now() - t0) / 1000;
-    sync();
-    const val = opts.val ? evaluateVae(models, cfg.vae.latent, opts.val) : null;
-    const rec: EpochRecord = {
-      epoch: epoch + 1,
-      seconds,
-      imagesPerSecond: (sums.n * B) / seconds,
-      train: {
-        loss: sums.loss / sums.n,
-        rec: sums.rec / sums.n,
-        kl: sums.kl / sums.n,
-        ce: sums.ce / sums.n,
-        acc: sums.correct / (sums.n * B),
-      },
-      val: val ? { elbo: val.elbo, rec: val.rec, kl: val.kl, acc: val.acc } : null,
-    };
-    history.push(rec);
-    const valTxt = val
-      ? `  val -ELBO ${val.elbo.toFixed(2)} (rec ${val.rec.toFixed(2)} kl ${val.kl.toFixed(2)})${
-        models.head ? ` acc ${(val.acc * 100).toFixed(2)}%` : ""
-      }`
-      : "";
-    const summary = `epoch ${epoch + 1}/${cfg.epochs}  ${seconds.toFixed(1)} s  ${
-      rec.imagesPerSecond.toFixed(0)
-    } img/s  train loss ${rec.train.loss.toFixed(2)}${valTxt}`;
-    if (bar) bar.finish(summary);
-    else log(summary);
-    opts.onEpoch?.(rec);
-    await save(epoch + 1, 0);
+  for (let epoch = start.epoch; epoch < cfg.epochs && !stopped; epoch++) {
+    const done = await runEpoch(run, train, epoch, epoch === start.epoch ? start.step : 0, bar);
+    if (done) await finishEpoch(run, epoch, done, bar);
+    else stopped = true;
   }
-  sync();
+  ort?.writeTo(models);
   await ort?.dispose();
   optimizer.dispose();
-  return { models, history, stopped, config: cfg };
+  return { models, history: run.history, stopped, config: cfg };
 }
 
 /** One ort step with the tfjs loop's noise (same seeded tf.randomNormal): [total, rec, kl, ce, hits]. */

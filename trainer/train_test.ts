@@ -7,7 +7,7 @@ import { before, test } from "node:test";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
 import { DEFAULT_HEAD, TINY_VAE } from "./model.ts";
-import { type TrainConfig, trainVae } from "./train.ts";
+import { learningRateAt, type TrainConfig, trainVae } from "./train.ts";
 
 const data = loadFashionMnist();
 const small = stratifiedSubset(data.train, 1024, 1);
@@ -132,4 +132,28 @@ test("a joint head learns to classify and no tensors leak per step", async () =>
     models.head!.weights.length;
   // Only the models' own variables remain: no per-step tensor survives the loop.
   assert.equal(tf.memory().numTensors - before, held);
+});
+
+test("--lr-schedule cosine: lr from the configured rate to 0 over the run, applied to the steps", async () => {
+  const c: TrainConfig = { ...cfg, epochs: 2, lrSchedule: "cosine" };
+  assert.equal(learningRateAt(c, 0, 8), cfg.learningRate);
+  assert.ok(Math.abs(learningRateAt(c, 8, 8) - cfg.learningRate / 2) < 1e-12);
+  assert.equal(learningRateAt(c, 16, 8), 0);
+  assert.equal(learningRateAt({ ...c, lrSchedule: undefined }, 8, 8), cfg.learningRate);
+  const sub = stratifiedSubset(data.train, 256, 3);
+  const a = await trainVae({ ...c, epochs: 1 }, sub, { progress: false });
+  const b = await trainVae({ ...c, epochs: 1 }, sub, { progress: false });
+  const constant = await trainVae({ ...cfg, epochs: 1 }, sub, { progress: false });
+  assert.deepEqual(weightsOf(a.models), weightsOf(b.models));
+  // The onnxruntime engine follows the same schedule: its weights are the tfjs ones (float error).
+  const ort = await trainVae({ ...c, epochs: 1 }, sub, { progress: false, engine: "ort" });
+  const diff = (x: Float32Array[], y: Float32Array[]) =>
+    Math.max(...x.map((w, i) => Math.max(...w.map((v, j) => Math.abs(v - y[i][j])))));
+  const ortDiff = diff(weightsOf(ort.models), weightsOf(a.models));
+  const scheduleDiff = diff(weightsOf(constant.models), weightsOf(a.models));
+  assert.ok(
+    ortDiff < scheduleDiff / 10,
+    `ort vs tfjs ${ortDiff}, cosine vs constant ${scheduleDiff}`,
+  );
+  assert.notDeepEqual(weightsOf(a.models), weightsOf(constant.models));
 });

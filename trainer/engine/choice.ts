@@ -3,6 +3,64 @@
  * onnxruntime graph per step (ort_train.ts); "auto" takes ort whenever the graph can be built.
  * This is the one definition the trainer, the experiments and the benchmarks share.
  */
+import type * as tf from "@tensorflow/tfjs";
+import type { HeadConfig, VaeConfig } from "../model.ts";
+import type { OrtEngine } from "./ort_lanes.ts";
+
 export type TrainEngine = "tfjs" | "ort";
 export type EngineChoice = TrainEngine | "auto";
 export const ENGINE_CHOICES: EngineChoice[] = ["auto", "tfjs", "ort"];
+
+/** What the engine choice needs of the run: the shapes and the step's hyperparameters. */
+export interface EngineRun {
+  vae: VaeConfig;
+  head: HeadConfig | null;
+  batchSize: number;
+  learningRate: number;
+  classWeight: number;
+}
+
+/**
+ * The onnxruntime engine for `choice` ("ort", or "auto"), started from the models' weights and
+ * the tfjs optimizer's state; null means tfjs steps. "auto" falls back to tfjs when the graph
+ * cannot be built (no onnxruntime-node, or a layer the graph lacks); "ort" fails instead.
+ */
+export async function startOrtEngine(
+  choice: EngineChoice | undefined,
+  run: EngineRun,
+  models: { encoder: tf.Sequential; decoder: tf.Sequential; head: tf.Sequential | null },
+  optimizer: tf.Optimizer,
+  o: { threads?: number; lanes?: number; log: (s: string) => void },
+): Promise<OrtEngine | null> {
+  if (choice !== "ort" && choice !== "auto") return null;
+  try {
+    const { OrtTrainer, adamStateFromTfjs } = await import("./ort_train.ts");
+    const ortOpts = {
+      latent: run.vae.latent,
+      batchSize: run.batchSize,
+      learningRate: run.learningRate,
+      classWeight: run.classWeight,
+      threads: o.threads,
+    };
+    const lanes = o.lanes ?? 1;
+    const ort: OrtEngine = lanes > 1
+      ? await (await import("./ort_lanes.ts")).OrtLanes.create(
+        models,
+        { vae: run.vae, head: run.head },
+        ortOpts,
+        lanes,
+      )
+      : await OrtTrainer.create(models, ortOpts);
+    const state = await adamStateFromTfjs(optimizer);
+    if (state) ort.setOptimizerState(state);
+    return ort;
+  } catch (e) {
+    if (choice === "ort") throw e;
+    o.log(
+      `engine auto: onnxruntime training unavailable (${
+        (e as Error).message.split("\n")[0]
+      }); training with tfjs`,
+    );
+    return null;
+  }
+}

@@ -39,7 +39,7 @@ const PIXELS = 784;
 export type OrtEngine =
   & Pick<
     OrtTrainer,
-    "step" | "getOptimizerState" | "setOptimizerState" | "writeTo" | "dispose"
+    "step" | "getOptimizerState" | "setOptimizerState" | "writeTo" | "dispose" | "learningRate"
   >
   & { readonly opts: OrtTrainerOptions };
 
@@ -120,6 +120,15 @@ export class OrtLanes implements OrtEngine {
       throw e;
     }
     return new OrtLanes(own, remote, opts);
+  }
+
+  /** Adam's step size (a schedule changes it between steps); the lanes only send gradients. */
+  get learningRate(): number {
+    return this.own.learningRate;
+  }
+
+  set learningRate(lr: number) {
+    this.own.learningRate = lr;
   }
 
   get lanes(): number {
