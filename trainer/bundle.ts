@@ -7,6 +7,7 @@
  * rename) after the previous one is removed, so a reader never sees a manifest that promises
  * files still being written. The written bundle is re-read and verified with bundle/.
  */
+import { argmax } from "../common/argmax.ts";
 import type * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
@@ -120,12 +121,6 @@ async function runServing(
     logvar.set(out[SERVING_IO.logvar].data as Float32Array, s * L);
   }
   return { probabilities, mu, logvar };
-}
-
-function argmax(a: ArrayLike<number>, from: number, len: number): number {
-  let best = 0;
-  for (let i = 1; i < len; i++) if (a[from + i] > a[from + best]) best = i;
-  return best;
 }
 
 /** Accuracy, per-class accuracy (recall) and confusion matrix (rows: true label, columns: predicted). */

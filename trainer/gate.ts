@@ -22,7 +22,8 @@ import {
   openGraphs,
   type VersionScore,
 } from "../bundle/mod.ts";
-import { PIXELS } from "../common/labels.ts";
+import { argmax } from "../common/argmax.ts";
+import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { addBundleFile } from "./bundle_add.ts";
 import { type EvalDataOptions, type EvalSet, evalSetDigest, evaluationSet } from "./gate_data.ts";
 
@@ -79,14 +80,10 @@ async function predict(
         (v) => v / 255,
       );
       const r = await graphs.model.run({
-        [manifest.input.name]: { data: x, dims: [n, 1, 28, 28] },
+        [manifest.input.name]: { data: x, dims: [n, 1, IMAGE_SIZE, IMAGE_SIZE] },
       });
       const p = r[o.probabilities.name].data;
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let k = 1; k < K; k++) if (p[i * K + k] > p[i * K + best]) best = k;
-        pred[s + i] = toSet[best];
-      }
+      for (let i = 0; i < n; i++) pred[s + i] = toSet[argmax(p, i * K, K)];
       if (cal && scorer && novel) {
         const src = { mu: r[o.mu.name].data, logvar: r[o.logvar.name].data, images: x };
         const f = noveltyFeatures(cal.features, src, n, L);

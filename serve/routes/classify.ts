@@ -24,12 +24,7 @@ import {
   setModelHeaders,
 } from "./common.ts";
 import { ClassifyResponseSchema, LatentResponseSchema } from "./schemas.ts";
-
-function argmax(a: Float32Array, from: number, len: number): number {
-  let best = 0;
-  for (let i = 1; i < len; i++) if (a[from + i] > a[from + best]) best = i;
-  return best;
-}
+import { argmax } from "../../common/argmax.ts";
 
 /** a[from..to) as plain numbers for JSON: a loop, several times cheaper than Array.from(view). */
 function numbers(a: Float32Array, from: number, to: number): number[] {
