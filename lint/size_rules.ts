@@ -20,9 +20,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "trainer/train.ts": {
     "(file)": "the training loop with both engines' step functions",
   },
-  "trainer/cli.ts": {
-    "(file)": "every trainer subcommand; one module per subcommand is the cut",
-  },
   "trainer/bundle.ts": {
     writeBundle: "export, parity, probe, metrics and files in order; cut next",
   },
