@@ -17,14 +17,8 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "serve/demo/mod.ts": { demoRoutes: "route registrations; to createRoute definitions next" },
   "serve/main.ts": { main: "wiring of the service's parts in start-up order; cut next" },
   "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
-  "trainer/train.ts": {
-    "(file)": "the training loop with both engines' step functions",
-  },
   "trainer/cli.ts": {
     "(file)": "every trainer subcommand; one module per subcommand is the cut",
-  },
-  "trainer/bundle.ts": {
-    writeBundle: "export, parity, probe, metrics and files in order; cut next",
   },
 };
 
