@@ -16,7 +16,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   "serve/latents/openapi.ts": { latentPaths: "one literal document until it moves to createRoute" },
   "serve/demo/mod.ts": { demoRoutes: "route registrations; to createRoute definitions next" },
   "serve/main.ts": { main: "wiring of the service's parts in start-up order; cut next" },
-  "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
   "trainer/train.ts": {
     "(file)": "the training loop with both engines' step functions",
   },
