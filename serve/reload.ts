@@ -74,6 +74,24 @@ interface Attempt {
   fingerprint: string | null;
 }
 
+/** The outcome of a reload that leaves the serving model as it was. */
+function kept(
+  at: Attempt,
+  target: VersionRef,
+  status: "unchanged" | "failed",
+  failure?: Pick<ReloadOutcome, "error" | "errorKind">,
+): ReloadOutcome {
+  const previous = at.before?.version ?? null;
+  return {
+    status,
+    version: previous,
+    previous,
+    target: target.version,
+    ...failure,
+    ms: performance.now() - at.t0,
+  };
+}
+
 class ReloadFailure extends Error {
   constructor(message: string, readonly kind: ReloadOutcome["errorKind"] = "invalid") {
     super(message);
@@ -211,14 +229,7 @@ export class Reloader {
   async #unchanged(at: Attempt, target: VersionRef): Promise<ReloadOutcome> {
     if (at.req.kind === "activate") await this.source.activate!(target);
     this.#healthy();
-    const previous = at.before?.version ?? null;
-    return {
-      status: "unchanged",
-      version: previous,
-      previous,
-      target: target.version,
-      ms: performance.now() - at.t0,
-    };
+    return kept(at, target, "unchanged");
   }
 
   /** The outcome of the last failure when these very files were rejected already (and no force). */
@@ -231,16 +242,7 @@ export class Reloader {
       return null;
     }
     // Already rejected with these very files; say so without loading it again.
-    const previous = at.before?.version ?? null;
-    return {
-      status: "failed",
-      version: previous,
-      previous,
-      target: target.version,
-      error: f.message,
-      errorKind: "invalid",
-      ms: performance.now() - at.t0,
-    };
+    return kept(at, target, "failed", { error: f.message, errorKind: "invalid" });
   }
 
   /** Activation writes CURRENT before the switch; if it cannot, the loaded model is dropped. */
