@@ -75,8 +75,6 @@ export interface TrainOptions {
   checkpointPath?: string;
   /** Resume from this checkpoint: its config wins, except `epochs` when the caller's is > 0. */
   resumeFrom?: string;
-  /** With resumeFrom: only rebuild the checkpoint's models, train no step (export, figures). */
-  restoreOnly?: boolean;
   /** Stop requested (e.g. Ctrl-C): the loop saves a checkpoint at the current step and returns. */
   shouldStop?: () => boolean;
   progress?: boolean;
@@ -182,13 +180,11 @@ function startOf(cfgIn: TrainConfig, opts: TrainOptions, log: (s: string) => voi
   }
   const ck = loadCheckpoint<TrainConfig>(opts.resumeFrom);
   const h = ck.header;
-  if (!opts.restoreOnly) {
-    log(
-      `resuming from ${opts.resumeFrom}: epoch ${
-        h.epoch + 1
-      }, step ${h.stepInEpoch}, global step ${h.globalStep}`,
-    );
-  }
+  log(
+    `resuming from ${opts.resumeFrom}: epoch ${
+      h.epoch + 1
+    }, step ${h.stepInEpoch}, global step ${h.globalStep}`,
+  );
   return {
     cfg: { ...h.config, epochs: cfgIn.epochs > 0 ? cfgIn.epochs : h.config.epochs },
     epoch: h.epoch,
@@ -346,10 +342,6 @@ export async function trainVae(
   const optimizer = tf.train.adam(cfg.learningRate);
   if (start.ck) await restoreTrainingState(start.ck, groups, optimizer);
   else opts.init?.(models);
-  if (opts.restoreOnly) {
-    optimizer.dispose();
-    return { models, history: start.history, stopped: false, config: cfg };
-  }
   // Before the engine starts, so a refused run leaves no onnxruntime lanes behind.
   if (Math.floor(train.count / cfg.batchSize) < 1) {
     throw new Error(
