@@ -177,15 +177,18 @@ export async function compareOn(
 export const GATE_ACTIVE_ROLES: readonly string[] = ["model", LATENT_TRANSLATION_ROLE, "held-out"];
 
 /**
- * Scores a candidate against the active version (gateCandidate without the record; what
- * `publish promote` runs on a version already in the registry). Throws GateRefusedError (no
+ * Runs the gate for a candidate against the active version and, with `record` (a candidate in
+ * the registry's temporary copy), writes evaluation.json into it; without (`publish promote`:
+ * a version already in the registry, which never changes) only scores. Returns the
+ * evaluation; the caller decides activation from its verdict. Throws GateRefusedError (no
  * evaluation) when the images cannot be chosen or scored, unless `force`: then it is null.
  */
-export async function evaluateCandidate(
+export async function gateCandidate(
   candidate: Side,
   active: Side,
   runtime: GraphRuntime<Graph>,
   opts: GateOptions = {},
+  record = true,
 ): Promise<Evaluation | null> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const log = opts.log ?? (() => {});
@@ -202,25 +205,11 @@ export async function evaluateCandidate(
     log(`${why}; --force: going on without it`);
     return null;
   }
+  if (record) {
+    const bytes = new TextEncoder().encode(JSON.stringify(e, null, 2) + "\n");
+    await addBundleFile(candidate.dir, EVALUATION_ROLE, EVALUATION_FILE, bytes);
+  }
   log(gateLine(e, Math.round(performance.now() - t0)));
-  return e;
-}
-
-/**
- * Runs the gate for a candidate (in the registry's temporary copy) against the active version
- * and writes evaluation.json into the candidate. Returns the evaluation; the caller decides
- * activation from its verdict. Failures as evaluateCandidate.
- */
-export async function gateCandidate(
-  candidate: Side,
-  active: Side,
-  runtime: GraphRuntime<Graph>,
-  opts: GateOptions = {},
-): Promise<Evaluation | null> {
-  const e = await evaluateCandidate(candidate, active, runtime, opts);
-  if (e === null) return null;
-  const bytes = new TextEncoder().encode(JSON.stringify(e, null, 2) + "\n");
-  await addBundleFile(candidate.dir, EVALUATION_ROLE, EVALUATION_FILE, bytes);
   return e;
 }
 

@@ -26,13 +26,7 @@ import {
   type PublishResult,
   readCurrentState,
 } from "../registry/registry_write.ts";
-import {
-  DEFAULT_LIMITS,
-  evaluateCandidate,
-  gateCandidate,
-  type GateOptions,
-  GateRefusedError,
-} from "./gate.ts";
+import { DEFAULT_LIMITS, gateCandidate, type GateOptions, GateRefusedError } from "./gate.ts";
 
 export { type GateOptions, GateRefusedError } from "./gate.ts";
 
@@ -191,12 +185,8 @@ export function promotionGate(registry: string, name: string, opts: GateOptions,
   return async (version: string): Promise<string[] | undefined> => {
     const active = (await readCurrentState(modelDir)).version;
     if (active === null || active === version) return undefined; // nothing to compare with
-    const e = await evaluateCandidate(
-      await side(version),
-      await side(active),
-      await runtime(),
-      opts,
-    );
+    const [candidate, was] = [await side(version), await side(active)];
+    const e = await gateCandidate(candidate, was, await runtime(), opts, false);
     if (e?.verdict === "refused") throw new GateRefusedError(refusalMessage(e, version), e);
     return decisionOf(e, opts.force === true).forced;
   };
