@@ -11,8 +11,9 @@
  * the probe images reproduce their recorded outputs. A bundle failing any of it never reaches
  * CURRENT. Then the regression gate (trainer/gate.ts, publish_gate.ts) scores the candidate and
  * the active version on the same held-out images and keeps a regressing candidate inactive
- * unless --force, on a registry directory and on S3 (publish_s3.ts) alike. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
- * (--allow-ffi, as tests do). The registry layout itself lives in registry/registry_write.ts.
+ * unless --force, on a registry directory and on S3 (publish_s3.ts) alike. Runs under Node
+ * (`deno task publish`, `deno task train -- publish`) and Deno (--allow-ffi, as tests do). The
+ * registry layout itself lives in registry/registry_write.ts.
  */
 import {
   checkAllGraphs,
@@ -155,10 +156,9 @@ export interface PublishCommandOptions {
  * Publishes with full verification (what `deno task publish` and `train --publish` run), the
  * regression gate when `opts.gate` is given (publish_gate.ts publishGated, the same for both
  * registries), and, when another version is active in a file registry, adds the latent
- * translation from it. A
- * translation that cannot be fitted (no data, an unreadable old bundle) is logged and skipped:
- * the new version still publishes, and the server refuses to translate from the old space,
- * saying why.
+ * translation from it. A translation that cannot be fitted (no data, an unreadable old bundle)
+ * is logged and skipped: the new version still publishes, and the server refuses to translate
+ * from the old space, saying why.
  */
 export async function publish(
   bundleDir: string,
