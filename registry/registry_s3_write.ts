@@ -9,19 +9,20 @@
  * (registry/s3_lock.ts): S3 offers no rename, and emulators such as s3rver ignore conditional
  * writes, so the lock, not the storage, is what keeps two publishers from interleaving.
  */
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { readManifest, verifyBundleFiles } from "../bundle/mod.ts";
-import { type Manifest, MANIFEST_FILE, ManifestError, validateManifest } from "../bundle/mod.ts";
+import { type Manifest, MANIFEST_FILE, readManifest, verifyBundleFiles } from "../bundle/mod.ts";
 import { CURRENT_FILE, RegistryError } from "./registry.ts";
 import { activationStack, HISTORY_FILE, type HistoryEntry, parseHistory } from "./history.ts";
-import type { PublishResult } from "./registry_write.ts";
-
-export { parseHistory } from "./history.ts";
+import type { AugmentDecision, PublishOptions, PublishResult } from "./registry_write.ts";
 import type { S3Registry } from "./registry_s3.ts";
 import { SAFE_ID } from "./s3_location.ts";
 import { type LockOptions, withS3Lock } from "./s3_lock.ts";
+import { downloadVersion, remoteManifest, verifyRemoteVersion } from "./s3_version.ts";
+
+export { parseHistory } from "./history.ts";
+export { downloadVersion, remoteManifest, verifyRemoteVersion } from "./s3_version.ts";
 
 export interface S3PublishOptions {
   /** Model name; defaults to the manifest's name. */
@@ -32,6 +33,15 @@ export interface S3PublishOptions {
   keep?: number;
   /** Upload and verify but leave CURRENT alone. */
   activate?: boolean;
+  /**
+   * As the directory registry's hook (registry_write.ts): adds files to a local copy of the
+   * bundle, given a local copy of the version active then (its manifest and the files of
+   * `activeRoles`), and may withhold activation. With it, the copy is prepared and uploaded
+   * while the lock is held, so the active version cannot change under it.
+   */
+  augment?: PublishOptions["augment"];
+  /** The active version's files the hook needs (default: every file). */
+  activeRoles?: string[];
   /** Progress lines, one per step (tests kill publishers between them). */
   log?: (line: string) => void;
   lock?: LockOptions;
@@ -39,74 +49,9 @@ export interface S3PublishOptions {
 
 /**
  * As the directory registry's result (`dir` is the version's s3:// URL), without its clean-up
- * notes (S3 leaves no leftovers) and its activated flag (the S3 publisher does not report it).
+ * notes (S3 leaves no leftovers).
  */
-export type S3PublishResult = Omit<PublishResult, "cleaned" | "activated">;
-
-/** The manifest stored for `name@version`, or null when the version is absent or incomplete. */
-export async function remoteManifest(
-  reg: S3Registry,
-  name: string,
-  version: string,
-): Promise<Manifest | null> {
-  const rel = `${name}/${version}/${MANIFEST_FILE}`;
-  const text = await reg.getText(rel);
-  if (text === null) return null;
-  try {
-    return validateManifest(JSON.parse(text));
-  } catch (e) {
-    const why = e instanceof ManifestError || e instanceof SyntaxError ? e.message : String(e);
-    throw new RegistryError("no-version", `${reg.where(rel)} is not a valid manifest: ${why}`);
-  }
-}
-
-/**
- * Re-reads every object of a version and checks it against its manifest (and, when given,
- * that the manifest lists the same files as `expected`). Throws naming the object at fault.
- */
-export async function verifyRemoteVersion(
-  reg: S3Registry,
-  name: string,
-  version: string,
-  expected?: Manifest,
-): Promise<Manifest> {
-  const m = await remoteManifest(reg, name, version);
-  if (m === null) {
-    throw new RegistryError(
-      "no-version",
-      `${name}@${version} is not complete in ${reg.url}: ${
-        reg.where(`${name}/${version}/${MANIFEST_FILE}`)
-      } does not exist`,
-    );
-  }
-  if (m.version !== version) {
-    throw new RegistryError(
-      "no-version",
-      `${reg.where(`${name}/${version}/${MANIFEST_FILE}`)} declares version ${m.version}`,
-    );
-  }
-  if (expected && JSON.stringify(m.files) !== JSON.stringify(expected.files)) {
-    throw new RegistryError(
-      "no-version",
-      `Cannot publish ${name}@${version}: ${reg.url} already holds that version with different files (versions are immutable; export a new version)`,
-    );
-  }
-  for (const f of m.files) {
-    const rel = `${name}/${version}/${f.path}`;
-    const o = await reg.get(rel);
-    if (o === null) throw new RegistryError("no-version", `${reg.where(rel)} is missing`);
-    const sha = createHash("sha256").update(o.bytes).digest("hex");
-    if (o.bytes.length !== f.bytes || sha !== f.sha256) {
-      throw new RegistryError(
-        "no-version",
-        `${
-          reg.where(rel)
-        }: ${o.bytes.length} bytes with sha256 ${sha}, the manifest expects ${f.bytes} bytes with ${f.sha256}`,
-      );
-    }
-  }
-  return m;
-}
+export type S3PublishResult = Omit<PublishResult, "cleaned">;
 
 /** HISTORY gets the new entry first, then CURRENT is replaced: the history explains CURRENT. */
 async function flip(
@@ -115,9 +60,11 @@ async function flip(
   version: string,
   action: HistoryEntry["action"],
   check: () => Promise<void>,
+  forced?: string[],
 ) {
   const history = parseHistory(await reg.getText(`${name}/${HISTORY_FILE}`));
-  history.push({ version, time: new Date().toISOString(), action });
+  const time = new Date().toISOString();
+  history.push({ version, time, action, ...(forced ? { forced } : {}) });
   const text = history.slice(-200).map((e) => JSON.stringify(e)).join("\n") + "\n";
   await check();
   await reg.put(`${name}/${HISTORY_FILE}`, text);
@@ -125,16 +72,20 @@ async function flip(
   await reg.put(`${name}/${CURRENT_FILE}`, version + "\n");
 }
 
-/** Which versions pruning removes: beyond `keep`, most recently activated first, never protected. */
+/**
+ * Which versions pruning removes: beyond `keep`, most recently activated first, never the
+ * protected ones (active, previous, and `also`: a version just published but kept inactive).
+ */
 export function pruneChoice(
   versions: string[],
   history: HistoryEntry[],
   current: string | null,
   keep: number,
+  also?: string,
 ): string[] {
   if (keep <= 0) return [];
   const stack = activationStack(history);
-  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2]]);
+  const protectedSet = new Set([current, stack[stack.length - 1], stack[stack.length - 2], also]);
   const lastUse = new Map<string, number>();
   history.forEach((e, i) => lastUse.set(e.version, i));
   const sorted = [...versions].sort((a, b) =>
@@ -156,11 +107,12 @@ async function pruneLocked(
   name: string,
   keep: number,
   check: () => Promise<void>,
+  also?: string,
 ) {
   const history = parseHistory(await reg.getText(`${name}/${HISTORY_FILE}`));
   const current = await reg.readCurrent(name);
   const versions = (await reg.versions(name)).map((v) => v.version);
-  const doomed = pruneChoice(versions, history, current, keep);
+  const doomed = pruneChoice(versions, history, current, keep, also);
   for (const v of doomed) {
     await check();
     await reg.delete([`${name}/${v}/${MANIFEST_FILE}`]);
@@ -179,13 +131,17 @@ export async function pruneS3(
   return await withS3Lock(reg, name, (check) => pruneLocked(reg, name, keep, check), lock);
 }
 
-/** Makes a complete version the active one after re-checking its objects. */
+/**
+ * Makes a complete version the active one after re-checking its objects; `forced` (the
+ * regressions --force overrode) goes into its HISTORY line.
+ */
 export async function activateVersionS3(
   reg: S3Registry,
   name: string,
   version: string,
   action: HistoryEntry["action"] = "activate",
   lock?: LockOptions,
+  forced?: string[],
 ): Promise<{ previous: string | null }> {
   if (!SAFE_ID.test(version)) {
     throw new RegistryError("no-version", `Version "${version}" is not a plain id`);
@@ -193,7 +149,7 @@ export async function activateVersionS3(
   return await withS3Lock(reg, name, async (check) => {
     await verifyRemoteVersion(reg, name, version);
     const previous = await reg.readCurrent(name);
-    await flip(reg, name, version, action, check);
+    await flip(reg, name, version, action, check, forced);
     return { previous };
   }, lock);
 }
@@ -222,11 +178,69 @@ export async function rollbackS3(
   }, lock);
 }
 
+/** Uploads every file of the local bundle `dir`, then its manifest (create-only). */
+async function uploadVersion(
+  reg: S3Registry,
+  name: string,
+  dir: string,
+  manifest: Manifest,
+  log: (line: string) => void,
+): Promise<void> {
+  const at = `${name}/${manifest.version}/`;
+  for (const f of manifest.files) {
+    await reg.put(at + f.path, await readFile(join(dir, f.path)));
+    log(`uploaded ${f.path}`);
+  }
+  // Create-only where the service supports it: two publishers cannot both create it.
+  await reg.put(at + MANIFEST_FILE, await readFile(join(dir, MANIFEST_FILE)), {
+    ifNoneMatch: "*",
+  });
+  log(`uploaded ${MANIFEST_FILE}`);
+}
+
+/**
+ * The augment hook on S3 (caller holds the lock): a local copy of the bundle and of the active
+ * version (if another one is), the hook, the same checks of the copy as before, the upload.
+ */
+async function uploadAugmented(
+  reg: S3Registry,
+  name: string,
+  srcDir: string,
+  manifest: Manifest,
+  opts: S3PublishOptions,
+  log: (line: string) => void,
+): Promise<AugmentDecision | void> {
+  const work = await mkdtemp(join(tmpdir(), "s3-publish-"));
+  try {
+    const copy = join(work, "candidate");
+    await cp(srcDir, copy, { recursive: true });
+    const current = await reg.readCurrent(name);
+    const old = current !== null && current !== manifest.version
+      ? await remoteManifest(reg, name, current)
+      : null;
+    let active = null;
+    if (old !== null) {
+      active = { version: current!, dir: join(work, "active") };
+      await downloadVersion(reg, name, old, active.dir, opts.activeRoles);
+      log(`downloaded ${current} (the active version)`);
+    }
+    const decision = await opts.augment!(copy, manifest, active);
+    const m = await readManifest(copy);
+    await verifyBundleFiles(copy, m);
+    await opts.verify?.(copy, m);
+    await uploadVersion(reg, name, copy, m, log);
+    return decision;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 /**
  * Publishes the local bundle `src`: checks it (manifest, checksums, `opts.verify`), uploads
  * every file and then the manifest unless the version is already there with the same files
  * (a different bundle under an existing version id is refused), then, holding the lock,
- * re-verifies the stored version, flips CURRENT and prunes. On any failure CURRENT is untouched.
+ * re-verifies the stored version, flips CURRENT and prunes. With `opts.augment` the upload
+ * happens under the lock, after the hook. On any failure CURRENT is untouched.
  */
 export async function publishBundleS3(
   reg: S3Registry,
@@ -244,32 +258,29 @@ export async function publishBundleS3(
   }
   const version = manifest.version;
   log(`verified ${srcDir}`);
-  const existing = await remoteManifest(reg, name, version);
   let copied = false;
-  if (existing === null) {
-    for (const f of manifest.files) {
-      await reg.put(`${name}/${version}/${f.path}`, await readFile(join(srcDir, f.path)));
-      log(`uploaded ${f.path}`);
-    }
-    // Create-only where the service supports it: two publishers cannot both create it.
-    await reg.put(
-      `${name}/${version}/${MANIFEST_FILE}`,
-      await readFile(join(srcDir, MANIFEST_FILE)),
-      { ifNoneMatch: "*" },
-    );
-    log(`uploaded ${MANIFEST_FILE}`);
+  if (!opts.augment && (await remoteManifest(reg, name, version)) === null) {
+    await uploadVersion(reg, name, srcDir, manifest, log);
     copied = true;
   }
   return await withS3Lock(reg, name, async (check) => {
     log("locked");
+    let decision: AugmentDecision | void = undefined;
+    if (opts.augment && (await remoteManifest(reg, name, version)) === null) {
+      decision = await uploadAugmented(reg, name, srcDir, manifest, opts, log);
+      copied = true;
+      await check();
+    }
     await verifyRemoteVersion(reg, name, version, manifest);
     log("verified remote copy");
     const previous = await reg.readCurrent(name);
-    if (opts.activate !== false && previous !== version) {
-      await flip(reg, name, version, "publish", check);
+    const activated = opts.activate !== false && decision?.activate !== false;
+    if (activated && previous !== version) {
+      await flip(reg, name, version, "publish", check, decision?.forced);
       log("wrote CURRENT");
     }
-    const pruned = await pruneLocked(reg, name, opts.keep ?? 0, check);
-    return { name, version, dir: reg.where(`${name}/${version}/`), previous, copied, pruned };
+    const pruned = await pruneLocked(reg, name, opts.keep ?? 0, check, version);
+    const dir = reg.where(`${name}/${version}/`);
+    return { name, version, dir, previous, copied, activated, pruned };
   }, opts.lock);
 }

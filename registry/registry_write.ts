@@ -40,6 +40,12 @@ export {
 /** Roles of files the publisher adds to a bundle (PublishOptions.augment), not the exporter. */
 const ADDED_ROLES = new Set(["latent-translation", "evaluation"]);
 
+/** Whether two manifests list the same exported files (files the publisher added aside). */
+export function sameExportedFiles(a: Manifest, b: Manifest): boolean {
+  const own = (m: Manifest) => JSON.stringify(m.files.filter((f) => !ADDED_ROLES.has(f.role)));
+  return own(a) === own(b);
+}
+
 export interface PublishOptions {
   /** Registry root (default "models"). */
   registry: string;
@@ -294,9 +300,7 @@ async function copyIn(
   const verify = opts.verify;
   if (await exists(dest)) {
     const theirs = await readManifest(dest).catch(() => null);
-    // Files the publisher added (augment) are not the exporter's: compare the rest.
-    const own = (m: Manifest) => JSON.stringify(m.files.filter((f) => !ADDED_ROLES.has(f.role)));
-    const same = theirs !== null && own(theirs) === own(manifest);
+    const same = theirs !== null && sameExportedFiles(theirs, manifest);
     if (!same) {
       throw new RegistryError(
         "no-version",

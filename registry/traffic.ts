@@ -217,12 +217,18 @@ export async function abortCanary(
 
 /**
  * Ends the running canary by promoting it: CURRENT names the canary's version first (so
- * replicas serve it to everyone), then the record is marked promoted.
+ * replicas serve it to everyone), then the record is marked promoted. `gate` (the publisher's
+ * regression gate) may refuse the version by throwing, or return what HISTORY records as forced.
  */
-export async function promoteCanary(registry: string, name: string): Promise<CanaryRecord> {
+export async function promoteCanary(
+  registry: string,
+  name: string,
+  gate?: (version: string) => Promise<string[] | undefined>,
+): Promise<CanaryRecord> {
   const modelDir = modelDirOf(registry, name);
   const c = await withRegistryLock(modelDir, () => activeCanary(modelDir, `promote ${name}`));
-  const { previous } = await activateVersion(registry, name, c.version, "promote");
+  const forced = await gate?.(c.version);
+  const { previous } = await activateVersion(registry, name, c.version, "promote", forced);
   return await withRegistryLock(modelDir, async () => {
     const now = await activeCanary(modelDir, `promote ${name}@${c.version}`);
     const r: CanaryRecord = {

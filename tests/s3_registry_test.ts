@@ -121,8 +121,10 @@ Deno.test("two services on one S3 bucket serve a new publish within poll + 1 s; 
 
 /** Runs the publisher CLI on `dir`; kills it (SIGKILL) `delayMs` after its `killAfter`-th line. */
 async function killedPublish(s3: TestS3, dir: string, killAfter: number, delayMs: number) {
+  const reg = `s3://${s3.bucket}/registry`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", PUBLISH, dir, "--registry", `s3://${s3.bucket}/registry`, "--keep", "3"],
+    // --force: the fixtures regress on one another, and the gate's steps are kill points too.
+    args: ["run", "-A", PUBLISH, dir, "--registry", reg, "--keep", "3", "--force"],
     env: { ...s3.env, REGISTRY_LOCK_LEASE_MS: "2500" },
     stdout: "piped",
     stderr: "piped",
@@ -151,7 +153,8 @@ Deno.test("publishers killed at every step never leave CURRENT on a missing or p
   try {
     const reg = s3.registry();
     await publishToS3(`s3://${s3.bucket}/registry`, FIXTURES[0], publishOpts(s3));
-    // Steps printed by a publish: verified, 3 uploads, manifest, locked, remote check, CURRENT.
+    // Steps printed by a gated publish: verified, locked, downloaded, the gate, 4 uploads
+    // (evaluation.json too), manifest, remote check, CURRENT.
     const trials = 12;
     let kills = 0;
     for (let i = 0; i < trials; i++) {

@@ -16,6 +16,7 @@ import {
   type GateLimits,
   type Graph,
   type GraphRuntime,
+  LATENT_TRANSLATION_ROLE,
   type Manifest,
   noveltyFeatures,
   noveltyScorer,
@@ -169,16 +170,25 @@ export async function compareOn(
 }
 
 /**
- * Runs the gate for a candidate (in the registry's temporary copy) against the active version
- * and writes evaluation.json into the candidate. Returns the evaluation; the caller decides
- * activation from its verdict. Throws GateRefusedError (no evaluation) when the images cannot
- * be chosen or scored, unless `force`, in which case it returns null.
+ * The active version's files the gate reads besides its manifest: the fp32 serving graph, the
+ * latent translation (loading a graph checks it) and the held-out record. An S3 publish
+ * downloads only these.
+ */
+export const GATE_ACTIVE_ROLES: readonly string[] = ["model", LATENT_TRANSLATION_ROLE, "held-out"];
+
+/**
+ * Runs the gate for a candidate against the active version and, with `record` (a candidate in
+ * the registry's temporary copy), writes evaluation.json into it; without (`publish promote`:
+ * a version already in the registry, which never changes) only scores. Returns the
+ * evaluation; the caller decides activation from its verdict. Throws GateRefusedError (no
+ * evaluation) when the images cannot be chosen or scored, unless `force`: then it is null.
  */
 export async function gateCandidate(
   candidate: Side,
   active: Side,
   runtime: GraphRuntime<Graph>,
   opts: GateOptions = {},
+  record = true,
 ): Promise<Evaluation | null> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const log = opts.log ?? (() => {});
@@ -192,11 +202,13 @@ export async function gateCandidate(
       (err as Error).message
     }`;
     if (!opts.force) throw new GateRefusedError(why, null);
-    log(`${why}; --force: publishing without it`);
+    log(`${why}; --force: going on without it`);
     return null;
   }
-  const bytes = new TextEncoder().encode(JSON.stringify(e, null, 2) + "\n");
-  await addBundleFile(candidate.dir, EVALUATION_ROLE, EVALUATION_FILE, bytes);
+  if (record) {
+    const bytes = new TextEncoder().encode(JSON.stringify(e, null, 2) + "\n");
+    await addBundleFile(candidate.dir, EVALUATION_ROLE, EVALUATION_FILE, bytes);
+  }
   log(gateLine(e, Math.round(performance.now() - t0)));
   return e;
 }

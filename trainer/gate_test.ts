@@ -3,7 +3,9 @@
  * test images. The bundles share one untrained 16-dim encoder (random conv features) and get
  * linear heads fitted in closed form (LDA) on 3000 training images, so they export in seconds:
  * "dims d" looks at the first d latent dimensions only (more dimensions: better in every
- * class), "shuffled" was fitted on shuffled labels. Runs under Node (npm run test:trainer).
+ * class), "shuffled" was fitted on shuffled labels. The same gate runs on a directory
+ * registry, on an S3 one (a real s3rver) and on `publish promote`. Runs under Node (npm run
+ * test:trainer).
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -11,9 +13,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
-import { type Evaluation, readEvaluation, readManifest } from "../bundle/mod.ts";
+import {
+  type Evaluation,
+  EVALUATION_ROLE,
+  readEvaluation,
+  readManifest,
+  validateEvaluation,
+} from "../bundle/mod.ts";
 import { resolveActive } from "../registry/registry.ts";
-import { readHistory } from "../registry/registry_write.ts";
+import { parseHistory, readHistory } from "../registry/history.ts";
+import { remoteFile, remoteManifest, verifyRemoteVersion } from "../registry/s3_version.ts";
+import { readTrafficRecords } from "../registry/traffic.ts";
+import { startS3 } from "../testkit/s3_server.ts";
 import { writeBundle } from "./bundle.ts";
 import { encodeMu } from "./classifiers.ts";
 import { loadFashionMnist, resolveDataDir, type Split, stratifiedSubset, take } from "./data.ts";
@@ -148,6 +159,19 @@ async function registry() {
   return { reg, lines, run, versionOf, evaluation, active };
 }
 
+/** What `publish list` prints (to stdout, as the CLI does). */
+async function list(run: (args: string[]) => Promise<number>): Promise<string> {
+  const listed: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => listed.push(s);
+  try {
+    assert.equal(await run(["list"]), 0);
+  } finally {
+    console.log = log;
+  }
+  return listed.join("\n");
+}
+
 test("a candidate fitted on shuffled labels is refused, named, kept inactive; CURRENT stays", async () => {
   const r = await registry();
   assert.equal(await r.run([bundles.dims16, ...EVAL]), 0, r.lines.join("\n"));
@@ -216,15 +240,7 @@ test("with several versions and after a rollback the gate compares with the acti
   assert.equal(e.active.version, await r.versionOf("dims8"));
   assert.equal(e.verdict, "passed");
   assert.equal(await r.active(), await r.versionOf("dims12b"));
-  const listed: string[] = [];
-  const log = console.log;
-  console.log = (s: string) => listed.push(s);
-  try {
-    assert.equal(await r.run(["list"]), 0);
-  } finally {
-    console.log = log;
-  }
-  const text = listed.join("\n");
+  const text = await list(r.run);
   assert.match(text, /\* \S+ {2}gate passed vs \S+: \d+\.\d% -> \d+\.\d% \(\+\d+\.\d points/);
   assert.match(text, new RegExp(`${await r.versionOf("dims12")} {2}gate refused vs`));
   assert.equal(
@@ -247,4 +263,79 @@ test("the share flagged novel, each version at its own threshold, is gated too",
   assert.ok(a > 0.01 && a < 0.12, `active share ${a}`);
   assert.ok(c > 0.15 && c < 0.35, `candidate share ${c}`);
   assert.equal(e.candidate.noveltyThreshold! < e.active.noveltyThreshold!, true);
+});
+
+test("on an S3 registry the gate refuses, passes and is forced as on a directory", async () => {
+  const s3 = await startS3();
+  const url = `s3://${s3.bucket}/registry`, reg = s3.registry();
+  const lines: string[] = [];
+  // The default lease (15 s): the gate scores while the publisher holds the lock.
+  const env = s3.env;
+  const run = (args: string[]) =>
+    publishMain([...args, "--registry", url], (s) => lines.push(s), env).catch((e) =>
+      reportPublishError(e, (s) => lines.push(s))
+    );
+  const v = async (name: string) => (await readManifest(bundles[name])).version;
+  const stored = async (name: string) => {
+    const m = (await remoteManifest(reg, "fashion-vae", await v(name)))!;
+    const bytes = await remoteFile(reg, "fashion-vae", m, EVALUATION_ROLE);
+    return validateEvaluation(JSON.parse(new TextDecoder().decode(bytes!)));
+  };
+  const current = () => reg.readCurrent("fashion-vae");
+  try {
+    assert.equal(await run([bundles.dims8]), 0, lines.join("\n"));
+    // Without --eval-data: the active version's record, its 500 test images, read from S3.
+    assert.equal(await run([bundles.shuffled]), 1);
+    assert.match(lines.at(-1)!, /gate refused .* on 500 images .*CURRENT is still/);
+    assert.match(lines.at(-1)!, /overall accuracy 6\d\.\d% -> 1\d\.\d% \(-\d\d\.\d points/);
+    assert.match(lines.join("\n"), new RegExp(`downloaded ${await v("dims8")} \\(the active`));
+    assert.equal(await current(), await v("dims8"));
+    // The refused version is stored whole with its record, and stays refused without --force.
+    await verifyRemoteVersion(reg, "fashion-vae", await v("shuffled"));
+    assert.equal((await stored("shuffled")).verdict, "refused");
+    assert.equal(await run(["activate", await v("shuffled")]), 1);
+    assert.match(lines.at(-1)!, /was refused by the regression gate/);
+
+    assert.equal(await run([bundles.dims16]), 0, lines.join("\n"));
+    assert.equal(await current(), await v("dims16"));
+    const e = await stored("dims16");
+    assert.equal(e.verdict, "passed");
+    // The same numbers as the exporter's own metrics for each bundle on those 500 images.
+    assert.equal(e.active.accuracy, (await readManifest(bundles.dims8)).metrics.testAccuracy);
+    assert.equal(e.candidate.accuracy, (await readManifest(bundles.dims16)).metrics.testAccuracy);
+
+    assert.equal(await run([bundles.dims12, ...EVAL.slice(0, 4), "--force"]), 0, lines.join("\n"));
+    assert.equal(await current(), await v("dims12"));
+    assert.equal((await stored("dims12")).verdict, "forced");
+    const history = parseHistory(await reg.getText("fashion-vae/HISTORY"));
+    assert.equal(history.at(-1)!.version, await v("dims12"));
+    assert.match(history.at(-1)!.forced!.join("\n"), /limit/);
+    assert.equal(history.at(-2)!.forced, undefined);
+    const text = await list(run);
+    assert.match(
+      text,
+      new RegExp(`\\* ${await v("dims12")} {2}gate forced vs ${await v("dims16")}`),
+    );
+    assert.match(
+      text,
+      new RegExp(`  ${await v("shuffled")} {2}gate refused vs ${await v("dims8")}`),
+    );
+  } finally {
+    await s3.close();
+  }
+});
+
+test("promote gates the canary's version against CURRENT: a better one passes", async () => {
+  const r = await registry();
+  assert.equal(await r.run([bundles.dims8]), 0, r.lines.join("\n"));
+  const canary = ["canary", bundles.dims16, "--percent", "50", "--no-translation"];
+  assert.equal(await r.run(canary), 0, r.lines.join("\n"));
+  assert.equal(await r.run(["promote"]), 0, r.lines.join("\n"));
+  const line = r.lines.find((l) => l.startsWith("regression gate"))!;
+  assert.match(line, /on 500 images .*accuracy 60\.4% -> 68\.0%.*: passed/);
+  assert.equal(await r.active(), await r.versionOf("dims16"));
+  assert.equal((await readTrafficRecords(join(r.reg, "fashion-vae"))).canary?.state, "promoted");
+  // Nothing is written into the promoted version: a version directory never changes.
+  const dir = join(r.reg, "fashion-vae", await r.versionOf("dims16"));
+  assert.equal(await readEvaluation(dir, await readManifest(dir)), null);
 });

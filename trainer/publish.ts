@@ -11,12 +11,12 @@
  * the probe images reproduce their recorded outputs. A bundle failing any of it never reaches
  * CURRENT. Then the regression gate (trainer/gate.ts, publish_gate.ts) scores the candidate and
  * the active version on the same held-out images and keeps a regressing candidate inactive
- * unless --force. Runs under Node (`deno task publish`, `deno task train -- publish`) and Deno
- * (--allow-ffi, as tests do). The registry layout itself lives in registry/registry_write.ts.
+ * unless --force, on a registry directory and on S3 (publish_s3.ts) alike. Runs under Node
+ * (`deno task publish`, `deno task train -- publish`) and Deno (--allow-ffi, as tests do). The
+ * registry layout itself lives in registry/registry_write.ts.
  */
 import {
   checkAllGraphs,
-  type Evaluation,
   type Graph,
   type GraphRuntime,
   type GraphTensor,
@@ -42,10 +42,9 @@ import {
   GATE_FLAGS,
   type GateOptions,
   gateOptionsFrom,
-  GateRefusedError,
-  gateStep,
+  inactiveEvaluation,
   listLine,
-  refusalMessage,
+  publishGated,
 } from "./publish_gate.ts";
 import {
   TRAFFIC_COMMANDS,
@@ -146,19 +145,20 @@ export interface PublishCommandOptions {
   translation?: boolean;
   translationOptions?: TranslationOptions;
   /**
-   * Run the regression gate against the active version (trainer/gate.ts; file registries). The
-   * CLI and `train --publish` always do; library callers opt in. A refusal keeps the version
-   * in the registry inactive and throws GateRefusedError.
+   * Run the regression gate against the active version (trainer/gate.ts; directory and S3
+   * registries). The CLI and `train --publish` always do; library callers opt in. A refusal
+   * keeps the version in the registry inactive and throws GateRefusedError.
    */
   gate?: GateOptions;
 }
 
 /**
- * Publishes with full verification (what `deno task publish` and `train --publish` run), and,
- * when another version is active in a file registry, adds the latent translation from it. A
- * translation that cannot be fitted (no data, an unreadable old bundle) is logged and skipped:
- * the new version still publishes, and the server refuses to translate from the old space,
- * saying why.
+ * Publishes with full verification (what `deno task publish` and `train --publish` run), the
+ * regression gate when `opts.gate` is given (publish_gate.ts publishGated, the same for both
+ * registries), and, when another version is active in a file registry, adds the latent
+ * translation from it. A translation that cannot be fitted (no data, an unreadable old bundle)
+ * is logged and skipped: the new version still publishes, and the server refuses to translate
+ * from the old space, saying why.
  */
 export async function publish(
   bundleDir: string,
@@ -166,19 +166,16 @@ export async function publish(
   env: Record<string, string | undefined> = globalThis.process?.env ?? {},
 ): Promise<PublishResult> {
   if (isS3Registry(opts.registry)) {
-    // The S3 publisher has no step in which to score the copy yet: say so rather than pretend.
-    if (opts.gate) opts.gate.log?.("regression gate: not available for S3 registries; not run");
-    const keep = opts.keep ?? 0;
     // The AWS SDK takes a second or more to import: only S3 publishes load it.
     const { publishToS3 } = await import("./publish_s3.ts");
-    const r = await publishToS3(opts.registry, bundleDir, {
+    return await publishToS3(opts.registry, bundleDir, {
       name: opts.name,
-      keep,
+      keep: opts.keep ?? 0,
       verify: verifyWithOnnxRuntime,
+      runtime: onnxRuntimeNode,
+      gate: opts.gate,
       env,
     });
-    // An object store leaves no temporary directories behind to clean.
-    return { ...r, cleaned: [], activated: true };
   }
   const log = opts.translationOptions?.log ?? ((s: string) => console.error(s));
   const augment = async (dir: string, manifest: Manifest, active: { dir: string } | null) => {
@@ -198,41 +195,16 @@ export async function publish(
   if (!opts.gate) {
     return publishBundle(bundleDir, { ...where(opts), augment: translate });
   }
-  return await publishGated(bundleDir, opts, opts.gate, translate);
-}
-
-/** publish() with the regression gate: the gate runs first on the copy, then the translation. */
-async function publishGated(
-  bundleDir: string,
-  opts: PublishCommandOptions,
-  gate: GateOptions,
-  translate?: (dir: string, m: Manifest, active: { dir: string } | null) => Promise<void>,
-): Promise<PublishResult> {
   const manifest = await readManifest(resolve(bundleDir));
-  const modelDir = join(resolve(opts.registry), opts.name ?? manifest.name);
-  const forcedBefore = await checkRefusedBefore(modelDir, manifest.version, gate.force === true);
-  const outcome = { evaluation: null as Evaluation | null };
-  const step = gateStep(gate, onnxRuntimeNode, outcome);
-  const r = await publishBundle(bundleDir, {
-    ...where(opts),
-    // A version refused before is forced through by activateVersion, which records it.
-    activate: forcedBefore === undefined,
-    augment: async (dir, m, active) => {
-      const decision = await step(dir, m, active);
-      // A refused version stays inactive: its translation waits until it is published again.
-      if (decision.activate !== false) await translate?.(dir, m, active);
-      return decision;
+  const name = opts.name ?? manifest.name;
+  const modelDir = join(resolve(opts.registry), name);
+  return await publishGated(manifest, opts.gate, onnxRuntimeNode, {
+    inactiveEvaluation: (version) => inactiveEvaluation(modelDir, version),
+    publish: (activate, augment) => publishBundle(bundleDir, { ...where(opts), activate, augment }),
+    activate: async (version, forced) => {
+      await activateVersion(opts.registry, name, version, "publish", forced);
     },
-  });
-  if (!r.activated && outcome.evaluation) {
-    throw new GateRefusedError(refusalMessage(outcome.evaluation, r.version), outcome.evaluation);
-  }
-  if (forcedBefore) {
-    await activateVersion(opts.registry, r.name, r.version, "publish", forcedBefore);
-    gate.log?.(`--force: activated ${r.version} despite: ${forcedBefore.join("; ")}`);
-    return { ...r, activated: true };
-  }
-  return r;
+  }, translate);
 }
 
 function where(opts: PublishCommandOptions) {
@@ -267,23 +239,16 @@ export async function publishMain(
   if (cmd === undefined) {
     throw new FlagError(`Name a bundle directory or a command\n${PUBLISH_USAGE}`);
   }
+  const runtime = onnxRuntimeNode, verify = verifyWithOnnxRuntime;
   if (TRAFFIC_COMMANDS.has(cmd)) {
-    await trafficCommand(cmd, rest, {
-      registry,
-      name,
-      flags: f,
-      verify: verifyWithOnnxRuntime,
-      log,
-    });
+    await trafficCommand(cmd, rest, { registry, name, flags: f, verify, runtime, log });
     return 0;
   }
   if (isS3Registry(registry)) {
     noMore(cmd === "activate" || cmd === "publish" ? 1 : 0);
-    if (!["activate", "rollback", "prune", "list"].includes(cmd)) {
-      log("regression gate: not available for S3 registries; not run");
-    }
     const { s3Command } = await import("./publish_s3.ts");
-    await s3Command(registry, cmd, rest, { name, keep, verify: verifyWithOnnxRuntime, log, env });
+    const gate = gateOptionsFrom(f, log);
+    await s3Command(registry, cmd, rest, { name, keep, verify, runtime, gate, log, env });
     return 0;
   }
   if (cmd === "activate") {

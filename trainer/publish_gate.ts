@@ -1,11 +1,13 @@
 /**
  * The regression gate's part of the publish CLI (trainer/gate.ts does the evaluation): its
  * flags, the augment step that scores the candidate against the active version inside the
- * registry's temporary copy and withholds activation on a regression, the refusal of a
- * version refused before (republished or activated without --force), and the evaluation
- * shown by `publish list`. With no active version (a first publish) there is nothing to gate.
+ * registry's temporary copy and withholds activation on a regression, the gated publish on
+ * any registry (a directory or S3, through GatedTarget), the refusal of a version refused
+ * before (republished or activated without --force), the gate of `publish promote`, and the
+ * evaluation shown by `publish list`. With no active version (a first publish) there is
+ * nothing to gate.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   describeRegression,
   type Evaluation,
@@ -18,8 +20,12 @@ import {
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs } from "../common/flags.ts";
 import { exists } from "../registry/registry.ts";
-import { readCurrentState } from "../registry/registry_write.ts";
-import type { AugmentDecision } from "../registry/registry_write.ts";
+import {
+  type AugmentDecision,
+  type PublishOptions,
+  type PublishResult,
+  readCurrentState,
+} from "../registry/registry_write.ts";
 import { DEFAULT_LIMITS, gateCandidate, type GateOptions, GateRefusedError } from "./gate.ts";
 
 export { type GateOptions, GateRefusedError } from "./gate.ts";
@@ -86,13 +92,22 @@ export function refusalMessage(e: Evaluation, version: string): string {
     e.regressions.map((r) => `  ${describeRegression(r, e.limits)}`).join("\n");
 }
 
+type Runtime = () => Promise<GraphRuntime<Graph>>;
+
+/** What an evaluation (null: the gate could not run, --force) means for activation. */
+function decisionOf(e: Evaluation | null, force: boolean): AugmentDecision {
+  if (e === null) return { forced: ["no evaluation: the gate could not run"] };
+  if (e.verdict === "refused") return { activate: false };
+  return force ? { forced: e.regressions.map((r) => describeRegression(r, e.limits)) } : {};
+}
+
 /**
  * The augment step: runs the gate against the active version (none: first publish, no gate)
  * and tells the registry whether to activate. `outcome` receives the evaluation.
  */
 export function gateStep(
   opts: GateOptions,
-  runtime: () => Promise<GraphRuntime<Graph>>,
+  runtime: Runtime,
   outcome: { evaluation: Evaluation | null },
 ) {
   return async (
@@ -104,10 +119,76 @@ export function gateStep(
     const side = { dir: active.dir, manifest: await readManifest(active.dir) };
     const e = await gateCandidate({ dir, manifest }, side, await runtime(), opts);
     outcome.evaluation = e;
-    if (e === null) return { forced: ["no evaluation: the gate could not run"] };
-    const lines = e.regressions.map((r) => describeRegression(r, e.limits));
-    if (e.verdict === "refused") return { activate: false };
-    return opts.force ? { forced: lines } : {};
+    return decisionOf(e, opts.force === true);
+  };
+}
+
+/** What a gated publish needs of a registry: a directory (publish.ts) or S3 (publish_s3.ts). */
+export interface GatedTarget {
+  /** The gate's record of `version` when the registry holds it and it is not active, or null. */
+  inactiveEvaluation(version: string): Promise<Evaluation | null>;
+  /** Copies the bundle in, running `augment` on it, and activates it if both allow. */
+  publish(
+    activate: boolean,
+    augment: NonNullable<PublishOptions["augment"]>,
+  ): Promise<PublishResult>;
+  /** Activates `version` past the gate, HISTORY recording the regressions overridden. */
+  activate(version: string, forced: string[]): Promise<void>;
+}
+
+/**
+ * Publishes `manifest`'s bundle with the regression gate, on any registry: the gate runs on the
+ * copy against the active version, then `translate` (when the gate lets it activate); a
+ * refusal keeps the copy inactive and throws GateRefusedError naming every regression.
+ */
+export async function publishGated(
+  manifest: Manifest,
+  gate: GateOptions,
+  runtime: Runtime,
+  target: GatedTarget,
+  translate?: NonNullable<PublishOptions["augment"]>,
+): Promise<PublishResult> {
+  const before = await target.inactiveEvaluation(manifest.version);
+  const forcedBefore = forcedPast(manifest.version, before, gate.force === true);
+  const outcome = { evaluation: null as Evaluation | null };
+  const step = gateStep(gate, runtime, outcome);
+  // A version refused before is forced through by target.activate, which records it.
+  const r = await target.publish(forcedBefore === undefined, async (dir, m, active) => {
+    const decision = await step(dir, m, active);
+    // A refused version stays inactive: its translation waits until it is published again.
+    if (decision.activate !== false) await translate?.(dir, m, active);
+    return decision;
+  });
+  if (!r.activated && outcome.evaluation) {
+    throw new GateRefusedError(refusalMessage(outcome.evaluation, r.version), outcome.evaluation);
+  }
+  if (forcedBefore) {
+    await target.activate(r.version, forcedBefore);
+    gate.log?.(`--force: activated ${r.version} despite: ${forcedBefore.join("; ")}`);
+    return { ...r, activated: true };
+  }
+  return r;
+}
+
+/**
+ * The gate of `publish promote` (a hook of registry/traffic.ts promoteCanary): the canary's
+ * version, already in the registry, against the active one, as a publish would gate it. A
+ * regression throws the publish's GateRefusedError unless --force; returns what HISTORY records
+ * as forced. No evaluation.json is written: a version directory never changes.
+ */
+export function promotionGate(registry: string, name: string, opts: GateOptions, runtime: Runtime) {
+  const modelDir = join(resolve(registry), name);
+  const side = async (v: string) => ({
+    dir: join(modelDir, v),
+    manifest: await readManifest(join(modelDir, v)),
+  });
+  return async (version: string): Promise<string[] | undefined> => {
+    const active = (await readCurrentState(modelDir)).version;
+    if (active === null || active === version) return undefined; // nothing to compare with
+    const [candidate, was] = [await side(version), await side(active)];
+    const e = await gateCandidate(candidate, was, await runtime(), opts, false);
+    if (e?.verdict === "refused") throw new GateRefusedError(refusalMessage(e, version), e);
+    return decisionOf(e, opts.force === true).forced;
   };
 }
 
@@ -120,19 +201,35 @@ export async function evaluationOf(versionDir: string): Promise<Evaluation | nul
   }
 }
 
-/**
- * Refuses to activate (republish or `activate`) a version the gate refused, unless forced;
- * returns what HISTORY records (the overridden regressions) or undefined.
- */
+/** The evaluation of `version` in a registry directory when it is there but not active. */
+export async function inactiveEvaluation(
+  modelDir: string,
+  version: string,
+): Promise<Evaluation | null> {
+  const dir = join(modelDir, version);
+  if (!(await exists(dir))) return null;
+  if ((await readCurrentState(modelDir)).named === version) return null;
+  return await evaluationOf(dir);
+}
+
+/** forcedPast for `version` in a registry directory. */
 export async function checkRefusedBefore(
   modelDir: string,
   version: string,
   force: boolean,
 ): Promise<string[] | undefined> {
-  const dir = join(modelDir, version);
-  if (!(await exists(dir))) return undefined;
-  if ((await readCurrentState(modelDir)).named === version) return undefined;
-  const e = await evaluationOf(dir);
+  return forcedPast(version, await inactiveEvaluation(modelDir, version), force);
+}
+
+/**
+ * Refuses to activate (republish or `activate`) a version the gate refused (`e`, its record
+ * while inactive), unless forced; returns what HISTORY records (the overridden regressions).
+ */
+export function forcedPast(
+  version: string,
+  e: Evaluation | null,
+  force: boolean,
+): string[] | undefined {
   if (!e || e.verdict !== "refused") return undefined;
   const lines = e.regressions.map((r) => describeRegression(r, e.limits));
   if (force) return lines;

@@ -1,8 +1,8 @@
 /**
  * The publish CLI on an S3 registry, under Node as `deno task publish` runs it: against a real
  * S3-compatible server (s3rver) on a loopback port, publish verifies with onnxruntime-node and
- * uploads, a probe-failing bundle is refused before anything is uploaded, list marks CURRENT,
- * rollback goes back. Credentials and endpoint come from the AWS environment variables.
+ * uploads, the regression gate keeps a worse bundle inactive until --force, a probe-failing
+ * bundle is refused before anything is uploaded, list marks CURRENT, rollback goes back. Credentials and endpoint come from the AWS environment variables.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -29,11 +29,11 @@ test("publish, list and rollback on an s3:// registry; a bad bundle uploads noth
     configureBuckets: [{ name: "models", configs: [] }],
   });
   const { port } = await server.run();
+  // The default lease (15 s): the gate scores while the publisher holds the lock.
   const env = {
     AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
     AWS_ACCESS_KEY_ID: "S3RVER",
     AWS_SECRET_ACCESS_KEY: "S3RVER",
-    REGISTRY_LOCK_LEASE_MS: "2000",
   };
   const url = "s3://models/team/registry";
   const reg = new S3Registry(url, s3ClientFromEnv(env));
@@ -44,11 +44,19 @@ test("publish, list and rollback on an s3:// registry; a bad bundle uploads noth
     );
   try {
     assert.equal(await run([fixture("tiny-bundle")]), 0);
-    assert.equal(await run(["publish", fixture("tiny-bundle-b")]), 0);
     const [a, b] = [
       await versionOf(fixture("tiny-bundle")),
       await versionOf(fixture("tiny-bundle-b")),
     ];
+    // b scores 2.8 points below a on a's 1000 test images: stored, kept inactive, then forced.
+    assert.equal(await run(["publish", fixture("tiny-bundle-b")]), 1);
+    assert.match(lines.at(-1)!, new RegExp(`gate refused ${b} against ${a} on 1000 images`));
+    assert.equal(await reg.readCurrent("fashion-vae"), a);
+    assert.equal(await run(["publish", fixture("tiny-bundle-b"), "--force"]), 0);
+    assert.match(
+      lines.join("\n"),
+      /--force: activated .* despite: overall accuracy 68\.9% -> 66\.1%/,
+    );
     assert.equal(await reg.readCurrent("fashion-vae"), b);
     assert.match(
       lines.join("\n"),

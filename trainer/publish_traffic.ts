@@ -7,9 +7,13 @@
  *   shadow <version|off>                      run a version on a copy of live traffic, or stop
  * The records live beside CURRENT (registry/traffic.ts) and every replica follows them. A
  * server stops routing to a canary past its bounds by itself; with a read-only registry (HTTP,
- * S3) `abort --reason` is how that stop reaches the registry. Directory registries only.
+ * S3) `abort --reason` is how that stop reaches the registry. `promote` runs the regression
+ * gate of a publish (publish_gate.ts) on the canary's version against the active one first:
+ * it may have been staged without the gate, or CURRENT may have changed since; --force
+ * promotes past it (recorded in HISTORY). Directory registries only.
  */
 import { stat } from "node:fs/promises";
+import type { Graph, GraphRuntime } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs } from "../common/flags.ts";
 import { resolveModelName } from "../registry/registry.ts";
 import { publishBundle } from "../registry/registry_write.ts";
@@ -21,6 +25,7 @@ import {
   startCanary,
 } from "../registry/traffic.ts";
 import { isS3Registry } from "../registry/s3_location.ts";
+import { gateOptionsFrom, promotionGate } from "./publish_gate.ts";
 
 export const TRAFFIC_COMMANDS = new Set(["canary", "promote", "abort", "shadow"]);
 
@@ -30,7 +35,7 @@ export const TRAFFIC_FLAGS = {
 } satisfies FlagSpecs;
 
 export const TRAFFIC_USAGE =
-  `       deno task publish -- canary <version|bundle-dir> --percent P | promote | abort [--reason text]
+  `       deno task publish -- canary <version|bundle-dir> --percent P | promote [--force] | abort [--reason text]
        deno task publish -- shadow <version|off>`;
 
 export interface TrafficCommandOptions {
@@ -39,6 +44,8 @@ export interface TrafficCommandOptions {
   flags: Record<string, unknown>;
   /** Loads a bundle in onnxruntime (publish.ts verifyWithOnnxRuntime) before it is staged. */
   verify: Parameters<typeof publishBundle>[1]["verify"];
+  /** The runtime `promote`'s regression gate scores with (publish.ts onnxRuntimeNode). */
+  runtime: () => Promise<GraphRuntime<Graph>>;
   log: (s: string) => void;
 }
 
@@ -86,7 +93,8 @@ export async function trafficCommand(
         (r.previous ? ` (replaces ${r.previous.version} at ${r.previous.percent}%)` : ""),
     );
   } else if (cmd === "promote") {
-    const r = await promoteCanary(o.registry, name);
+    const gate = promotionGate(o.registry, name, gateOptionsFrom(o.flags, o.log), o.runtime);
+    const r = await promoteCanary(o.registry, name, gate);
     o.log(`${name}: promoted ${r.version}: ${r.reason}`);
   } else if (cmd === "abort") {
     const reason = (o.flags.reason as string | undefined) ?? "aborted by the operator";

@@ -1,7 +1,9 @@
 /**
  * The publish CLI's traffic commands against the committed fixtures: a canary staged from a
- * bundle directory (verified, not activated), promote, abort with a reason, shadow on and off,
- * and the usage errors. Runs under Node (npm run test:trainer) and Deno (node:test).
+ * bundle directory (verified, not activated), promote through the regression gate (b scores
+ * 2.8 points below a on a's 1000 test images: refused, then forced; a back over b loses a
+ * class, and passes with that limit loosened),
+ * abort with a reason, shadow on and off, and the usage errors. Runs under Node (npm run test:trainer) and Deno (node:test).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -10,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveActive } from "../registry/registry.ts";
+import { readHistory } from "../registry/history.ts";
 import { readTrafficRecords } from "../registry/traffic.ts";
 import { publishMain, reportPublishError } from "./publish.ts";
 
@@ -43,10 +46,40 @@ test("canary from a bundle dir, promote, abort with a reason, shadow on and off"
       "active",
     ]);
 
-    assert.equal((await run(["promote", ...reg])).code, 0);
+    // The canary was staged without the gate: promote gates it as a publish would.
+    const refused = await run(["promote", ...reg]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.lines.at(-1)!,
+      new RegExp(`gate refused ${vb} against ${va} on 1000 images .*CURRENT is still ${va}`),
+    );
+    assert.match(refused.lines.at(-1)!, /overall accuracy 68\.9% -> 66\.1% \(-2\.8 points/);
+    assert.equal((await resolveActive(root)).version, va);
+    rec = await readTrafficRecords(join(root, "fashion-vae"));
+    assert.equal(rec.canary?.state, "active", "a refused promotion leaves the canary running");
+
+    assert.equal((await run(["promote", "--force", ...reg])).code, 0);
     assert.equal((await resolveActive(root)).version, vb);
     rec = await readTrafficRecords(join(root, "fashion-vae"));
     assert.equal(rec.canary?.state, "promoted");
+    const promoted = (await readHistory(join(root, "fashion-vae"))).findLast((e) =>
+      e.action === "promote"
+    );
+    assert.equal(promoted?.version, vb);
+    assert.match(promoted?.forced?.join("\n") ?? "", /overall accuracy 68\.9% -> 66\.1%/);
+
+    // a over b gains 2.8 points overall but loses "Coat" (68.7% -> 0.0%): the gate's limits
+    // apply to promote as to publish.
+    assert.equal((await run(["canary", va, "--percent", "10", ...reg])).code, 0);
+    const coat = await run(["promote", ...reg]);
+    assert.equal(coat.code, 1);
+    assert.match(coat.lines.at(-1)!, /class "Coat" 68\.7% -> 0\.0% \(-68\.7 points, limit 3\)/);
+    assert.doesNotMatch(coat.lines.at(-1)!, /overall accuracy/);
+    const passed = await run(["promote", "--max-class-drop", "70", ...reg]);
+    assert.equal(passed.code, 0, passed.lines.join("\n"));
+    assert.match(passed.lines.join("\n"), new RegExp(`gate ${vb} -> ${va} .*68\\.9%.*: passed`));
+    assert.equal((await resolveActive(root)).version, va);
+    assert.equal((await readHistory(join(root, "fashion-vae"))).at(-1)?.forced, undefined);
 
     assert.equal((await run(["canary", c, "--percent", "5", ...reg])).code, 0);
     assert.equal((await run(["abort", "--reason", "p99 too high", ...reg])).code, 0);
@@ -64,7 +97,7 @@ test("canary from a bundle dir, promote, abort with a reason, shadow on and off"
     assert.equal((await readTrafficRecords(join(root, "fashion-vae"))).shadow?.state, "active");
     assert.equal((await run(["shadow", "off", ...reg])).code, 0);
     assert.equal((await readTrafficRecords(join(root, "fashion-vae"))).shadow?.state, "stopped");
-    assert.equal((await resolveActive(root)).version, vb, "traffic commands leave CURRENT alone");
+    assert.equal((await resolveActive(root)).version, va, "traffic commands leave CURRENT alone");
   } finally {
     await rm(root, { recursive: true, force: true });
   }
