@@ -42,7 +42,7 @@ export class EvalDataError extends Error {
   }
 }
 
-/** The trainer's defaults for an image dataset without a held-out record (trainer/cli.ts). */
+/** The trainer's defaults for an image dataset without a held-out record (DATA_FLAGS). */
 const IMAGE_SPLIT = { testFraction: 0.1, valFraction: 0.1, seed: 1 };
 
 async function imageTestSplit(path: string, heldOutDir: string | null, log: (s: string) => void) {

@@ -82,7 +82,7 @@ export interface CalibrationSplit {
 
 /**
  * The images a bundle's calibration uses: its own validation split when its training record
- * has one (trainer/commands/common.ts trainValSplit with the training seed), else a seeded split of train.
+ * has one (trainer/data.ts trainValSplit with the training seed), else a seeded split of train.
  */
 export function calibrationSplit(
   manifest: Manifest,
