@@ -4,6 +4,7 @@
  * acceptance check that the publisher and the server both run (accept.ts).
  */
 export * from "./accept.ts";
+export * from "./encode_set.ts";
 export * from "./evaluation.ts";
 export * from "./held_out.ts";
 export * from "./labels.ts";
