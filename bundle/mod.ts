@@ -17,5 +17,6 @@ export * from "./precision.ts";
 export * from "./probe.ts";
 export * from "./read.ts";
 export * from "./samples.ts";
+export * from "./served.ts";
 export * from "./session_io.ts";
 export * from "./tensors.ts";
