@@ -18,8 +18,11 @@ const testdata = (name: string) => new URL(`../tests/testdata/${name}`, import.m
 export const TINY_BUNDLE = testdata("tiny-bundle");
 /** Reference inputs and outputs of TINY_BUNDLE (computed at export with onnxruntime-node). */
 export const TINY_EXPECTED = testdata("tiny-bundle-expected.json");
+/** The other two tiny bundles (same recipe, other seeds). */
+export const TINY_BUNDLE_B = testdata("tiny-bundle-b");
+export const TINY_BUNDLE_C = testdata("tiny-bundle-c");
 /** The three tiny bundles, TINY_BUNDLE first. */
-export const FIXTURES = [TINY_BUNDLE, testdata("tiny-bundle-b"), testdata("tiny-bundle-c")];
+export const FIXTURES = [TINY_BUNDLE, TINY_BUNDLE_B, TINY_BUNDLE_C];
 /** The model name of every fixture. */
 export const MODEL = "fashion-vae";
 
