@@ -18,6 +18,11 @@ export interface FlagSpec {
 
 export type FlagSpecs = Record<string, FlagSpec>;
 
+/** A string flag limited to `choices`, whose default is the first of them. */
+export function choiceFlag(choices: readonly string[], help: string): FlagSpec {
+  return { type: "string", default: choices[0], choices, help };
+}
+
 export class FlagError extends Error {
   constructor(message: string) {
     super(message);

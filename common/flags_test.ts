@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FlagError, formatHelp, parseCommandFlags, parseFlags } from "./flags.ts";
+import { choiceFlag, FlagError, formatHelp, parseCommandFlags, parseFlags } from "./flags.ts";
 
 const specs = {
   port: { type: "int", default: 8000, help: "port", env: "PORT" },
@@ -78,4 +78,15 @@ Deno.test('parseFlags() ignores the leading "--" that deno task passes through',
   assert.equal(flags.port, 9);
   assert.deepEqual(positional, []);
   assert.deepEqual(parseFlags(["--port", "9", "--", "--x"], specs).positional, ["--x"]);
+});
+
+Deno.test("choiceFlag() defaults to the first choice and rejects a value outside the choices", () => {
+  const arch = { arch: choiceFlag(["reference", "tiny"], "architecture") };
+  assert.equal(parseFlags([], arch).flags.arch, "reference");
+  assert.equal(parseFlags(["--arch", "tiny"], arch).flags.arch, "tiny");
+  assert.throws(() => parseFlags(["--arch", "big"], arch), /one of reference, tiny; got "big"/);
+  assert.match(
+    formatHelp("usage", arch),
+    /--arch +reference\|tiny architecture \(default "reference"\)/,
+  );
 });

@@ -15,17 +15,6 @@ const EXCEPTIONS: Record<string, Record<string, string>> = {
   // them onto createRoute definitions (as serve/routes/ did for /v1) removes these.
   "serve/latents/openapi.ts": { latentPaths: "one literal document until it moves to createRoute" },
   "serve/demo/mod.ts": { demoRoutes: "route registrations; to createRoute definitions next" },
-  "serve/main.ts": { main: "wiring of the service's parts in start-up order; cut next" },
-  "serve/reload.ts": { "#reloadOnce": "the reload state machine; cut at its states next" },
-  "trainer/train.ts": {
-    "(file)": "the training loop with both engines' step functions",
-  },
-  "trainer/cli.ts": {
-    "(file)": "every trainer subcommand; one module per subcommand is the cut",
-  },
-  "trainer/bundle.ts": {
-    writeBundle: "export, parity, probe, metrics and files in order; cut next",
-  },
 };
 
 function exempt(filename: string): boolean {

@@ -15,7 +15,7 @@
  */
 import { argmax } from "../common/argmax.ts";
 import { DATA_DIR_ENV, DEFAULT_DATA_DIR, FILES } from "../common/fashion_mnist.ts";
-import { parseCommandFlags } from "../common/flags.ts";
+import { choiceFlag, parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng, encodeJpeg } from "../common/image_codec.ts";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
@@ -27,12 +27,7 @@ import { BUNDLE_FLAGS, bundleDir, runScript } from "./_cli.ts";
 const FLAGS = {
   ...BUNDLE_FLAGS,
   model: { type: "string", help: "model name in the registry" },
-  backend: {
-    type: "string",
-    default: "native",
-    choices: ["native", "wasm"],
-    help: "backend for the direct run and the in-process app",
-  },
+  backend: choiceFlag(["native", "wasm"], "backend for the direct run and the in-process app"),
   url: { type: "string", help: "base URL of a running server (default: in-process app)" },
   count: {
     type: "int",

@@ -1,8 +1,9 @@
 /**
  * The HTTP API as a Hono app built from its dependencies (createApp({slot, config, metrics})),
- * so tests drive it with app.request() and main.ts only adds Deno.serve. Each model request
- * pins the current model for its whole life (slot.use), so a hot swap never mixes versions
- * within a response, and names the version that answered in the body and X-Model-Version.
+ * so tests drive it with app.request() and the entries only add a server (serve/service.ts).
+ * Each model request pins the current model for its whole life (slot.use), so a hot swap never
+ * mixes versions within a response, and names the version that answered in the body and
+ * X-Model-Version.
  * Each route group lives in serve/routes/ as createRoute definitions (@hono/zod-openapi), so
  * routing, query validation and /openapi.json come from one definition. Errors: handlers
  * throw ApiError, failed schema checks become ApiError 400 (validationHook); the one onError
@@ -89,8 +90,11 @@ export function ownMetricsText(metrics: ServiceMetrics, slot: ModelSlot): string
   return metrics.render();
 }
 
-/** Routes with a fixed label for metrics (routeLabel() adds the /v2 templates; the rest is "other"). */
-const ROUTES = [
+/**
+ * Routes with a fixed label for metrics (routeLabel() adds the /v2 templates; the rest is
+ * "other"). Exported so the route test checks them against what the app registers.
+ */
+export const LABELLED_ROUTES = [
   "/v1/classify",
   "/v1/latent",
   "/v1/reconstruct",
@@ -191,7 +195,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.use("*", async (c, next) => {
     const start = performance.now();
     await next();
-    const route = routeLabel(c.req.path, ROUTES);
+    const route = routeLabel(c.req.path, LABELLED_ROUTES);
     metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
     metrics.latency.observe((performance.now() - start) / 1000, { route });
     const active = slot.current;

@@ -4,6 +4,7 @@
  * checks that span several flags are here. Unknown flags, stray arguments and out-of-range
  * values are errors. Pure: the caller passes argv and the environment.
  */
+import { readFileSync } from "node:fs";
 import { FlagError, formatHelp, parseFlags } from "../common/flags.ts";
 import { FLAG_SPECS, type ServeFlag } from "./config_flags.ts";
 import { isS3Registry, parseS3Url } from "../registry/s3_location.ts";
@@ -128,7 +129,7 @@ export function parseConfig(
   args: readonly string[],
   env: Record<string, string | undefined> = {},
   cores: number = navigator.hardwareConcurrency || 1,
-  readText: (path: string) => string = (p) => Deno.readTextFileSync(p),
+  readText: (path: string) => string = (p) => readFileSync(p, "utf8"), // node:fs: both runtimes
 ): { config: ServeConfig | null } {
   if (args.some((a) => a === "--admin-token" || a.startsWith("--admin-token="))) {
     throw new ConfigError(

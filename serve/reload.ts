@@ -63,6 +63,35 @@ interface Queued {
   waiters: { resolve: (o: ReloadOutcome) => void; superseded: boolean }[];
 }
 
+/** What one reload has found so far: the failure path reports from it. */
+interface Attempt {
+  req: ReloadRequest;
+  t0: number;
+  /** The model serving when the reload began. */
+  before: LoadedModel | null;
+  target: VersionRef | null;
+  /** The target's files when the reload read them (null until then). */
+  fingerprint: string | null;
+}
+
+/** The outcome of a reload that leaves the serving model as it was. */
+function kept(
+  at: Attempt,
+  target: VersionRef,
+  status: "unchanged" | "failed",
+  failure?: Pick<ReloadOutcome, "error" | "errorKind">,
+): ReloadOutcome {
+  const previous = at.before?.version ?? null;
+  return {
+    status,
+    version: previous,
+    previous,
+    target: target.version,
+    ...failure,
+    ms: performance.now() - at.t0,
+  };
+}
+
 class ReloadFailure extends Error {
   constructor(message: string, readonly kind: ReloadOutcome["errorKind"] = "invalid") {
     super(message);
@@ -142,146 +171,165 @@ export class Reloader {
     }
   }
 
+  /**
+   * One reload through its states: find the target, stop if it already serves or already failed
+   * with these files, load and check it, point CURRENT at it (activate), swap it in. Any failure
+   * ends in #rejected with the old model still serving.
+   */
   async #reloadOnce(req: ReloadRequest): Promise<ReloadOutcome> {
-    const t0 = performance.now();
-    const before = this.#slot.current;
-    const previous = before?.version ?? null;
-    let target: VersionRef | null = null;
-    // Taken before loading: if the files change while (or after) they fail, they are retried.
-    let fingerprint: string | null = null;
+    const at: Attempt = {
+      req,
+      t0: performance.now(),
+      before: this.#slot.current,
+      target: null,
+      fingerprint: null,
+    };
     try {
-      if (req.kind === "follow") {
-        target = await this.source.current();
-      } else {
-        const name = before?.name ?? (await this.source.current()).name;
-        target = { name, version: req.version };
-        if (!this.source.activate) {
-          throw new ReloadFailure(
-            `Cannot activate ${name}@${req.version}: the ${this.source.kind} source ${this.source.description} is read-only (publish to the registry instead)`,
-            "read-only",
-          );
-        }
-        const known = await this.source.versions(name);
-        if (!known.some((v) => v.version === req.version)) {
-          throw new ReloadFailure(
-            `Cannot activate ${name}@${req.version}: no such version in ${this.source.description} (known: ${
-              known.map((v) => v.version).join(", ") || "none"
-            })`,
-            "not-found",
-          );
-        }
+      const target = await this.#targetOf(at);
+      if (at.before?.name === target.name && at.before.version === target.version) {
+        return await this.#unchanged(at, target);
       }
-      const force = req.kind === "activate" || req.force === true;
-      if (before && before.name === target.name && before.version === target.version) {
-        if (req.kind === "activate") await this.source.activate!(target); // keep CURRENT in step
-        this.#healthy();
-        return {
-          status: "unchanged",
-          version: previous,
-          previous,
-          target: target.version,
-          ms: performance.now() - t0,
-        };
-      }
-      const key = `${target.name}@${target.version}`;
-      fingerprint = await this.source.fingerprint(target);
-      if (
-        !force && this.#failed?.key === key && this.#failed.fingerprint === fingerprint
-      ) {
-        // Already rejected with these very files; say so without loading it again.
-        return {
-          status: "failed",
-          version: previous,
-          previous,
-          target: target.version,
-          error: this.#failed.message,
-          errorKind: "invalid",
-          ms: performance.now() - t0,
-        };
-      }
+      // Taken before loading: if the files change while (or after) they fail, they are retried.
+      at.fingerprint = await this.source.fingerprint(target);
+      const known = this.#knownFailure(at, target);
+      if (known) return known;
       const next = await this.#loadChecked(target);
-      if (req.kind === "activate") {
-        try {
-          await this.source.activate!(target);
-        } catch (e) {
-          await next.close();
-          throw new ReloadFailure(`Cannot point CURRENT at ${key}: ${(e as Error).message}`);
-        }
-      }
-      const ms = performance.now() - t0;
-      // The switch: one assignment inside swap(); it resolves once the old model has drained
-      // and been released, which is awaited so at most two models are ever loaded at once.
-      const retired = this.#slot.swap(next);
-      this.#swaps++;
-      this.#failed = null;
-      this.#healthy();
-      this.#lastSwap = {
-        version: next.version,
-        previous,
+      if (req.kind === "activate") await this.#pointCurrentAt(target, next);
+      return await this.#swapIn(at, next);
+    } catch (e) {
+      return this.#rejected(at, e as Error);
+    }
+  }
+
+  /** The version to move to: CURRENT when following, else the admin's, checked to exist. */
+  async #targetOf(at: Attempt): Promise<VersionRef> {
+    const { req, before } = at;
+    if (req.kind === "follow") return at.target = await this.source.current();
+    const name = before?.name ?? (await this.source.current()).name;
+    at.target = { name, version: req.version };
+    if (!this.source.activate) {
+      throw new ReloadFailure(
+        `Cannot activate ${name}@${req.version}: the ${this.source.kind} source ${this.source.description} is read-only (publish to the registry instead)`,
+        "read-only",
+      );
+    }
+    const known = await this.source.versions(name);
+    if (!known.some((v) => v.version === req.version)) {
+      throw new ReloadFailure(
+        `Cannot activate ${name}@${req.version}: no such version in ${this.source.description} (known: ${
+          known.map((v) => v.version).join(", ") || "none"
+        })`,
+        "not-found",
+      );
+    }
+    return at.target;
+  }
+
+  /** The target serves already: nothing to load (an activation still keeps CURRENT in step). */
+  async #unchanged(at: Attempt, target: VersionRef): Promise<ReloadOutcome> {
+    if (at.req.kind === "activate") await this.source.activate!(target);
+    this.#healthy();
+    return kept(at, target, "unchanged");
+  }
+
+  /** The outcome of the last failure when these very files were rejected already (and no force). */
+  #knownFailure(at: Attempt, target: VersionRef): ReloadOutcome | null {
+    const force = at.req.kind === "activate" || at.req.force === true;
+    const f = this.#failed;
+    if (
+      force || f?.key !== `${target.name}@${target.version}` || f.fingerprint !== at.fingerprint
+    ) {
+      return null;
+    }
+    // Already rejected with these very files; say so without loading it again.
+    return kept(at, target, "failed", { error: f.message, errorKind: "invalid" });
+  }
+
+  /** Activation writes CURRENT before the switch; if it cannot, the loaded model is dropped. */
+  async #pointCurrentAt(target: VersionRef, next: LoadedModel): Promise<void> {
+    try {
+      await this.source.activate!(target);
+    } catch (e) {
+      await next.close();
+      throw new ReloadFailure(
+        `Cannot point CURRENT at ${target.name}@${target.version}: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  /** The switch to a loaded and checked model, then the old one's retirement. */
+  async #swapIn(at: Attempt, next: LoadedModel): Promise<ReloadOutcome> {
+    const previous = at.before?.version ?? null;
+    const ms = performance.now() - at.t0;
+    // The switch: one assignment inside swap(); it resolves once the old model has drained
+    // and been released, which is awaited so at most two models are ever loaded at once.
+    const retired = this.#slot.swap(next);
+    this.#swaps++;
+    this.#failed = null;
+    this.#healthy();
+    this.#lastSwap = {
+      version: next.version,
+      previous,
+      time: new Date().toISOString(),
+      ms: Math.round(ms),
+    };
+    this.#metrics?.swaps.inc({});
+    this.#metrics?.swapSeconds.observe(ms / 1000);
+    this.#log(
+      `Model ${next.name} version ${next.version} loaded from ${this.source.description} in ${
+        Math.round(ms)
+      } ms (${next.precision} graph, sha256 verified, ${next.probe?.cases} probe images within ${
+        probeOf(next.manifest, next.precision).tolerance
+      }, max diff ${next.probe?.maxAbsDiff.toExponential(1)}); ${
+        previous ? `replaced ${previous} (${at.req.reason})` : `now serving (${at.req.reason})`
+      }`,
+    );
+    await retired;
+    if (this.source.retain) {
+      await this.source.retain(next.name, [next.version, ...(previous ? [previous] : [])])
+        .catch(() => {});
+    }
+    return { status: "swapped", version: next.version, previous, target: next.version, ms };
+  }
+
+  /** A failed reload: the old model serves on; a new bad state is counted, kept and logged once. */
+  #rejected(at: Attempt, e: Error): ReloadOutcome {
+    const { req, target, before } = at;
+    const message = e.message;
+    const kind = e instanceof ReloadFailure ? e.kind : "invalid";
+    const key = target ? `${target.name}@${target.version}` : "";
+    if (target && kind === "invalid") {
+      this.#failed = { key, fingerprint: at.fingerprint ?? "", message };
+    }
+    // An admin asking for an unknown version says nothing about the registry's state.
+    if (req.kind === "follow" || kind === "invalid") this.#metrics?.reloadFailing.set({}, 1);
+    if (!this.#slot.current) this.#slot.reason = message;
+    const state = `${key}\n${at.fingerprint}\n${message}`;
+    if (state !== this.#failState) {
+      this.#failState = state;
+      this.#failures++;
+      this.#lastError = {
+        message,
         time: new Date().toISOString(),
-        ms: Math.round(ms),
+        version: target?.version ?? null,
       };
-      this.#metrics?.swaps.inc({});
-      this.#metrics?.swapSeconds.observe(ms / 1000);
+      this.#metrics?.reloadFailures.inc({});
+      this.#metrics?.lastFailure.set({}, Date.now() / 1000);
       this.#log(
-        `Model ${next.name} version ${next.version} loaded from ${this.source.description} in ${
-          Math.round(ms)
-        } ms (${next.precision} graph, sha256 verified, ${next.probe?.cases} probe images within ${
-          probeOf(next.manifest, next.precision).tolerance
-        }, max diff ${next.probe?.maxAbsDiff.toExponential(1)}); ${
-          previous ? `replaced ${previous} (${req.reason})` : `now serving (${req.reason})`
+        `Rejected ${key || "reload"} (${req.reason}): ${message}; ${
+          before ? `still serving ${before.version}` : "no model is being served"
         }`,
       );
-      await retired;
-      if (this.source.retain) {
-        await this.source.retain(next.name, [next.version, ...(previous ? [previous] : [])])
-          .catch(() => {});
-      }
-      return { status: "swapped", version: next.version, previous, target: next.version, ms };
-    } catch (e) {
-      const message = (e as Error).message;
-      const kind = e instanceof ReloadFailure ? e.kind : "invalid";
-      if (target && kind === "invalid") {
-        this.#failed = {
-          key: `${target.name}@${target.version}`,
-          fingerprint: fingerprint ?? "",
-          message,
-        };
-      }
-      const state = `${
-        target ? `${target.name}@${target.version}` : ""
-      }\n${fingerprint}\n${message}`;
-      // An admin asking for an unknown version says nothing about the registry's state.
-      if (req.kind === "follow" || kind === "invalid") this.#metrics?.reloadFailing.set({}, 1);
-      if (!this.#slot.current) this.#slot.reason = message;
-      if (state !== this.#failState) {
-        this.#failState = state;
-        this.#failures++;
-        this.#lastError = {
-          message,
-          time: new Date().toISOString(),
-          version: target?.version ?? null,
-        };
-        this.#metrics?.reloadFailures.inc({});
-        this.#metrics?.lastFailure.set({}, Date.now() / 1000);
-        this.#log(
-          `Rejected ${
-            target ? `${target.name}@${target.version}` : "reload"
-          } (${req.reason}): ${message}; ${
-            before ? `still serving ${before.version}` : "no model is being served"
-          }`,
-        );
-      }
-      return {
-        status: "failed",
-        version: this.#slot.current?.version ?? null,
-        previous,
-        target: target?.version,
-        error: message,
-        errorKind: kind,
-        ms: performance.now() - t0,
-      };
     }
+    return {
+      status: "failed",
+      version: this.#slot.current?.version ?? null,
+      previous: before?.version ?? null,
+      target: target?.version,
+      error: message,
+      errorKind: kind,
+      ms: performance.now() - at.t0,
+    };
   }
 
   /** The registry names what is serving (or what was just swapped in): no bad state now. */

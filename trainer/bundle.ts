@@ -6,15 +6,17 @@
  * outputs are only used to check export parity. The manifest is written last (temp file +
  * rename) after the previous one is removed, so a reader never sees a manifest that promises
  * files still being written. The written bundle is re-read and verified with bundle/.
+ *
+ * writeBundle runs its steps in that order: evaluationSet, the export, runExported
+ * (bundle_serving.ts), exportParity (bundle_parity.ts), probeCases and the metrics, writeFiles,
+ * manifestOf, commitManifest.
  */
 import { argmax } from "../common/argmax.ts";
 import type * as tf from "@tensorflow/tfjs";
-import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  encodeProbePixels,
   type FileEntry,
   HELD_OUT_FILE,
   heldOutRecord,
@@ -32,7 +34,6 @@ import {
   verifyBundleFiles,
 } from "../bundle/mod.ts";
 import { FASHION_LABELS, IMAGE_SIZE, PIXELS } from "../common/labels.ts";
-import { normalizePixels } from "../common/preprocess.ts";
 import {
   DECODER_IO,
   exportDecoder,
@@ -43,12 +44,12 @@ import {
 } from "./export/onnx.ts";
 import type { HeadConfig, VaeConfig } from "./model.ts";
 import { writeSamples } from "./bundle_samples.ts";
+import { exportParity } from "./bundle_parity.ts";
+import { probeCases, runExported } from "./bundle_serving.ts";
 
 /** Probe values must reproduce within this (float32 runtimes differ by ~1e-6 on these graphs). */
 export const PROBE_TOLERANCE = 1e-4;
 export const PROBE_CASES = 8;
-/** Images on which the exported graphs are compared with the tfjs models before writing. */
-export const PARITY_IMAGES = 256;
 export const LATENT_MAP_POINTS = 2000;
 
 export interface LabelledImages {
@@ -99,30 +100,6 @@ export function compactUtc(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
 }
 
-/** Runs model.onnx on all images in batches; returns flat probabilities [n*K], mu and logvar [n*L]. */
-async function runServing(
-  session: ort.InferenceSession,
-  set: LabelledImages,
-  K: number,
-  L: number,
-): Promise<{ probabilities: Float32Array; mu: Float32Array; logvar: Float32Array }> {
-  const probabilities = new Float32Array(set.count * K);
-  const mu = new Float32Array(set.count * L);
-  const logvar = new Float32Array(set.count * L);
-  const batch = 500;
-  for (let s = 0; s < set.count; s += batch) {
-    const n = Math.min(batch, set.count - s);
-    const x = normalizePixels(set.images.subarray(s * PIXELS, (s + n) * PIXELS));
-    const out = await session.run({
-      [SERVING_IO.input]: new ort.Tensor("float32", x, [n, 1, IMAGE_SIZE, IMAGE_SIZE]),
-    });
-    probabilities.set(out[SERVING_IO.probabilities].data as Float32Array, s * K);
-    mu.set(out[SERVING_IO.mu].data as Float32Array, s * L);
-    logvar.set(out[SERVING_IO.logvar].data as Float32Array, s * L);
-  }
-  return { probabilities, mu, logvar };
-}
-
 /** Accuracy, per-class accuracy (recall) and confusion matrix (rows: true label, columns: predicted). */
 export function classificationMetrics(
   probabilities: Float32Array,
@@ -166,56 +143,8 @@ export function pickProbeRows(
   return rows;
 }
 
-/**
- * tfjs outputs of the source models on the given images; used to confirm the exported files
- * reproduce them before anything is written.
- */
-async function tfjsOutputs(opts: WriteBundleOptions, x: Float32Array, n: number) {
-  const tfjs = await import("@tensorflow/tfjs");
-  const L = opts.vaeConfig.latent;
-  const t = tfjs.tidy(() => {
-    const input = tfjs.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
-    const moments = opts.encoder.predict(input) as tf.Tensor2D;
-    const mu = moments.slice([0, 0], [n, L]);
-    return {
-      mu,
-      logvar: moments.slice([0, L], [n, L]),
-      probabilities: tfjs.softmax(opts.head.predict(mu) as tf.Tensor2D),
-      pixels: opts.decoder ? tfjs.sigmoid(opts.decoder.predict(mu) as tf.Tensor) : tfjs.zeros([0]),
-    };
-  });
-  const data = (v: tf.Tensor) => v.dataSync() as Float32Array;
-  const out = {
-    mu: data(t.mu),
-    logvar: data(t.logvar),
-    probabilities: data(t.probabilities),
-    pixels: opts.decoder ? data(t.pixels) : null,
-  };
-  tfjs.dispose(Object.values(t));
-  return out;
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array, what: string): number {
-  if (a.length !== b.length) {
-    throw new Error(
-      `Export parity: ${what} has ${a.length} values in onnxruntime, ${b.length} in tfjs`,
-    );
-  }
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/**
- * Exports, evaluates and writes the bundle into `dir` (created if needed); returns the manifest
- * as re-read from disk. metrics.exportParityMaxAbsDiff records the largest |onnxruntime - tfjs|
- * seen on the first PARITY_IMAGES evaluated images (probabilities, mu, logvar, decoder pixels).
- */
-export async function writeBundle(dir: string, opts: WriteBundleOptions): Promise<Manifest> {
-  const labels = [...(opts.labels ?? FASHION_LABELS)];
-  const K = labels.length;
-  const L = opts.vaeConfig.latent;
-  const test = opts.test;
+/** The evaluation split trimmed to `count`; refused before anything is exported or written. */
+function evaluationSet(test: LabelledImages): LabelledImages {
   if (
     test.count < 1 || test.images.length < test.count * PIXELS || test.labels.length < test.count
   ) {
@@ -223,89 +152,26 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
       `writeBundle: the test split must hold count=${test.count} >= 1 images and labels`,
     );
   }
-  const testSet = {
+  return {
     images: test.images.subarray(0, test.count * PIXELS),
     labels: test.labels.subarray(0, test.count),
     count: test.count,
   };
+}
 
-  const modelBytes = exportServingModel(opts.encoder, opts.head, L);
-  const decoderBytes = opts.decoder ? exportDecoder(opts.decoder, L) : null;
-
-  // Metrics and probes come from the exported file, run by the same runtime family as the server.
-  const session = await ort.InferenceSession.create(modelBytes);
-  let evald: { probabilities: Float32Array; mu: Float32Array; logvar: Float32Array };
-  let probeOut: Record<string, ort.Tensor>;
-  const rows = pickProbeRows(testSet.labels, PROBE_CASES, K);
-  const probeX = new Float32Array(rows.length * PIXELS);
-  rows.forEach((r, i) =>
-    normalizePixels(
-      testSet.images.subarray(r * PIXELS, (r + 1) * PIXELS),
-      probeX.subarray(i * PIXELS, (i + 1) * PIXELS),
-    )
-  );
-  try {
-    evald = await runServing(session, testSet, K, L);
-    probeOut = await session.run({
-      [SERVING_IO.input]: new ort.Tensor("float32", probeX, [
-        rows.length,
-        1,
-        IMAGE_SIZE,
-        IMAGE_SIZE,
-      ]),
-    });
-  } finally {
-    await session.release();
-  }
-  const probeProb = probeOut[SERVING_IO.probabilities].data as Float32Array;
-  const probeMu = probeOut[SERVING_IO.mu].data as Float32Array;
-
-  // Parity with the source tfjs models on the first PARITY_IMAGES evaluated images: a wrong
-  // export must not ship.
-  const pn = Math.min(PARITY_IMAGES, testSet.count);
-  const ref = await tfjsOutputs(opts, normalizePixels(testSet.images.subarray(0, pn * PIXELS)), pn);
-  let parity = Math.max(
-    maxAbsDiff(evald.probabilities.subarray(0, pn * K), ref.probabilities, "probabilities"),
-    maxAbsDiff(evald.mu.subarray(0, pn * L), ref.mu, "mu"),
-    maxAbsDiff(evald.logvar.subarray(0, pn * L), ref.logvar, "logvar"),
-  );
-  if (decoderBytes && ref.pixels) {
-    const dec = await ort.InferenceSession.create(decoderBytes);
-    try {
-      const out = await dec.run({ [DECODER_IO.input]: new ort.Tensor("float32", ref.mu, [pn, L]) });
-      parity = Math.max(
-        parity,
-        maxAbsDiff(out[DECODER_IO.output].data as Float32Array, ref.pixels, "pixels"),
-      );
-    } finally {
-      await dec.release();
-    }
-  }
-  if (!(parity <= PROBE_TOLERANCE)) {
-    throw new Error(
-      `writeBundle: the exported ONNX differs from the tfjs model by ${parity} on ${pn} test images (tolerance ${PROBE_TOLERANCE}); not writing ${dir}`,
-    );
-  }
-
-  const cases: ProbeCase[] = rows.map((r, i) => ({
-    pixels: encodeProbePixels(testSet.images.subarray(r * PIXELS, (r + 1) * PIXELS)),
-    index: argmax(probeProb, i * K, K),
-    probabilities: Array.from(probeProb.subarray(i * K, (i + 1) * K)),
-    mu: Array.from(probeMu.subarray(i * L, (i + 1) * L)),
-  }));
-
-  const metrics: Metrics = {
-    ...classificationMetrics(evald.probabilities, testSet.labels, K),
-    ...(opts.testElbo !== undefined ? { testElbo: opts.testElbo } : {}),
-    evaluatedOn: testSet.count,
-    confusionAxes: "rows: true label, columns: predicted label",
-    exportParityMaxAbsDiff: parity,
-    exportParityImages: pn,
-    ...opts.extraMetrics,
-  };
-
-  // Files first, manifest last. Removing the old manifest first means a crash mid-write leaves
-  // a directory no loader accepts, rather than an old manifest over new files.
+/**
+ * Writes every file but the manifest and returns their entries, model.onnx first. Removing the
+ * old manifest first means a crash mid-write leaves a directory no loader accepts, rather than
+ * an old manifest over new files.
+ */
+async function writeFiles(
+  dir: string,
+  opts: WriteBundleOptions,
+  bytes: { model: Uint8Array; decoder: Uint8Array | null },
+  testSet: LabelledImages,
+  mu: Float32Array,
+  K: number,
+): Promise<FileEntry[]> {
   await mkdir(dir, { recursive: true });
   await rm(join(dir, MANIFEST_FILE), { force: true });
   const files: FileEntry[] = [];
@@ -313,13 +179,13 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
     await writeFile(join(dir, path), bytes);
     files.push({ role, path, sha256: sha256(bytes), bytes: bytes.length });
   };
-  await put("model", "model.onnx", modelBytes);
-  if (decoderBytes) await put("decoder", "decoder.onnx", decoderBytes);
+  await put("model", "model.onnx", bytes.model);
+  if (bytes.decoder) await put("decoder", "decoder.onnx", bytes.decoder);
   const mapPoints = Math.min(opts.latentMapPoints ?? LATENT_MAP_POINTS, testSet.count);
   if (mapPoints > 0) {
     const doc: LatentMap = {
       format: LATENT_MAP_FORMAT,
-      ...latentMap(evald.mu, L, mapPoints),
+      ...latentMap(mu, opts.vaeConfig.latent, mapPoints),
       labels: Array.from(testSet.labels.subarray(0, mapPoints)),
       source: `first ${mapPoints} images of the evaluation split`,
     };
@@ -332,17 +198,32 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
     const text = JSON.stringify(heldOutRecord(opts.heldOut));
     await put("held-out", HELD_OUT_FILE, new TextEncoder().encode(text));
   }
+  return files;
+}
 
+/** What the manifest records beyond the options: the outcome of the steps before it. */
+interface ManifestParts {
+  labels: string[];
+  files: FileEntry[];
+  metrics: Metrics;
+  cases: ProbeCase[];
+  hasDecoder: boolean;
+  evaluatedOn: number;
+}
+
+/** The manifest of the bundle; its version is the creation time and model.onnx's hash. */
+function manifestOf(opts: WriteBundleOptions, p: ManifestParts): Manifest {
+  const K = p.labels.length, L = opts.vaeConfig.latent;
   const created = opts.now ?? new Date();
   const spec = (name: string, shape: (number | "N")[]) => ({
     name,
     shape,
     dtype: "float32" as const,
   });
-  const manifest: Manifest = {
+  return {
     format: MANIFEST_FORMAT,
     name: opts.name,
-    version: `${compactUtc(created)}-${files[0].sha256.slice(0, 8)}`,
+    version: `${compactUtc(created)}-${p.files[0].sha256.slice(0, 8)}`,
     created: created.toISOString(),
     latentSize: L,
     onnx: { irVersion: ONNX_IR_VERSION, opset: ONNX_OPSET },
@@ -357,32 +238,81 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
       mu: spec(SERVING_IO.mu, ["N", L]),
       logvar: spec(SERVING_IO.logvar, ["N", L]),
     },
-    decoder: decoderBytes
+    decoder: p.hasDecoder
       ? {
         input: spec(DECODER_IO.input, ["N", L]),
         output: spec(DECODER_IO.output, ["N", IMAGE_SIZE, IMAGE_SIZE]),
       }
       : null,
-    labels,
-    files,
-    metrics,
+    labels: p.labels,
+    files: p.files,
+    metrics: p.metrics,
     // Everything needed to rebuild the models: the architecture configs travel with the weights.
     training: { ...opts.training, vae: opts.vaeConfig, head: opts.headConfig },
     data: {
       dataset: "fashion-mnist",
       ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
-      evaluation: { split: "test", count: testSet.count },
+      evaluation: { split: "test", count: p.evaluatedOn },
       ...opts.data,
     },
-    probe: { tolerance: PROBE_TOLERANCE, cases },
+    probe: { tolerance: PROBE_TOLERANCE, cases: p.cases },
   };
+}
+
+/**
+ * Validates the manifest, writes it last (temp file + rename) and returns it as read back
+ * through the same code the server uses, with every file it lists verified.
+ */
+async function commitManifest(dir: string, manifest: Manifest): Promise<Manifest> {
   validateManifest(JSON.parse(JSON.stringify(manifest)));
   const tmp = join(dir, `.${MANIFEST_FILE}.${process.pid}.tmp`);
   await writeFile(tmp, JSON.stringify(manifest, null, 2) + "\n");
   await rename(tmp, join(dir, MANIFEST_FILE));
-
-  // Read back through the same code the server uses.
   const written = await readManifest(dir);
   await verifyBundleFiles(dir, written);
   return written;
+}
+
+/**
+ * Exports, evaluates and writes the bundle into `dir` (created if needed); returns the manifest
+ * as re-read from disk. metrics.exportParityMaxAbsDiff records the largest |onnxruntime - tfjs|
+ * seen on the first PARITY_IMAGES evaluated images (probabilities, mu, logvar, decoder pixels).
+ */
+export async function writeBundle(dir: string, opts: WriteBundleOptions): Promise<Manifest> {
+  const labels = [...(opts.labels ?? FASHION_LABELS)];
+  const K = labels.length;
+  const L = opts.vaeConfig.latent;
+  const testSet = evaluationSet(opts.test);
+  const bytes = {
+    model: exportServingModel(opts.encoder, opts.head, L),
+    decoder: opts.decoder ? exportDecoder(opts.decoder, L) : null,
+  };
+  const rows = pickProbeRows(testSet.labels, PROBE_CASES, K);
+  const { served, probe } = await runExported(bytes.model, testSet, rows, K, L);
+  const parity = await exportParity(opts, bytes.decoder, served, testSet, K);
+  if (!(parity.maxAbsDiff <= PROBE_TOLERANCE)) {
+    throw new Error(
+      `writeBundle: the exported ONNX differs from the tfjs model by ${parity.maxAbsDiff} on ${parity.images} test images (tolerance ${PROBE_TOLERANCE}); not writing ${dir}`,
+    );
+  }
+  const cases = probeCases(testSet, rows, probe, K, L);
+  const metrics: Metrics = {
+    ...classificationMetrics(served.probabilities, testSet.labels, K),
+    ...(opts.testElbo !== undefined ? { testElbo: opts.testElbo } : {}),
+    evaluatedOn: testSet.count,
+    confusionAxes: "rows: true label, columns: predicted label",
+    exportParityMaxAbsDiff: parity.maxAbsDiff,
+    exportParityImages: parity.images,
+    ...opts.extraMetrics,
+  };
+  const files = await writeFiles(dir, opts, bytes, testSet, served.mu, K);
+  const manifest = manifestOf(opts, {
+    labels,
+    files,
+    metrics,
+    cases,
+    hasDecoder: bytes.decoder !== null,
+    evaluatedOn: testSet.count,
+  });
+  return await commitManifest(dir, manifest);
 }

@@ -39,17 +39,6 @@ export const REFERENCE_VAE: Readonly<VaeConfig> = Object.freeze({
   seed: 1,
 }) as VaeConfig;
 
-/** Same shape of network, a few thousand weights: for tests that must train in seconds. */
-export const TINY_VAE: Readonly<VaeConfig> = Object.freeze({
-  latent: 2,
-  conv: [4, 8, 8],
-  encDense: 16,
-  decDense: [16, 32],
-  deconv: [8, 4],
-  kernel: 3,
-  seed: 1,
-}) as VaeConfig;
-
 const VAE_KEYS = Object.keys(REFERENCE_VAE);
 
 /** Fills defaults and rejects unknown keys (a typo must not silently train another model). */
@@ -68,6 +57,18 @@ export function vaeConfig(
   }
   return c;
 }
+
+/**
+ * The reference network with every width divided by 8 and a 2-d latent (its kernel and seed):
+ * a few thousand weights, for tests that must train in seconds.
+ */
+export const TINY_VAE: Readonly<VaeConfig> = Object.freeze(vaeConfig({
+  latent: 2,
+  conv: [4, 8, 8],
+  encDense: 16,
+  decDense: [16, 32],
+  deconv: [8, 4],
+}));
 
 const STRIDES = [2, 2, 1] as const;
 const FEATURE = 7; // 28 / 2 / 2
@@ -113,31 +114,16 @@ export function buildEncoder(cfg: VaeConfig): tf.Sequential {
 /** Decoder p(x|z): [N, L] -> [N,28,28,1] Bernoulli logits. */
 export function buildDecoder(cfg: VaeConfig): tf.Sequential {
   const m = tf.sequential({ name: "decoder" });
-  m.add(
-    tf.layers.dense({
-      inputShape: [cfg.latent],
-      units: cfg.decDense[0],
+  const units = [cfg.decDense[0], cfg.decDense[1], FEATURE * FEATURE * cfg.conv[2]];
+  units.forEach((u, i) => {
+    m.add(tf.layers.dense({
+      ...(i === 0 ? { inputShape: [cfg.latent] } : {}),
+      units: u,
       activation: "relu",
-      kernelInitializer: init(cfg.seed * 1000 + 20),
-      name: "dec_dense1",
-    }),
-  );
-  m.add(
-    tf.layers.dense({
-      units: cfg.decDense[1],
-      activation: "relu",
-      kernelInitializer: init(cfg.seed * 1000 + 21),
-      name: "dec_dense2",
-    }),
-  );
-  m.add(
-    tf.layers.dense({
-      units: FEATURE * FEATURE * cfg.conv[2],
-      activation: "relu",
-      kernelInitializer: init(cfg.seed * 1000 + 22),
-      name: "dec_dense3",
-    }),
-  );
+      kernelInitializer: init(cfg.seed * 1000 + 20 + i),
+      name: `dec_dense${i + 1}`,
+    }));
+  });
   m.add(tf.layers.reshape({ targetShape: [FEATURE, FEATURE, cfg.conv[2]], name: "dec_reshape" }));
   const filters = [cfg.deconv[0], cfg.deconv[1], 1];
   filters.forEach((f, i) => {
@@ -171,9 +157,14 @@ export function sampleLatent(mu: tf.Tensor2D, logvar: tf.Tensor2D, eps: tf.Tenso
   return tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), eps)) as tf.Tensor2D;
 }
 
-/** sampleLatent with eps drawn from N(0, I) under `seed`. */
+/** The sampling step's eps ~ N(0, I) for n rows under `seed`: the same draw on either engine. */
+export function latentNoise(n: number, latent: number, seed?: number): tf.Tensor2D {
+  return tf.randomNormal([n, latent], 0, 1, "float32", seed);
+}
+
+/** sampleLatent with eps drawn by latentNoise under `seed`. */
 export function reparameterize(mu: tf.Tensor2D, logvar: tf.Tensor2D, seed?: number): tf.Tensor2D {
-  return tf.tidy(() => sampleLatent(mu, logvar, tf.randomNormal(mu.shape, 0, 1, "float32", seed)));
+  return tf.tidy(() => sampleLatent(mu, logvar, latentNoise(mu.shape[0], mu.shape[1], seed)));
 }
 
 /**
@@ -282,12 +273,13 @@ export const DEFAULT_CNN: Readonly<CnnConfig> = Object.freeze({
   dropout: 0.3,
   seed: 11,
 }) as CnnConfig;
+/** The default CNN narrowed to a few thousand weights, without dropout: for fast tests. */
 export const TINY_CNN: Readonly<CnnConfig> = Object.freeze({
+  ...DEFAULT_CNN,
   filters: [4, 8],
   dense: 16,
   dropout: 0,
-  seed: 11,
-}) as CnnConfig;
+});
 
 /**
  * The multi-layer CNN baseline on raw pixels: [N,28,28,1] -> [N,K] logits (K = cfg.classes). Downsampling is by

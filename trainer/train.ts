@@ -3,16 +3,16 @@
  * the reparameterisation trick, optionally joined by a classifier head on mu whose weighted
  * cross-entropy is added (the served bundle's "joint" mode; the study's protocol uses weight 0
  * and trains heads later on the frozen encoder). Seeded: the shuffle of each epoch and the noise
- * of each step derive from the config's seed, so a resumed run continues bit-for-bit.
+ * of each step derive from the config's seed, so a resumed run continues bit-for-bit. Each step
+ * runs on the engine of train_step.ts (tfjs or onnxruntime); this module is the loop around it:
+ * epochs, progress, validation, checkpoints and resume.
  */
 import * as tf from "@tensorflow/tfjs";
 import { PIXELS } from "../common/labels.ts";
-import { normalizePixels } from "../common/preprocess.ts";
 import {
   loadCheckpoint,
   restoreTrainingState,
   saveCheckpoint,
-  tfjsOptimizerGroups,
   weightGroups,
 } from "./checkpoint.ts";
 import { rng, shuffle, type Split } from "./data.ts";
@@ -20,16 +20,15 @@ import {
   buildDecoder,
   buildEncoder,
   buildHead,
-  classLoss,
   type HeadConfig,
-  sampleLatent,
+  reparameterize,
   splitMoments,
   type VaeConfig,
   vaeLoss,
 } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
-import type { OrtEngine } from "./engine/ort_lanes.ts";
-import { type EngineChoice, startOrtEngine } from "./engine/choice.ts";
+import type { EngineChoice } from "./engine/choice.ts";
+import { fillBatch, startStepEngine, type StepEngine, stepSeed } from "./train_step.ts";
 import { augmentBatch, type AugmentConfig } from "./augment.ts";
 import type { Lineage } from "../bundle/lineage.ts";
 
@@ -115,30 +114,6 @@ function modelGroups(m: VaeModels): Record<string, tf.Sequential> {
   return g;
 }
 
-/** Per-step noise seed: distinct for every (seed, step), stable across runs and resumes. */
-function stepSeed(seed: number, step: number): number {
-  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0;
-}
-
-/** Fills `out` with normalised pixels of the given rows; the one batch assembly path. */
-function fillBatch(
-  split: Split,
-  rows: ArrayLike<number>,
-  start: number,
-  n: number,
-  out: Float32Array,
-  labels: Float32Array,
-): void {
-  for (let i = 0; i < n; i++) {
-    const r = rows[start + i];
-    normalizePixels(
-      split.images.subarray(r * PIXELS, (r + 1) * PIXELS),
-      out.subarray(i * PIXELS, (i + 1) * PIXELS),
-    );
-    labels[i] = split.labels[r];
-  }
-}
-
 /** Negative ELBO (one noise sample per image) and head accuracy over a split, in batches. */
 export function evaluateVae(
   m: VaeModels,
@@ -157,8 +132,7 @@ export function evaluateVae(
     const [r, k, c] = tf.tidy(() => {
       const xt = tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1]);
       const { mu, logvar } = splitMoments(m.encoder.apply(xt) as tf.Tensor2D, latent);
-      const eps = tf.randomNormal(mu.shape, 0, 1, "float32", stepSeed(seed, s));
-      const z = sampleLatent(mu, logvar, eps);
+      const z = reparameterize(mu, logvar, stepSeed(seed, s));
       const parts = vaeLoss(xt, m.decoder.apply(z) as tf.Tensor, mu, logvar);
       let hits = tf.scalar(0);
       if (m.head) {
@@ -179,12 +153,6 @@ export function evaluateVae(
   };
 }
 
-function variablesOf(m: VaeModels): tf.Variable[] {
-  return Object.values(modelGroups(m)).flatMap((s) =>
-    s.trainableWeights.map((w) => w.read() as tf.Variable)
-  );
-}
-
 /**
  * The learning rate of step `globalStep`: the configured one, or with schedule "cosine" that
  * rate decayed along half a cosine to 0 at the run's last step (a short fine-tune ends settled).
@@ -200,9 +168,7 @@ interface Run {
   cfg: TrainConfig;
   models: VaeModels;
   groups: Record<string, tf.Sequential>;
-  vars: tf.Variable[];
-  optimizer: tf.Optimizer;
-  ort: OrtEngine | null;
+  engine: StepEngine;
   history: EpochRecord[];
   globalStep: number;
   opts: TrainOptions;
@@ -236,68 +202,16 @@ function startOf(cfgIn: TrainConfig, opts: TrainOptions, log: (s: string) => voi
 /** Writes the run's checkpoint at (epoch, stepInEpoch), when the run has a checkpoint path. */
 async function save(run: Run, epoch: number, stepInEpoch: number): Promise<void> {
   if (!run.opts.checkpointPath) return;
-  const groupsOut = weightGroups(run.groups);
-  if (run.ort) {
-    const { adamStateToCheckpoint } = await import("./engine/ort_train.ts");
-    Object.assign(
-      groupsOut,
-      adamStateToCheckpoint(run.ort.getOptimizerState(), run.vars, run.globalStep > 0),
-    );
-  } else {
-    Object.assign(groupsOut, await tfjsOptimizerGroups(run.optimizer, run.globalStep > 0));
-  }
+  const state = await run.engine.optimizerState(run.globalStep > 0);
   saveCheckpoint(run.opts.checkpointPath, {
     config: run.cfg,
     epoch,
     stepInEpoch,
     globalStep: run.globalStep,
     history: run.history,
-    groups: groupsOut,
+    groups: { ...weightGroups(run.groups), ...state.groups },
   });
-  if (run.ort) {
-    tf.dispose([...groupsOut.optimizer, ...groupsOut.adam_beta_powers].map((w) => w.tensor));
-  } // getWeights() makes a fresh scalar for the iteration count; the moments are Adam's own.
-  else tf.dispose(groupsOut.optimizer.filter((w) => w.name === "iter").map((w) => w.tensor));
-}
-
-/** One tfjs step on the batch in x, y: returns [total, rec, kl, ce, hits]. */
-function tfjsStepper(run: Run, x: Float32Array, y: Float32Array): (seed: number) => number[] {
-  const { models, cfg } = run;
-  const B = cfg.batchSize;
-  return (seed) => {
-    let parts: tf.Tensor1D | null = null;
-    const cost = run.optimizer.minimize(
-      () => {
-        const xt = tf.tensor4d(x, [B, 28, 28, 1]);
-        const { mu, logvar } = splitMoments(
-          models.encoder.apply(xt, { training: true }) as tf.Tensor2D,
-          cfg.vae.latent,
-        );
-        const eps = tf.randomNormal(mu.shape, 0, 1, "float32", seed);
-        const z = sampleLatent(mu, logvar, eps);
-        const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
-        const l = vaeLoss(xt, logits, mu, logvar);
-        let total = l.total;
-        let ce = tf.scalar(0);
-        let hits: tf.Scalar = tf.scalar(0);
-        if (models.head) {
-          const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
-          const yt = tf.tensor1d(y, "float32");
-          ce = classLoss(hl, yt);
-          total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;
-          hits = tf.sum(tf.equal(tf.argMax(hl, 1), yt.toInt())).toFloat() as tf.Scalar;
-        }
-        parts = tf.keep(tf.stack([total, l.rec, l.kl, ce, hits]) as tf.Tensor1D);
-        return total;
-      },
-      false,
-      run.vars,
-    );
-    cost?.dispose();
-    const out = Array.from(parts!.dataSync());
-    (parts as tf.Tensor1D | null)?.dispose();
-    return out;
-  };
+  state.release();
 }
 
 interface Sums {
@@ -312,9 +226,7 @@ interface Sums {
 /** Sets the step's learning rate on whichever engine runs it (only a schedule changes it). */
 function applyLearningRate(run: Run, stepsPerEpoch: number): void {
   if (!run.cfg.lrSchedule) return;
-  const lr = learningRateAt(run.cfg, run.globalStep, stepsPerEpoch);
-  if (run.ort) run.ort.learningRate = lr;
-  else (run.optimizer as unknown as { learningRate: number }).learningRate = lr;
+  run.engine.setLearningRate(learningRateAt(run.cfg, run.globalStep, stepsPerEpoch));
 }
 
 /** The steps of one epoch from `firstStep`; null when a stop was asked (checkpoint saved). */
@@ -328,14 +240,13 @@ async function runEpoch(
   const { cfg, opts } = run;
   const B = cfg.batchSize, stepsPerEpoch = Math.floor(train.count / B);
   const x = new Float32Array(B * PIXELS), y = new Float32Array(B);
-  const tfjsStep = tfjsStepper(run, x, y);
   const rows = Int32Array.from({ length: train.count }, (_, i) => i);
   shuffle(rows, rng(cfg.seed * 7919 + epoch));
   const t0 = performance.now();
   const sums: Sums = { loss: 0, rec: 0, kl: 0, ce: 0, correct: 0, n: 0 };
   for (let step = firstStep; step < stepsPerEpoch; step++) {
     if (opts.shouldStop?.()) {
-      run.ort?.writeTo(run.models);
+      run.engine.sync();
       await save(run, epoch, step);
       const where = opts.checkpointPath ? `; checkpoint saved to ${opts.checkpointPath}` : "";
       run.log(`\nstopped at epoch ${epoch + 1} step ${step}${where}`);
@@ -346,7 +257,7 @@ async function runEpoch(
     // Its own stream, so turning augmentation on leaves the noise of every step as it was.
     if (cfg.augment) augmentBatch(x, B, cfg.augment, rng(seed ^ 0x5bd1e995));
     applyLearningRate(run, stepsPerEpoch);
-    const [loss, rec, kl, ce, hits] = run.ort ? await ortStep(run.ort, x, y, seed) : tfjsStep(seed);
+    const [loss, rec, kl, ce, hits] = await run.engine.step(x, y, seed);
     if (!Number.isFinite(loss)) {
       throw new Error(
         `Training diverged: loss is ${loss} at epoch ${epoch + 1} step ${step}; lower --lr`,
@@ -387,7 +298,7 @@ async function finishEpoch(
   const { cfg, models, opts } = run;
   const { sums, seconds } = done;
   const B = cfg.batchSize;
-  run.ort?.writeTo(models);
+  run.engine.sync();
   const val = opts.val ? evaluateVae(models, cfg.vae.latent, opts.val) : null;
   const rec: EpochRecord = {
     epoch: epoch + 1,
@@ -439,7 +350,13 @@ export async function trainVae(
     optimizer.dispose();
     return { models, history: start.history, stopped: false, config: cfg };
   }
-  const ort = await startOrtEngine(opts.engine, cfg, models, optimizer, {
+  // Before the engine starts, so a refused run leaves no onnxruntime lanes behind.
+  if (Math.floor(train.count / cfg.batchSize) < 1) {
+    throw new Error(
+      `Cannot train: ${train.count} images is fewer than one batch of ${cfg.batchSize}`,
+    );
+  }
+  const engine = await startStepEngine(opts.engine, cfg, models, optimizer, {
     threads: opts.ortThreads,
     lanes: opts.ortLanes,
     log,
@@ -448,19 +365,12 @@ export async function trainVae(
     cfg,
     models,
     groups,
-    vars: variablesOf(models),
-    optimizer,
-    ort,
+    engine,
     history: start.history,
     globalStep: start.globalStep,
     opts,
     log,
   };
-  if (Math.floor(train.count / cfg.batchSize) < 1) {
-    throw new Error(
-      `Cannot train: ${train.count} images is fewer than one batch of ${cfg.batchSize}`,
-    );
-  }
   const bar = opts.progress === false ? null : new ProgressBar();
   let stopped = false;
   for (let epoch = start.epoch; epoch < cfg.epochs && !stopped; epoch++) {
@@ -468,23 +378,8 @@ export async function trainVae(
     if (done) await finishEpoch(run, epoch, done, bar);
     else stopped = true;
   }
-  ort?.writeTo(models);
-  await ort?.dispose();
+  engine.sync();
+  await engine.dispose();
   optimizer.dispose();
   return { models, history: run.history, stopped, config: cfg };
-}
-
-/** One ort step with the tfjs loop's noise (same seeded tf.randomNormal): [total, rec, kl, ce, hits]. */
-async function ortStep(
-  t: OrtEngine,
-  x: Float32Array,
-  y: Float32Array,
-  seed: number,
-): Promise<number[]> {
-  const latent = t.opts.latent;
-  const eps = tf.tidy(() =>
-    tf.randomNormal([t.opts.batchSize, latent], 0, 1, "float32", seed).dataSync() as Float32Array
-  );
-  const r = await t.step(x, eps, y);
-  return [r.loss, r.rec, r.kl, r.ce, r.correct];
 }

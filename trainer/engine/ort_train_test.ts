@@ -21,6 +21,7 @@ import {
   classLoss,
   DEFAULT_HEAD,
   type HeadConfig,
+  sampleLatent,
   splitMoments,
   TINY_VAE,
   type VaeConfig,
@@ -70,7 +71,7 @@ function noise(n: number, latent: number, seed: number): Float32Array {
   );
 }
 
-/** The loss of train.ts's tfjs loop, with the given eps. */
+/** The loss of train_step.ts's tfjs step, with the given eps. */
 function tfjsLoss(
   m: OrtModels,
   latent: number,
@@ -85,7 +86,7 @@ function tfjsLoss(
     m.encoder.apply(xt, { training: true }) as tf.Tensor2D,
     latent,
   );
-  const z = tf.add(mu, tf.mul(tf.exp(tf.mul(logvar, 0.5)), tf.tensor2d(eps, [n, latent])));
+  const z = sampleLatent(mu, logvar, tf.tensor2d(eps, [n, latent]));
   const l = vaeLoss(xt, m.decoder.apply(z, { training: true }) as tf.Tensor, mu, logvar);
   let total = l.total;
   let ce = tf.scalar(0);

@@ -3,7 +3,7 @@
  * optional joint head forward; the negative ELBO (summed sigmoid BCE + KL) and the head's
  * weighted cross-entropy; their gradients written out by hand, then the backward pass of each
  * model (backward.ts). The loss mirrors trainer/model.ts (sampleLatent, vaeLoss) and
- * trainer/train.ts (the joint loss); ../ort_train_test.ts checks the gradients against tfjs.
+ * trainer/train_step.ts (the joint loss); ../ort_train_test.ts checks the gradients against tfjs.
  */
 import type * as tf from "@tensorflow/tfjs";
 import { IMAGE_SIZE, PIXELS } from "../../../common/labels.ts";
@@ -116,7 +116,7 @@ function negElbo(
   return { l, xf, invB, ev, elbo: g.op("Add", "neg_elbo", [rec, kl]) };
 }
 
-/** The joint head on mu: total = -ELBO + w * cross-entropy (trainer/train.ts), and hits. */
+/** The joint head on mu: total = -ELBO + w * cross-entropy (trainer/train_step.ts), and hits. */
 function headLoss(
   g: RecordingBuilder,
   head: tf.Sequential,
