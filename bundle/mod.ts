@@ -4,6 +4,7 @@
  * acceptance check that the publisher and the server both run (accept.ts).
  */
 export * from "./accept.ts";
+export * from "./encode_set.ts";
 export * from "./evaluation.ts";
 export * from "./held_out.ts";
 export * from "./labels.ts";
@@ -16,5 +17,6 @@ export * from "./precision.ts";
 export * from "./probe.ts";
 export * from "./read.ts";
 export * from "./samples.ts";
+export * from "./served.ts";
 export * from "./session_io.ts";
 export * from "./tensors.ts";

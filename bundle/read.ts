@@ -1,6 +1,7 @@
 /**
  * Reading a model bundle (a directory holding manifest.json and the files it lists) and
- * checking its files against the manifest's sizes and sha256. Runs unchanged in Deno and Node:
+ * checking its files against the manifest's sizes and sha256: all of them, or only those of the
+ * roles a reader needs (a server skips the trainer's checkpoint and the graph it does not run). Runs unchanged in Deno and Node:
  * only node:fs/promises, node:path and node:crypto.
  *
  * Every failure is a BundleError naming the bundle directory, the file or field, and the reason.
@@ -8,7 +9,13 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type Manifest, MANIFEST_FILE, ManifestError, validateManifest } from "./manifest.ts";
+import {
+  type FileEntry,
+  type Manifest,
+  MANIFEST_FILE,
+  ManifestError,
+  validateManifest,
+} from "./manifest.ts";
 
 export class BundleError extends Error {
   /**
@@ -54,9 +61,21 @@ export function bundleFile(dir: string, manifest: Manifest, role: string): strin
   return join(dir, f.path);
 }
 
-/** Checks that every listed file exists with the recorded size and sha256. */
-export async function verifyBundleFiles(dir: string, manifest: Manifest): Promise<void> {
-  for (const f of manifest.files) {
+/**
+ * The listed files a reader needs: those whose role is in `roles` (a server's are
+ * bundle/served.ts servedRoles), or every file when `roles` is not given (publish, training).
+ */
+export function filesFor(manifest: Manifest, roles?: readonly string[]): FileEntry[] {
+  return roles ? manifest.files.filter((f) => roles.includes(f.role)) : manifest.files;
+}
+
+/** Checks that every listed file of `roles` (default: all) exists with its size and sha256. */
+export async function verifyBundleFiles(
+  dir: string,
+  manifest: Manifest,
+  roles?: readonly string[],
+): Promise<void> {
+  for (const f of filesFor(manifest, roles)) {
     const path = join(dir, f.path);
     let size: number;
     try {
@@ -94,9 +113,9 @@ export interface MemoryBundle {
   files: Map<string, Uint8Array>;
 }
 
-/** verifyBundleFiles for a MemoryBundle: every listed file present with its size and sha256. */
-export function verifyBundleBytes(bundle: MemoryBundle): void {
-  for (const f of bundle.manifest.files) {
+/** verifyBundleFiles for a MemoryBundle: each listed file of `roles` (default: all) present and intact. */
+export function verifyBundleBytes(bundle: MemoryBundle, roles?: readonly string[]): void {
+  for (const f of filesFor(bundle.manifest, roles)) {
     const bytes = bundle.files.get(f.path);
     if (!bytes) {
       throw new BundleError(

@@ -53,6 +53,17 @@ function ihdr(w: number, h: number, depth = 8, colorType = 0): Uint8Array {
 
 const SIG = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
+/** A PNG built by hand: signature, `header` (IHDR), `before` chunks, deflated `raw` rows, IEND. */
+function pngOf(header: Uint8Array, raw: Uint8Array, ...before: Uint8Array[]): Uint8Array {
+  return concat(
+    SIG,
+    header,
+    ...before,
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", new Uint8Array()),
+  );
+}
+
 test("encodeGreyPng() round-trips through decodeImage() as 1-channel 8-bit", () => {
   const px = ramp(28 * 28);
   const img = decodeImage(encodeGreyPng(px, 28, 28));
@@ -83,25 +94,13 @@ test("decodeImage() expands palette PNGs (8-bit and 2-bit indices) to RGB", () =
   const idx = [0, 1, 2, 3, 3, 2];
   const raw8 = Uint8Array.from([0, ...idx.slice(0, 3), 0, ...idx.slice(3)]); // filter byte per row
   const plte = chunk("PLTE", Uint8Array.from(palette.flat()));
-  const png8 = concat(
-    SIG,
-    ihdr(3, 2, 8, 3),
-    plte,
-    chunk("IDAT", deflateSync(raw8)),
-    chunk("IEND", new Uint8Array()),
-  );
+  const png8 = pngOf(ihdr(3, 2, 8, 3), raw8, plte);
   const img8 = decodeImage(png8);
   assert.equal(img8.channels, 3);
   assert.deepEqual(Array.from(img8.data), idx.flatMap((i) => palette[i]));
   // 2-bit: row of 3 pixels packs into one byte: 00 01 10 -> 0b00011000
   const raw2 = Uint8Array.from([0, 0b00011000, 0, 0b11111000]);
-  const png2 = concat(
-    SIG,
-    ihdr(3, 2, 2, 3),
-    plte,
-    chunk("IDAT", deflateSync(raw2)),
-    chunk("IEND", new Uint8Array()),
-  );
+  const png2 = pngOf(ihdr(3, 2, 2, 3), raw2, plte);
   assert.deepEqual(
     Array.from(decodeImage(png2).data),
     [0, 1, 2, 3, 3, 2].flatMap((i) => palette[i]),
@@ -110,12 +109,7 @@ test("decodeImage() expands palette PNGs (8-bit and 2-bit indices) to RGB", () =
 
 test("decodeImage() unpacks 1-bit grey PNG to 0/255", () => {
   const raw = Uint8Array.from([0, 0b10100000, 0, 0b01000000]);
-  const png = concat(
-    SIG,
-    ihdr(3, 2, 1, 0),
-    chunk("IDAT", deflateSync(raw)),
-    chunk("IEND", new Uint8Array()),
-  );
+  const png = pngOf(ihdr(3, 2, 1, 0), raw);
   assert.deepEqual(Array.from(decodeImage(png).data), [255, 0, 255, 0, 255, 0]);
 });
 
@@ -159,12 +153,7 @@ test("decodeImage() refuses a JPEG whose SOF declares 60000x60000 (too-large)", 
 });
 
 test("decodeImage() refuses a small PNG whose data inflates far beyond its size (zip bomb)", () => {
-  const png = concat(
-    SIG,
-    ihdr(10, 10),
-    chunk("IDAT", deflateSync(new Uint8Array(5_000_000))),
-    chunk("IEND", new Uint8Array()),
-  );
+  const png = pngOf(ihdr(10, 10), new Uint8Array(5_000_000));
   assert.ok(png.length < 10_000);
   assert.throws(() => decodeImage(png), codecError("too-large"));
 });
@@ -223,12 +212,7 @@ test("decodeImage() undoes every PNG row filter for 8-bit grey, grey+alpha, RGB 
     const w = 9, h = 5;
     const px = Uint8Array.from({ length: w * h * bpp }, (_, i) => (i * 37 + (i % 7) * 91) & 255);
     for (const f of [0, 1, 2, 3, 4]) {
-      const png = concat(
-        SIG,
-        ihdr(w, h, 8, COLOR_TYPE[bpp]),
-        chunk("IDAT", deflateSync(filterRows(px, w, h, bpp, f))),
-        chunk("IEND", new Uint8Array()),
-      );
+      const png = pngOf(ihdr(w, h, 8, COLOR_TYPE[bpp]), filterRows(px, w, h, bpp, f));
       const img = decodeImage(png);
       assert.equal(img.channels, bpp);
       assert.deepEqual(Array.from(img.data), Array.from(px), `bpp ${bpp}, filter ${f}`);
@@ -240,22 +224,12 @@ test("decodeImage() undoes every PNG row filter for 8-bit grey, grey+alpha, RGB 
 test("decodeImage() refuses an 8-bit PNG with an unknown row filter or too little image data", () => {
   const rows = filterRows(ramp(16), 4, 4, 1, 0);
   rows[2 * 5] = 9; // row 2's filter byte
-  const bad = concat(
-    SIG,
-    ihdr(4, 4),
-    chunk("IDAT", deflateSync(rows)),
-    chunk("IEND", new Uint8Array()),
-  );
+  const bad = pngOf(ihdr(4, 4), rows);
   assert.throws(
     () => decodeImage(bad),
     (e) => codecError("malformed")(e) && /filter type 9/.test(String(e)),
   );
-  const short = concat(
-    SIG,
-    ihdr(4, 4),
-    chunk("IDAT", deflateSync(rows.subarray(0, 12))),
-    chunk("IEND", new Uint8Array()),
-  );
+  const short = pngOf(ihdr(4, 4), rows.subarray(0, 12));
   assert.throws(
     () => decodeImage(short),
     (e) => codecError("malformed")(e) && /truncated/.test(String(e)),

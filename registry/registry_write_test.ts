@@ -22,12 +22,38 @@ async function bundles(root: string, ids: string[]): Promise<string[]> {
   for (const id of ids) {
     const dir = join(root, "src", id);
     await cp(TINY, dir, { recursive: true });
-    const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
-    m.version = id;
-    await writeFile(join(dir, "manifest.json"), JSON.stringify(m));
+    await rewriteManifest(dir, id);
     out.push(dir);
   }
   return out;
+}
+
+/** Runs `body` on a fresh registry path (`<root>/models`) beside its sources, then removes both. */
+async function inTempRegistry(body: (root: string, reg: string) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
+  try {
+    await body(root, join(root, "models"));
+  } finally {
+    await rm(root, { recursive: true });
+  }
+}
+
+/** Rewrites the bundle copy in `dir` to claim `version`, listing its files as `files` does. */
+async function rewriteManifest(
+  dir: string,
+  version: string,
+  files: (f: { role: string; path: string }) => boolean = () => true,
+): Promise<void> {
+  const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
+  m.version = version;
+  m.files = m.files.filter(files);
+  await writeFile(join(dir, "manifest.json"), JSON.stringify(m));
+}
+
+/** v1 is active and the only version the model holds: nothing else was left behind. */
+async function assertOnlyV1(reg: string): Promise<void> {
+  assert.equal((await resolveActive(reg)).version, "v1");
+  assert.deepEqual((await readdir(join(reg, "fashion-vae"))).sort(), ["CURRENT", "HISTORY", "v1"]);
 }
 
 test("activationStack() pushes activations and pops on rollback", () => {
@@ -49,9 +75,7 @@ test("activationStack() pushes activations and pops on rollback", () => {
 });
 
 test("publishBundle() copies in, flips CURRENT, records history; rollback() walks back; prune() spares active and previous", async () => {
-  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
-  const reg = join(root, "models");
-  try {
+  await inTempRegistry(async (root, reg) => {
     const [a, b, c, d] = await bundles(root, ["v1", "v2", "v3", "v4"]);
     const r1 = await publishBundle(a, { registry: reg });
     assert.deepEqual([r1.name, r1.version, r1.previous, r1.copied], [
@@ -106,71 +130,43 @@ test("publishBundle() copies in, flips CURRENT, records history; rollback() walk
       cleaned: [],
       repaired: null,
     });
-  } finally {
-    await rm(root, { recursive: true });
-  }
+  });
 });
 
 test("publishBundle() refuses a changed bundle under an existing version and a failed verify, leaving CURRENT alone", async () => {
-  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
-  const reg = join(root, "models");
-  try {
+  await inTempRegistry(async (root, reg) => {
     const [a, b] = await bundles(root, ["v1", "v2"]);
     await publishBundle(a, { registry: reg });
     // Same id, different files: versions are immutable.
-    const m = JSON.parse(await readFile(join(b, "manifest.json"), "utf8"));
-    m.version = "v1";
-    m.files = m.files.filter((f: { role: string }) => f.role !== "latent-map");
-    await writeFile(join(b, "manifest.json"), JSON.stringify(m));
+    const noMap = (f: { role: string }) => f.role !== "latent-map";
+    await rewriteManifest(b, "v1", noMap);
     await assert.rejects(
       publishBundle(b, { registry: reg }),
       /already exists with different files/,
     );
-    m.version = "v2";
-    await writeFile(join(b, "manifest.json"), JSON.stringify(m));
+    await rewriteManifest(b, "v2", noMap);
     await assert.rejects(
       publishBundle(b, { registry: reg, verify: () => Promise.reject(new Error("probe failed")) }),
       /probe failed/,
     );
-    assert.equal((await resolveActive(reg)).version, "v1");
-    assert.deepEqual((await readdir(join(reg, "fashion-vae"))).sort(), [
-      "CURRENT",
-      "HISTORY",
-      "v1",
-    ]);
-  } finally {
-    await rm(root, { recursive: true });
-  }
+    await assertOnlyV1(reg);
+  });
 });
 
 test("publishBundle(): the same new version published twice at once succeeds twice, one copy", async () => {
-  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
-  const reg = join(root, "models");
-  try {
+  await inTempRegistry(async (root, reg) => {
     const [a] = await bundles(root, ["v1"]);
     const rs = await Promise.all([1, 2, 3, 4].map(() => publishBundle(a, { registry: reg })));
     assert.deepEqual(rs.map((r) => r.copied).sort(), [false, false, false, true]);
-    assert.equal((await resolveActive(reg)).version, "v1");
-    assert.deepEqual((await readdir(join(reg, "fashion-vae"))).sort(), [
-      "CURRENT",
-      "HISTORY",
-      "v1",
-    ]);
-  } finally {
-    await rm(root, { recursive: true });
-  }
+    await assertOnlyV1(reg);
+  });
 });
 
 test("publishBundle(): a concurrent publish of the same version with other files gets a clear error", async () => {
-  const root = await mkdtemp(join(tmpdir(), "registry-write-"));
-  const reg = join(root, "models");
-  try {
+  await inTempRegistry(async (root, reg) => {
     const [a, b] = await bundles(root, ["v1", "v1-other"]);
     // Same version id, different files: b's manifest is rewritten to claim v1 with another file list.
-    const m = JSON.parse(await readFile(join(b, "manifest.json"), "utf8"));
-    m.version = "v1";
-    m.files = m.files.filter((f: { path: string }) => f.path !== "latent-map.json");
-    await writeFile(join(b, "manifest.json"), JSON.stringify(m));
+    await rewriteManifest(b, "v1", (f) => f.path !== "latent-map.json");
     const rs = await Promise.allSettled([a, b].map((src) => publishBundle(src, { registry: reg })));
     const failed = rs.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
     assert.equal(failed.length, 1, JSON.stringify(rs.map((r) => r.status)));
@@ -180,7 +176,5 @@ test("publishBundle(): a concurrent publish of the same version with other files
     );
     assert.equal((await resolveActive(reg)).version, "v1");
     assert.ok(!(await readdir(join(reg, "fashion-vae"))).some((e) => e.endsWith(".tmp")));
-  } finally {
-    await rm(root, { recursive: true });
-  }
+  });
 });

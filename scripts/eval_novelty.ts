@@ -15,20 +15,26 @@ import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import {
   bundleFile,
+  type EncodedImages,
+  encodeSet,
   fitClassGaussians,
+  type Graph,
   type Manifest,
   type NoveltyFeature,
   noveltyFeatures,
   noveltyScorer,
+  openGraph,
   percentileOf,
   readManifest,
   scoreRows,
+  servingNames,
 } from "../bundle/mod.ts";
 import { FlagError, type FlagSpecs, parseCommandFlags } from "../common/flags.ts";
 import { PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { loadFashionMnist, resolveDataDir } from "../trainer/data.ts";
-import { calibrationSplit, encodeImages, type EncoderOutputs } from "../trainer/novelty.ts";
+import { calibrationSplit } from "../trainer/novelty.ts";
+import { nodeGraphRuntime } from "../trainer/ort_node.ts";
 import { auroc, fprAtTpr } from "../trainer/ood_metrics.ts";
 import {
   blankImages,
@@ -116,7 +122,7 @@ async function elboParts(
   decoder: ort.InferenceSession,
   manifest: Manifest,
   set: ImageSet,
-  out: EncoderOutputs,
+  out: EncodedImages,
 ): Promise<{ elbo: Float64Array; bce: Float64Array }> {
   const L = manifest.latentSize, d = manifest.decoder!;
   const elbo = new Float64Array(set.count), bce = new Float64Array(set.count);
@@ -154,7 +160,7 @@ function complexityBits(set: ImageSet): Float64Array {
 
 interface Ctx {
   manifest: Manifest;
-  model: ort.InferenceSession;
+  model: Graph;
   decoder: ort.InferenceSession;
   pixel: { mean: number[]; invVar: number[] };
 }
@@ -172,7 +178,7 @@ async function scoreSet(
   medianElbo: number | null,
 ): Promise<Scored> {
   const { manifest } = ctx;
-  const out = await encodeImages(ctx.model, manifest, set.images, set.count);
+  const out = await encodeSet(ctx.model, servingNames(manifest), set.images, set.count);
   const { elbo, bce } = await elboParts(ctx.decoder, manifest, set, out);
   const bits = complexityBits(set);
   const K = manifest.labels.length;
@@ -277,10 +283,10 @@ function servedCalibration(
 /** The Mahalanobis candidates and the pixel baseline, fitted on the fit split. */
 async function fitCandidates(
   manifest: Manifest,
-  model: ort.InferenceSession,
+  model: Graph,
   fit: { images: Uint8Array; labels: Uint8Array | Uint16Array; count: number },
 ) {
-  const fitOut = await encodeImages(model, manifest, fit.images, fit.count);
+  const fitOut = await encodeSet(model, servingNames(manifest), fit.images, fit.count);
   const images = normalizePixels(fit.images);
   const fitted: Fitted[] = MAHA.map((m) => {
     const x = noveltyFeatures(m.features, { ...fitOut, images }, fit.count, manifest.latentSize);
@@ -322,7 +328,7 @@ async function main(argv: string[]): Promise<number> {
     join("models/fashion-vae", (await readFile("models/fashion-vae/CURRENT", "utf8")).trim());
   const manifest = await readManifest(dir);
   if (!manifest.decoder) throw new FlagError(`${dir} has no decoder; the ELBO candidates need one`);
-  const model = await ort.InferenceSession.create(bundleFile(dir, manifest, "model"));
+  const model = await openGraph(dir, manifest, "model", nodeGraphRuntime(0));
   const decoder = await ort.InferenceSession.create(bundleFile(dir, manifest, "decoder"));
   const data = loadFashionMnist(resolveDataDir(f["data-dir"] as string | undefined));
   const split = calibrationSplit(manifest, data.train);

@@ -9,10 +9,12 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  filesFor,
   MANIFEST_FILE,
   ManifestError,
   type MemoryBundle,
   readManifest,
+  type RoleChoice,
   validateManifest,
   verifyBundleFiles,
   VERSION_ID as SAFE_ID,
@@ -38,11 +40,13 @@ export interface RemoteReader {
 
 /**
  * Downloads `name@version` into memory: the manifest, validated and naming that version, then
- * every file it lists, each checked against its size and sha256 as it arrives.
+ * each file it lists of the roles `roles` picks (default: all), each checked against its size
+ * and sha256 as it arrives.
  */
 export async function fetchVerified(
   ref: { name: string; version: string },
   remote: RemoteReader,
+  roles?: RoleChoice,
 ): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
   const prefix = `${ref.name}/${ref.version}/`;
   const manifestBytes = await remote.read(prefix + MANIFEST_FILE);
@@ -63,7 +67,7 @@ export async function fetchVerified(
     );
   }
   const files = new Map<string, Uint8Array>();
-  for (const f of manifest.files) {
+  for (const f of filesFor(manifest, roles?.(manifest))) {
     const bytes = await remote.read(prefix + f.path, f.bytes);
     const sha = createHash("sha256").update(bytes).digest("hex");
     if (bytes.length !== f.bytes || sha !== f.sha256) {
@@ -78,20 +82,25 @@ export async function fetchVerified(
   return { label: remote.where(prefix), manifest, files, manifestBytes };
 }
 
-/** Downloads and verifies `name@version` into the cache unless an intact copy is there. */
+/**
+ * Downloads and verifies `name@version` (its files of the roles `roles` picks, default all)
+ * into the cache unless an intact copy of those is there.
+ */
 export async function cacheVersion(
   cacheDir: string,
   ref: { name: string; version: string },
   remote: RemoteReader,
+  roles?: RoleChoice,
 ): Promise<string> {
   const dest = join(cacheDir, ref.name, ref.version);
   try {
-    await verifyBundleFiles(dest, await readManifest(dest));
+    const cached = await readManifest(dest);
+    await verifyBundleFiles(dest, cached, roles?.(cached));
     return dest; // already cached and intact
   } catch {
     // not cached, or damaged: fetch again
   }
-  const bundle = await fetchVerified(ref, remote);
+  const bundle = await fetchVerified(ref, remote, roles);
   await mkdir(join(cacheDir, ref.name), { recursive: true });
   const tmp = join(
     cacheDir,

@@ -11,6 +11,7 @@
  * Settings come from the environment (serve/edge/config.ts). Until the first model is loaded,
  * requests get 503 and the readiness routes say why.
  */
+import { servedBy } from "../bundle/mod.ts";
 import { createApp } from "./app.ts";
 import { edgeConfig } from "./edge/config.ts";
 import { MemorySource } from "./edge/memory_source.ts";
@@ -37,7 +38,9 @@ const opts: LoadOptions = {
   onRun: (graph, seconds, _rows, compute) => metrics.observeRun(graph, seconds, compute),
 };
 const src = config.source;
-const memory = src.kind === "http" ? new MemorySource(src.url, src.model) : null;
+// Downloads only what the loader reads at the edge's precision (no checkpoint, one graph).
+const roles = servedBy(config.serve.precision);
+const memory = src.kind === "http" ? new MemorySource(src.url, src.model, fetch, roles) : null;
 const source: RegistrySource = src.kind === "http"
   ? memory!
   : src.kind === "bundle"

@@ -95,7 +95,11 @@ export class Counter implements Metric {
 
 export class Histogram implements Metric {
   #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[],
+  ) {}
   observe(value: number, labels: Labels = {}): void {
     const k = labelKey(labels);
     let s = this.#series.get(k);
@@ -129,6 +133,12 @@ export class Histogram implements Metric {
   }
 }
 
+/** Buckets of request latency (1 ms to 5 s): the service's and each model version's. */
+const REQUEST_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+export const REQUEST_SECONDS: readonly number[] = REQUEST_MS.map((ms) => ms / 1000);
+/** Buckets of one onnxruntime run, seconds (0.1 ms to 250 ms). */
+const RUN_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
 /** The series this service exports. One instance per app; tests make their own. */
 export class ServiceMetrics {
   readonly requests = new Counter(
@@ -138,7 +148,7 @@ export class ServiceMetrics {
   readonly latency = new Histogram(
     "http_request_duration_seconds",
     "Time from request to response, by route.",
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    REQUEST_SECONDS,
   );
   readonly images = new Counter(
     "images_classified_total",
@@ -162,12 +172,12 @@ export class ServiceMetrics {
   readonly runTime = new Histogram(
     "inference_run_seconds",
     "Wall time of one onnxruntime run as seen by the batcher (includes the worker round trip and any batch queued ahead of it in the worker), by graph.",
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    RUN_SECONDS,
   );
   readonly computeTime = new Histogram(
     "inference_compute_seconds",
     "Time one onnxruntime run spent computing (inside the worker for pooled sessions), by graph.",
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    RUN_SECONDS,
   );
 
   /** Records one completed run (LoadOptions.onRun). */

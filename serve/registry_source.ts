@@ -14,6 +14,7 @@ import {
   MANIFEST_FILE,
   type MemoryBundle,
   readManifest,
+  type RoleChoice,
   VERSION_ID as SAFE_ID,
 } from "../bundle/mod.ts";
 import { CURRENT_FILE, listVersions, RegistryError, resolveActive } from "../registry/registry.ts";
@@ -184,6 +185,9 @@ export class HttpSource implements RegistrySource {
   readonly cacheDir: string;
   #downloads = new Map<string, Promise<string>>();
 
+  /** Which files of a version to download (bundle/served.ts servedBy); all when unset. */
+  roles?: RoleChoice;
+
   constructor(
     base: string,
     readonly model: string,
@@ -251,7 +255,7 @@ export class HttpSource implements RegistrySource {
     const key = `${ref.name}/${ref.version}`;
     let p = this.#downloads.get(key);
     if (!p) {
-      p = cacheVersion(this.cacheDir, ref, this.#remote()).catch(asHttpError)
+      p = cacheVersion(this.cacheDir, ref, this.#remote(), this.roles).catch(asHttpError)
         .finally(() => this.#downloads.delete(key));
       this.#downloads.set(key, p);
     }
@@ -267,7 +271,7 @@ export class HttpSource implements RegistrySource {
     ref: VersionRef,
     alloc?: (bytes: number) => Uint8Array,
   ): Promise<MemoryBundle & { manifestBytes: Uint8Array }> {
-    return fetchVerified(ref, this.#remote(alloc)).catch(asHttpError);
+    return fetchVerified(ref, this.#remote(alloc), this.roles).catch(asHttpError);
   }
 
   fingerprint(): Promise<string> {

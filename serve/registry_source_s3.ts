@@ -6,6 +6,7 @@
  * Credentials and endpoint come from the standard AWS environment variables. Replicas on any
  * number of machines following one bucket converge on its CURRENT within one poll interval.
  */
+import type { RoleChoice } from "../bundle/mod.ts";
 import type { S3Registry } from "../registry/registry_s3.ts";
 import { activateVersionS3 } from "../registry/registry_s3_write.ts";
 import { RegistryError } from "../registry/registry.ts";
@@ -24,6 +25,9 @@ export class S3Source implements RegistrySource {
   readonly cacheDir: string;
   #downloads = new Map<string, Promise<string>>();
   #model: string | undefined;
+
+  /** Which files of a version to download (bundle/served.ts servedBy); all when unset. */
+  roles?: RoleChoice;
 
   constructor(readonly registry: S3Registry, model: string | undefined, cacheDir: string) {
     this.#model = model;
@@ -63,7 +67,9 @@ export class S3Source implements RegistrySource {
         },
         where: (rel: string) => this.registry.where(rel),
       };
-      p = cacheVersion(this.cacheDir, ref, remote).finally(() => this.#downloads.delete(key));
+      p = cacheVersion(this.cacheDir, ref, remote, this.roles).finally(() =>
+        this.#downloads.delete(key)
+      );
       this.#downloads.set(key, p);
     }
     return p;

@@ -10,10 +10,11 @@ import { readLines } from "../common/lines.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-/** A static HTTP server over the registry directory on loopback. */
-export function serveRegistry(root: string): Deno.HttpServer<Deno.NetAddr> {
+/** A static HTTP server over the registry directory on loopback; `seen` collects the paths asked. */
+export function serveRegistry(root: string, seen?: string[]): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const path = decodeURIComponent(new URL(req.url).pathname);
+    seen?.push(path);
     if (path.includes("..")) return new Response("bad path", { status: 400 });
     try {
       return new Response(await Deno.readFile(join(root, path)));

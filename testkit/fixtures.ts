@@ -4,8 +4,9 @@
  * images), the tiny bundle's reference outputs, their versions and probe images, and a
  * temporary registry holding all three. node: APIs only, so Node tests can use it too.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeProbePixels, type Manifest } from "../bundle/mod.ts";
@@ -17,8 +18,11 @@ const testdata = (name: string) => new URL(`../tests/testdata/${name}`, import.m
 export const TINY_BUNDLE = testdata("tiny-bundle");
 /** Reference inputs and outputs of TINY_BUNDLE (computed at export with onnxruntime-node). */
 export const TINY_EXPECTED = testdata("tiny-bundle-expected.json");
+/** The other two tiny bundles (same recipe, other seeds). */
+export const TINY_BUNDLE_B = testdata("tiny-bundle-b");
+export const TINY_BUNDLE_C = testdata("tiny-bundle-c");
 /** The three tiny bundles, TINY_BUNDLE first. */
-export const FIXTURES = [TINY_BUNDLE, testdata("tiny-bundle-b"), testdata("tiny-bundle-c")];
+export const FIXTURES = [TINY_BUNDLE, TINY_BUNDLE_B, TINY_BUNDLE_C];
 /** The model name of every fixture. */
 export const MODEL = "fashion-vae";
 
@@ -41,4 +45,21 @@ export async function makeRegistry(): Promise<{ root: string; cleanup: () => Pro
   }
   await activateVersion(root, MODEL, VERSIONS[0], "publish");
   return { root, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+/**
+ * Adds a 256 KiB checkpoint.bin (role "checkpoint", as the trainer writes one) to the bundle
+ * copy in `dir`, listed with its sha256: a file no server should download.
+ */
+export async function addCheckpoint(dir: string): Promise<void> {
+  const weights = Uint8Array.from({ length: 256 * 1024 }, (_, i) => (i * 31 + 7) % 256);
+  await writeFile(join(dir, "checkpoint.bin"), weights);
+  const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
+  m.files.push({
+    role: "checkpoint",
+    path: "checkpoint.bin",
+    sha256: createHash("sha256").update(weights).digest("hex"),
+    bytes: weights.length,
+  });
+  await writeFile(join(dir, "manifest.json"), JSON.stringify(m, null, 2));
 }

@@ -20,7 +20,7 @@ import {
   serveRegistry,
   startEdge,
 } from "../testkit/edge_process.ts";
-import { makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
+import { addCheckpoint, makeRegistry, MODEL, probeImages, VERSIONS } from "../testkit/fixtures.ts";
 import { expectedLabels } from "../testkit/swap_service.ts";
 import { waitFor } from "../testkit/wait.ts";
 
@@ -59,7 +59,9 @@ async function classifyAll(url: string): Promise<{ version: string; labels: numb
 Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTTP registry; cold start <= 1.5 s; RSS bounded over 50 swaps", async () => {
   const expected = await expectedLabels(images);
   const reg = await makeRegistry();
-  const registry = serveRegistry(reg.root);
+  await addCheckpoint(join(reg.root, MODEL, VERSIONS[0])); // the trainer's, never downloaded
+  const asked: string[] = [];
+  const registry = serveRegistry(reg.root, asked);
   const edge = await startEdge({
     LATENT_EDGE_REGISTRY: `http://127.0.0.1:${registry.addr.port}/`,
     LATENT_EDGE_MODEL: MODEL,
@@ -84,6 +86,8 @@ Deno.test("deno serve serve/edge.ts without Workers, write or FFI follows an HTT
     );
     assert.equal(first!.version, VERSIONS[0]);
     assert.deepEqual(first!.labels, expected.get(VERSIONS[0]));
+    assert.ok(asked.some((p) => p.endsWith(`${VERSIONS[0]}/model.onnx`)), asked.join("\n"));
+    assert.ok(!asked.some((p) => p.endsWith("/checkpoint.bin")), asked.join("\n"));
 
     // A publish on the registry: the edge follows it by polling.
     await activateVersion(reg.root, MODEL, VERSIONS[1], "publish");

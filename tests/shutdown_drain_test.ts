@@ -51,17 +51,22 @@ async function fresh(url: string, path: string, init?: RequestInit): Promise<num
   }
 }
 
-Deno.test("SIGTERM with 8 requests in flight: all 8 answer 200, new ones 503, exit 0 within the grace", async () => {
-  const grace = 8_000;
-  const server = await startServer([
+/** A server process on the tiny bundle (native, no registry watch) with this shutdown grace. */
+function serverWithGrace(ms: number) {
+  return startServer([
     "--bundle",
     TINY_BUNDLE,
     "--backend",
     "native",
     "--shutdown-grace-ms",
-    String(grace),
+    String(ms),
     "--no-watch",
   ]);
+}
+
+Deno.test("SIGTERM with 8 requests in flight: all 8 answer 200, new ones 503, exit 0 within the grace", async () => {
+  const grace = 8_000;
+  const server = await serverWithGrace(grace);
   const image = Uint8Array.from({ length: 784 * 4 }, (_, i) => (i * 7) % 256);
   const clients = await Promise.all(Array.from({ length: 8 }, () => halfSent(server.port, image)));
   await new Promise((r) => setTimeout(r, 300)); // their handlers are now reading the bodies
@@ -89,15 +94,7 @@ Deno.test("SIGTERM with 8 requests in flight: all 8 answer 200, new ones 503, ex
 });
 
 Deno.test("SIGTERM: a request still running when the grace period ends does not hold the exit", async () => {
-  const server = await startServer([
-    "--bundle",
-    TINY_BUNDLE,
-    "--backend",
-    "native",
-    "--shutdown-grace-ms",
-    "500",
-    "--no-watch",
-  ]);
+  const server = await serverWithGrace(500);
   const finish = await halfSent(server.port, new Uint8Array(784));
   await new Promise((r) => setTimeout(r, 200));
   const t0 = performance.now();

@@ -288,7 +288,7 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
     decoder: opts.decoder ? exportDecoder(opts.decoder, L) : null,
   };
   const rows = pickProbeRows(testSet.labels, PROBE_CASES, K);
-  const { served, probe } = await runExported(bytes.model, testSet, rows, K, L);
+  const { served, probe } = await runExported(bytes.model, testSet, rows);
   const parity = await exportParity(opts, bytes.decoder, served, testSet, K);
   if (!(parity.maxAbsDiff <= PROBE_TOLERANCE)) {
     throw new Error(

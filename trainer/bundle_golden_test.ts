@@ -12,16 +12,14 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
+import { bundleFixture } from "./_bundle_fixture.ts";
 import { writeBundle } from "./bundle.ts";
-import { loadFashionMnist, type Split, take } from "./data.ts";
-import { buildDecoder, buildEncoder, buildHead, type HeadConfig, TINY_VAE } from "./model.ts";
+import { TINY_VAE } from "./model.ts";
 
 const GOLDEN = new URL("./testdata/golden-bundle.json", import.meta.url);
-const HEAD: HeadConfig = { kind: "mlp", hidden: [8], dropout: 0.1, seed: 7 };
 const FILES = ["model.onnx", "decoder.onnx", "latent-map.json", "manifest.json"];
 
 interface Golden {
@@ -29,21 +27,7 @@ interface Golden {
   json: Record<string, unknown>;
 }
 
-let test300: Split;
-let fingerprint: Record<string, string>;
-let work: string;
-
-before(async () => {
-  await tf.setBackend("cpu");
-  const data = loadFashionMnist();
-  test300 = take(data.test, Array.from({ length: 300 }, (_, i) => i));
-  fingerprint = data.fingerprint;
-  work = await mkdtemp(join(tmpdir(), "golden-bundle-"));
-});
-
-after(async () => {
-  await rm(work, { recursive: true, force: true });
-});
+const fx = bundleFixture("golden-bundle-");
 
 function closeTo(a: unknown, b: unknown, path: string): void {
   if (typeof a === "number" && typeof b === "number") {
@@ -62,20 +46,11 @@ function closeTo(a: unknown, b: unknown, path: string): void {
 }
 
 test("writeBundle() for a fixed seed and data writes the golden bundle", async () => {
-  const dir = join(work, "bundle");
+  const dir = join(fx.work, "bundle");
   tf.engine().startScope();
   try {
     await writeBundle(dir, {
-      name: "fashion-vae",
-      encoder: buildEncoder(TINY_VAE),
-      decoder: buildDecoder(TINY_VAE),
-      head: buildHead(TINY_VAE.latent, HEAD),
-      vaeConfig: TINY_VAE,
-      headConfig: HEAD,
-      training: { epochs: 0, note: "untrained golden model" },
-      fingerprint,
-      test: test300,
-      testElbo: 543.2,
+      ...fx.options(TINY_VAE, { note: "untrained golden model" }),
       now: new Date("2026-12-01T12:00:00.000Z"),
     });
   } finally {

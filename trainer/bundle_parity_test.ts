@@ -46,7 +46,7 @@ before(async () => {
   test300 = take(loadFashionMnist().test, Array.from({ length: 300 }, (_, i) => i));
   a = options(1);
   const model = exportServingModel(a.encoder, a.head, L);
-  served = (await runExported(model, test300, [0, 5], K, L)).served;
+  served = (await runExported(model, test300, [0, 5])).served;
 });
 
 test("runExported() answers for every image of the split and the probe rows", async () => {
@@ -58,7 +58,7 @@ test("runExported() answers for every image of the split and the probe rows", as
     assert.ok(Math.abs(sum - 1) < 1e-5, `image ${i}: probabilities sum to ${sum}`);
   }
   const model = exportServingModel(a.encoder, a.head, L);
-  const { probe } = await runExported(model, test300, [0, 5], K, L);
+  const { probe } = await runExported(model, test300, [0, 5]);
   const probeMu = probe[SERVING_IO.mu].data as Float32Array;
   // Probe row 5 run alone must answer as it did within the whole split (float error only).
   probeMu.subarray(L, 2 * L).forEach((v, j) =>

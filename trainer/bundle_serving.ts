@@ -5,41 +5,18 @@
  */
 import * as ort from "onnxruntime-node";
 import { argmax } from "../common/argmax.ts";
-import { encodeProbePixels, type ProbeCase } from "../bundle/mod.ts";
+import { encodeProbePixels, encodeSet, type ProbeCase } from "../bundle/mod.ts";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { SERVING_IO } from "./export/onnx.ts";
 import type { LabelledImages } from "./bundle.ts";
+import { graphOfSession } from "./ort_node.ts";
 
 /** What model.onnx answered on the evaluation split: flat [n*K] probabilities, [n*L] moments. */
 export interface ServedOutputs {
   probabilities: Float32Array;
   mu: Float32Array;
   logvar: Float32Array;
-}
-
-/** Runs model.onnx on all images in batches; returns flat probabilities [n*K], mu and logvar [n*L]. */
-async function runServing(
-  session: ort.InferenceSession,
-  set: LabelledImages,
-  K: number,
-  L: number,
-): Promise<ServedOutputs> {
-  const probabilities = new Float32Array(set.count * K);
-  const mu = new Float32Array(set.count * L);
-  const logvar = new Float32Array(set.count * L);
-  const batch = 500;
-  for (let s = 0; s < set.count; s += batch) {
-    const n = Math.min(batch, set.count - s);
-    const x = normalizePixels(set.images.subarray(s * PIXELS, (s + n) * PIXELS));
-    const out = await session.run({
-      [SERVING_IO.input]: new ort.Tensor("float32", x, [n, 1, IMAGE_SIZE, IMAGE_SIZE]),
-    });
-    probabilities.set(out[SERVING_IO.probabilities].data as Float32Array, s * K);
-    mu.set(out[SERVING_IO.mu].data as Float32Array, s * L);
-    logvar.set(out[SERVING_IO.logvar].data as Float32Array, s * L);
-  }
-  return { probabilities, mu, logvar };
 }
 
 /**
@@ -50,8 +27,6 @@ export async function runExported(
   modelBytes: Uint8Array,
   testSet: LabelledImages,
   rows: number[],
-  K: number,
-  L: number,
 ): Promise<{ served: ServedOutputs; probe: Record<string, ort.Tensor> }> {
   const session = await ort.InferenceSession.create(modelBytes);
   const probeX = new Float32Array(rows.length * PIXELS);
@@ -62,7 +37,12 @@ export async function runExported(
     )
   );
   try {
-    const served = await runServing(session, testSet, K, L);
+    const served = await encodeSet(
+      graphOfSession(session),
+      SERVING_IO,
+      testSet.images,
+      testSet.count,
+    );
     const probe = await session.run({
       [SERVING_IO.input]: new ort.Tensor("float32", probeX, [
         rows.length,

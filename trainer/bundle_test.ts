@@ -7,11 +7,9 @@
  *   node --import tsx --test trainer/bundle_test.ts
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import * as tf from "@tensorflow/tfjs";
+import { test } from "node:test";
 import * as ort from "onnxruntime-node";
 import {
   bundleFile,
@@ -21,58 +19,16 @@ import {
   readManifest,
   verifyBundleFiles,
 } from "../bundle/mod.ts";
-import {
-  classificationMetrics,
-  pickProbeRows,
-  writeBundle,
-  type WriteBundleOptions,
-} from "./bundle.ts";
-import { loadFashionMnist, type Split, take } from "./data.ts";
-import {
-  buildDecoder,
-  buildEncoder,
-  buildHead,
-  type HeadConfig,
-  TINY_VAE,
-  type VaeConfig,
-} from "./model.ts";
+import { bundleFixture } from "./_bundle_fixture.ts";
+import { classificationMetrics, pickProbeRows, writeBundle } from "./bundle.ts";
+import { TINY_VAE } from "./model.ts";
 
-const HEAD: HeadConfig = { kind: "mlp", hidden: [8], dropout: 0.1, seed: 7 };
-let test300: Split;
-let fingerprint: Record<string, string>;
-let work: string;
-
-before(async () => {
-  await tf.setBackend("cpu");
-  const data = loadFashionMnist();
-  test300 = take(data.test, Array.from({ length: 300 }, (_, i) => i));
-  fingerprint = data.fingerprint;
-  work = await mkdtemp(join(tmpdir(), "write-bundle-test-"));
-});
-
-after(async () => {
-  await rm(work, { recursive: true, force: true });
-});
-
-function options(vae: VaeConfig, withDecoder = true): WriteBundleOptions {
-  return {
-    name: "fashion-vae",
-    encoder: buildEncoder(vae),
-    decoder: withDecoder ? buildDecoder(vae) : null,
-    head: buildHead(vae.latent, HEAD),
-    vaeConfig: vae,
-    headConfig: HEAD,
-    training: { epochs: 0, note: "untrained test model" },
-    fingerprint,
-    test: test300,
-    testElbo: 543.2,
-  };
-}
+const fx = bundleFixture("write-bundle-test-");
 
 test("writeBundle() writes a bundle the server-side checks accept, with consistent metrics and a reproducible probe", async () => {
-  const dir = join(work, "a");
+  const dir = join(fx.work, "a");
   const now = new Date("2026-11-26T13:15:00.123Z");
-  const opts = options(TINY_VAE);
+  const opts = fx.options(TINY_VAE);
   const m = await writeBundle(dir, { ...opts, now });
 
   assert.match(m.version, /^20261126T131500Z-[0-9a-f]{8}$/);
@@ -88,7 +44,7 @@ test("writeBundle() writes a bundle the server-side checks accept, with consiste
   assert.deepEqual(await readManifest(dir), m);
   await verifyBundleFiles(dir, m);
   assert.deepEqual(m.training.vae, TINY_VAE, "the architecture config travels with the weights");
-  assert.deepEqual((m.data as { fingerprint: unknown }).fingerprint, fingerprint);
+  assert.deepEqual((m.data as { fingerprint: unknown }).fingerprint, fx.fingerprint);
 
   // Metrics: computed on all 300 images; confusion rows are true labels.
   assert.equal(m.metrics.evaluatedOn, 300);
@@ -96,7 +52,7 @@ test("writeBundle() writes a bundle the server-side checks accept, with consiste
   const confusion = m.metrics.confusion;
   assert.equal(confusion.flat().reduce((a, b) => a + b, 0), 300);
   for (let k = 0; k < 10; k++) {
-    const count = test300.labels.filter((l) => l === k).length;
+    const count = fx.test300.labels.filter((l) => l === k).length;
     assert.equal(
       confusion[k].reduce((a, b) => a + b, 0),
       count,
@@ -129,16 +85,16 @@ test("writeBundle() writes a bundle the server-side checks accept, with consiste
   const map = JSON.parse(await readFile(join(dir, "latent-map.json"), "utf8"));
   assert.equal(map.method, "mu");
   assert.equal(map.points.length, 300);
-  assert.deepEqual(map.labels, Array.from(test300.labels));
+  assert.deepEqual(map.labels, Array.from(fx.test300.labels));
   assert.ok(map.points.every((p: number[]) => p.length === 2 && p.every(Number.isFinite)));
 });
 
 test("writeBundle() over an existing bundle replaces it; no decoder and no latent map leave those files out", async () => {
-  const dir = join(work, "b");
-  await writeBundle(dir, { ...options(TINY_VAE), now: new Date("2026-01-01T00:00:00Z") });
+  const dir = join(fx.work, "b");
+  await writeBundle(dir, { ...fx.options(TINY_VAE), now: new Date("2026-01-01T00:00:00Z") });
   const vae3 = { ...TINY_VAE, latent: 3 };
   const m = await writeBundle(dir, {
-    ...options(vae3, false),
+    ...fx.options(vae3, { decoder: false }),
     latentMapPoints: 0,
     now: new Date("2026-01-02T00:00:00Z"),
   });
@@ -154,10 +110,10 @@ test("writeBundle() over an existing bundle replaces it; no decoder and no laten
 });
 
 test("writeBundle() rejects an empty evaluation split before writing anything", async () => {
-  const dir = join(work, "c");
+  const dir = join(fx.work, "c");
   await assert.rejects(
     writeBundle(dir, {
-      ...options(TINY_VAE),
+      ...fx.options(TINY_VAE),
       test: { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0 },
     }),
     /test split must hold/,

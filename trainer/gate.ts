@@ -8,6 +8,7 @@
  * (bundle/evaluation.ts) whatever the verdict, so a refused version stays inspectable.
  */
 import {
+  encodeEach,
   type Evaluation,
   EVALUATION_FILE,
   EVALUATION_FORMAT,
@@ -21,10 +22,10 @@ import {
   noveltyFeatures,
   noveltyScorer,
   openGraphs,
+  servingNames,
   type VersionScore,
 } from "../bundle/mod.ts";
 import { argmax } from "../common/argmax.ts";
-import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { addBundleFile } from "./bundle_add.ts";
 import { type EvalDataOptions, type EvalSet, evalSetDigest, evaluationSet } from "./gate_data.ts";
 
@@ -49,8 +50,6 @@ export class GateRefusedError extends Error {
   }
 }
 
-const BATCH = 500;
-
 /** Top labels (as indices into set.labelNames) and novelty flags of one version on the set. */
 async function predict(
   dir: string,
@@ -70,29 +69,20 @@ async function predict(
   const graphs = await openGraphs(dir, { ...manifest, decoder: null }, runtime);
   const cal = manifest.novelty;
   const scorer = cal ? noveltyScorer(cal) : null;
-  const o = manifest.outputs, K = manifest.labels.length, L = manifest.latentSize;
+  const K = manifest.labels.length, L = manifest.latentSize;
   const pred = new Int32Array(set.count);
   const novel = cal ? new Uint8Array(set.count) : null;
   try {
-    for (let s = 0; s < set.count; s += BATCH) {
-      const n = Math.min(BATCH, set.count - s);
-      const x = Float32Array.from(
-        set.images.subarray(s * PIXELS, (s + n) * PIXELS),
-        (v) => v / 255,
-      );
-      const r = await graphs.model.run({
-        [manifest.input.name]: { data: x, dims: [n, 1, IMAGE_SIZE, IMAGE_SIZE] },
-      });
-      const p = r[o.probabilities.name].data;
-      for (let i = 0; i < n; i++) pred[s + i] = toSet[argmax(p, i * K, K)];
-      if (cal && scorer && novel) {
-        const src = { mu: r[o.mu.name].data, logvar: r[o.logvar.name].data, images: x };
-        const f = noveltyFeatures(cal.features, src, n, L);
-        for (let i = 0; i < n; i++) {
-          novel[s + i] = scorer.score(f, i * scorer.dims) > cal.threshold.score ? 1 : 0;
-        }
+    await encodeEach(graphs.model, servingNames(manifest), set.images, set.count, (b) => {
+      for (let i = 0; i < b.count; i++) {
+        pred[b.start + i] = toSet[argmax(b.probabilities, i * K, K)];
       }
-    }
+      if (!cal || !scorer || !novel) return;
+      const f = noveltyFeatures(cal.features, b, b.count, L);
+      for (let i = 0; i < b.count; i++) {
+        novel[b.start + i] = scorer.score(f, i * scorer.dims) > cal.threshold.score ? 1 : 0;
+      }
+    });
   } finally {
     await graphs.model.release();
   }

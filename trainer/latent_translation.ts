@@ -8,7 +8,7 @@
  * version. Runs on the registry's temporary copy of the candidate, before it is verified.
  */
 import {
-  encodeWith,
+  encodeSet,
   type Graph,
   type GraphRuntime,
   LATENT_TRANSLATION_FILE,
@@ -18,6 +18,7 @@ import {
   type LatentTranslation,
   type Manifest,
   openGraphs,
+  servingNames,
 } from "../bundle/mod.ts";
 import { fitTranslation } from "../bundle/latent_fit.ts";
 import { addBundleFile } from "./bundle_add.ts";
@@ -51,14 +52,7 @@ async function encodeMu(
 ): Promise<Float32Array> {
   const graphs = await openGraphs(dir, { ...manifest, decoder: null }, runtime);
   try {
-    const encode = encodeWith(manifest, graphs.model);
-    const L = manifest.latentSize, out = new Float32Array(n * L), batch = 500;
-    for (let s = 0; s < n; s += batch) {
-      const m = Math.min(batch, n - s);
-      const x = Float32Array.from(pixels.subarray(s * PIXELS, (s + m) * PIXELS), (v) => v / 255);
-      out.set((await encode(x, m)).mu, s * L);
-    }
-    return out;
+    return (await encodeSet(graphs.model, servingNames(manifest), pixels, n)).mu;
   } finally {
     await graphs.model.release();
   }

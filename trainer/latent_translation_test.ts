@@ -5,34 +5,24 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   LATENT_TRANSLATION_FILE,
   readLatentTranslation,
   readManifest,
   verifyBundleFiles,
 } from "../bundle/mod.ts";
-import { publishMain, reportPublishError } from "./publish.ts";
-
-const fixture = (name: string) =>
-  fileURLToPath(new URL(`../tests/testdata/${name}`, import.meta.url));
+import { TINY_BUNDLE, TINY_BUNDLE_B, TINY_BUNDLE_C } from "../testkit/fixtures.ts";
+import { publishCli } from "../testkit/publish_cli.ts";
 
 test("publishing over an active version stores a translation listed in the manifest", async () => {
-  const root = await mkdtemp(join(tmpdir(), "translation-test-"));
-  const reg = join(root, "models");
-  const lines: string[] = [];
-  const run = (args: string[]) =>
-    publishMain(args, (s) => lines.push(s)).catch((e) =>
-      reportPublishError(e, (s) => lines.push(s))
-    );
+  const { reg, lines, run, cleanup } = await publishCli("translation-test-");
   try {
     // --force: b is below the first version on the gate's images (trainer/gate_test.ts).
     const flags = ["--registry", reg, "--translation-images", "2000", "--force"];
-    assert.equal(await run([fixture("tiny-bundle"), ...flags]), 0);
-    const a = await readManifest(fixture("tiny-bundle"));
+    assert.equal(await run([TINY_BUNDLE, ...flags]), 0);
+    const a = await readManifest(TINY_BUNDLE);
     const first = await readManifest(join(reg, a.name, a.version));
     assert.equal(
       first.files.some((f) => f.role === "latent-translation"),
@@ -40,8 +30,8 @@ test("publishing over an active version stores a translation listed in the manif
       "nothing to map from",
     );
 
-    assert.equal(await run([fixture("tiny-bundle-b"), ...flags]), 0);
-    const b = await readManifest(fixture("tiny-bundle-b"));
+    assert.equal(await run([TINY_BUNDLE_B, ...flags]), 0);
+    const b = await readManifest(TINY_BUNDLE_B);
     const dir = join(reg, b.name, b.version);
     const published = await readManifest(dir);
     await verifyBundleFiles(dir, published); // the added file's sha256 is in the manifest
@@ -56,7 +46,7 @@ test("publishing over an active version stores a translation listed in the manif
     assert.match(lines.join("\n"), /latent translation .* affine R² [0-9.]+, 10-NN kept [0-9.]+%/);
 
     // The exporter's files are unchanged, so publishing the same bundle again is accepted.
-    assert.equal(await run([fixture("tiny-bundle-b"), ...flags]), 0);
+    assert.equal(await run([TINY_BUNDLE_B, ...flags]), 0);
     assert.match(lines[lines.length - 1], /already present/);
 
     // A malformed map fails the acceptance check with the file named.
@@ -68,29 +58,21 @@ test("publishing over an active version stores a translation listed in the manif
       /latent-translation\.json: Cannot use latent-translation\.json: "matrix" is not 2 rows/,
     );
   } finally {
-    await rm(root, { recursive: true });
+    await cleanup();
   }
 });
 
 test("publish --no-translation leaves the new bundle as exported", async () => {
-  const root = await mkdtemp(join(tmpdir(), "translation-test-"));
-  const reg = join(root, "models");
+  const { reg, run, cleanup } = await publishCli("translation-test-");
   try {
-    const log = () => {};
-    assert.equal(await publishMain([fixture("tiny-bundle"), "--registry", reg], log), 0);
-    assert.equal(
-      await publishMain(
-        [fixture("tiny-bundle-c"), "--registry", reg, "--no-translation", "--force"],
-        log,
-      ),
-      0,
-    );
-    const c = await readManifest(fixture("tiny-bundle-c"));
+    assert.equal(await run([TINY_BUNDLE, "--registry", reg]), 0);
+    assert.equal(await run([TINY_BUNDLE_C, "--registry", reg, "--no-translation", "--force"]), 0);
+    const c = await readManifest(TINY_BUNDLE_C);
     const m = await readManifest(join(reg, c.name, c.version));
     // Only the gate's record is added (forced past it: c is below the first version).
     assert.deepEqual(m.files.filter((f) => f.role !== "evaluation"), c.files);
     assert.deepEqual(m.files.filter((f) => f.role === "evaluation").length, 1);
   } finally {
-    await rm(root, { recursive: true });
+    await cleanup();
   }
 });

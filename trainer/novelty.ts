@@ -7,12 +7,12 @@
  * training set, which the manifest records. Deterministic: the same bundle and data give the
  * same calibration, so re-running it is a no-op.
  */
-import * as ort from "onnxruntime-node";
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  bundleFile,
   DEFAULT_THRESHOLD_PERCENTILE,
+  type EncodedImages,
+  encodeSet,
   fitClassGaussians,
   type Manifest,
   MANIFEST_FILE,
@@ -20,16 +20,18 @@ import {
   type NoveltyFeature,
   noveltyFeatures,
   noveltyScorer,
+  openGraph,
   percentileTable,
   readManifest,
   scoreRows,
+  servingNames,
   thresholdAt,
   validateManifest,
   verifyBundleFiles,
 } from "../bundle/mod.ts";
-import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { type Split, trainValSplit } from "./data.ts";
+import { nodeGraphRuntime } from "./ort_node.ts";
 
 /** The chosen score (reports/novelty/report.md has the measurements behind it). */
 export const NOVELTY_FEATURES: NoveltyFeature[] = ["mu", "stats"];
@@ -37,41 +39,6 @@ export const NOVELTY_COVARIANCE: "tied" | "per-class" = "per-class";
 /** Held-out images when the bundle was trained on the whole training set. */
 export const HELD_OUT_COUNT = 10000;
 export const HELD_OUT_SEED = 1;
-
-export interface EncoderOutputs {
-  probabilities: Float32Array;
-  mu: Float32Array;
-  logvar: Float32Array;
-  count: number;
-}
-
-/** Runs the bundle's serving graph on `count` uint8 images, in batches. */
-export async function encodeImages(
-  session: ort.InferenceSession,
-  manifest: Manifest,
-  images: Uint8Array,
-  count: number,
-  batch = 500,
-): Promise<EncoderOutputs> {
-  const K = manifest.labels.length, L = manifest.latentSize, o = manifest.outputs;
-  const out = {
-    probabilities: new Float32Array(count * K),
-    mu: new Float32Array(count * L),
-    logvar: new Float32Array(count * L),
-    count,
-  };
-  for (let s = 0; s < count; s += batch) {
-    const n = Math.min(batch, count - s);
-    const x = normalizePixels(images.subarray(s * PIXELS, (s + n) * PIXELS));
-    const r = await session.run({
-      [manifest.input.name]: new ort.Tensor("float32", x, [n, 1, IMAGE_SIZE, IMAGE_SIZE]),
-    });
-    out.probabilities.set(r[o.probabilities.name].data as Float32Array, s * K);
-    out.mu.set(r[o.mu.name].data as Float32Array, s * L);
-    out.logvar.set(r[o.logvar.name].data as Float32Array, s * L);
-  }
-  return out;
-}
 
 export interface CalibrationSplit {
   fit: Split;
@@ -127,12 +94,12 @@ export interface CalibrateOptions {
 export function calibrateFromOutputs(
   manifest: Manifest,
   fit: {
-    out: EncoderOutputs;
+    out: EncodedImages;
     images: Float32Array;
     labels: Uint8Array | Uint16Array;
     source: string;
   },
-  heldOut: { out: EncoderOutputs; images: Float32Array; source: string },
+  heldOut: { out: EncodedImages; images: Float32Array; source: string },
   opts: CalibrateOptions = {},
 ): NoveltyCalibration {
   const features = opts.features ?? NOVELTY_FEATURES;
@@ -176,16 +143,12 @@ export async function calibrateBundle(
 ): Promise<NoveltyCalibration> {
   const manifest = await readManifest(dir);
   await verifyBundleFiles(dir, manifest);
-  const session = await ort.InferenceSession.create(bundleFile(dir, manifest, "model"));
+  const graph = await openGraph(dir, manifest, "model", nodeGraphRuntime(0));
   try {
     const split = calibrationSplit(manifest, train, opts.heldOutCount);
-    const fitOut = await encodeImages(session, manifest, split.fit.images, split.fit.count);
-    const heldOut = await encodeImages(
-      session,
-      manifest,
-      split.heldOut.images,
-      split.heldOut.count,
-    );
+    const encode = (s: Split) => encodeSet(graph, servingNames(manifest), s.images, s.count);
+    const fitOut = await encode(split.fit);
+    const heldOut = await encode(split.heldOut);
     const novelty = calibrateFromOutputs(
       manifest,
       {
@@ -203,6 +166,6 @@ export async function calibrateBundle(
     await rename(tmp, join(dir, MANIFEST_FILE));
     return novelty;
   } finally {
-    await session.release();
+    await graph.release();
   }
 }

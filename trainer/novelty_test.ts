@@ -13,23 +13,26 @@ import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import {
   bundleFile,
+  encodeSet,
   type Manifest,
   noveltyFeatures,
   noveltyScorer,
   readManifest,
   scoreRows,
+  servingNames,
 } from "../bundle/mod.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { loadFashionMnist, stratifiedSubset, take } from "./data.ts";
-import { calibrateBundle, calibrationSplit, encodeImages } from "./novelty.ts";
+import { calibrateBundle, calibrationSplit } from "./novelty.ts";
+import { graphOfSession } from "./ort_node.ts";
 import { uniformNoise } from "./ood_sets.ts";
 
 const TINY = fileURLToPath(new URL("../tests/testdata/tiny-bundle", import.meta.url));
 const data = loadFashionMnist();
 
 async function flagged(dir: string, m: Manifest, images: Uint8Array, n: number): Promise<number> {
-  const s = await ort.InferenceSession.create(bundleFile(dir, m, "model"));
-  const out = await encodeImages(s, m, images, n);
+  const s = graphOfSession(await ort.InferenceSession.create(bundleFile(dir, m, "model")));
+  const out = await encodeSet(s, servingNames(m), images, n);
   await s.release();
   const cal = m.novelty!;
   const x = noveltyFeatures(

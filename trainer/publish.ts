@@ -19,7 +19,6 @@ import {
   checkAllGraphs,
   type Graph,
   type GraphRuntime,
-  type GraphTensor,
   latentSpaceOf,
   type Manifest,
   readManifest,
@@ -95,35 +94,9 @@ export const PUBLISH_USAGE =
        deno task publish -- activate <version> | rollback | prune | list  [--registry models]
 ${TRAFFIC_USAGE}`;
 
-/** onnxruntime-node as the acceptance check's runtime (one thread: publishing is not serving). */
+/** onnxruntime-node as the acceptance check's runtime, loaded only when a check runs. */
 export async function onnxRuntimeNode(): Promise<GraphRuntime<Graph>> {
-  const ort = await import("onnxruntime-node");
-  ort.env.logLevel = "error";
-  return {
-    name: "onnxruntime-node",
-    open: async (bytes) => {
-      const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
-      return {
-        inputNames: s.inputNames,
-        outputNames: s.outputNames,
-        inputMetadata: s.inputMetadata,
-        outputMetadata: s.outputMetadata,
-        run: async (feeds) => {
-          const input: Record<string, InstanceType<typeof ort.Tensor>> = {};
-          for (const [k, t] of Object.entries(feeds)) {
-            input[k] = new ort.Tensor("float32", t.data, t.dims);
-          }
-          const r = await s.run(input);
-          const out: Record<string, GraphTensor> = {};
-          for (const [k, t] of Object.entries(r)) {
-            out[k] = { data: t.data as Float32Array, dims: t.dims as number[] };
-          }
-          return out;
-        },
-        release: () => s.release(),
-      };
-    },
-  };
+  return (await import("./ort_node.ts")).nodeGraphRuntime();
 }
 
 /**

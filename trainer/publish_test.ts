@@ -6,35 +6,25 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { resolveActive } from "../registry/registry.ts";
-import { publishMain, reportPublishError } from "./publish.ts";
-
-const fixture = (name: string) =>
-  fileURLToPath(new URL(`../tests/testdata/${name}`, import.meta.url));
+import { TINY_BUNDLE, TINY_BUNDLE_B, TINY_BUNDLE_C } from "../testkit/fixtures.ts";
+import { publishCli } from "../testkit/publish_cli.ts";
 
 test("publish verifies and activates, refuses a probe-failing bundle, and rollback goes back", async () => {
-  const root = await mkdtemp(join(tmpdir(), "publish-test-"));
-  const reg = join(root, "models");
-  const lines: string[] = [];
-  const run = (args: string[]) =>
-    publishMain(args, (s) => lines.push(s)).catch((e) =>
-      reportPublishError(e, (s) => lines.push(s))
-    );
+  const { root, reg, lines, run, cleanup } = await publishCli("publish-test-");
   try {
-    assert.equal(await run([fixture("tiny-bundle"), "--registry", reg]), 0);
+    assert.equal(await run([TINY_BUNDLE, "--registry", reg]), 0);
     // b scores 2.8 points below the first on its test images: past the gate only with --force.
     const forced = ["--registry", reg, "--force"];
-    assert.equal(await run(["publish", fixture("tiny-bundle-b"), ...forced]), 0);
-    const b = JSON.parse(await readFile(join(fixture("tiny-bundle-b"), "manifest.json"), "utf8"));
+    assert.equal(await run(["publish", TINY_BUNDLE_B, ...forced]), 0);
+    const b = JSON.parse(await readFile(join(TINY_BUNDLE_B, "manifest.json"), "utf8"));
     assert.equal((await resolveActive(reg)).version, b.version);
     assert.match(lines.join("\n"), /verified with onnxruntime-node/);
 
     const bad = join(root, "bad");
-    await cp(fixture("tiny-bundle-c"), bad, { recursive: true });
+    await cp(TINY_BUNDLE_C, bad, { recursive: true });
     const m = JSON.parse(await readFile(join(bad, "manifest.json"), "utf8"));
     m.probe.cases[2].probabilities[0] += 0.25;
     await writeFile(join(bad, "manifest.json"), JSON.stringify(m));
@@ -49,6 +39,6 @@ test("publish verifies and activates, refuses a probe-failing bundle, and rollba
     assert.notEqual((await resolveActive(reg)).version, b.version);
     assert.equal(await run(["frobnicate", "x", "--registry", reg]), 2);
   } finally {
-    await rm(root, { recursive: true });
+    await cleanup();
   }
 });

@@ -5,7 +5,7 @@
  * version is downloaded into the same buffers (buffer_pool.ts) instead of new ones.
  * "localDir" is the version's URL: the reloader passes it back to the loader, and errors name it.
  */
-import type { MemoryBundle } from "../../bundle/mod.ts";
+import type { MemoryBundle, RoleChoice } from "../../bundle/mod.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import {
   HttpSource,
@@ -20,9 +20,10 @@ export class MemorySource implements RegistrySource {
   #fetched = new Map<string, MemoryBundle>();
   readonly pool = new BufferPool();
 
-  constructor(base: string, model: string, fetchFn: typeof fetch = fetch) {
+  /** `roles`: which files of a version to download (servedBy the loader's precision). */
+  constructor(base: string, model: string, fetchFn: typeof fetch = fetch, roles?: RoleChoice) {
     // No cache directory: fetchBundle() never touches one, and nothing here calls localDir().
-    this.http = new HttpSource(base, model, "", fetchFn);
+    this.http = Object.assign(new HttpSource(base, model, "", fetchFn), { roles });
   }
   get description(): string {
     return `HTTP registry ${this.http.base} (in memory, no cache)`;

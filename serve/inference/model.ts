@@ -19,6 +19,7 @@ import {
   type Precision,
   type PrecisionChoice,
   readManifest,
+  servedRoles,
   verifyBundleBytes,
   verifyBundleFiles,
 } from "../../bundle/mod.ts";
@@ -213,7 +214,8 @@ export class LoadedModel {
  */
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const manifest = await readManifest(dir);
-  await verifyBundleFiles(dir, manifest);
+  // Only what this server reads: a remote source downloads no more (bundle/served.ts).
+  await verifyBundleFiles(dir, manifest, servedRoles(manifest, opts.precision ?? "auto"));
   return await loadVerified(dir, manifest, filesOnDisk(dir, manifest), opts);
 }
 
@@ -225,7 +227,7 @@ export async function loadModelFromMemory(
   bundle: MemoryBundle,
   opts: LoadOptions,
 ): Promise<LoadedModel> {
-  verifyBundleBytes(bundle);
+  verifyBundleBytes(bundle, servedRoles(bundle.manifest, opts.precision ?? "auto"));
   return await loadVerified(bundle.label, bundle.manifest, filesInMemory(bundle), opts);
 }
 

@@ -4,7 +4,7 @@
  * the shadow's comparisons with the primary. They render after the service's own series
  * (ServiceMetrics.extra), so replicas merge them like any other.
  */
-import { Counter, Histogram, type ServiceMetrics } from "../metrics.ts";
+import { Counter, Histogram, REQUEST_SECONDS, type ServiceMetrics } from "../metrics.ts";
 
 export class TrafficMetrics {
   readonly requests = new Counter(
@@ -18,7 +18,7 @@ export class TrafficMetrics {
   readonly latency = new Histogram(
     "model_version_request_duration_seconds",
     "Time from request to response of model requests, by the version that answered and role.",
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    REQUEST_SECONDS,
   );
   readonly predictions = new Counter(
     "model_version_predictions_total",
@@ -72,7 +72,7 @@ export class TrafficMetrics {
   readonly shadowLatency = new Histogram(
     "shadow_run_seconds",
     "Time of one shadow run, by shadow version.",
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    REQUEST_SECONDS,
   );
 
   /** Adds these series to `service`'s exposition. */

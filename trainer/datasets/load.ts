@@ -24,13 +24,17 @@ export interface ImageDatasetOptions {
   heldOut?: HeldOut | null;
 }
 
-export interface ImageDataset {
+/** What every dataset kind gives the trainer: its splits and class names, and where from. */
+export interface DatasetSplits {
   kind: SourceKind;
   source: string;
   labels: string[];
   train: Split;
   val: Split | null;
   test: Split;
+}
+
+export interface ImageDataset extends DatasetSplits {
   /** Content hashes (hex) of the held-out images, as the bundle records them. */
   heldOut: HeldOut;
   /** What the checks found, for the log and the manifest's data record. */

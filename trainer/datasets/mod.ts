@@ -11,8 +11,8 @@ import { FASHION_LABELS } from "../../common/labels.ts";
 import { loadFashionMnist, type Split, stratifiedSubset, trainValSplit } from "../data.ts";
 import { defaultCacheFile } from "./cache.ts";
 import { DatasetError } from "./errors.ts";
-import { detectKind, type SourceKind } from "./listing.ts";
-import { loadImageDataset } from "./load.ts";
+import { detectKind } from "./listing.ts";
+import { type DatasetSplits, loadImageDataset } from "./load.ts";
 import type { HeldOut } from "./splits.ts";
 
 export { DatasetError } from "./errors.ts";
@@ -39,13 +39,7 @@ export interface DataOptions {
   idxByDefault?: boolean;
 }
 
-export interface TrainingData {
-  kind: SourceKind;
-  source: string;
-  labels: string[];
-  train: Split;
-  val: Split | null;
-  test: Split;
+export interface TrainingData extends DatasetSplits {
   /** The held-out contents (image sources; IDX has its official test files instead). */
   heldOut: HeldOut | null;
   /** What goes into manifest.data. */

@@ -32,6 +32,15 @@ function randn(shape: number[], seed: number): Float32Array {
 
 type Inputs = Record<string, { data: Float32Array; shape: number[] }>;
 
+/** Draws inputs of the given shapes (in key order), each from the next seed from `first` on. */
+function seededInputs(first: number): (shapes: Record<string, number[]>) => Inputs {
+  let seed = first;
+  return (shapes) =>
+    Object.fromEntries(
+      Object.entries(shapes).map(([k, shape]) => [k, { data: randn(shape, seed++), shape }]),
+    );
+}
+
 /** Runs `fn` on `backend` with fresh tensors built from `inputs`; returns the flat outputs. */
 async function runOn(
   backend: "cpu" | "wasm",
@@ -175,52 +184,48 @@ test("engine initialises the wasm backend with the training kernels", async () =
   assert.deepEqual(again, info, "initEngine is idempotent");
 });
 
-test("Conv2DBackpropFilter matches the cpu backend", async () => {
-  let seed = 1;
-  for (const c of convCases()) {
-    const dyShape = outShape(c);
-    await compare(
-      `dW ${label(c)}`,
-      {
-        x: { data: randn([c.B, c.H, c.W, c.Cin], seed++), shape: [c.B, c.H, c.W, c.Cin] },
-        dy: { data: randn(dyShape, seed++), shape: dyShape },
-      },
-      (t) =>
-        tf.engine().runKernel("Conv2DBackpropFilter", { x: t.x, dy: t.dy }, {
-          strides: c.s,
-          pad: c.pad,
-          dataFormat: "NHWC",
-          filterShape: [c.K, c.K, c.Cin, c.Cout],
-        }) as tf.Tensor,
-    );
-  }
-});
+/** The two gradient kernels of conv2d: dy and the other operand in, the missing one out. */
+const CONV_GRADS = [
+  {
+    kernel: "Conv2DBackpropFilter",
+    tag: "dW",
+    seed: 1,
+    inputs: (c: ConvCase) => ({ x: [c.B, c.H, c.W, c.Cin], dy: outShape(c) }),
+    feeds: (t: Record<string, tf.Tensor>) => ({ x: t.x, dy: t.dy }),
+    attrs: (c: ConvCase) => ({ filterShape: [c.K, c.K, c.Cin, c.Cout] }),
+  },
+  {
+    kernel: "Conv2DBackpropInput",
+    tag: "dx",
+    seed: 1000,
+    inputs: (c: ConvCase) => ({ dy: outShape(c), f: [c.K, c.K, c.Cin, c.Cout] }),
+    feeds: (t: Record<string, tf.Tensor>) => ({ dy: t.dy, filter: t.f }),
+    attrs: (c: ConvCase) => ({ inputShape: [c.B, c.H, c.W, c.Cin] }),
+  },
+];
 
-test("Conv2DBackpropInput matches the cpu backend", async () => {
-  let seed = 1000;
-  for (const c of convCases()) {
-    const dyShape = outShape(c);
-    const fShape = [c.K, c.K, c.Cin, c.Cout];
-    await compare(
-      `dx ${label(c)}`,
-      {
-        dy: { data: randn(dyShape, seed++), shape: dyShape },
-        f: { data: randn(fShape, seed++), shape: fShape },
-      },
-      (t) =>
-        tf.engine().runKernel("Conv2DBackpropInput", { dy: t.dy, filter: t.f }, {
-          strides: c.s,
-          pad: c.pad,
-          dataFormat: "NHWC",
-          inputShape: [c.B, c.H, c.W, c.Cin],
-        }) as tf.Tensor,
-    );
-  }
-});
+for (const g of CONV_GRADS) {
+  test(`${g.kernel} matches the cpu backend`, async () => {
+    const draw = seededInputs(g.seed);
+    for (const c of convCases()) {
+      await compare(
+        `${g.tag} ${label(c)}`,
+        draw(g.inputs(c)),
+        (t) =>
+          tf.engine().runKernel(g.kernel, g.feeds(t), {
+            strides: c.s,
+            pad: c.pad,
+            dataFormat: "NHWC",
+            ...g.attrs(c),
+          }) as tf.Tensor,
+      );
+    }
+  });
+}
 
 test("conv2dTranspose as tfjs-layers sizes it matches the cpu backend", async () => {
   // tfjs-layers output size: same -> in*s; valid -> in*s + max(k - s, 0).
-  let seed = 2000;
+  const draw = seededInputs(2000);
   for (const s of [1, 2, 3]) {
     for (const K of [3, 5]) {
       for (const pad of ["same", "valid"] as const) {
@@ -229,10 +234,7 @@ test("conv2dTranspose as tfjs-layers sizes it matches the cpu backend", async ()
         const xShape = [B, h, w, Cin], fShape = [K, K, Cout, Cin];
         await compare(
           `conv2dTranspose k${K} s${s} ${pad}`,
-          {
-            x: { data: randn(xShape, seed++), shape: xShape },
-            f: { data: randn(fShape, seed++), shape: fShape },
-          },
+          draw({ x: xShape, f: fShape }),
           (t) =>
             tf.conv2dTranspose(
               t.x as tf.Tensor4D,
@@ -248,26 +250,24 @@ test("conv2dTranspose as tfjs-layers sizes it matches the cpu backend", async ()
 });
 
 test("BatchMatMul and fused matMul with transposes match the cpu backend", async () => {
-  let seed = 3000;
+  const draw = seededInputs(3000);
   for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
     const [M, Kd, N] = [5, 7, 3];
     const aShape = ta ? [Kd, M] : [M, Kd], bShape = tb ? [N, Kd] : [Kd, N];
     const a3 = [4, ...aShape], b3 = [4, ...bShape];
-    await compare(`matMul tA=${ta} tB=${tb}`, {
-      a: { data: randn(aShape, seed++), shape: aShape },
-      b: { data: randn(bShape, seed++), shape: bShape },
-    }, (t) => tf.matMul(t.a as tf.Tensor2D, t.b as tf.Tensor2D, ta, tb));
-    await compare(`batched matMul tA=${ta} tB=${tb}`, {
-      a: { data: randn(a3, seed++), shape: a3 },
-      b: { data: randn(b3, seed++), shape: b3 },
-    }, (t) => tf.matMul(t.a as tf.Tensor3D, t.b as tf.Tensor3D, ta, tb));
+    await compare(
+      `matMul tA=${ta} tB=${tb}`,
+      draw({ a: aShape, b: bShape }),
+      (t) => tf.matMul(t.a as tf.Tensor2D, t.b as tf.Tensor2D, ta, tb),
+    );
+    await compare(
+      `batched matMul tA=${ta} tB=${tb}`,
+      draw({ a: a3, b: b3 }),
+      (t) => tf.matMul(t.a as tf.Tensor3D, t.b as tf.Tensor3D, ta, tb),
+    );
     await compare(
       `fused matMul tA=${ta} tB=${tb}`,
-      {
-        a: { data: randn(aShape, seed++), shape: aShape },
-        b: { data: randn(bShape, seed++), shape: bShape },
-        bias: { data: randn([N], seed++), shape: [N] },
-      },
+      draw({ a: aShape, b: bShape, bias: [N] }),
       (t) =>
         tf.fused.matMul({
           a: t.a as tf.Tensor2D,
@@ -282,7 +282,7 @@ test("BatchMatMul and fused matMul with transposes match the cpu backend", async
 });
 
 test("Sum over leading axes (bias gradients) matches the cpu backend", async () => {
-  let seed = 3500;
+  const draw = seededInputs(3500);
   for (
     const [shape, axis, keepDims] of [
       [[4, 5, 6, 3], [0, 1, 2], false],
@@ -292,9 +292,11 @@ test("Sum over leading axes (bias gradients) matches the cpu backend", async () 
       [[4, 5, 6, 3], -1, false],
     ] as [number[], number | number[], boolean][]
   ) {
-    await compare(`sum [${shape}] axis ${axis} keepDims ${keepDims}`, {
-      x: { data: randn(shape, seed++), shape },
-    }, (t) => tf.sum(t.x, axis, keepDims));
+    await compare(
+      `sum [${shape}] axis ${axis} keepDims ${keepDims}`,
+      draw({ x: shape }),
+      (t) => tf.sum(t.x, axis, keepDims),
+    );
   }
 });
 
@@ -307,10 +309,7 @@ test("gradients of a conv + conv2dTranspose + dense net match the cpu backend", 
     w4: [12 * 12 * 3, 5],
     b4: [5],
   };
-  const inputs: Inputs = {};
-  let seed = 4000;
-  for (const [k, s] of Object.entries(shapes)) inputs[k] = { data: randn(s, seed++), shape: s };
-  await compare("whole-net grads", inputs, (t) => {
+  await compare("whole-net grads", seededInputs(4000)(shapes), (t) => {
     const f = (
       x: tf.Tensor,
       w1: tf.Tensor,

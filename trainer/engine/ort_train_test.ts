@@ -97,19 +97,13 @@ function tfjsLoss(
   return { total, rec: l.rec, kl: l.kl, ce };
 }
 
-function tfjsGrads(
-  m: OrtModels,
-  latent: number,
-  x: Float32Array,
-  eps: Float32Array,
-  y: Float32Array,
-  classWeight: number,
-) {
+/** The loss's parts and the gradient of every trainable weight, on tfjsLoss's arguments. */
+function tfjsGrads(...args: Parameters<typeof tfjsLoss>) {
   return tf.tidy(() => {
     let parts: number[] = [];
-    const vs = vars(m);
+    const vs = vars(args[0]);
     const { value, grads } = tf.variableGrads(() => {
-      const l = tfjsLoss(m, latent, x, eps, y, classWeight);
+      const l = tfjsLoss(...args);
       parts = [l.total, l.rec, l.kl, l.ce].map((t) => t.dataSync()[0]);
       return l.total;
     }, vs);
@@ -118,16 +112,22 @@ function tfjsGrads(
   });
 }
 
+/** An OrtTrainer on `m` for a latent of `latent`, at batch B unless told otherwise. */
+function ortTrainer(
+  m: Parameters<typeof OrtTrainer.create>[0],
+  latent: number,
+  learningRate: number,
+  classWeight: number,
+  batchSize = B,
+): Promise<OrtTrainer> {
+  return OrtTrainer.create(m, { latent, batchSize, learningRate, classWeight });
+}
+
 async function checkGradients(head: HeadConfig | null, classWeight: number) {
   const vae = { ...TINY_VAE };
   const m = build(vae, head);
   const x = pixels(batch, 0, B), y = labelsOf(batch, 0, B), eps = noise(B, vae.latent, 42);
-  const t = await OrtTrainer.create(m, {
-    latent: vae.latent,
-    batchSize: B,
-    learningRate: 1e-3,
-    classWeight,
-  });
+  const t = await ortTrainer(m, vae.latent, 1e-3, classWeight);
   const ours = await t.gradientsTfjs(x, eps, y);
   const ref = tfjsGrads(m, vae.latent, x, eps, y, classWeight);
   const names = vars(m).map((v) => v.name);
@@ -178,12 +178,7 @@ test("gradients match tfjs with the default head and kernel 5 (other pads)", asy
   const vae = { ...TINY_VAE, kernel: 5, latent: 3 };
   const m = build(vae, { ...DEFAULT_HEAD, hidden: [12] });
   const x = pixels(batch, 0, 8), y = labelsOf(batch, 0, 8), eps = noise(8, vae.latent, 7);
-  const t = await OrtTrainer.create(m, {
-    latent: vae.latent,
-    batchSize: 8,
-    learningRate: 1e-3,
-    classWeight: 2,
-  });
+  const t = await ortTrainer(m, vae.latent, 1e-3, 2, 8);
   const ours = await t.gradientsTfjs(x, eps, y);
   const ref = tfjsGrads(m, vae.latent, x, eps, y, 2);
   ours.grads.forEach((g, i) =>
@@ -195,12 +190,7 @@ test("gradients match tfjs with the default head and kernel 5 (other pads)", asy
 test("Adam is tfjs's Adam bit for bit on the same gradients", async () => {
   const vae = { ...TINY_VAE };
   const m = build(vae, TINY_HEAD);
-  const t = await OrtTrainer.create(m, {
-    latent: vae.latent,
-    batchSize: B,
-    learningRate: 2e-3,
-    classWeight: 1,
-  });
+  const t = await ortTrainer(m, vae.latent, 2e-3, 1);
   const opt = tf.train.adam(2e-3);
   const vs = vars(m);
   for (let s = 0; s < 4; s++) {
@@ -249,12 +239,7 @@ test("several Adam steps land on tfjs's weights (within float error)", async () 
   const vae = { ...TINY_VAE };
   const mOrt = build(vae, TINY_HEAD), mTf = build(vae, TINY_HEAD);
   const lr = 1e-3, steps = 5;
-  const t = await OrtTrainer.create(mOrt, {
-    latent: vae.latent,
-    batchSize: B,
-    learningRate: lr,
-    classWeight: 0.5,
-  });
+  const t = await ortTrainer(mOrt, vae.latent, lr, 0.5);
   const opt = tf.train.adam(lr);
   const vs = vars(mTf);
   const xs = stratifiedSubset(data.train, B * steps, 9);
@@ -291,12 +276,7 @@ test("the loss falls when training on real images", async () => {
   const vae = { ...TINY_VAE };
   const m = build(vae, TINY_HEAD);
   const train = stratifiedSubset(data.train, 512, 4);
-  const t = await OrtTrainer.create(m, {
-    latent: vae.latent,
-    batchSize: 64,
-    learningRate: 3e-3,
-    classWeight: 1,
-  });
+  const t = await ortTrainer(m, vae.latent, 3e-3, 1, 64);
   const epoch = async (e: number) => {
     let sum = 0, correct = 0;
     for (let s = 0; s < 8; s++) {
@@ -321,24 +301,14 @@ test("the loss falls when training on real images", async () => {
 test("weights and optimizer state round-trip through the tfjs models", async () => {
   const vae = { ...TINY_VAE };
   const m = build(vae, TINY_HEAD);
-  const t = await OrtTrainer.create(m, {
-    latent: vae.latent,
-    batchSize: B,
-    learningRate: 1e-3,
-    classWeight: 1,
-  });
+  const t = await ortTrainer(m, vae.latent, 1e-3, 1);
   await t.step(pixels(batch, 0, B), noise(B, vae.latent, 1), labelsOf(batch, 0, B));
   await t.step(pixels(batch, 0, B), noise(B, vae.latent, 2), labelsOf(batch, 0, B));
   t.writeTo(m);
   const w = t.weightsTfjs();
   vars(m).forEach((v, i) => assert.deepEqual(v.dataSync(), w[i]));
   // A second trainer reading the models and the state continues exactly like the first.
-  const t2 = await OrtTrainer.create(m, {
-    latent: vae.latent,
-    batchSize: B,
-    learningRate: 1e-3,
-    classWeight: 1,
-  });
+  const t2 = await ortTrainer(m, vae.latent, 1e-3, 1);
   t2.setOptimizerState(t.getOptimizerState());
   const x = pixels(batch, 0, B), eps = noise(B, vae.latent, 3), y = labelsOf(batch, 0, B);
   const [r1, r2] = [await t.step(x, eps, y), await t2.step(x, eps, y)];

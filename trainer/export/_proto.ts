@@ -19,6 +19,14 @@ export type OnnxDim = number | string;
 /** Integer, integer list, string, or `{ float }` (a float attribute must be explicit: 1.0 is an integer in JS). */
 export type AttrValue = number | number[] | string | { float: number };
 
+/** A node as appended: its op, inputs, attributes and output names. */
+export interface AddedNode {
+  op: string;
+  inputs: string[];
+  attrs: Record<string, AttrValue>;
+  outputs: string[];
+}
+
 export class GraphBuilder {
   private nodes: InstanceType<typeof onnx.NodeProto>[] = [];
   private inits: InstanceType<typeof onnx.TensorProto>[] = [];
@@ -121,8 +129,12 @@ export class GraphBuilder {
         attribute,
       }),
     );
+    this.added({ op, inputs, attrs, outputs: outs });
     return outs;
   }
+
+  /** Called with every node appended; a subclass records them (the training graph's tape). */
+  protected added(_node: AddedNode): void {}
 
   /** One output node helper: returns the single output name. */
   op(

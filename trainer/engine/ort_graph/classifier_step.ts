@@ -8,13 +8,11 @@ import { backward } from "./backward.ts";
 import { countHits, crossEntropy, finishGraph } from "./finish.ts";
 import { TRAIN_IO, type TrainingGraph } from "./io.ts";
 import {
-  checkTrainable,
   forwardLayers,
-  probeLayers,
-  RecordingBuilder,
+  type RecordingBuilder,
   type Shapes,
+  startStepGraph,
   type TapeNode,
-  weightSlots,
 } from "./tape.ts";
 
 export interface ClassifierGraphSpec {
@@ -33,11 +31,9 @@ export interface ClassifierGraphSpec {
  */
 export function buildClassifierTrainingGraph(spec: ClassifierGraphSpec): TrainingGraph {
   const { model, batch: B } = spec;
-  checkTrainable(model, true);
-  const { slots, total } = weightSlots({ classifier: model });
-  const g = new RecordingBuilder("classifier_training_step");
-  const shapes: Shapes = new Map();
-  const f = forwardWithDropout(g, model, probeLayers(model, slots), B, shapes);
+  const start = startStepGraph("classifier_training_step", { classifier: model }, true);
+  const { g, shapes, slots, total } = start;
+  const f = forwardWithDropout(g, model, start.layersOf(model), B, shapes);
   const v = f.out;
   if (v.shape.length !== 1) {
     throw new Error(

@@ -38,33 +38,16 @@ export function finishGraph(
     const pick = (i: number, name: string) =>
       g.op("Slice", name, [sc, g.int64Init("s", [i]), g.int64Init("e", [i + 1])]);
     const d1 = pick(0, "adam_d1"), d2 = pick(1, "adam_d2"), nlr = pick(2, "adam_nlr");
-    // prev*b + x*(1-b), Adam's moving average; `n` names its nodes and constants.
-    const ema = (prev: string, x: string, b: number, n: string[], out: string) =>
-      g.op(
-        "Add",
-        n[0],
-        [
-          g.op("Mul", n[1], [prev, g.scalar(n[3], b)]),
-          g.op("Mul", n[2], [x, g.scalar(n[4], 1 - b)]),
-        ],
-        {},
-        out,
-      );
-    const m2 = ema(
-      m,
-      grad,
-      beta1,
-      ["adam_m", "adam_m_b1", "adam_g_c1", "b1", "c1"],
-      TRAIN_IO.adamMOut,
-    );
+    // prev*b + x*(1-b), Adam's moving average: slot `k` (m or v) of `xk` (g or g2), beta `i`.
+    const ema = (k: string, prev: string, xk: string, x: string, i: 1 | 2, out: string) => {
+      const b = i === 1 ? beta1 : beta2;
+      const kept = g.op("Mul", `adam_${k}_b${i}`, [prev, g.scalar(`b${i}`, b)]);
+      const added = g.op("Mul", `adam_${xk}_c${i}`, [x, g.scalar(`c${i}`, 1 - b)]);
+      return g.op("Add", `adam_${k}`, [kept, added], {}, out);
+    };
+    const m2 = ema("m", m, "g", grad, 1, TRAIN_IO.adamMOut);
     const g2 = g.op("Mul", "adam_g2", [grad, grad]);
-    const v2 = ema(
-      v,
-      g2,
-      beta2,
-      ["adam_v", "adam_v_b2", "adam_g2_c2", "b2", "c2"],
-      TRAIN_IO.adamVOut,
-    );
+    const v2 = ema("v", v, "g2", g2, 2, TRAIN_IO.adamVOut);
     const mhat = g.op("Div", "adam_mhat", [m2, d1]);
     const den = g.op("Add", "adam_den", [
       g.op("Sqrt", "adam_sqrt", [g.op("Div", "adam_vhat", [v2, d2])]),

@@ -6,17 +6,12 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { convertLayers, type Value } from "../../export/_layers.ts";
-import { type AttrValue, GraphBuilder, type OnnxDim } from "../../export/_proto.ts";
+import { type AddedNode, type AttrValue, GraphBuilder, type OnnxDim } from "../../export/_proto.ts";
 import { type ParamInput, TRAIN_IO, type WeightSlot } from "./io.ts";
 
 export type { ParamInput, WeightSlot };
 
-export interface TapeNode {
-  op: string;
-  inputs: string[];
-  attrs: Record<string, AttrValue>;
-  outputs: string[];
-}
+export type TapeNode = AddedNode;
 
 /**
  * A GraphBuilder that, while `paramMode` is on, turns each float initializer into a parameter
@@ -68,16 +63,8 @@ export class RecordingBuilder extends GraphBuilder {
     return name;
   }
 
-  override node(
-    op: string,
-    name: string,
-    inputs: string[],
-    attrs: Record<string, AttrValue> = {},
-    outputs?: string[],
-  ): string[] {
-    const outs = super.node(op, name, inputs, attrs, outputs);
-    if (!this.quiet) this.tape.push({ op, inputs, attrs, outputs: outs });
-    return outs;
+  protected override added(node: TapeNode): void {
+    if (!this.quiet) this.tape.push(node);
   }
 
   /** A float constant (initializer) even in param mode. */
@@ -165,6 +152,22 @@ export function probeLayers(model: tf.Sequential, slots: WeightSlot[]): tf.layer
 }
 
 export type Shapes = Map<string, number[]>;
+
+/**
+ * The common start of a training step graph: the models checked, their weights laid out as one
+ * flat parameter vector, a recording builder, and each model's layers as probes of their slots.
+ */
+export function startStepGraph(
+  name: string,
+  models: Record<string, tf.Sequential>,
+  allowDropout = false,
+) {
+  for (const m of Object.values(models)) checkTrainable(m, allowDropout);
+  const { slots, total } = weightSlots(models);
+  const shapes: Shapes = new Map();
+  const layersOf = (m: tf.Sequential) => probeLayers(m, slots);
+  return { g: new RecordingBuilder(name), shapes, slots, total, layersOf };
+}
 
 export const prod = (a: number[]) => a.reduce((x, y) => x * y, 1);
 

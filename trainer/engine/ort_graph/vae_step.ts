@@ -12,13 +12,11 @@ import { backward } from "./backward.ts";
 import { countHits, crossEntropy, finishGraph } from "./finish.ts";
 import { TRAIN_IO, type TrainingGraph } from "./io.ts";
 import {
-  checkTrainable,
   forwardLayers,
-  probeLayers,
-  RecordingBuilder,
+  type RecordingBuilder,
   type Shapes,
+  startStepGraph,
   type TapeNode,
-  weightSlots,
 } from "./tape.ts";
 
 export interface TrainingGraphSpec {
@@ -144,12 +142,8 @@ function headLoss(
 export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   const { encoder, decoder, head, latent: L, batch: B } = spec;
   const models: Record<string, tf.Sequential> = { encoder, decoder, ...(head ? { head } : {}) };
-  for (const m of Object.values(models)) checkTrainable(m);
-  const { slots, total } = weightSlots(models);
-  const g = new RecordingBuilder("vae_training_step");
-  const shapes: Shapes = new Map();
-  const forward = (m: tf.Sequential, input: Value) =>
-    forwardLayers(g, probeLayers(m, slots), input, shapes);
+  const { g, shapes, slots, total, layersOf } = startStepGraph("vae_training_step", models);
+  const forward = (m: tf.Sequential, input: Value) => forwardLayers(g, layersOf(m), input, shapes);
 
   const f = forwardVae(g, spec, forward, shapes);
   const logits4 = f.dec.out.name;
