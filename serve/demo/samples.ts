@@ -4,7 +4,7 @@
  * GET /v1/models/active/samples/<i> serves one as the 28x28 grey PNG the model would see.
  * Parsed once per loaded model; a bundle without samples answers 404.
  */
-import type { Context, Hono } from "hono";
+import type { Context } from "hono";
 import { readFile } from "node:fs/promises";
 import {
   bundleFile,
@@ -17,37 +17,11 @@ import { IMAGE_SIZE } from "../../common/labels.ts";
 import { ApiError } from "../errors.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
 import { NoModelError } from "../inference/slot.ts";
+import { type Api, defineRoute } from "../routes/common.ts";
+import { sampleRoute, SAMPLES_PATH, samplesRoute } from "./openapi.ts";
 
-export const SAMPLES_PATH = "/v1/models/active/samples";
-
-export function documentSamples(paths: Record<string, unknown>, error: (d: string) => unknown) {
-  paths[SAMPLES_PATH] = {
-    get: {
-      summary: "The active model's sample images",
-      description:
-        "A few held-out images per class stored in the bundle (samples.json): index, class " +
-        "index, class name and the URL of each as a 28x28 PNG. The demo page's examples.",
-      responses: {
-        "200": { description: "{model, samples: [{index, label, name, url}]}" },
-        "404": error("The active bundle carries no samples."),
-        "503": error("No validated model is loaded."),
-      },
-    },
-  };
-  paths[`${SAMPLES_PATH}/{index}`] = {
-    get: {
-      summary: "One sample image of the active model, as a 28x28 grey PNG",
-      parameters: [{ name: "index", in: "path", required: true, schema: { type: "integer" } }],
-      responses: {
-        "200": { description: "image/png" },
-        "404": error("No such sample."),
-        "503": error("No validated model is loaded."),
-      },
-    },
-  };
-}
-
-export function sampleRoutes(app: Hono, slot: ModelSlot): void {
+/** Registers the two sample routes (defined in ./openapi.ts) on `app`. */
+export function sampleRoutes(app: Api, slot: ModelSlot): void {
   const sets = new WeakMap<LoadedModel, Promise<SampleSet | null>>();
   const samplesOf = (model: LoadedModel) => {
     let p = sets.get(model);
@@ -85,7 +59,7 @@ export function sampleRoutes(app: Hono, slot: ModelSlot): void {
       throw e;
     }
   };
-  app.get(SAMPLES_PATH, (c) =>
+  defineRoute(app, samplesRoute, (c) =>
     withSamples(c, (model, set) =>
       c.json({
         model: { name: model.name, version: model.version },
@@ -96,15 +70,16 @@ export function sampleRoutes(app: Hono, slot: ModelSlot): void {
           url: `${SAMPLES_PATH}/${i}`,
         })),
       })));
-  app.get(`${SAMPLES_PATH}/:index`, (c) => {
-    const m = /^(\d{1,6})$/.exec(c.req.param("index"));
+  defineRoute(app, sampleRoute, (c) => {
+    const { index } = c.req.param();
+    const m = /^(\d{1,6})$/.exec(index);
     return withSamples(c, (model, set) => {
       const s = m ? set.samples[Number(m[1])] : undefined;
       if (!s) {
         throw new ApiError(
           404,
           "not_found",
-          `Model ${model.version} has no sample ${JSON.stringify(c.req.param("index"))}`,
+          `Model ${model.version} has no sample ${JSON.stringify(index)}`,
         );
       }
       const png = encodeGreyPng(decodeProbePixels(s.pixels), IMAGE_SIZE, IMAGE_SIZE);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ApiError, errorBody } from "../errors.ts";
-import { intQuery, preprocessQuery, queryRoute, validationHook } from "./common.ts";
+import { defineRoute, intQuery, preprocessQuery, validationHook } from "./common.ts";
 
 function app() {
   const a = new OpenAPIHono({ defaultHook: validationHook });
@@ -13,14 +13,14 @@ function app() {
     },
     responses: { 200: { description: "ok" } },
   });
-  queryRoute(a, route, (c, q) => Promise.resolve(c.json({ id: c.req.param("id"), q })));
+  defineRoute(a, route, (c, q) => Promise.resolve(c.json({ id: c.req.param("id"), q })));
   a.onError((e, c) =>
     e instanceof ApiError ? c.json(errorBody(e.code, e.message), e.status) : c.text("bug", 500)
   );
   return a;
 }
 
-Deno.test("queryRoute() checks the query with the route's schema and names the bad field", async () => {
+Deno.test("defineRoute() checks the query with the route's schema and names the bad field", async () => {
   const a = app();
   assert.deepEqual(await (await a.request("/items/7", { method: "POST" })).json(), {
     id: "7",
@@ -41,7 +41,7 @@ Deno.test("queryRoute() checks the query with the route's schema and names the b
   }
 });
 
-Deno.test("queryRoute() puts the route, its path and query parameters in the document", () => {
+Deno.test("defineRoute() puts the route, its path and query parameters in the document", () => {
   const doc = app().getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
   const op = doc.paths!["/items/{id}"].post!;
   const n = op.parameters!.find((p) => "name" in p && p.name === "n") as { schema: unknown };

@@ -10,12 +10,11 @@ import { readLatent, readOneImage } from "../inputs.ts";
 import { pngResponse } from "../png_response.ts";
 import {
   type Api,
+  defineRoute,
   err,
-  imageInputBody,
-  inputErrors,
+  imageRoute,
   pngAnswer,
   preprocessQuery,
-  queryRoute,
   type RouteDeps,
   setModelHeaders,
 } from "./common.ts";
@@ -33,17 +32,15 @@ function needDecoder(m: LoadedModel): void {
 }
 
 function reconstructRoute(deps: RouteDeps) {
-  return createRoute({
-    method: "post",
+  return imageRoute(deps.limits, {
     path: "/v1/reconstruct",
     summary: "Reconstruct one image through the VAE",
     description:
       "Encodes the image and decodes its mean latent code with the same bundle's decoder.",
-    request: {
-      query: z.object({ preprocess: preprocessQuery }),
-      body: imageInputBody(deps.limits, true),
-    },
-    responses: { 200: pngAnswer, ...inputErrors(deps.limits), 501: noDecoder },
+    query: z.object({ preprocess: preprocessQuery }),
+    single: true,
+    ok: pngAnswer,
+    more: { 501: noDecoder },
   });
 }
 
@@ -84,7 +81,7 @@ const decodeRoute = createRoute({
 
 export function imageRoutes(app: Api, deps: RouteDeps): void {
   const { limits, metrics, withModel } = deps;
-  queryRoute(app, reconstructRoute(deps), async (c) => {
+  defineRoute(app, reconstructRoute(deps), async (c) => {
     const image = await readOneImage(c.req.raw, limits, "/v1/reconstruct");
     return await withModel(async (m) => {
       needDecoder(m);
