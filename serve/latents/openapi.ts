@@ -4,10 +4,18 @@
  * route by them and /openapi.json documents them. Bodies are described as plain JSON Schema
  * because the handlers parse them, with errors that name the bad field.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import type { InputLimits } from "../inputs.ts";
 import { denied } from "../routes/admin_doc.ts";
-import { err, imageRoute, intQuery, preprocessQuery } from "../routes/common.ts";
+import {
+  err,
+  imageRoute,
+  intQuery,
+  type JsonField,
+  jsonObjectBody,
+  pngAnswer,
+  preprocessQuery,
+} from "../routes/common.ts";
 import { ModelRefSchema } from "../routes/schemas.ts";
 
 /** Most latents per translate request: a non-linear map costs ~20k multiply-adds per latent. */
@@ -17,10 +25,7 @@ export const MAX_K = 100;
 /** Most items per admin add request (each is embedded before the answer). */
 export const MAX_ADD = 1000;
 
-const latents = {
-  type: "array" as const,
-  items: { type: "array" as const, items: { type: "number" as const } },
-};
+const latents: JsonField = { type: "array", items: { type: "array", items: { type: "number" } } };
 const ok = <T extends z.ZodType>(description: string, schema: T) => ({
   description,
   content: { "application/json": { schema } },
@@ -82,21 +87,10 @@ export const translateRoute = createRoute({
     "X-Latent-Space). The maps come from the bundles (fitted at publish time on held-out " +
     "images) and are chained through versions.",
   request: {
-    body: {
-      required: true,
-      content: {
-        "application/json": {
-          schema: {
-            type: "object",
-            required: ["from", "latents"],
-            properties: {
-              from: { type: "string", description: "the latent space the latents came from" },
-              latents: { ...latents, maxItems: MAX_TRANSLATE },
-            },
-          },
-        },
-      },
-    },
+    body: jsonObjectBody(["from", "latents"], {
+      from: { type: "string", description: "the latent space the latents came from" },
+      latents: { ...latents, maxItems: MAX_TRANSLATE },
+    }),
   },
   responses: {
     200: ok(
@@ -113,13 +107,13 @@ export const translateRoute = createRoute({
 });
 
 /** /v1/similar's JSON body when it names a latent rather than an image. */
-const LATENT_QUERY = {
-  type: "object" as const,
+const LATENT_QUERY: JsonField = {
+  type: "object",
   required: ["latent"],
   properties: {
-    latent: { type: "array" as const, items: { type: "number" as const } },
-    space: { type: "string" as const, description: "its latent space (default: the active one)" },
-    k: { type: "integer" as const, minimum: 1, maximum: MAX_K },
+    latent: { type: "array", items: { type: "number" } },
+    space: { type: "string", description: "its latent space (default: the active one)" },
+    k: { type: "integer", minimum: 1, maximum: MAX_K },
   },
 };
 
@@ -155,22 +149,23 @@ export const galleryRoute = createRoute({
   },
 });
 
-const itemId = z.object({ id: z.string().openapi({ description: "the item's id" }) });
+/** A route on one gallery item, named by the {id} in its path. */
+function itemRoute(
+  method: "get" | "delete",
+  path: string,
+  summary: string,
+  responses: RouteConfig["responses"],
+) {
+  const params = z.object({ id: z.string().openapi({ description: "the item's id" }) });
+  return createRoute({ method, path, summary, request: { params }, responses });
+}
 
-export const galleryImageRoute = createRoute({
-  method: "get",
-  path: "/v1/gallery/items/{id}/image",
-  summary: "A gallery item's 28x28 image as PNG",
-  request: { params: itemId },
-  responses: {
-    200: {
-      description: "28x28 grey PNG",
-      content: { "image/png": { schema: { type: "string", format: "binary" } } },
-    },
-    404: err("No such item."),
-    503: noGallery,
-  },
-});
+export const galleryImageRoute = itemRoute(
+  "get",
+  "/v1/gallery/items/{id}/image",
+  "A gallery item's 28x28 image as PNG",
+  { 200: pngAnswer, 404: err("No such item."), 503: noGallery },
+);
 
 export const galleryAddRoute = createRoute({
   method: "post",
@@ -178,43 +173,23 @@ export const galleryAddRoute = createRoute({
   summary: "Add or replace gallery items (admin token needed)",
   description: "Each image is preprocessed like /v1/classify and embedded before the answer.",
   request: {
-    body: {
-      required: true,
-      content: {
-        "application/json": {
-          schema: {
-            type: "object",
-            required: ["items"],
-            properties: {
-              items: {
-                type: "array",
-                minItems: 1,
-                maxItems: MAX_ADD,
-                items: {
-                  type: "object",
-                  required: ["id"],
-                  properties: {
-                    id: { type: "string", minLength: 1, maxLength: 200 },
-                    image: {
-                      type: "string",
-                      contentEncoding: "base64",
-                      description: "PNG or JPEG",
-                    },
-                    pixels: {
-                      type: "array",
-                      minItems: 784,
-                      maxItems: 784,
-                      items: { type: "number" },
-                    },
-                    metadata: {},
-                  },
-                },
-              },
-            },
+    body: jsonObjectBody(["items"], {
+      items: {
+        type: "array",
+        minItems: 1,
+        maxItems: MAX_ADD,
+        items: {
+          type: "object",
+          required: ["id"],
+          properties: {
+            id: { type: "string", minLength: 1, maxLength: 200 },
+            image: { type: "string", contentEncoding: "base64", description: "PNG or JPEG" },
+            pixels: { type: "array", minItems: 784, maxItems: 784, items: { type: "number" } },
+            metadata: {},
           },
         },
       },
-    },
+    }),
   },
   responses: {
     201: ok(
@@ -231,15 +206,14 @@ export const galleryAddRoute = createRoute({
   },
 });
 
-export const galleryRemoveRoute = createRoute({
-  method: "delete",
-  path: "/v1/admin/gallery/items/{id}",
-  summary: "Remove a gallery item (admin token needed)",
-  request: { params: itemId },
-  responses: {
+export const galleryRemoveRoute = itemRoute(
+  "delete",
+  "/v1/admin/gallery/items/{id}",
+  "Remove a gallery item (admin token needed)",
+  {
     200: ok("The id removed", z.object({ removed: z.string() })),
     ...denied,
     404: err("No such item, or the admin API is disabled."),
     503: noGallery,
   },
-});
+);

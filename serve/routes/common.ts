@@ -132,6 +132,31 @@ const binary = (description: string) => ({
   schema: { type: "string" as const, format: "binary", description },
 });
 
+/** The part of JSON Schema the hand-parsed JSON bodies are described with. */
+export interface JsonField {
+  type?: "string" | "number" | "integer" | "boolean" | "array" | "object";
+  description?: string;
+  items?: JsonField;
+  properties?: Record<string, JsonField>;
+  required?: string[];
+  minItems?: number;
+  maxItems?: number;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  contentEncoding?: string;
+}
+
+/**
+ * A required JSON object body that the handler parses itself (serve/inputs.ts and kin name the
+ * bad field better than a schema check would), described by its required and known fields.
+ */
+export function jsonObjectBody(required: string[], properties: Record<string, JsonField>) {
+  const schema: JsonField = { type: "object", required, properties };
+  return { required: true, content: { "application/json": { schema } } };
+}
+
 const IMAGE_JSON = { $ref: "#/components/schemas/ImageJson" };
 
 /**

@@ -13,6 +13,7 @@ import {
   defineRoute,
   err,
   imageRoute,
+  jsonObjectBody,
   pngAnswer,
   preprocessQuery,
   type RouteDeps,
@@ -50,24 +51,13 @@ const decodeRoute = createRoute({
   path: "/v1/decode",
   summary: "Decode a latent vector to an image",
   request: {
-    body: {
-      required: true,
-      content: {
-        "application/json": {
-          schema: {
-            type: "object",
-            required: ["latent"],
-            properties: {
-              latent: {
-                type: "array",
-                items: { type: "number" },
-                description: "Exactly latentSize numbers (see /v1/models).",
-              },
-            },
-          },
-        },
+    body: jsonObjectBody(["latent"], {
+      latent: {
+        type: "array",
+        items: { type: "number" },
+        description: "Exactly latentSize numbers (see /v1/models).",
       },
-    },
+    }),
   },
   responses: {
     200: pngAnswer,

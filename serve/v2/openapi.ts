@@ -4,7 +4,7 @@
  * (what the conformance tests check every response against), registered as components, so the
  * document and the tests read one description; the mapping to this model is in docs/v2.md.
  */
-import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import * as v2 from "./schemas.ts";
 
 /** schemas.ts's payloads under their component names in the document. */
@@ -67,24 +67,33 @@ const modelPath = (versioned: boolean, tail: string) =>
 const unknownModel = v2Error("Unknown model or version.");
 const notReady = v2Error("No model is loaded yet.");
 
-export const serverMetadataRoute = createRoute({
-  method: "get",
+/** A V2 GET route; the model routes take the name (and version) from the path. */
+function get(spec: {
+  path: string;
+  summary: string;
+  description: string;
+  params?: ReturnType<typeof modelParams>;
+  responses: RouteConfig["responses"];
+}) {
+  const { params, ...rest } = spec;
+  return createRoute({ method: "get", ...rest, ...(params ? { request: { params } } : {}) });
+}
+
+export const serverMetadataRoute = get({
   path: "/",
   summary: "Server metadata (Open Inference Protocol)",
   description: "name, version and extensions (binary_tensor_data, classification).",
   responses: { 200: json("$metadata_server_response", "V2ServerMetadata") },
 });
 
-export const serverLiveRoute = createRoute({
-  method: "get",
+export const serverLiveRoute = get({
   path: "/health/live",
   summary: "Server live",
   description: '{"live": true} while the process answers.',
   responses: { 200: json("$live_server_response", "V2ServerLive") },
 });
 
-export const serverReadyRoute = createRoute({
-  method: "get",
+export const serverReadyRoute = get({
   path: "/health/ready",
   summary: "Server ready",
   description: '{"ready": true} once a validated model is loaded.',
@@ -94,36 +103,32 @@ export const serverReadyRoute = createRoute({
   },
 });
 
-export function modelMetadataRoute(versioned: boolean) {
-  return createRoute({
-    method: "get",
+export const modelMetadataRoute = (versioned: boolean) =>
+  get({
     path: modelPath(versioned, ""),
     summary: "Model metadata (Open Inference Protocol)",
     description:
       "platform onnx_onnxv1; inputs and outputs with datatype and shape (-1 for the batch).",
-    request: { params: modelParams(versioned) },
+    params: modelParams(versioned),
     responses: {
       200: json("$metadata_model_response", "V2ModelMetadata"),
       404: unknownModel,
       503: notReady,
     },
   });
-}
 
-export function modelReadyRoute(versioned: boolean) {
-  return createRoute({
-    method: "get",
+export const modelReadyRoute = (versioned: boolean) =>
+  get({
     path: modelPath(versioned, "/ready"),
     summary: "Model ready (Open Inference Protocol)",
     description: '{"name", "ready"}: 200 when this model is loaded, 503 while none is.',
-    request: { params: modelParams(versioned) },
+    params: modelParams(versioned),
     responses: {
       200: json("$ready_model_response: ready", "V2ModelReady"),
       404: unknownModel,
       503: json('$ready_model_response: {"name", "ready": false} while none is', "V2ModelReady"),
     },
   });
-}
 
 /** The body is read by the handler (the binary extension splits it); this describes it. */
 export function inferRoute(maxBatch: number, versioned: boolean) {
