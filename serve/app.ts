@@ -5,8 +5,9 @@
  * within a response, and names the version that answered in the body and X-Model-Version.
  * Every route comes from a createRoute definition (@hono/zod-openapi): /v1 in serve/routes/,
  * /v2 in serve/v2/openapi.ts, latents and the gallery in serve/latents/openapi.ts, the demo in
- * serve/demo/openapi.ts; so routing, query validation and /openapi.json come from one definition. Errors: handlers
- * throw ApiError, failed schema checks become ApiError 400 (validationHook); the one onError
+ * serve/demo/openapi.ts; so routing, query validation and /openapi.json come from one
+ * definition. Errors: handlers throw ApiError, failed schema checks become ApiError 400
+ * (validationHook); the one onError
  * below renders {"error": {code, message}} and logs anything unexpected as a 500.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";

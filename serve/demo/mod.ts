@@ -12,13 +12,13 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { readFile } from "node:fs/promises";
-import { bundleFile, type LatentMap, validateLatentMap } from "../../bundle/mod.ts";
+import { validateLatentMap } from "../../bundle/mod.ts";
 import { ApiError } from "../errors.ts";
 import { pngResponse } from "../png_response.ts";
-import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
-import { NoModelError } from "../inference/slot.ts";
+import type { ModelSlot } from "../inference/mod.ts";
 import { type InputLimits, readOneImage } from "../inputs.ts";
 import { defineRoute } from "../routes/common.ts";
+import { bundleJson } from "./bundle_json.ts";
 import { assetRoute, latentMapRoute, pageRoute, preprocessRoute } from "./openapi.ts";
 import { sampleRoutes } from "./samples.ts";
 
@@ -64,33 +64,15 @@ function assetReader(): (name: string) => Promise<Uint8Array> {
   };
 }
 
-/**
- * The latent map of a model, or null when its bundle has none: verified against its sha256
- * when the model loaded, parsed once per loaded model.
- */
-function latentMapReader(): (model: LoadedModel) => Promise<LatentMap | null> {
-  const maps = new WeakMap<LoadedModel, Promise<LatentMap | null>>();
-  return (model) => {
-    let p = maps.get(model);
-    if (!p) {
-      p = (async () => {
-        if (!model.manifest.files.some((f) => f.role === "latent-map")) return null;
-        const path = bundleFile(model.dir, model.manifest, "latent-map");
-        const raw = JSON.parse(await readFile(path, "utf8"));
-        return validateLatentMap(raw, model.latentSize, model.labels.length);
-      })();
-      p.catch(() => maps.delete(model));
-      maps.set(model, p);
-    }
-    return p;
-  };
-}
-
 export function demoRoutes(deps: DemoDeps): OpenAPIHono {
   const { slot, limits } = deps;
   const app = new OpenAPIHono();
   const asset = assetReader();
-  const latentMap = latentMapReader();
+  const withLatentMap = bundleJson(slot, {
+    role: "latent-map",
+    check: (raw, model) => validateLatentMap(raw, model.latentSize, model.labels.length),
+    missing: { code: "no_latent_map", says: "was exported without a latent map" },
+  });
 
   defineRoute(app, pageRoute, async (c) => {
     const html = new TextDecoder().decode(await asset("index.html"));
@@ -120,27 +102,15 @@ export function demoRoutes(deps: DemoDeps): OpenAPIHono {
 
   sampleRoutes(app, slot);
 
-  defineRoute(app, latentMapRoute, async (c) => {
-    try {
-      return await slot.use(async (model) => {
-        const map = await latentMap(model);
-        if (!map) {
-          throw new ApiError(
-            404,
-            "no_latent_map",
-            `Model ${model.name}@${model.version} was exported without a latent map`,
-          );
-        }
-        c.header("X-Model-Name", model.name);
-        c.header("X-Model-Version", model.version);
-        c.header("Cache-Control", "no-cache");
-        return c.json({ model: { name: model.name, version: model.version }, ...map });
-      });
-    } catch (e) {
-      if (e instanceof NoModelError) throw new ApiError(503, "not_ready", e.message);
-      throw e;
-    }
-  });
+  defineRoute(
+    app,
+    latentMapRoute,
+    (c) =>
+      withLatentMap(
+        c,
+        (model, map) => c.json({ model: { name: model.name, version: model.version }, ...map }),
+      ),
+  );
 
   return app;
 }
