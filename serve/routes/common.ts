@@ -43,8 +43,8 @@ export type QueryOf<R extends RouteConfig> = R["request"] extends
   : Record<string, never>;
 
 /**
- * Registers a route: the document gets the route as defined (unless `document` is false, for
- * handlers whose entry another app registers), the handler gets the query checked with the
+ * Registers a route: the document gets the route as defined (unless `document` is false, for a
+ * route whose entry is registered apart from it), the handler gets the query checked with the
  * route's own schema. zod-openapi's validator middleware would add an async step to every
  * request, measurable at concurrency 1 (docs/performance.md), while a request without a query
  * string needs no check at all. Path parameters are the router's non-empty segments and bodies

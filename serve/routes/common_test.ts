@@ -48,3 +48,15 @@ Deno.test("defineRoute() puts the route, its path and query parameters in the do
   assert.deepEqual(n.schema, { type: "integer", minimum: 1, maximum: 5, default: 1 });
   assert.ok(op.parameters!.some((p) => "name" in p && p.name === "preprocess"));
 });
+
+Deno.test("defineRoute() without a query hands over none; document: false leaves it unlisted", async () => {
+  const a = new OpenAPIHono({ defaultHook: validationHook });
+  const route = (path: string) =>
+    createRoute({ method: "get", path, responses: { 200: { description: "ok" } } });
+  defineRoute(a, route("/listed/{id}"), (c, q) => c.json({ id: c.req.param("id"), q }));
+  defineRoute(a, route("/unlisted"), (c) => c.text("here"), { document: false });
+  assert.deepEqual(await (await a.request("/listed/3?x=1")).json(), { id: "3", q: {} });
+  assert.equal(await (await a.request("/unlisted")).text(), "here");
+  const doc = a.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
+  assert.deepEqual(Object.keys(doc.paths!), ["/listed/{id}"]);
+});
