@@ -11,10 +11,6 @@ const MAX_FUNCTION_LINES = 80;
  * reason. A new exception belongs here with its reason, not in a lint-ignore comment.
  */
 const EXCEPTIONS: Record<string, Record<string, string>> = {
-  // The V2, latent/gallery and demo groups still describe themselves as plain JSON; moving
-  // them onto createRoute definitions (as serve/routes/ did for /v1) removes these.
-  "serve/latents/openapi.ts": { latentPaths: "one literal document until it moves to createRoute" },
-  "serve/demo/mod.ts": { demoRoutes: "route registrations; to createRoute definitions next" },
 };
 
 function exempt(filename: string): boolean {

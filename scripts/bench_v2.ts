@@ -13,7 +13,7 @@ import { parseCommandFlags } from "../common/flags.ts";
 import { encodeGreyPng } from "../common/image_codec.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { resolveActive } from "../registry/registry.ts";
-import { joinBody, writeBytesElements } from "../serve/v2/binary.ts";
+import { binaryMessage, writeBytesElements } from "../serve/v2/binary.ts";
 import { startServer } from "../testkit/server_process.ts";
 import { imageAt, readTestImages } from "../testkit/test_images.ts";
 import { runScript } from "./_cli.ts";
@@ -44,14 +44,7 @@ function cases(model: string, px: Uint8Array): Case[] {
     const header = {
       inputs: [{ name: "image", datatype, shape, parameters: { binary_data_size: raw.length } }],
     };
-    const { body, headerLength } = joinBody(header, [raw]);
-    return {
-      body,
-      headers: {
-        "Content-Type": "application/octet-stream",
-        "Inference-Header-Content-Length": String(headerLength),
-      },
-    };
+    return binaryMessage(header, [raw]);
   };
   const fp32 = JSON.stringify({
     inputs: [{

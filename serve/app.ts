@@ -4,9 +4,11 @@
  * Each model request pins the current model for its whole life (slot.use), so a hot swap never
  * mixes versions within a response, and names the version that answered in the body and
  * X-Model-Version.
- * Each route group lives in serve/routes/ as createRoute definitions (@hono/zod-openapi), so
- * routing, query validation and /openapi.json come from one definition. Errors: handlers
- * throw ApiError, failed schema checks become ApiError 400 (validationHook); the one onError
+ * Every route comes from a createRoute definition (@hono/zod-openapi): /v1 in serve/routes/,
+ * /v2 in serve/v2/openapi.ts, latents and the gallery in serve/latents/openapi.ts, the demo in
+ * serve/demo/openapi.ts; so routing, query validation and /openapi.json come from one
+ * definition. Errors: handlers throw ApiError, failed schema checks become ApiError 400
+ * (validationHook); the one onError
  * below renders {"error": {code, message}} and logs anything unexpected as a 500.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -28,6 +30,7 @@ import { noveltyFields, noveltyJudge } from "./novelty.ts";
 import { latentRoutes } from "./latents/routes.ts";
 import { Translator } from "./latents/translate.ts";
 import {
+  documentGalleryAdmin,
   galleryAdminRoutes,
   type GalleryHandle,
   type GalleryRouteDeps,
@@ -131,9 +134,10 @@ function pinning(pin: Pick<ModelSlot, "use">) {
 function mountAdmin(app: OpenAPIHono, deps: AppDeps, latentDeps: GalleryRouteDeps): void {
   // One throttle for every admin route group: wrong tokens count alike wherever they are tried.
   const adminThrottle = deps.adminThrottle ?? new FailureThrottle();
+  documentGalleryAdmin(app); // listed always: the document says how to enable it
   if (deps.adminToken) {
     app.use("/v1/admin/gallery/*", bearerAuth(deps.adminToken, adminThrottle));
-    app.route("/v1/admin/gallery", galleryAdminRoutes(latentDeps));
+    galleryAdminRoutes(app, latentDeps);
   }
 
   // The admin API exists only with a token; without one, say how to enable it.
@@ -234,16 +238,15 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     { current: null, reason: "the service was started without --gallery <file>" };
   // Latents and the gallery stay on the primary: the gallery is indexed in its latent space.
   const latentDeps = { slot, translator, limits, withModel: pinning(slot), handle: gallery };
-  app.route("/", latentRoutes(latentDeps));
-  app.route("/", galleryRoutes(latentDeps));
+  latentRoutes(app, latentDeps);
+  galleryRoutes(app, latentDeps);
   mountAdmin(app, deps, latentDeps);
 
   // Open Inference Protocol: serve/v2/ (routed through the canary like /v1)
   app.route("/v2", v2Routes({ slot, limits, metrics, log, traffic: deps.traffic }));
-  const selfDocumented = { paths: {} };
   documentAdmin(app);
-  docRoutes(app, limits, selfDocumented); // /openapi.json and /docs, generated from the routes
-  app.route("/", demoRoutes({ slot, limits, openApi: selfDocumented })); // the demo page: serve/demo/
+  docRoutes(app, limits); // /openapi.json and /docs, generated from the routes' definitions
+  app.route("/", demoRoutes({ slot, limits })); // the demo page: serve/demo/
 
   handleErrors(app, log);
   return app;

@@ -107,6 +107,20 @@ Deno.test({
       const bad = await s.app.request("/v1/similar", json({ latent: [1, 2, 3] }));
       equal(bad.status, 422);
       match((await bad.json()).error.message, /latent\[0\] must be 2 numbers/);
+      // The query is checked by the route's own schema, with the message the handler gave.
+      for (
+        const [q, message] of [
+          ["k=0", 'k must be an integer in 1..100, got "0"'],
+          ["k=abc", 'k must be an integer in 1..100, got "abc"'],
+          ["preprocess=AUTO", 'preprocess must be "auto" or "none", got "AUTO"'],
+        ]
+      ) {
+        const res = await s.app.request(`/v1/similar?${q}`, pixelsBody(7));
+        equal(res.status, 400, q);
+        deepEqual(await res.json(), { error: { code: "bad_parameter", message } });
+      }
+      const jsonK = await s.app.request("/v1/similar?k=9", json({ latent: r.query.latent, k: 3 }));
+      equal((await jsonK.json()).results.length, 3, "the body's k wins over ?k=");
     } finally {
       await s.close();
     }

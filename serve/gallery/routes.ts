@@ -7,23 +7,26 @@
  *   POST   /items      {"items": [{"id", "image": "<base64 PNG/JPEG>" | "pixels": [784], "metadata"?}]}
  *   DELETE /items/:id
  * Without a usable gallery (no --gallery, or the file cannot be opened) these answer 503 with
- * the reason; the rest of the service is unaffected.
+ * the reason; the rest of the service is unaffected. The routes' definitions, which
+ * /openapi.json documents, are in serve/latents/openapi.ts.
  */
-import { Hono } from "hono";
 import type { Context } from "hono";
 import { encodeGreyPng } from "../../common/image_codec.ts";
 import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { toBytes } from "../../common/preprocess.ts";
 import { ApiError } from "../errors.ts";
 import type { LoadedModel } from "../inference/mod.ts";
+import { imageToInput, type InputLimits, mediaType, readBody, readImageBatch } from "../inputs.ts";
 import {
-  imageToInput,
-  type InputLimits,
-  mediaType,
-  parsePreprocessMode,
-  readBody,
-  readImageBatch,
-} from "../inputs.ts";
+  galleryAddRoute,
+  galleryImageRoute,
+  galleryRemoveRoute,
+  galleryRoute,
+  MAX_ADD,
+  MAX_K,
+  similarRoute,
+} from "../latents/openapi.ts";
+import { type Api, defineRoute, intValue, modeOf } from "../routes/common.ts";
 import { latentJson, latentRows, spaceOf, translationApiError } from "../latents/routes.ts";
 import { applyPath, type Translator } from "../latents/translate.ts";
 import type { Gallery, NewItem } from "./gallery.ts";
@@ -34,10 +37,6 @@ export interface GalleryHandle {
   current: Gallery | null;
   reason: string;
 }
-
-export const MAX_K = 100;
-/** Most items per admin add request (each is embedded before the answer). */
-export const MAX_ADD = 1000;
 
 export interface GalleryRouteDeps {
   handle: GalleryHandle;
@@ -79,10 +78,17 @@ function parseJsonBody(bytes: Uint8Array): Record<string, unknown> {
 
 type Query = { latent: unknown; space: string | null } | { image: Float32Array };
 
+type SimilarQuery = { k?: string; preprocess?: string };
+
 /** Reads the /v1/similar body: a latent (JSON with "latent") or exactly one image. */
-async function readQuery(c: Context, limits: InputLimits): Promise<{ q: Query; k: number }> {
+async function readQuery(
+  c: Context,
+  limits: InputLimits,
+  params: SimilarQuery,
+): Promise<{ q: Query; k: number }> {
   const req = c.req.raw;
-  let k = parseK(c.req.query("k"), "k");
+  const mode = modeOf(params.preprocess);
+  let k = intValue(params.k) ?? 10;
   if (mediaType(req.headers.get("content-type")) === "application/json") {
     const bytes = await readBody(req, limits.maxBodyBytes);
     const doc = parseJsonBody(bytes);
@@ -98,17 +104,17 @@ async function readQuery(c: Context, limits: InputLimits): Promise<{ q: Query; k
       headers: req.headers,
       body: bytes as Uint8Array<ArrayBuffer>,
     });
-    return { q: await oneImage(again, limits, c.req.query("preprocess")), k };
+    return { q: await oneImage(again, limits, mode), k };
   }
-  return { q: await oneImage(req, limits, c.req.query("preprocess")), k };
+  return { q: await oneImage(req, limits, mode), k };
 }
 
 async function oneImage(
   req: Request,
   limits: InputLimits,
-  mode: string | undefined,
+  mode: "auto" | "none",
 ): Promise<Query> {
-  const batch = await readImageBatch(req, limits, parsePreprocessMode(mode));
+  const batch = await readImageBatch(req, limits, mode);
   if (batch.count !== 1) {
     throw new ApiError(
       422,
@@ -119,12 +125,11 @@ async function oneImage(
   return { image: batch.images };
 }
 
-export function galleryRoutes(deps: GalleryRouteDeps): Hono {
-  const app = new Hono();
-
-  app.post("/v1/similar", async (c) => {
+/** Registers /v1/similar, /v1/gallery and the item images on `app`. */
+export function galleryRoutes(app: Api, deps: GalleryRouteDeps): void {
+  defineRoute(app, similarRoute(deps.limits), async (c, params) => {
     const g = need(deps.handle);
-    const { q, k } = await readQuery(c, deps.limits);
+    const { q, k } = await readQuery(c, deps.limits, params);
     return await deps.withModel(async (m) => {
       await g.align(m);
       let vec: Float32Array;
@@ -149,13 +154,12 @@ export function galleryRoutes(deps: GalleryRouteDeps): Hono {
     });
   });
 
-  app.get("/v1/gallery", (c) => c.json(need(deps.handle).status()));
+  defineRoute(app, galleryRoute, (c) => c.json(need(deps.handle).status()));
 
-  app.get("/v1/gallery/items/:id/image", (c) => {
-    const item = need(deps.handle).store.get(c.req.param("id"));
-    if (!item) {
-      throw new ApiError(404, "no_item", `No gallery item ${JSON.stringify(c.req.param("id"))}`);
-    }
+  defineRoute(app, galleryImageRoute, (c) => {
+    const { id } = c.req.param();
+    const item = need(deps.handle).store.get(id);
+    if (!item) throw new ApiError(404, "no_item", `No gallery item ${JSON.stringify(id)}`);
     return c.body(
       encodeGreyPng(item.pixels, IMAGE_SIZE, IMAGE_SIZE) as Uint8Array<ArrayBuffer>,
       200,
@@ -165,8 +169,6 @@ export function galleryRoutes(deps: GalleryRouteDeps): Hono {
       },
     );
   });
-
-  return app;
 }
 
 /** Parses one admin item: an id, an image (base64) or 784 pixels, optional metadata. */
@@ -206,9 +208,16 @@ function parseItem(raw: unknown, i: number, limits: InputLimits): NewItem {
   return { id: o.id, pixels, metadata: o.metadata };
 }
 
-export function galleryAdminRoutes(deps: GalleryRouteDeps): Hono {
-  const app = new Hono();
-  app.post("/items", async (c) => {
+/** The admin routes' entries: in the document always, as it says how to enable them. */
+export function documentGalleryAdmin(app: Api): void {
+  app.openAPIRegistry.registerPath(galleryAddRoute);
+  app.openAPIRegistry.registerPath(galleryRemoveRoute);
+}
+
+/** The admin routes' handlers on `app`, which puts them behind the bearer check (app.ts). */
+export function galleryAdminRoutes(app: Api, deps: GalleryRouteDeps): void {
+  const unlisted = { document: false }; // documentGalleryAdmin() lists them
+  defineRoute(app, galleryAddRoute, async (c) => {
     const g = need(deps.handle);
     if (mediaType(c.req.header("content-type")) !== "application/json") {
       throw new ApiError(415, "unsupported_media_type", 'Send application/json {"items": [...]}');
@@ -227,13 +236,12 @@ export function galleryAdminRoutes(deps: GalleryRouteDeps): Hono {
     const items = doc.items.map((it, i) => parseItem(it, i, deps.limits));
     await deps.withModel(() => g.add(items));
     return c.json({ added: items.map((it) => it.id), gallery: g.status() }, 201);
-  });
-  app.delete("/items/:id", (c) => {
-    const id = c.req.param("id");
+  }, unlisted);
+  defineRoute(app, galleryRemoveRoute, (c) => {
+    const { id } = c.req.param();
     if (!need(deps.handle).remove(id)) {
       throw new ApiError(404, "no_item", `No gallery item ${JSON.stringify(id)}`);
     }
     return c.json({ removed: id });
-  });
-  return app;
+  }, unlisted);
 }

@@ -5,16 +5,16 @@
  *   {"from": "<space id>", "latents": [[L numbers], ...]}
  *   -> {"model", "latentSpace", "from", "path": [{from, to, method, r2, neighbours}], "latents"}
  * No map, or a map below the neighbour bound, is an error naming the link; nothing is guessed.
+ * The route's definition, which /openapi.json documents, is in ./openapi.ts.
  */
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
 import { latentSpaceOf } from "../../bundle/mod.ts";
 import { ApiError } from "../errors.ts";
 import type { LoadedModel, ModelSlot } from "../inference/mod.ts";
 import { type InputLimits, readBody } from "../inputs.ts";
+import { type Api, defineRoute } from "../routes/common.ts";
+import { MAX_TRANSLATE, translateRoute } from "./openapi.ts";
 import { applyPath, describePath, TranslationError, type Translator } from "./translate.ts";
-
-/** Most latents per translate request: a non-linear map costs ~20k multiply-adds per latent. */
-export const MAX_TRANSLATE = 1000;
 
 /** The id of the latent space the model's latents live in. */
 export function spaceOf(m: LoadedModel): string {
@@ -81,9 +81,9 @@ export interface LatentRouteDeps {
   withModel: <T>(fn: (m: LoadedModel) => Promise<T>) => Promise<T>;
 }
 
-export function latentRoutes(deps: LatentRouteDeps): Hono {
-  const app = new Hono();
-  app.post("/v1/latent/translate", async (c) => {
+/** Registers POST /v1/latent/translate (defined in ./openapi.ts) on `app`. */
+export function latentRoutes(app: Api, deps: LatentRouteDeps): void {
+  defineRoute(app, translateRoute, async (c) => {
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (type !== "application/json") {
       throw new ApiError(
@@ -128,5 +128,4 @@ export function latentRoutes(deps: LatentRouteDeps): Hono {
       return latentJson(c, m, { from, path: describePath(path), latents });
     });
   });
-  return app;
 }

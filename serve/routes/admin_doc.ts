@@ -5,7 +5,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { type Api, err } from "./common.ts";
 
-const denied = {
+/** What every admin route answers to a missing, wrong or throttled token. */
+export const denied = {
   401: err("No bearer token."),
   403: err("Wrong token."),
   429: err("Too many wrong tokens from this client; see Retry-After."),

@@ -1,13 +1,10 @@
 /**
  * GET /openapi.json and GET /docs. The document is generated from the routes' definitions
- * (getOpenAPI31Document) once every route is registered, then joined with the entries of the
- * groups that still describe themselves as plain JSON (V2, latents and gallery, the demo).
+ * (getOpenAPI31Document) when it is first asked for, once every route group has registered.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { renderDocs } from "../docs.ts";
 import type { InputLimits } from "../inputs.ts";
-import { latentPaths } from "../latents/openapi.ts";
-import { v2OpenApiPaths } from "../v2/openapi.ts";
 import type { Api } from "./common.ts";
 import { imageJsonSchema } from "./schemas.ts";
 
@@ -44,11 +41,8 @@ const docsRoute = createRoute({
   },
 });
 
-/**
- * Registers /openapi.json and /docs. `extra.paths` is filled by route groups that document
- * themselves (serve/demo/mod.ts) and is merged when the document is first asked for.
- */
-export function docRoutes(app: Api, limits: InputLimits, extra: { paths: Json }): () => Json {
+/** Registers /openapi.json and /docs; the document holds every route registered by then. */
+export function docRoutes(app: Api, limits: InputLimits): () => Json {
   app.openAPIRegistry.registerComponent(
     "schemas",
     "ImageJson",
@@ -59,15 +53,7 @@ export function docRoutes(app: Api, limits: InputLimits, extra: { paths: Json })
     if (doc) return doc;
     const generated = app.getOpenAPI31Document({ openapi: "3.1.0", info: INFO }) as unknown as Json;
     const { webhooks: _none, ...rest } = generated;
-    doc = {
-      ...rest,
-      paths: {
-        ...(generated.paths as Json),
-        ...v2OpenApiPaths(limits.maxBatch), // serve/v2/openapi.ts
-        ...latentPaths(),
-        ...extra.paths,
-      },
-    };
+    doc = rest;
     return doc;
   };
   app.openapi(openApiRoute, (c) => c.json(document(), 200));

@@ -1,9 +1,8 @@
 /**
  * POST /v1/classify and POST /v1/latent: images in (serve/inputs.ts), per image the label and
  * probabilities, or the latent code and optional samples, with its novelty. Route, query
- * validation and OpenAPI entry come from the one createRoute definition of each.
+ * validation and OpenAPI entry come from the one route definition of each (imageRoute).
  */
-import { createRoute } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
 import { readImageBatch } from "../inputs.ts";
 import type { NoveltyField } from "../novelty.ts";
@@ -12,14 +11,13 @@ import { spaceOf } from "../latents/routes.ts";
 import {
   abstainQuery,
   type Api,
-  imageInputBody,
-  inputErrors,
+  defineRoute,
+  imageRoute,
   intQuery,
   intValue,
   modelRef,
   modeOf,
   preprocessQuery,
-  queryRoute,
   type RouteDeps,
   setModelHeaders,
 } from "./common.ts";
@@ -34,57 +32,45 @@ function numbers(a: Float32Array, from: number, to: number): number[] {
 }
 
 function classifyRoute(deps: RouteDeps) {
-  return createRoute({
-    method: "post",
+  return imageRoute(deps.limits, {
     path: "/v1/classify",
     summary: "Classify images",
     description:
       "Predicted label, confidence, the probabilities of all classes, the latent code and the novelty of the image, per image in input order.",
-    request: {
-      query: z.object({ preprocess: preprocessQuery, abstain: abstainQuery }),
-      body: imageInputBody(deps.limits, false),
-    },
-    responses: {
-      200: {
-        description: "Predictions",
-        content: { "application/json": { schema: ClassifyResponseSchema } },
-      },
-      ...inputErrors(deps.limits),
+    query: z.object({ preprocess: preprocessQuery, abstain: abstainQuery }),
+    single: false,
+    ok: {
+      description: "Predictions",
+      content: { "application/json": { schema: ClassifyResponseSchema } },
     },
   });
 }
 
 function latentRoute(deps: RouteDeps) {
-  return createRoute({
-    method: "post",
+  return imageRoute(deps.limits, {
     path: "/v1/latent",
     summary: "Latent codes of images",
-    request: {
-      query: z.object({
-        preprocess: preprocessQuery,
-        samples: intQuery("samples", 0, deps.config.maxSamples, {
-          default: 0,
-          description: "Reparameterised samples z = mu + exp(logvar/2) * eps per image.",
-        }),
-        seed: intQuery("seed", 0, 0xffffffff, {
-          description: "Seed for the samples; the response echoes the seed used.",
-        }),
+    query: z.object({
+      preprocess: preprocessQuery,
+      samples: intQuery("samples", 0, deps.config.maxSamples, {
+        default: 0,
+        description: "Reparameterised samples z = mu + exp(logvar/2) * eps per image.",
       }),
-      body: imageInputBody(deps.limits, false),
-    },
-    responses: {
-      200: {
-        description: "Latent codes",
-        content: { "application/json": { schema: LatentResponseSchema } },
-      },
-      ...inputErrors(deps.limits),
+      seed: intQuery("seed", 0, 0xffffffff, {
+        description: "Seed for the samples; the response echoes the seed used.",
+      }),
+    }),
+    single: false,
+    ok: {
+      description: "Latent codes",
+      content: { "application/json": { schema: LatentResponseSchema } },
     },
   });
 }
 
 export function classifyRoutes(app: Api, deps: RouteDeps): void {
   const { limits, metrics, withModel, judgeNovelty } = deps;
-  queryRoute(app, classifyRoute(deps), async (c, q) => {
+  defineRoute(app, classifyRoute(deps), async (c, q) => {
     const abstain = q.abstain === "true" || q.abstain === "1";
     const batch = await readImageBatch(c.req.raw, limits, modeOf(q.preprocess));
     return await withModel(async (m) => {
@@ -115,7 +101,7 @@ export function classifyRoutes(app: Api, deps: RouteDeps): void {
     });
   });
 
-  queryRoute(app, latentRoute(deps), async (c, q) => {
+  defineRoute(app, latentRoute(deps), async (c, q) => {
     const samples = intValue(q.samples) ?? 0;
     const seedParam = intValue(q.seed);
     const batch = await readImageBatch(c.req.raw, limits, modeOf(q.preprocess));

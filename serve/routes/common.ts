@@ -4,15 +4,15 @@
  * plain JSON Schema, because serve/inputs.ts parses them by content type), the error responses,
  * and the dependencies every route module takes.
  */
-import { type OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { latentSpaceOf } from "../../bundle/mod.ts";
 import type { AppConfig } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import type { EncodeOutput, LoadedModel, ModelSlot } from "../inference/mod.ts";
 import type { InputLimits } from "../inputs.ts";
 import type { ServiceMetrics } from "../metrics.ts";
 import type { NoveltyField } from "../novelty.ts";
-import { spaceOf } from "../latents/routes.ts";
 import { ErrorSchema } from "./schemas.ts";
 
 export interface RouteDeps {
@@ -37,28 +37,39 @@ export function validationHook(
   }
 }
 
-type QueryRoute<Q extends z.ZodType> = RouteConfig & { request: { query: Q } };
+/** The parsed query a route's handler gets: its schema's output, or nothing without one. */
+export type QueryOf<R extends RouteConfig> = R["request"] extends
+  { query: infer Q extends z.ZodType } ? z.output<Q>
+  : Record<string, never>;
 
 /**
- * Registers a route whose query the handler checks with the route's own schema: the document
- * gets the route as defined, the handler gets the parsed query. zod-openapi's query middleware
- * would add an async step to every request, measurable at concurrency 1 (docs/performance.md),
- * while a request without a query string needs no check at all.
+ * Registers a route: the document gets the route as defined (unless `document` is false, for a
+ * route whose entry is registered apart from it), the handler gets the query checked with the
+ * route's own schema. zod-openapi's validator middleware would add an async step to every
+ * request, measurable at concurrency 1 (docs/performance.md), while a request without a query
+ * string needs no check at all. Path parameters are the router's non-empty segments and bodies
+ * are read by the handlers, whose errors say more than a schema's would (serve/inputs.ts).
  */
-export function queryRoute<Q extends z.ZodType>(
+export function defineRoute<R extends RouteConfig>(
   app: Api,
-  route: QueryRoute<Q>,
-  handler: (c: Context, query: z.output<Q>) => Promise<Response>,
+  route: R,
+  handler: (c: Context, query: QueryOf<R>) => Response | Promise<Response>,
+  options: { document?: boolean } = {},
 ): void {
-  app.openAPIRegistry.registerPath(route);
-  const schema = route.request.query;
-  const empty = schema.parse({}); // every parameter is optional, so no query string is valid
+  if (options.document !== false) app.openAPIRegistry.registerPath(route);
+  const schema = route.request?.query;
   const path = route.path.replace(/\{(\w+)\}/g, ":$1");
+  if (!schema) {
+    const none = {} as QueryOf<R>;
+    app.on(route.method.toUpperCase(), path, (c) => handler(c, none));
+    return;
+  }
+  const empty = schema.parse({}) as QueryOf<R>; // every parameter is optional
   app.on(route.method.toUpperCase(), path, (c) => {
     if (!c.req.url.includes("?")) return handler(c, empty);
     const result = schema.safeParse(c.req.query());
     validationHook(result);
-    return handler(c, result.data as z.output<Q>);
+    return handler(c, result.data as QueryOf<R>);
   });
 }
 
@@ -121,8 +132,42 @@ const binary = (description: string) => ({
   schema: { type: "string" as const, format: "binary", description },
 });
 
-/** The image bodies of /v1/classify and kin: parsed by serve/inputs.ts, described here. */
-export function imageInputBody(limits: InputLimits, single: boolean) {
+/** The part of JSON Schema the hand-parsed JSON bodies are described with. */
+export interface JsonField {
+  type?: "string" | "number" | "integer" | "boolean" | "array" | "object";
+  description?: string;
+  items?: JsonField;
+  properties?: Record<string, JsonField>;
+  required?: string[];
+  minItems?: number;
+  maxItems?: number;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  contentEncoding?: string;
+}
+
+/**
+ * A required JSON object body that the handler parses itself (serve/inputs.ts and kin name the
+ * bad field better than a schema check would), described by its required and known fields.
+ */
+export function jsonObjectBody(required: string[], properties: Record<string, JsonField>) {
+  const schema: JsonField = { type: "object", required, properties };
+  return { required: true, content: { "application/json": { schema } } };
+}
+
+const IMAGE_JSON = { $ref: "#/components/schemas/ImageJson" };
+
+/**
+ * The image bodies of /v1/classify and kin: parsed by serve/inputs.ts, described here. `json`
+ * replaces the JSON body's schema for a route that takes more than images as JSON.
+ */
+export function imageInputBody<J extends object = typeof IMAGE_JSON>(
+  limits: InputLimits,
+  single: boolean,
+  json: J = IMAGE_JSON as J,
+) {
   const many = single ? "one image" : `1 to ${limits.maxBatch} images`;
   return {
     required: true,
@@ -135,7 +180,7 @@ export function imageInputBody(limits: InputLimits, single: boolean) {
       "application/octet-stream": binary(
         "N x 784 uint8 pixels, Fashion-MNIST layout (28x28 row-major, object light on dark).",
       ),
-      "application/json": { schema: { $ref: "#/components/schemas/ImageJson" } },
+      "application/json": { schema: json },
       "multipart/form-data": {
         schema: {
           type: "object" as const,
@@ -164,6 +209,33 @@ export function inputErrors(limits: InputLimits) {
   };
 }
 
+/**
+ * A POST route taking the image bodies of /v1/classify (parsed by serve/inputs.ts), with their
+ * error responses; `single` routes take one image.
+ */
+export function imageRoute<Q extends z.ZodObject, J extends object = typeof IMAGE_JSON>(
+  limits: InputLimits,
+  spec: {
+    path: string;
+    summary: string;
+    description?: string;
+    query: Q;
+    single: boolean;
+    ok: RouteConfig["responses"][number];
+    more?: RouteConfig["responses"];
+    json?: J;
+  },
+) {
+  return createRoute({
+    method: "post",
+    path: spec.path,
+    summary: spec.summary,
+    description: spec.description,
+    request: { query: spec.query, body: imageInputBody(limits, spec.single, spec.json) },
+    responses: { 200: spec.ok, ...inputErrors(limits), ...spec.more },
+  });
+}
+
 export function modelRef(m: LoadedModel) {
   return { name: m.name, version: m.version };
 }
@@ -171,5 +243,5 @@ export function modelRef(m: LoadedModel) {
 export function setModelHeaders(c: Context, m: LoadedModel): void {
   c.header("X-Model-Name", m.name);
   c.header("X-Model-Version", m.version);
-  c.header("X-Latent-Space", spaceOf(m));
+  c.header("X-Latent-Space", latentSpaceOf(m.manifest));
 }

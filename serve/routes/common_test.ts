@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ApiError, errorBody } from "../errors.ts";
-import { intQuery, preprocessQuery, queryRoute, validationHook } from "./common.ts";
+import { defineRoute, intQuery, preprocessQuery, validationHook } from "./common.ts";
 
 function app() {
   const a = new OpenAPIHono({ defaultHook: validationHook });
@@ -13,14 +13,14 @@ function app() {
     },
     responses: { 200: { description: "ok" } },
   });
-  queryRoute(a, route, (c, q) => Promise.resolve(c.json({ id: c.req.param("id"), q })));
+  defineRoute(a, route, (c, q) => Promise.resolve(c.json({ id: c.req.param("id"), q })));
   a.onError((e, c) =>
     e instanceof ApiError ? c.json(errorBody(e.code, e.message), e.status) : c.text("bug", 500)
   );
   return a;
 }
 
-Deno.test("queryRoute() checks the query with the route's schema and names the bad field", async () => {
+Deno.test("defineRoute() checks the query with the route's schema and names the bad field", async () => {
   const a = app();
   assert.deepEqual(await (await a.request("/items/7", { method: "POST" })).json(), {
     id: "7",
@@ -41,10 +41,22 @@ Deno.test("queryRoute() checks the query with the route's schema and names the b
   }
 });
 
-Deno.test("queryRoute() puts the route, its path and query parameters in the document", () => {
+Deno.test("defineRoute() puts the route, its path and query parameters in the document", () => {
   const doc = app().getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
   const op = doc.paths!["/items/{id}"].post!;
   const n = op.parameters!.find((p) => "name" in p && p.name === "n") as { schema: unknown };
   assert.deepEqual(n.schema, { type: "integer", minimum: 1, maximum: 5, default: 1 });
   assert.ok(op.parameters!.some((p) => "name" in p && p.name === "preprocess"));
+});
+
+Deno.test("defineRoute() without a query hands over none; document: false leaves it unlisted", async () => {
+  const a = new OpenAPIHono({ defaultHook: validationHook });
+  const route = (path: string) =>
+    createRoute({ method: "get", path, responses: { 200: { description: "ok" } } });
+  defineRoute(a, route("/listed/{id}"), (c, q) => c.json({ id: c.req.param("id"), q }));
+  defineRoute(a, route("/unlisted"), (c) => c.text("here"), { document: false });
+  assert.deepEqual(await (await a.request("/listed/3?x=1")).json(), { id: "3", q: {} });
+  assert.equal(await (await a.request("/unlisted")).text(), "here");
+  const doc = a.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "1" } });
+  assert.deepEqual(Object.keys(doc.paths!), ["/listed/{id}"]);
 });

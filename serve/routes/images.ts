@@ -10,12 +10,12 @@ import { readLatent, readOneImage } from "../inputs.ts";
 import { pngResponse } from "../png_response.ts";
 import {
   type Api,
+  defineRoute,
   err,
-  imageInputBody,
-  inputErrors,
+  imageRoute,
+  jsonObjectBody,
   pngAnswer,
   preprocessQuery,
-  queryRoute,
   type RouteDeps,
   setModelHeaders,
 } from "./common.ts";
@@ -33,17 +33,15 @@ function needDecoder(m: LoadedModel): void {
 }
 
 function reconstructRoute(deps: RouteDeps) {
-  return createRoute({
-    method: "post",
+  return imageRoute(deps.limits, {
     path: "/v1/reconstruct",
     summary: "Reconstruct one image through the VAE",
     description:
       "Encodes the image and decodes its mean latent code with the same bundle's decoder.",
-    request: {
-      query: z.object({ preprocess: preprocessQuery }),
-      body: imageInputBody(deps.limits, true),
-    },
-    responses: { 200: pngAnswer, ...inputErrors(deps.limits), 501: noDecoder },
+    query: z.object({ preprocess: preprocessQuery }),
+    single: true,
+    ok: pngAnswer,
+    more: { 501: noDecoder },
   });
 }
 
@@ -53,24 +51,13 @@ const decodeRoute = createRoute({
   path: "/v1/decode",
   summary: "Decode a latent vector to an image",
   request: {
-    body: {
-      required: true,
-      content: {
-        "application/json": {
-          schema: {
-            type: "object",
-            required: ["latent"],
-            properties: {
-              latent: {
-                type: "array",
-                items: { type: "number" },
-                description: "Exactly latentSize numbers (see /v1/models).",
-              },
-            },
-          },
-        },
+    body: jsonObjectBody(["latent"], {
+      latent: {
+        type: "array",
+        items: { type: "number" },
+        description: "Exactly latentSize numbers (see /v1/models).",
       },
-    },
+    }),
   },
   responses: {
     200: pngAnswer,
@@ -84,7 +71,7 @@ const decodeRoute = createRoute({
 
 export function imageRoutes(app: Api, deps: RouteDeps): void {
   const { limits, metrics, withModel } = deps;
-  queryRoute(app, reconstructRoute(deps), async (c) => {
+  defineRoute(app, reconstructRoute(deps), async (c) => {
     const image = await readOneImage(c.req.raw, limits, "/v1/reconstruct");
     return await withModel(async (m) => {
       needDecoder(m);

@@ -120,3 +120,16 @@ export function joinBody(
   }
   return { body, headerLength: json.length };
 }
+
+/** A message in the extension's layout (the JSON header, then the parts) with its HTTP headers. */
+export function binaryMessage(
+  header: unknown,
+  parts: Uint8Array[],
+): { body: Uint8Array<ArrayBuffer>; headers: Record<string, string> } {
+  const { body, headerLength } = joinBody(header, parts);
+  const headers = {
+    "Content-Type": "application/octet-stream",
+    [HEADER_LENGTH]: String(headerLength),
+  };
+  return { body, headers };
+}

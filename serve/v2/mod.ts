@@ -4,9 +4,10 @@
  * and inference, with the binary tensor data and classification extensions. It answers from
  * the same model slot, batching runner, preprocessing and manifest labels as /v1, so a V2
  * prediction is the /v1 prediction for the same pixels. Only the loaded version is served: a
- * request naming another model or version is a 404, an empty slot a 503.
+ * request naming another model or version is a 404, an empty slot a 503. Each route comes from
+ * its definition in ./openapi.ts, which /openapi.json documents.
  */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import pkg from "../../package.json" with { type: "json" };
 import type { Dim, TensorSpec } from "../../bundle/mod.ts";
@@ -18,6 +19,16 @@ import { HEADER_LENGTH, splitBody } from "./binary.ts";
 import { V2Error, v2Failure } from "./errors.ts";
 import { parseInferRequest } from "./request.ts";
 import { buildResponse, encodeResponse, modelOutputs } from "./response.ts";
+import { defineRoute } from "../routes/common.ts";
+import {
+  inferRoute,
+  modelMetadataRoute,
+  modelReadyRoute,
+  registerV2Payloads,
+  serverLiveRoute,
+  serverMetadataRoute,
+  serverReadyRoute,
+} from "./openapi.ts";
 
 export const EXTENSIONS = ["binary_tensor_data", "classification"];
 
@@ -72,57 +83,61 @@ function metadata(m: LoadedModel) {
   };
 }
 
-export function v2Routes(deps: V2Deps): Hono {
+/** POST .../infer: the body is read here, not by a schema (the binary extension splits it). */
+async function infer(c: Context, deps: V2Deps): Promise<Response> {
+  const { slot, limits } = deps;
+  const { name, version } = c.req.param();
+  pick(slot.current, slot, name, deps.traffic ? undefined : version); // fail fast, before the body
+  const body = await readBody(c.req.raw, limits.maxBodyBytes);
+  const { json, binary } = splitBody(body, c.req.header(HEADER_LENGTH) ?? null);
+  const t = deps.traffic;
+  const use = <T>(fn: (m: LoadedModel) => Promise<T>) =>
+    t ? (version === undefined ? t.use(fn) : t.useVersion(version, fn)) : slot.use(fn);
+  return await use(async (m) => {
+    pick(m, slot, name, version); // the pinned model, which a swap may have changed
+    const io = {
+      input: m.manifest.input.name,
+      outputs: modelOutputs(m).map((o) => o.name),
+      classes: m.labels.length,
+    };
+    const req = parseInferRequest(json, binary, io, limits);
+    const out = await m.encode(req.batch.images, req.batch.count);
+    deps.metrics?.images.inc({ route: "/v2/infer" }, req.batch.count);
+    return encodeResponse(buildResponse(m, req, out));
+  });
+}
+
+export function v2Routes(deps: V2Deps): OpenAPIHono {
   const { slot, limits } = deps;
   const log = deps.log ?? ((msg: string, e?: unknown) => console.error(msg, e ?? ""));
-  const app = new Hono();
+  const app = new OpenAPIHono();
+  registerV2Payloads(app);
 
-  app.get("/", (c) => c.json({ name: pkg.name, version: pkg.version, extensions: EXTENSIONS }));
-  app.get("/health/live", (c) => c.json({ live: true }));
-  app.get(
-    "/health/ready",
+  defineRoute(
+    app,
+    serverMetadataRoute,
+    (c) => c.json({ name: pkg.name, version: pkg.version, extensions: EXTENSIONS }),
+  );
+  defineRoute(app, serverLiveRoute, (c) => c.json({ live: true }));
+  defineRoute(
+    app,
+    serverReadyRoute,
     (c) => c.json({ ready: slot.current !== null }, slot.current ? 200 : 503),
   );
 
-  const ready = (c: Context) => {
-    const { name, version } = c.req.param();
-    if (!slot.current) return c.json({ name, ready: false }, 503);
-    pick(slot.current, slot, name, version);
-    return c.json({ name, ready: true });
-  };
-  app.get("/models/:name/ready", ready);
-  app.get("/models/:name/versions/:version/ready", ready);
-
-  const meta = (c: Context) => {
-    const { name, version } = c.req.param();
-    return c.json(metadata(pick(slot.current, slot, name, version)));
-  };
-  app.get("/models/:name", meta);
-  app.get("/models/:name/versions/:version", meta);
-
-  const infer = async (c: Context) => {
-    const { name, version } = c.req.param();
-    pick(slot.current, slot, name, deps.traffic ? undefined : version); // fail fast, before the body
-    const body = await readBody(c.req.raw, limits.maxBodyBytes);
-    const { json, binary } = splitBody(body, c.req.header(HEADER_LENGTH) ?? null);
-    const t = deps.traffic;
-    const use = <T>(fn: (m: LoadedModel) => Promise<T>) =>
-      t ? (version === undefined ? t.use(fn) : t.useVersion(version, fn)) : slot.use(fn);
-    return await use(async (m) => {
-      pick(m, slot, name, version); // the pinned model, which a swap may have changed
-      const io = {
-        input: m.manifest.input.name,
-        outputs: modelOutputs(m).map((o) => o.name),
-        classes: m.labels.length,
-      };
-      const req = parseInferRequest(json, binary, io, limits);
-      const out = await m.encode(req.batch.images, req.batch.count);
-      deps.metrics?.images.inc({ route: "/v2/infer" }, req.batch.count);
-      return encodeResponse(buildResponse(m, req, out));
+  for (const versioned of [false, true]) {
+    defineRoute(app, modelMetadataRoute(versioned), (c) => {
+      const { name, version } = c.req.param();
+      return c.json(metadata(pick(slot.current, slot, name, version)));
     });
-  };
-  app.post("/models/:name/infer", infer);
-  app.post("/models/:name/versions/:version/infer", infer);
+    defineRoute(app, modelReadyRoute(versioned), (c) => {
+      const { name, version } = c.req.param();
+      if (!slot.current) return c.json({ name, ready: false }, 503);
+      pick(slot.current, slot, name, version);
+      return c.json({ name, ready: true });
+    });
+    defineRoute(app, inferRoute(limits.maxBatch, versioned), (c) => infer(c, deps));
+  }
 
   // Inside /v2 every unknown path is a V2 error too (the parent's notFound is /v1's shape).
   app.all("*", (c) => c.json({ error: `No V2 route for ${c.req.method} ${c.req.path}` }, 404));

@@ -6,7 +6,7 @@
  */
 import { latentSpaceOf } from "../../bundle/mod.ts";
 import type { EncodeOutput, LoadedModel } from "../inference/model.ts";
-import { float32Bytes, joinBody, writeBytesElements } from "./binary.ts";
+import { binaryMessage, float32Bytes, writeBytesElements } from "./binary.ts";
 import type { ParsedRequest, RequestedOutput } from "./request.ts";
 
 export interface ResponseOutput {
@@ -128,12 +128,6 @@ export function encodeResponse(r: { header: InferResponse; binary: Uint8Array[] 
       headers: { ...headers, "Content-Type": "application/json" },
     });
   }
-  const { body, headerLength } = joinBody(r.header, r.binary);
-  return new Response(body, {
-    headers: {
-      ...headers,
-      "Content-Type": "application/octet-stream",
-      "Inference-Header-Content-Length": String(headerLength),
-    },
-  });
+  const message = binaryMessage(r.header, r.binary);
+  return new Response(message.body, { headers: { ...headers, ...message.headers } });
 }
