@@ -10,8 +10,7 @@ const MAX_FUNCTION_LINES = 80;
  * The known exceptions, each with the reason it stands: path -> "(file)" or a function's name ->
  * reason. A new exception belongs here with its reason, not in a lint-ignore comment.
  */
-const EXCEPTIONS: Record<string, Record<string, string>> = {
-};
+const EXCEPTIONS: Record<string, Record<string, string>> = {};
 
 function exempt(filename: string): boolean {
   return /_test\.ts$|\/testdata\/|\/generated\//.test(filename);
