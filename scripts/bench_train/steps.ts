@@ -85,14 +85,25 @@ export function timeSteps(run: () => number, warmup: number, steps: number) {
  * The same training as makeTrainer (same initial weights, batches, seeded noise, Adam 1e-3) on
  * the onnxruntime training graph. Returns an async step closure (returns the loss).
  */
-export async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
+export async function makeOrtTrainer(
+  batch: number,
+  threads: number,
+  lanes = 1,
+  o: { splitAdam?: boolean; profileFilePrefix?: string } = {},
+) {
   const cfg = REFERENCE_VAE;
   const models = { encoder: buildEncoder(cfg), decoder: buildDecoder(cfg), head: null };
   const { OrtTrainer } = await import("../../trainer/engine/ort_train.ts");
   const { OrtLanes } = await import("../../trainer/engine/ort_lanes.ts");
-  const opts = { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads };
+  const opts = {
+    latent: cfg.latent,
+    batchSize: batch,
+    learningRate: 1e-3,
+    threads,
+    profileFilePrefix: o.profileFilePrefix,
+  };
   const t = lanes > 1
-    ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes)
+    ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes, o)
     : await OrtTrainer.create(models, opts);
   const xs = benchBatches(batch).map((x) => {
     const v = x.dataSync() as Float32Array;
@@ -113,7 +124,11 @@ export async function makeOrtTrainer(batch: number, threads: number, lanes = 1) 
     models.decoder.dispose();
     await t.dispose();
   };
-  return { run, dispose };
+  const endProfiling = () => {
+    if (!(t instanceof OrtTrainer)) throw new Error("bench: only one session is profiled");
+    t.endProfiling();
+  };
+  return { run, dispose, endProfiling };
 }
 
 export interface Timing {

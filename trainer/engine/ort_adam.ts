@@ -26,6 +26,16 @@ export function adamOf(
   return { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
 }
 
+/** Adam's constants and the step's beta powers and learning rate. */
+export interface AdamStep {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  learningRate: number;
+  accBeta1: number;
+  accBeta2: number;
+}
+
 /**
  * tfjs AdamOptimizer.applyGradients on flat parameters p and slots m, v (in place), operation by
  * operation in float32 (the graph's Adam does the same ops); the caller advances the beta powers:
@@ -37,21 +47,37 @@ export function adamUpdate(
   m: Float32Array,
   v: Float32Array,
   g: Float32Array,
-  c: {
-    beta1: number;
-    beta2: number;
-    epsilon: number;
-    learningRate: number;
-    accBeta1: number;
-    accBeta2: number;
-  },
+  c: AdamStep,
+): void {
+  adamUpdateMean(p, m, v, [g], c, 0, g.length);
+}
+
+/**
+ * adamUpdate on elements [from, to) with g the mean of `grads` (data-parallel lanes), rounded
+ * as a float32 sum in lane order times float32(1/n); elements are independent, so lanes can
+ * update disjoint ranges of shared arrays at the same time and get one thread's result.
+ */
+export function adamUpdateMean(
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  grads: Float32Array[],
+  c: AdamStep,
+  from: number,
+  to: number,
 ): void {
   const b1 = f(c.beta1), b2 = f(c.beta2);
   const c1 = f(1 - c.beta1), c2 = f(1 - c.beta2);
   const d1 = f(1 - c.accBeta1), d2 = f(1 - c.accBeta2);
   const eps = f(c.epsilon), nlr = f(-c.learningRate);
-  for (let j = 0; j < g.length; j++) {
-    const gj = g[j];
+  const n = grads.length, inv = f(1 / n), g0 = grads[0], g1 = grads[1];
+  for (let j = from; j < to; j++) {
+    let gj = g0[j];
+    if (n === 2) gj = f(f(gj + g1[j]) * inv);
+    else if (n > 2) {
+      for (let k = 1; k < n; k++) gj = f(gj + grads[k][j]);
+      gj = f(gj * inv);
+    }
     const mj = f(f(m[j] * b1) + f(gj * c1));
     const vj = f(f(v[j] * b2) + f(f(gj * gj) * c2));
     m[j] = mj;
