@@ -134,31 +134,43 @@ interface Row {
   t: Timing;
 }
 
-/** The rows of `--engine ort`: tfjs, one session (1 and 2 threads), lanes with Adam whole / split. */
+/**
+ * The rows of `--engine ort`: tfjs; one session before (dilated-Conv filter gradients) and
+ * after (the "auto" graph), on 1 and 2 intra-op threads; lanes before (dilated, Adam on one
+ * thread) and after (auto, Adam split over the lanes). Row 1 is the baseline of the ratios.
+ */
 async function ortRows(flags: Flags, fastDescription: string) {
   const threads = flags.ortThreads ?? flags.threads ?? 1;
   const fast = makeTrainer(flags.batch);
-  const made = [await makeOrtTrainer(flags.batch, threads)];
-  const row = (name: string, run: Row["run"]): Row => ({
-    name,
-    run,
-    t: { ms: [], cpuMs: 0, losses: [] },
-  });
-  const rows = [
-    row(fastDescription, fast.run),
-    row(`one session, ${threads} thread${threads > 1 ? "s" : ""} (graph Adam)`, made[0].run),
-  ];
+  const rows: Row[] = [{ name: fastDescription, run: fast.run, t: newTiming() }];
+  const made: { dispose: () => Promise<void> }[] = [];
+  const add = async (name: string, ...a: Parameters<typeof makeOrtTrainer>) => {
+    const t = await makeOrtTrainer(...a);
+    made.push(t);
+    rows.push({ name, run: t.run, t: newTiming() });
+  };
+  const th = `${threads} thread${threads > 1 ? "s" : ""}`;
+  const dilated = { filterGradient: "dilated" as const };
+  await add(`one session, ${th}, before (dilated dW)`, flags.batch, threads, 1, dilated);
+  await add(`one session, ${th}, after`, flags.batch, threads, 1);
   if (threads === 1 && flags.lanes > 1) {
-    made.push(await makeOrtTrainer(flags.batch, 2));
-    rows.push(row("one session, 2 intra-op threads", made[1].run));
+    await add("one session, 2 intra-op threads, after", flags.batch, 2, 1);
   }
   if (flags.lanes > 1) {
-    for (const splitAdam of [false, true]) {
-      const t = await makeOrtTrainer(flags.batch, 1, flags.lanes, { splitAdam });
-      made.push(t);
-      const adam = splitAdam ? "Adam split over the lanes" : "Adam on one thread";
-      rows.push(row(`${flags.lanes} lanes x 1 thread, ${adam}`, t.run));
-    }
+    const before = { ...dilated, splitAdam: false };
+    await add(
+      `${flags.lanes} lanes, before (dilated dW, Adam on one thread)`,
+      flags.batch,
+      1,
+      flags.lanes,
+      before,
+    );
+    await add(
+      `${flags.lanes} lanes, after (Adam split over the lanes)`,
+      flags.batch,
+      1,
+      flags.lanes,
+    );
   }
   const dispose = async () => {
     fast.dispose();
@@ -166,6 +178,8 @@ async function ortRows(flags: Flags, fastDescription: string) {
   };
   return { rows, dispose };
 }
+
+const newTiming = (): Timing => ({ ms: [], cpuMs: 0, losses: [] });
 
 /** Alternates one step of each engine per round, so the neighbours' load hits all alike. */
 async function compareWithOrt(flags: Flags, fastDescription: string) {
