@@ -135,9 +135,8 @@ interface Row {
 }
 
 /**
- * The rows of `--engine ort`: tfjs; one session before (dilated-Conv filter gradients) and
- * after (the "auto" graph), on 1 and 2 intra-op threads; lanes before (dilated, Adam on one
- * thread) and after (auto, Adam split over the lanes). Row 1 is the baseline of the ratios.
+ * The rows of `--engine ort`: tfjs; one session on 1 and 2 intra-op threads; lanes before
+ * (Adam on one thread) and after (Adam split over the lanes). Row 1 is the ratios' baseline.
  */
 async function ortRows(flags: Flags, fastDescription: string) {
   const threads = flags.ortThreads ?? flags.threads ?? 1;
@@ -149,28 +148,14 @@ async function ortRows(flags: Flags, fastDescription: string) {
     made.push(t);
     rows.push({ name, run: t.run, t: newTiming() });
   };
-  const th = `${threads} thread${threads > 1 ? "s" : ""}`;
-  const dilated = { filterGradient: "dilated" as const };
-  await add(`one session, ${th}, before (dilated dW)`, flags.batch, threads, 1, dilated);
-  await add(`one session, ${th}, after`, flags.batch, threads, 1);
+  await add(`one session, ${threads} thread${threads > 1 ? "s" : ""}`, flags.batch, threads);
   if (threads === 1 && flags.lanes > 1) {
-    await add("one session, 2 intra-op threads, after", flags.batch, 2, 1);
+    await add("one session, 2 intra-op threads", flags.batch, 2);
   }
   if (flags.lanes > 1) {
-    const before = { ...dilated, splitAdam: false };
-    await add(
-      `${flags.lanes} lanes, before (dilated dW, Adam on one thread)`,
-      flags.batch,
-      1,
-      flags.lanes,
-      before,
-    );
-    await add(
-      `${flags.lanes} lanes, after (Adam split over the lanes)`,
-      flags.batch,
-      1,
-      flags.lanes,
-    );
+    const n = flags.lanes;
+    await add(`${n} lanes, Adam on one thread (before)`, flags.batch, 1, n, { splitAdam: false });
+    await add(`${n} lanes, Adam split over the lanes (after)`, flags.batch, 1, n);
   }
   const dispose = async () => {
     fast.dispose();

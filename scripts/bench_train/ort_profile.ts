@@ -21,8 +21,8 @@ interface ProfileEvent {
 /** Where a node of the training graph belongs (by the names ort_graph/ gives its nodes). */
 export function roleOf(node: string, op: string): string {
   const n = node.replace(/^fused /, "");
-  if (/^bwd\/(dw_|tap|bigT|smallT)/.test(n)) {
-    return "filter gradients (and their transposes)";
+  if (n.startsWith("bwd/dw_") || n.startsWith("bwd/bigT") || n.startsWith("bwd/smallT")) {
+    return "filter gradients (dilated Conv, its transposes)";
   }
   if (n.startsWith("bwd/conv_dx") || n.startsWith("bwd/convT_dx")) {
     return "input gradients of the convolutions";

@@ -4,7 +4,6 @@
  * and an onnxruntime one (one session or data-parallel lanes), and the timing of a run of steps.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { FilterGradient } from "../../trainer/engine/ort_graph/mod.ts";
 import { IMAGE_SIZE } from "../../common/labels.ts";
 import {
   buildDecoder,
@@ -90,7 +89,7 @@ export async function makeOrtTrainer(
   batch: number,
   threads: number,
   lanes = 1,
-  o: { splitAdam?: boolean; profileFilePrefix?: string; filterGradient?: FilterGradient } = {},
+  o: { splitAdam?: boolean; profileFilePrefix?: string } = {},
 ) {
   const cfg = REFERENCE_VAE;
   const models = { encoder: buildEncoder(cfg), decoder: buildDecoder(cfg), head: null };
@@ -102,7 +101,6 @@ export async function makeOrtTrainer(
     learningRate: 1e-3,
     threads,
     profileFilePrefix: o.profileFilePrefix,
-    filterGradient: o.filterGradient,
   };
   const t = lanes > 1
     ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes, o)

@@ -19,7 +19,6 @@ import * as ort from "onnxruntime-node";
 import {
   buildClassifierTrainingGraph,
   buildTrainingGraph,
-  type FilterGradient,
   type ParamInput,
   TRAIN_IO,
   type TrainingGraph,
@@ -61,8 +60,6 @@ export interface OrtTrainerOptions {
   adam?: AdamWhere;
   /** Seed of the dropout masks (classifier graphs with dropout). Default 0. */
   dropoutSeed?: number;
-  /** How the graph computes conv filter gradients (ort_graph/backward.ts). Default "auto". */
-  filterGradient?: FilterGradient;
   /** onnxruntime's per-node profile of the step session, written to `<prefix>_<date>.json`. */
   profileFilePrefix?: string;
 }
@@ -127,13 +124,7 @@ export class OrtTrainer {
    * gradients in the graph and Adam here (same results; slower, see the benchmark).
    */
   static create(models: OrtModels, opts: OrtTrainerOptions): Promise<OrtTrainer> {
-    const spec = {
-      ...models,
-      latent: opts.latent,
-      batch: opts.batchSize,
-      adam: adamOf(opts),
-      filterGradient: opts.filterGradient,
-    };
+    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam: adamOf(opts) };
     return OrtTrainer.open((mode) => buildTrainingGraph({ ...spec, mode }), models, opts);
   }
 
@@ -146,12 +137,7 @@ export class OrtTrainer {
     opts: Omit<OrtTrainerOptions, "latent" | "classWeight">,
   ): Promise<OrtTrainer> {
     const full: OrtTrainerOptions = { ...opts, latent: 0 };
-    const spec = {
-      model,
-      batch: opts.batchSize,
-      adam: adamOf(full),
-      filterGradient: opts.filterGradient,
-    };
+    const spec = { model, batch: opts.batchSize, adam: adamOf(full) };
     return OrtTrainer.open((mode) => buildClassifierTrainingGraph({ ...spec, mode }), {
       classifier: model,
     }, full);

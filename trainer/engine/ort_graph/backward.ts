@@ -9,8 +9,6 @@
  *   to k x k and transposed [Cin,Cout,.] -> [Cout,Cin,.]; db = ReduceSum(dY, [0,2,3]).
  * - ConvTranspose: dX = Conv(dY, W, s, p); dW = the same trick with the roles of x and dy
  *   swapped (dy as [Cout,B,OH,OW] is the input, x as [Cin,B,H,W] the filter).
- * - For wide layers the filter gradient is instead one GEMM per kernel tap over the stride
- *   phases of the large operand (filterGradientPerTap): the same sums in another order.
  */
 import { ints, type RecordingBuilder, type Shapes, type TapeNode } from "./tape.ts";
 
@@ -47,21 +45,10 @@ class Gradients {
   }
 }
 
-/**
- * How filter gradients are computed: one dilated Conv ("dilated"), one GEMM per kernel tap
- * ("per-tap"), or "auto": per tap when the large operand has at least PER_TAP_MIN_CHANNELS
- * channels (docs/performance.md has the measurements).
- */
-export type FilterGradient = "auto" | "dilated" | "per-tap";
-
-/** From here on the per-tap GEMMs' width (the channel count) beats the dilated Conv's 9. */
-const PER_TAP_MIN_CHANNELS = 16;
-
 interface RuleContext {
   g: RecordingBuilder;
   shapes: Shapes;
   grads: Gradients;
-  filterGradient: FilterGradient;
 }
 
 /** Adds the gradients of node `n`'s inputs, given `dy`, the gradient of its output. */
@@ -121,7 +108,7 @@ const gemmRule: Rule = ({ g, grads }, n, dy) => {
   }
 };
 
-const convRule: Rule = ({ g, shapes, grads, filterGradient }, n, dy) => {
+const convRule: Rule = ({ g, shapes, grads }, n, dy) => {
   const [x, w, b] = n.inputs;
   const xs = shapes.get(x)!;
   const ys = shapes.get(n.outputs[0])!;
@@ -153,12 +140,7 @@ const convRule: Rule = ({ g, shapes, grads, filterGradient }, n, dy) => {
   // Conv: dW[co,ci,a,b] = sum dy[n,co,i,j] xpad[n,ci,i*s+a,j*s+b];
   // ConvTranspose: dW[ci,co,a,b] = sum x[n,ci,i,j] dypad[n,co,i*s+a,j*s+b].
   const [small, ss, big, bs] = conv ? [dy, ys, x, xs] : [x, xs, dy, ys];
-  const perTap = filterGradient === "per-tap" ||
-    (filterGradient === "auto" && bs[1] >= PER_TAP_MIN_CHANNELS);
-  grads.add(
-    w,
-    (perTap ? filterGradientPerTap : filterGradientDilated)(g, small, ss, big, bs, k, s, p),
-  );
+  grads.add(w, filterGradient(g, small, ss, big, bs, k, s, p));
   if (b) {
     const axes = g.int64Init("axes023", [0, 2, 3]);
     grads.add(b, g.op("ReduceSum", bwd("conv_db"), [dy, axes], { keepdims: 0 }));
@@ -188,7 +170,6 @@ export function backward(
   shapes: Shapes,
   seeds: Map<string, string>,
   noGrad: Set<string>,
-  filterGradient: FilterGradient = "auto",
 ): Map<string, string> {
   const grads = new Gradients(g, noGrad);
   for (const [k, v] of seeds) grads.add(k, v);
@@ -198,7 +179,7 @@ export function backward(
     if (!dy) continue;
     const rule = RULES[n.op];
     if (!rule) throw new Error(`ort engine: op ${n.op} has no gradient rule`);
-    rule({ g, shapes, grads, filterGradient }, n, dy);
+    rule({ g, shapes, grads }, n, dy);
   }
   return grads.all();
 }
@@ -210,7 +191,7 @@ export function backward(
  * dilation s; the output [Cb,Cs,k',k'] is sliced to k and transposed. (docs/performance.md
  * records the alternative tried, a shift-and-GEMM formulation, and why it was dropped.)
  */
-function filterGradientDilated(
+function filterGradient(
   g: RecordingBuilder,
   small: string,
   ss: number[],
@@ -243,59 +224,4 @@ function filterGradientDilated(
     ]);
   }
   return g.op("Transpose", "bwd/dw_T", [r], { perm: [1, 0, 2, 3] });
-}
-
-/**
- * The same filter gradient as one GEMM per kernel tap (a, b): big as [Cb,B,H,W], padded and,
- * for stride s > 1, split into its s x s stride phases (SpaceToDepth), so that the tap's
- * samples bigpad[n,cb,i*s+a,j*s+b] are one plain Slice [Cb,B,h,w]; then R[:,:,a,b] =
- * small [Cs,B*h*w] x tap [Cb,B*h*w]^T, and the k*k products are stacked to [Cs,Cb,k,k].
- */
-function filterGradientPerTap(
-  g: RecordingBuilder,
-  small: string,
-  ss: number[],
-  big: string,
-  bs: number[],
-  k: number[],
-  s: number[],
-  p: number[],
-): string {
-  const i64 = (base: string, v: number[]) => g.int64Init(base, v);
-  const [B, cs, h, w] = ss, cb = bs[1];
-  const sm = g.op("Reshape", "bwd/tap_small", [
-    g.op("Transpose", "bwd/smallT", [small], { perm: [1, 0, 2, 3] }),
-    i64("tap_small_shape", [cs, -1]),
-  ]);
-  // Rows (and columns) needed: (h-1)*s + k from the top pad on, rounded up to whole phases.
-  const after = [0, 1].map((j) => {
-    const need = Math.max(bs[2 + j] + p[j] + p[j + 2], ((j ? w : h) - 1) * s[j] + k[j]);
-    return Math.ceil(need / s[j]) * s[j] - bs[2 + j] - p[j];
-  });
-  let bp = g.op("Transpose", "bwd/bigT", [big], { perm: [1, 0, 2, 3] });
-  if (p[0] || p[1] || after[0] || after[1]) {
-    bp = g.op("Pad", "bwd/tap_pad", [bp, i64("tap_pads", [0, 0, p[0], p[1], 0, 0, ...after])]);
-  }
-  if (s[0] !== s[1]) throw new Error("ort engine: per-tap filter gradients need equal strides");
-  if (s[0] > 1) bp = g.op("SpaceToDepth", "bwd/tap_phases", [bp], { blocksize: s[0] });
-  const taps: string[] = [];
-  for (let a = 0; a < k[0]; a++) {
-    for (let b = 0; b < k[1]; b++) {
-      // DCR order: phase (a % s, b % s) holds channels [phase*B, (phase+1)*B).
-      const ph = (a % s[0]) * s[1] + (b % s[1]),
-        oa = Math.floor(a / s[0]),
-        ob = Math.floor(b / s[1]);
-      const tap = g.op("Slice", "bwd/tap", [
-        bp,
-        i64("tap_start", [ph * B, oa, ob]),
-        i64("tap_end", [(ph + 1) * B, oa + h, ob + w]),
-        i64("tap_axes", [1, 2, 3]),
-      ]);
-      const flat = g.op("Reshape", "bwd/tap_flat", [tap, i64("tap_shape", [cb, -1])]);
-      const r = g.op("Gemm", "bwd/tap_dw", [sm, flat], { transB: 1 });
-      taps.push(g.op("Unsqueeze", "bwd/tap_dw_u", [r, i64("tap_axis", [2])]));
-    }
-  }
-  const all = g.op("Concat", "bwd/tap_dw_all", taps, { axis: 2 });
-  return g.op("Reshape", "bwd/tap_dw_k", [all, i64("tap_dw_shape", [cs, cb, ...k])]);
 }

@@ -4,7 +4,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import { IMAGE_SIZE } from "../../../common/labels.ts";
 import type { Value } from "../../export/_layers.ts";
-import { backward, type FilterGradient } from "./backward.ts";
+import { backward } from "./backward.ts";
 import { countHits, crossEntropy, finishGraph } from "./finish.ts";
 import { TRAIN_IO, type TrainingGraph } from "./io.ts";
 import {
@@ -23,8 +23,6 @@ export interface ClassifierGraphSpec {
   batch: number;
   mode?: "grads" | "adam";
   adam?: { beta1: number; beta2: number; epsilon: number };
-  /** How conv filter gradients are computed (backward.ts); default "auto". */
-  filterGradient?: FilterGradient;
 }
 
 /**
@@ -56,7 +54,7 @@ export function buildClassifierTrainingGraph(spec: ClassifierGraphSpec): Trainin
     g.op("Sub", "d_logits_a", [g.op("Softmax", "softmax", [logits], { axis: -1 }), onehot]),
     g.scalar("inv_batch", 1 / B),
   ]);
-  const grads = backward(g, f.tape, shapes, new Map([[logits, dl]]), f.noGrad, spec.filterGradient);
+  const grads = backward(g, f.tape, shapes, new Map([[logits, dl]]), f.noGrad);
   const { size, mode } = finishGraph(g, grads, spec, [TRAIN_IO.loss, TRAIN_IO.correct], total);
   return {
     bytes: g.encode(`latent-edge classifier training step (forward + backward), batch ${B}`),

@@ -21,7 +21,6 @@
  * exporter on "probe" weights whose values are their own indices), so params, gradients and
  * Adam slots convert between layouts by a gather/scatter.
  */
-export type { FilterGradient } from "./backward.ts";
 export { buildClassifierTrainingGraph, type ClassifierGraphSpec } from "./classifier_step.ts";
 export { TRAIN_IO, type TrainingGraph } from "./io.ts";
 export type { ParamInput, TapeNode, WeightSlot } from "./tape.ts";

@@ -8,7 +8,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import { IMAGE_SIZE, PIXELS } from "../../../common/labels.ts";
 import type { Value } from "../../export/_layers.ts";
-import { backward, type FilterGradient } from "./backward.ts";
+import { backward } from "./backward.ts";
 import { countHits, crossEntropy, finishGraph } from "./finish.ts";
 import { TRAIN_IO, type TrainingGraph } from "./io.ts";
 import {
@@ -35,8 +35,6 @@ export interface TrainingGraphSpec {
   mode?: "grads" | "adam";
   /** Adam's beta1, beta2, epsilon (adam mode); tf.train.adam's defaults. */
   adam?: { beta1: number; beta2: number; epsilon: number };
-  /** How conv filter gradients are computed (backward.ts); default "auto". */
-  filterGradient?: FilterGradient;
 }
 
 type Forward = { out: Value; tape: TapeNode[] };
@@ -154,7 +152,6 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
     forwardLayers(g, probeLayers(m, slots), input, shapes);
 
   const f = forwardVae(g, spec, forward, shapes);
-  const fg = spec.filterGradient ?? "auto";
   const logits4 = f.dec.out.name;
   const loss = negElbo(g, B, f.x, logits4, f.mu, f.logvar);
   const hd = head ? headLoss(g, head, forward, shapes, B, L, f.mu, loss.elbo) : null;
@@ -169,7 +166,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
     dl,
     g.int64Init("logits_shape", [-1, 1, IMAGE_SIZE, IMAGE_SIZE]),
   ]);
-  const gDec = backward(g, f.dec.tape, shapes, new Map([[logits4, dl4]]), new Set(), fg);
+  const gDec = backward(g, f.dec.tape, shapes, new Map([[logits4, dl4]]), new Set());
   const dz = gDec.get(f.z);
   if (!dz) throw new Error("ort engine: internal error: no gradient reached the decoder input");
   // dmu = dz + mu/B (KL); dlogvar = dz*eps*std/2 + (exp(logvar) - 1)/(2B).
@@ -191,12 +188,12 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
       g.op("Sub", "d_hl_a", [g.op("Softmax", "head_softmax", [hd.hl], { axis: -1 }), hd.onehot]),
       g.op("Mul", "cw_over_b", [hd.cw, loss.invB]),
     ]);
-    gHead = backward(g, hd.hd.tape, shapes, new Map([[hd.hl, dhl]]), new Set(), fg);
+    gHead = backward(g, hd.hd.tape, shapes, new Map([[hd.hl, dhl]]), new Set());
     const dmuHead = gHead.get(f.mu);
     if (dmuHead) dmu = g.op("Add", "d_mu_head", [dmu, dmuHead]);
   }
   const dh = g.op("Concat", "d_moments", [dmu, dlogvar], { axis: 1 });
-  const gEnc = backward(g, f.enc.tape, shapes, new Map([[f.h, dh]]), new Set([f.x]), fg);
+  const gEnc = backward(g, f.enc.tape, shapes, new Map([[f.h, dh]]), new Set([f.x]));
 
   const outputs: string[] = [TRAIN_IO.loss, TRAIN_IO.rec, TRAIN_IO.kl];
   if (head) outputs.push(TRAIN_IO.ce, TRAIN_IO.correct);
