@@ -33,7 +33,8 @@ export function makeTrainer(batch: number) {
   let step = 0;
   const run = (): number => {
     const x = xs[step % xs.length];
-    const seed = step++;
+    // Seeds from 1: tfjs draws an unseeded (random) sample for seed 0.
+    const seed = 1 + step++;
     const cost = opt.minimize(
       () => {
         const { mu, logvar } = splitMoments(enc.apply(x) as tf.Tensor2D, cfg.latent);
@@ -113,7 +114,8 @@ export async function makeOrtTrainer(
   let step = 0;
   const run = async (): Promise<number> => {
     const x = xs[step % xs.length];
-    const seed = step++;
+    // Seeds from 1: tfjs draws an unseeded (random) sample for seed 0.
+    const seed = 1 + step++;
     const eps = tf.tidy(() =>
       tf.randomNormal([batch, cfg.latent], 0, 1, "float32", seed).dataSync() as Float32Array
     );
