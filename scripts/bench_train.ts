@@ -19,6 +19,7 @@ import { initEngine } from "../trainer/engine/tfjs_backend.ts";
 import { unregisterWasmTrainingKernels } from "../trainer/engine/kernels.ts";
 import { REFERENCE_VAE } from "../trainer/model.ts";
 import { registerNaiveFilterGradient } from "./bench_train/naive_filter_gradient.ts";
+import { profileOrtStep } from "./bench_train/ort_profile.ts";
 import {
   makeOrtTrainer,
   makeTrainer,
@@ -45,7 +46,9 @@ const HELP = `usage: node --import tsx scripts/bench_train.ts [options]
   --threads T      wasm threads (default: the engine's default)
   --naive-steps N  timed steps of stock wasm + naive filter gradient (default 2; 0 skips)
   --batch N        batch size (default 128)
-  --profile        print per-kernel times of one fast step
+  --profile        print per-kernel times of one fast step; with --engine ort instead
+                   onnxruntime's per-node profile of --steps one-session steps, per op type
+                   and per role (scripts/bench_train/ort_profile.ts), and no comparison
   --engine E       tfjs (default): fast wasm engine vs stock wasm; ort: fast wasm engine vs the
                    onnxruntime training graph, alternating steps (naive steps default to 0)
   --ort-threads T  onnxruntime intra-op threads (default: --threads, else 1)
@@ -125,84 +128,99 @@ function profileOneStep(run: () => number) {
 
 const fmt = (ms: number) => ms.toFixed(0);
 
-/** Alternates one step of each engine per round, so the neighbours' load hits both alike. */
-async function compareWithOrt(flags: Flags, fastDescription: string) {
+interface Row {
+  name: string;
+  run: () => number | Promise<number>;
+  t: Timing;
+}
+
+/**
+ * The rows of `--engine ort`: tfjs; one session on 1 and 2 intra-op threads; lanes before
+ * (Adam on one thread) and after (Adam split over the lanes). Row 1 is the ratios' baseline.
+ */
+async function ortRows(flags: Flags, fastDescription: string) {
   const threads = flags.ortThreads ?? flags.threads ?? 1;
   const fast = makeTrainer(flags.batch);
-  const ort = await makeOrtTrainer(flags.batch, threads);
-  const lanes = flags.lanes > 1 ? await makeOrtTrainer(flags.batch, 1, flags.lanes) : null;
-  const tf_: Timing = { ms: [], cpuMs: 0, losses: [] },
-    or: Timing = { ms: [], cpuMs: 0, losses: [] };
-  const ln: Timing = { ms: [], cpuMs: 0, losses: [] };
-  const timed = async (into: Timing, fn: () => number | Promise<number>, record: boolean) => {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    const loss = await fn();
-    const ms = performance.now() - t0;
-    const c = process.cpuUsage(c0);
-    into.losses.push(loss);
-    if (record) {
-      into.ms.push(ms);
-      into.cpuMs += (c.user + c.system) / 1000;
-    }
+  const rows: Row[] = [{ name: fastDescription, run: fast.run, t: newTiming() }];
+  const made: { dispose: () => Promise<void> }[] = [];
+  const add = async (name: string, ...a: Parameters<typeof makeOrtTrainer>) => {
+    const t = await makeOrtTrainer(...a);
+    made.push(t);
+    rows.push({ name, run: t.run, t: newTiming() });
   };
-  for (let i = 0; i < flags.warmup + flags.steps; i++) {
-    await timed(tf_, fast.run, i >= flags.warmup);
-    await timed(or, ort.run, i >= flags.warmup);
-    if (lanes) await timed(ln, lanes.run, i >= flags.warmup);
+  await add(`one session, ${threads} thread${threads > 1 ? "s" : ""}`, flags.batch, threads);
+  if (threads === 1 && flags.lanes > 1) {
+    await add("one session, 2 intra-op threads", flags.batch, 2);
   }
-  const a = summarize(tf_), b = summarize(or), c = lanes ? summarize(ln) : null;
-  const row = (name: string, s: ReturnType<typeof summarize>) =>
-    `${name.padEnd(44)} ${fmt(s.median).padStart(6)} ${fmt(s.min).padStart(6)} ${
-      fmt(s.cpu).padStart(8)
-    } ${((flags.batch * 1000) / s.median).toFixed(0).padStart(9)} ${
-      ((s.median * EPOCH) / flags.batch / 1000).toFixed(0).padStart(10)
-    }`;
+  if (flags.lanes > 1) {
+    const n = flags.lanes;
+    await add(`${n} lanes, Adam on one thread (before)`, flags.batch, 1, n, { splitAdam: false });
+    await add(`${n} lanes, Adam split over the lanes (after)`, flags.batch, 1, n);
+  }
+  const dispose = async () => {
+    fast.dispose();
+    for (const t of made) await t.dispose();
+  };
+  return { rows, dispose };
+}
+
+const newTiming = (): Timing => ({ ms: [], cpuMs: 0, losses: [] });
+
+/** Alternates one step of each engine per round, so the neighbours' load hits all alike. */
+async function compareWithOrt(flags: Flags, fastDescription: string) {
+  const { rows, dispose } = await ortRows(flags, fastDescription);
+  for (let i = 0; i < flags.warmup + flags.steps; i++) {
+    for (const r of rows) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const loss = await r.run();
+      const ms = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      r.t.losses.push(loss);
+      if (i >= flags.warmup) {
+        r.t.ms.push(ms);
+        r.t.cpuMs += (c.user + c.system) / 1000;
+      }
+    }
+  }
+  const perEpoch = (ms: number) => ((ms * EPOCH) / flags.batch / 1000).toFixed(0).padStart(9);
   console.log(
     `${flags.steps} alternating steps after ${flags.warmup} warm-up, batch ${flags.batch}:`,
   );
-  console.log(
-    `${"engine".padEnd(44)} ${"median".padStart(6)} ${"min".padStart(6)} ${"CPU ms".padStart(8)} ${
-      "images/s".padStart(9)
-    } ${"s/epoch".padStart(10)}`,
-  );
-  console.log(row(fastDescription.slice(0, 44), a));
-  console.log(row(`onnxruntime graph, ${threads} thread${threads > 1 ? "s" : ""}`, b));
-  if (c) console.log(row(`onnxruntime, ${flags.lanes} lanes x 1 thread`, c));
-  console.log(
-    `(ms per step; s/epoch = median x 60,000 / batch; CPU = process CPU time per step, all threads)`,
-  );
-  console.log(
-    `speed-up of onnxruntime: ${(a.median / b.median).toFixed(2)}x wall (median), ${
-      (a.min / b.min).toFixed(2)
-    }x (min), ${(a.cpu / b.cpu).toFixed(2)}x CPU`,
-  );
-  console.log(`tfjs losses: ${tf_.losses.map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(
-    `ort  losses: ${
-      or.losses.map((l) => l.toFixed(2)).join(" ")
-    } (same batches and noise: must agree)`,
-  );
-  if (c && lanes) {
-    const worst = Math.max(
-      ...ln.losses.map((l, i) => Math.abs(l - or.losses[i]) / Math.abs(or.losses[i])),
-    );
+  const head = ["median", "min", "CPU ms", "images/s", "s/epoch", "CPU s/ep"];
+  console.log(`${"engine".padEnd(52)} ${head.map((h) => h.padStart(9)).join(" ")}`);
+  const sums = rows.map((r) => summarize(r.t));
+  rows.forEach((r, k) => {
+    const s = sums[k];
+    const cells = [
+      fmt(s.median),
+      fmt(s.min),
+      fmt(s.cpu),
+      ((flags.batch * 1000) / s.median).toFixed(0),
+    ]
+      .map((c) => c.padStart(9));
     console.log(
-      `lanes losses: ${
-        ln.losses.map((l) => l.toFixed(2)).join(" ")
-      } (largest relative difference from one session ${worst.toExponential(1)})`,
+      `${r.name.slice(0, 52).padEnd(52)} ${cells.join(" ")} ${perEpoch(s.median)} ${
+        perEpoch(s.cpu)
+      }`,
     );
+  });
+  console.log(
+    "(ms per step; s/epoch = median x 60,000 / batch; CPU = process CPU time per step, all " +
+      "threads; CPU s/ep = CPU ms x 60,000 / batch: core-seconds an epoch costs)",
+  );
+  const base = sums[1], ref = rows[1].t.losses;
+  for (const [k, r] of rows.entries()) {
+    if (k === 1) continue;
+    const worst = Math.max(...r.t.losses.map((l, i) => Math.abs(l - ref[i]) / Math.abs(ref[i])));
     console.log(
-      `${flags.lanes} lanes vs one session: ${(b.median / c.median).toFixed(2)}x wall (median), ${
-        (b.min / c.min).toFixed(2)
-      }x (min); projected epoch ${
-        ((c.median * EPOCH) / flags.batch / 1000).toFixed(0)
-      } s (median), ${((c.min * EPOCH) / flags.batch / 1000).toFixed(0)} s (min); target <= 30 s`,
+      `${r.name}: ${(base.median / sums[k].median).toFixed(2)}x wall (median), ${
+        (base.cpu / sums[k].cpu).toFixed(2)
+      }x CPU against one session; largest relative loss difference ${worst.toExponential(1)}`,
     );
-    await lanes.dispose();
   }
-  fast.dispose();
-  await ort.dispose();
+  console.log(`one-session losses: ${ref.map((l) => l.toFixed(2)).join(" ")}`);
+  await dispose();
 }
 
 async function main() {
@@ -215,7 +233,8 @@ async function main() {
         os.loadavg().map((l) => l.toFixed(1)).join(" ")
       } on ${os.cpus().length} cores (others' work inflates wall times)`,
     );
-    await compareWithOrt(flags, info.description);
+    if (flags.profile) await profileOrtStep(flags.batch, flags.steps, flags.warmup);
+    else await compareWithOrt(flags, info.description);
     return;
   }
 

@@ -33,7 +33,8 @@ export function makeTrainer(batch: number) {
   let step = 0;
   const run = (): number => {
     const x = xs[step % xs.length];
-    const seed = step++;
+    // Seeds from 1: tfjs draws an unseeded (random) sample for seed 0.
+    const seed = 1 + step++;
     const cost = opt.minimize(
       () => {
         const { mu, logvar } = splitMoments(enc.apply(x) as tf.Tensor2D, cfg.latent);
@@ -85,14 +86,25 @@ export function timeSteps(run: () => number, warmup: number, steps: number) {
  * The same training as makeTrainer (same initial weights, batches, seeded noise, Adam 1e-3) on
  * the onnxruntime training graph. Returns an async step closure (returns the loss).
  */
-export async function makeOrtTrainer(batch: number, threads: number, lanes = 1) {
+export async function makeOrtTrainer(
+  batch: number,
+  threads: number,
+  lanes = 1,
+  o: { splitAdam?: boolean; profileFilePrefix?: string } = {},
+) {
   const cfg = REFERENCE_VAE;
   const models = { encoder: buildEncoder(cfg), decoder: buildDecoder(cfg), head: null };
   const { OrtTrainer } = await import("../../trainer/engine/ort_train.ts");
   const { OrtLanes } = await import("../../trainer/engine/ort_lanes.ts");
-  const opts = { latent: cfg.latent, batchSize: batch, learningRate: 1e-3, threads };
+  const opts = {
+    latent: cfg.latent,
+    batchSize: batch,
+    learningRate: 1e-3,
+    threads,
+    profileFilePrefix: o.profileFilePrefix,
+  };
   const t = lanes > 1
-    ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes)
+    ? await OrtLanes.create(models, { vae: cfg, head: null }, opts, lanes, o)
     : await OrtTrainer.create(models, opts);
   const xs = benchBatches(batch).map((x) => {
     const v = x.dataSync() as Float32Array;
@@ -102,7 +114,8 @@ export async function makeOrtTrainer(batch: number, threads: number, lanes = 1) 
   let step = 0;
   const run = async (): Promise<number> => {
     const x = xs[step % xs.length];
-    const seed = step++;
+    // Seeds from 1: tfjs draws an unseeded (random) sample for seed 0.
+    const seed = 1 + step++;
     const eps = tf.tidy(() =>
       tf.randomNormal([batch, cfg.latent], 0, 1, "float32", seed).dataSync() as Float32Array
     );
@@ -113,7 +126,11 @@ export async function makeOrtTrainer(batch: number, threads: number, lanes = 1) 
     models.decoder.dispose();
     await t.dispose();
   };
-  return { run, dispose };
+  const endProfiling = () => {
+    if (!(t instanceof OrtTrainer)) throw new Error("bench: only one session is profiled");
+    t.endProfiling();
+  };
+  return { run, dispose, endProfiling };
 }
 
 export interface Timing {

@@ -26,37 +26,104 @@ export function adamOf(
   return { beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, epsilon: opts.epsilon ?? 1e-7 };
 }
 
+/** Adam's constants and the step's beta powers and learning rate. */
+export interface AdamStep {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  learningRate: number;
+  accBeta1: number;
+  accBeta2: number;
+}
+
+/** Adam's constants of one step, as float32. */
+interface AdamConsts {
+  b1: number;
+  b2: number;
+  c1: number;
+  c2: number;
+  d1: number;
+  d2: number;
+  eps: number;
+  nlr: number;
+}
+
+function adamConsts(c: AdamStep): AdamConsts {
+  return {
+    b1: f(c.beta1),
+    b2: f(c.beta2),
+    c1: f(1 - c.beta1),
+    c2: f(1 - c.beta2),
+    d1: f(1 - c.accBeta1),
+    d2: f(1 - c.accBeta2),
+    eps: f(c.epsilon),
+    nlr: f(-c.learningRate),
+  };
+}
+
 /**
- * tfjs AdamOptimizer.applyGradients on flat parameters p and slots m, v (in place), operation by
- * operation in float32 (the graph's Adam does the same ops); the caller advances the beta powers:
- *   m = m*b1 + g*(1-b1); v = v*b2 + g^2*(1-b2)
- *   p = (m/(1-accB1)) / (sqrt(v/(1-accB2)) + eps) * (-lr) + p
+ * tfjs's Adam on element j, operation by operation in float32 (the graph's Adam does the same
+ * ops): m = m*b1 + g*(1-b1); v = v*b2 + g^2*(1-b2);
+ * p = (m/(1-accB1)) / (sqrt(v/(1-accB2)) + eps) * (-lr) + p.
+ */
+function adamAt(
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  j: number,
+  gj: number,
+  k: AdamConsts,
+) {
+  const mj = f(f(m[j] * k.b1) + f(gj * k.c1));
+  const vj = f(f(v[j] * k.b2) + f(f(gj * gj) * k.c2));
+  m[j] = mj;
+  v[j] = vj;
+  p[j] = f(f(f(f(mj / k.d1) / f(f(Math.sqrt(f(vj / k.d2))) + k.eps)) * k.nlr) + p[j]);
+}
+
+/**
+ * tfjs AdamOptimizer.applyGradients on flat parameters p and slots m, v (in place), with
+ * gradient g (adamAt); the caller advances the beta powers.
  */
 export function adamUpdate(
   p: Float32Array,
   m: Float32Array,
   v: Float32Array,
   g: Float32Array,
-  c: {
-    beta1: number;
-    beta2: number;
-    epsilon: number;
-    learningRate: number;
-    accBeta1: number;
-    accBeta2: number;
-  },
+  c: AdamStep,
 ): void {
-  const b1 = f(c.beta1), b2 = f(c.beta2);
-  const c1 = f(1 - c.beta1), c2 = f(1 - c.beta2);
-  const d1 = f(1 - c.accBeta1), d2 = f(1 - c.accBeta2);
-  const eps = f(c.epsilon), nlr = f(-c.learningRate);
-  for (let j = 0; j < g.length; j++) {
-    const gj = g[j];
-    const mj = f(f(m[j] * b1) + f(gj * c1));
-    const vj = f(f(v[j] * b2) + f(f(gj * gj) * c2));
-    m[j] = mj;
-    v[j] = vj;
-    p[j] = f(f(f(f(mj / d1) / f(f(Math.sqrt(f(vj / d2))) + eps)) * nlr) + p[j]);
+  const k = adamConsts(c);
+  for (let j = 0; j < g.length; j++) adamAt(p, m, v, j, g[j], k);
+}
+
+/**
+ * adamUpdate on elements [from, to) with g the mean of `grads` (data-parallel lanes), rounded
+ * as a float32 sum in lane order times float32(1/n); elements are independent, so lanes can
+ * update disjoint ranges of shared arrays at the same time and get one thread's result.
+ */
+export function adamUpdateMean(
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  grads: Float32Array[],
+  c: AdamStep,
+  from: number,
+  to: number,
+): void {
+  const k = adamConsts(c), n = grads.length, inv = f(1 / n);
+  // One plain loop per lane count: V8 runs a loop over a variable number of arrays ~3x slower.
+  if (n === 1) {
+    const g0 = grads[0];
+    for (let j = from; j < to; j++) adamAt(p, m, v, j, g0[j], k);
+  } else if (n === 2) {
+    const g0 = grads[0], g1 = grads[1];
+    for (let j = from; j < to; j++) adamAt(p, m, v, j, f(f(g0[j] + g1[j]) * inv), k);
+  } else {
+    for (let j = from; j < to; j++) {
+      let gj = grads[0][j];
+      for (let l = 1; l < n; l++) gj = f(gj + grads[l][j]);
+      adamAt(p, m, v, j, f(gj * inv), k);
+    }
   }
 }
 

@@ -52,7 +52,7 @@ test("two lanes give one session's losses and weights after 3 Adam steps", async
       assert.equal(a.correct, b.correct);
     }
     const wa = one.paramsFlat;
-    const wb = (two as unknown as { own: OrtTrainer }).own.paramsFlat;
+    const wb = two.paramsFlat;
     let worst = 0;
     for (let j = 0; j < wa.length; j++) worst = Math.max(worst, Math.abs(wa[j] - wb[j]));
     // Adam's first steps move each weight by about the learning rate; summation order may

@@ -60,6 +60,8 @@ export interface OrtTrainerOptions {
   adam?: AdamWhere;
   /** Seed of the dropout masks (classifier graphs with dropout). Default 0. */
   dropoutSeed?: number;
+  /** onnxruntime's per-node profile of the step session, written to `<prefix>_<date>.json`. */
+  profileFilePrefix?: string;
 }
 
 export interface StepResult {
@@ -156,6 +158,9 @@ export class OrtTrainer {
       executionMode: "sequential",
       graphOptimizationLevel: "all",
       extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
+      ...(opts.profileFilePrefix
+        ? { enableProfiling: true, profileFilePrefix: opts.profileFilePrefix }
+        : {}),
     };
     const where = opts.adam ?? "graph";
     const grads = build("grads");
@@ -345,6 +350,11 @@ export class OrtTrainer {
       accBeta2,
     });
     this.advanceBetaPowers();
+  }
+
+  /** Ends the profile of `profileFilePrefix` (onnxruntime writes the file now). */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   async dispose(): Promise<void> {
