@@ -32,9 +32,12 @@ export interface StepEngine {
 /** A step's batch means (total, rec, kl, ce) and the head's correct predictions (hits). */
 export type StepParts = [total: number, rec: number, kl: number, ce: number, hits: number];
 
-/** Per-step noise seed: distinct for every (seed, step), stable across runs and resumes. */
+/**
+ * Per-step noise seed: distinct for every (seed, step), stable across runs and resumes. Never 0,
+ * which tfjs reads as "unseeded".
+ */
 export function stepSeed(seed: number, step: number): number {
-  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0;
+  return ((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0) || 1;
 }
 
 /** Fills `out` with normalised pixels of the given rows; the one batch assembly path. */
