@@ -21,9 +21,6 @@ import { SAFE_ID } from "./s3_location.ts";
 import { type LockOptions, withS3Lock } from "./s3_lock.ts";
 import { downloadVersion, remoteManifest, verifyRemoteVersion } from "./s3_version.ts";
 
-export { parseHistory } from "./history.ts";
-export { downloadVersion, remoteManifest, verifyRemoteVersion } from "./s3_version.ts";
-
 export interface S3PublishOptions {
   /** Model name; defaults to the manifest's name. */
   name?: string;

@@ -6,12 +6,12 @@ import { s3ClientFromEnv } from "./registry_s3.ts";
 import { isS3Registry, parseS3Url } from "./s3_location.ts";
 import {
   activateVersionS3,
-  parseHistory,
   pruneChoice,
   publishBundleS3,
   rollbackS3,
-  verifyRemoteVersion,
 } from "./registry_s3_write.ts";
+import { parseHistory } from "./history.ts";
+import { verifyRemoteVersion } from "./s3_version.ts";
 import { withS3Lock } from "./s3_lock.ts";
 
 const NAME = "fashion-vae";

@@ -11,8 +11,6 @@ import { isS3Registry, parseS3Url } from "../registry/s3_location.ts";
 import type { PrecisionChoice } from "../bundle/precision.ts";
 import type { BackendChoice } from "./inference/backend.ts";
 
-export { FLAG_SPECS } from "./config_flags.ts";
-
 export interface ServeConfig {
   port: number;
   host: string;

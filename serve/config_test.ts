@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, defaultConfig, FLAG_SPECS, helpText, parseConfig } from "./config.ts";
+import { ConfigError, defaultConfig, helpText, parseConfig } from "./config.ts";
+import { FLAG_SPECS } from "./config_flags.ts";
 
 Deno.test("parseConfig() fills defaults: port 8000, registry models, auto backend, 4 MB bodies, batch 256", () => {
   const c = defaultConfig();

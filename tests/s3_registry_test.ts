@@ -11,7 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readLines } from "../common/lines.ts";
-import { verifyRemoteVersion } from "../registry/registry_s3_write.ts";
+import { verifyRemoteVersion } from "../registry/s3_version.ts";
 import { publishToS3 } from "../trainer/publish_s3.ts";
 import { verifyWithOnnxRuntime } from "../trainer/publish.ts";
 import { FIXTURES, MODEL, VERSIONS } from "../testkit/fixtures.ts";

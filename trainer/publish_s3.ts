@@ -23,11 +23,10 @@ import {
   activateVersionS3,
   pruneS3,
   publishBundleS3,
-  remoteManifest,
   rollbackS3,
 } from "../registry/registry_s3_write.ts";
 import type { PublishOptions, PublishResult } from "../registry/registry_write.ts";
-import { remoteFile } from "../registry/s3_version.ts";
+import { remoteFile, remoteManifest } from "../registry/s3_version.ts";
 import { GATE_ACTIVE_ROLES, type GateOptions } from "./gate.ts";
 import { forcedPast, listLine, publishGated } from "./publish_gate.ts";
 

@@ -16,10 +16,9 @@ import { Worker } from "node:worker_threads";
 import type { HeadConfig, VaeConfig } from "../model.ts";
 import type { LaneInit, LaneRequest, LaneShared } from "./_lane_worker.ts";
 import { adamOf, type AdamStep, adamUpdateMean } from "./ort_adam.ts";
-import { onnxToTfjs, tfjsToOnnx } from "./ort_layout.ts";
+import { onnxToTfjs, type OrtModelGroups, tfjsToOnnx } from "./ort_layout.ts";
 import {
   type AdamState,
-  type OrtModelGroups,
   type OrtModels,
   OrtTrainer,
   type OrtTrainerOptions,

@@ -33,7 +33,6 @@ export {
   adamStateToCheckpoint,
   type AdamWhere,
 } from "./ort_adam.ts";
-export type { OrtModelGroups } from "./ort_layout.ts";
 
 export interface OrtModels {
   encoder: tf.Sequential;

@@ -10,9 +10,6 @@ import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
 import { PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
 import { cellsOf, type Classifier, type Results, summarise, type Summary } from "./results.ts";
 
-export { claims } from "./claims.ts";
-export { pct } from "./format.ts";
-
 /** Our best Table 1 latent: highest mean of the two heads' test accuracy at Table 1's N. */
 export function bestLatent(r: Results): number | null {
   let best: number | null = null, bestAcc = -1;
