@@ -284,7 +284,7 @@ export async function writeBundle(dir: string, opts: WriteBundleOptions): Promis
   const L = opts.vaeConfig.latent;
   const testSet = evaluationSet(opts.test);
   const bytes = {
-    model: exportServingModel(opts.encoder, opts.head, L),
+    model: exportServingModel(opts.encoder, opts.head, L, opts.headConfig.input),
     decoder: opts.decoder ? exportDecoder(opts.decoder, L) : null,
   };
   const rows = pickProbeRows(testSet.labels, PROBE_CASES, K);

@@ -20,15 +20,16 @@ export const PARITY_IMAGES = 256;
  */
 async function tfjsOutputs(opts: WriteBundleOptions, x: Float32Array, n: number) {
   const tfjs = await import("@tensorflow/tfjs");
+  const { encodeParts, headLogits } = await import("./model.ts");
   const L = opts.vaeConfig.latent;
   const t = tfjs.tidy(() => {
     const input = tfjs.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 1]);
-    const moments = opts.encoder.predict(input) as tf.Tensor2D;
+    const { hidden, moments } = encodeParts(opts.encoder, input);
     const mu = moments.slice([0, 0], [n, L]);
     return {
       mu,
       logvar: moments.slice([0, L], [n, L]),
-      probabilities: tfjs.softmax(opts.head.predict(mu) as tf.Tensor2D),
+      probabilities: tfjs.softmax(headLogits(opts.head, opts.headConfig, { hidden, mu })),
       pixels: opts.decoder ? tfjs.sigmoid(opts.decoder.predict(mu) as tf.Tensor) : tfjs.zeros([0]),
     };
   });

@@ -205,6 +205,15 @@ export function classLoss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
 
 export type HeadKind = "logistic" | "mlp";
 
+/**
+ * What the served head reads: the latent mean mu, or the encoder's hidden features (the input of
+ * its moments layer, encDense units). mu keeps the classifier a function of the latent alone;
+ * "hidden" lets it read what the encoder sees before the 2L-unit bottleneck, while mu, the
+ * decoder and the ELBO stay those of the VAE.
+ */
+export type HeadInput = "mu" | "hidden";
+export const HEAD_INPUTS: readonly HeadInput[] = ["mu", "hidden"];
+
 export interface HeadConfig {
   kind: HeadKind;
   /** Hidden layer sizes of the MLP head (ignored for logistic). */
@@ -214,6 +223,44 @@ export interface HeadConfig {
   seed: number;
   /** Classes K the head scores (default 10, Fashion-MNIST's, for configs saved before K). */
   classes?: number;
+  /** What the head reads (default "mu", also for configs saved before the key). */
+  input?: HeadInput;
+}
+
+/** The head's input width: L for mu, the encoder's hidden units for "hidden". */
+export function headInputWidth(vae: VaeConfig, head: HeadConfig): number {
+  const input = head.input ?? "mu";
+  if (!HEAD_INPUTS.includes(input)) {
+    throw new Error(`Unknown head input "${input}" (known: ${HEAD_INPUTS.join(", ")})`);
+  }
+  return input === "hidden" ? vae.encDense : vae.latent;
+}
+
+/**
+ * The encoder's forward pass split at its moments layer: `hidden` (that layer's input) and
+ * `moments` (concat(mu, logvar)). Same numbers as encoder.apply; the head may read either.
+ */
+export function encodeParts(
+  encoder: tf.LayersModel,
+  x: tf.Tensor,
+  training = false,
+): { hidden: tf.Tensor2D; moments: tf.Tensor2D } {
+  const layers = encoder.layers;
+  let t = x;
+  for (const layer of layers.slice(0, -1)) t = layer.apply(t, { training }) as tf.Tensor;
+  const moments = layers[layers.length - 1].apply(t, { training }) as tf.Tensor2D;
+  return { hidden: t as tf.Tensor2D, moments };
+}
+
+/** The head's logits for a split encoder pass: it reads mu or the hidden features (cfg.input). */
+export function headLogits(
+  head: tf.LayersModel,
+  cfg: HeadConfig,
+  parts: { hidden: tf.Tensor2D; mu: tf.Tensor2D },
+  training = false,
+): tf.Tensor2D {
+  const input = (cfg.input ?? "mu") === "hidden" ? parts.hidden : parts.mu;
+  return head.apply(input, { training }) as tf.Tensor2D;
 }
 
 export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({
@@ -224,7 +271,8 @@ export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({
 }) as HeadConfig;
 
 /**
- * A classifier on the latent mu: [N, L] -> [N, K] logits (K = cfg.classes). "logistic" is a single dense layer
+ * A classifier on the latent mu (or, with cfg.input "hidden", on the encoder's hidden features;
+ * `latent` is then that width: headInputWidth): [N, L] -> [N, K] logits (K = cfg.classes). "logistic" is a single dense layer
  * (multinomial logistic regression, trained by SGD); "mlp" is the study's "simple" network,
  * here a small MLP (dense-relu blocks), trained by Adam. The latent has no spatial order, so
  * a 1-D conv over it would only impose a fake one.

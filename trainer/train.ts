@@ -20,7 +20,12 @@ import {
   buildDecoder,
   buildEncoder,
   buildHead,
+  DEFAULT_HEAD,
+  encodeParts,
   type HeadConfig,
+  type HeadInput,
+  headInputWidth,
+  headLogits,
   reparameterize,
   splitMoments,
   type VaeConfig,
@@ -34,7 +39,7 @@ import type { Lineage } from "../bundle/lineage.ts";
 
 export interface TrainConfig {
   vae: VaeConfig;
-  /** Classifier head trained jointly on mu, or null for a pure (unsupervised) VAE. */
+  /** Classifier head trained jointly on mu (or the hidden features: head.input), or null for a pure (unsupervised) VAE. */
   head: HeadConfig | null;
   /** Weight of the head's cross-entropy (per image) against the per-image negative ELBO. */
   classWeight: number;
@@ -102,7 +107,7 @@ export function buildVaeModels(cfg: TrainConfig): VaeModels {
   return {
     encoder: buildEncoder(cfg.vae),
     decoder: buildDecoder(cfg.vae),
-    head: cfg.head ? buildHead(cfg.vae.latent, cfg.head) : null,
+    head: cfg.head ? buildHead(headInputWidth(cfg.vae, cfg.head), cfg.head) : null,
   };
 }
 
@@ -117,9 +122,10 @@ export function evaluateVae(
   m: VaeModels,
   latent: number,
   split: Split,
-  seed = 12345,
-  batch = 500,
+  o: { headInput?: HeadInput; seed?: number; batch?: number } = {},
 ): { elbo: number; rec: number; kl: number; acc: number } {
+  const { seed = 12345, batch = 500 } = o;
+  const head = { ...DEFAULT_HEAD, input: o.headInput ?? "mu" };
   let rec = 0, kl = 0, correct = 0;
   const x = new Float32Array(batch * PIXELS);
   const y = new Float32Array(batch);
@@ -129,12 +135,13 @@ export function evaluateVae(
     fillBatch(split, rows, s, n, x, y);
     const [r, k, c] = tf.tidy(() => {
       const xt = tf.tensor4d(x.subarray(0, n * PIXELS), [n, 28, 28, 1]);
-      const { mu, logvar } = splitMoments(m.encoder.apply(xt) as tf.Tensor2D, latent);
+      const enc = encodeParts(m.encoder, xt);
+      const { mu, logvar } = splitMoments(enc.moments, latent);
       const z = reparameterize(mu, logvar, stepSeed(seed, s));
       const parts = vaeLoss(xt, m.decoder.apply(z) as tf.Tensor, mu, logvar);
       let hits = tf.scalar(0);
       if (m.head) {
-        const pred = tf.argMax(m.head.apply(mu) as tf.Tensor2D, 1);
+        const pred = tf.argMax(headLogits(m.head, head, { hidden: enc.hidden, mu }), 1);
         hits = tf.sum(tf.equal(pred, tf.tensor1d(y.subarray(0, n), "int32")));
       }
       return [parts.rec.dataSync()[0], parts.kl.dataSync()[0], hits.dataSync()[0]];
@@ -295,7 +302,9 @@ async function finishEpoch(
   const { sums, seconds } = done;
   const B = cfg.batchSize;
   run.engine.sync();
-  const val = opts.val ? evaluateVae(models, cfg.vae.latent, opts.val) : null;
+  const val = opts.val
+    ? evaluateVae(models, cfg.vae.latent, opts.val, { headInput: cfg.head?.input })
+    : null;
   const rec: EpochRecord = {
     epoch: epoch + 1,
     seconds,

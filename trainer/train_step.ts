@@ -10,7 +10,15 @@ import { PIXELS } from "../common/labels.ts";
 import { normalizePixels } from "../common/preprocess.ts";
 import { tfjsOptimizerGroups } from "./checkpoint.ts";
 import type { Split } from "./data.ts";
-import { classLoss, latentNoise, reparameterize, splitMoments, vaeLoss } from "./model.ts";
+import {
+  classLoss,
+  encodeParts,
+  headLogits,
+  latentNoise,
+  reparameterize,
+  splitMoments,
+  vaeLoss,
+} from "./model.ts";
 import type { OrtEngine } from "./engine/ort_lanes.ts";
 import { type EngineChoice, startOrtEngine } from "./engine/choice.ts";
 import type { TrainConfig, VaeModels } from "./train.ts";
@@ -90,18 +98,16 @@ function tfjsLoss(
   seed: number,
 ) {
   const xt = tf.tensor4d(x, [cfg.batchSize, 28, 28, 1]);
-  const { mu, logvar } = splitMoments(
-    models.encoder.apply(xt, { training: true }) as tf.Tensor2D,
-    cfg.vae.latent,
-  );
+  const enc = encodeParts(models.encoder, xt, true);
+  const { mu, logvar } = splitMoments(enc.moments, cfg.vae.latent);
   const z = reparameterize(mu, logvar, seed);
   const logits = models.decoder.apply(z, { training: true }) as tf.Tensor;
   const l = vaeLoss(xt, logits, mu, logvar);
   let total = l.total;
   let ce = tf.scalar(0);
   let hits: tf.Scalar = tf.scalar(0);
-  if (models.head) {
-    const hl = models.head.apply(mu, { training: true }) as tf.Tensor2D;
+  if (models.head && cfg.head) {
+    const hl = headLogits(models.head, cfg.head, { hidden: enc.hidden, mu }, true);
     const yt = tf.tensor1d(y, "float32");
     ce = classLoss(hl, yt);
     total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;

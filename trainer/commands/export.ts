@@ -47,7 +47,7 @@ async function exportBundle(
   }
   const { writeBundle } = await import("../bundle.ts");
   const test = data.test;
-  const elbo = evaluateVae(models, cfg.vae.latent, test);
+  const elbo = evaluateVae(models, cfg.vae.latent, test, { headInput: cfg.head?.input });
   const manifest = await writeBundle(outDir, {
     name,
     encoder: models.encoder,

@@ -40,7 +40,9 @@ export async function cmdRecon(args: string[], usage: string): Promise<number> {
     ];
   });
   writeFileSync(resolve(f.out as string), gridPng(rows, K));
-  const elbo = evaluateVae(models, config.vae.latent, data.test);
+  const elbo = evaluateVae(models, config.vae.latent, data.test, {
+    headInput: config.head?.input,
+  });
   log(
     `test -ELBO ${elbo.elbo.toFixed(2)} nats (rec ${elbo.rec.toFixed(2)}, KL ${
       elbo.kl.toFixed(2)

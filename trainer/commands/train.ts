@@ -33,6 +33,10 @@ const TRAIN_FLAGS = {
     ["mlp", "logistic", "none"],
     "classifier head trained jointly on mu (none = pure VAE)",
   ),
+  "head-input": choiceFlag(
+    ["mu", "hidden"],
+    "what the head reads: the latent mean mu, or the encoder's hidden features (its moments layer's input)",
+  ),
   "class-weight": {
     type: "number",
     default: 100,
@@ -118,7 +122,12 @@ function trainConfig(f: Flags, start: Start): TrainConfig {
     ? { ...pc.head, classes: K }
     : headKind === "none"
     ? null
-    : { ...DEFAULT_HEAD, kind: headKind as HeadConfig["kind"], classes: K };
+    : {
+      ...DEFAULT_HEAD,
+      kind: headKind as HeadConfig["kind"],
+      classes: K,
+      ...(f["head-input"] === "hidden" ? { input: "hidden" as const } : {}),
+    };
   const { dopts } = start;
   return {
     vae: pc?.vae ?? vaeConfig(

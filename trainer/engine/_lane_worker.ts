@@ -13,6 +13,7 @@ import {
   buildEncoder,
   buildHead,
   type HeadConfig,
+  headInputWidth,
   type VaeConfig,
 } from "../model.ts";
 import { type AdamStep, adamUpdateMean } from "./ort_adam.ts";
@@ -48,7 +49,7 @@ try {
   const models = {
     encoder: buildEncoder(init.vae),
     decoder: buildDecoder(init.vae),
-    head: init.head ? buildHead(init.vae.latent, init.head) : null,
+    head: init.head ? buildHead(headInputWidth(init.vae, init.head), init.head) : null,
   };
   const lane = await OrtTrainer.create(models, { ...init.opts, adam: "js" });
   const { shared } = init;

@@ -40,6 +40,7 @@ export async function startOrtEngine(
       batchSize: run.batchSize,
       learningRate: run.learningRate,
       classWeight: run.classWeight,
+      headInput: run.head?.input,
       threads: o.threads,
     };
     const lanes = o.lanes ?? 1;

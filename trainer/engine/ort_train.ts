@@ -26,6 +26,7 @@ import {
 import { adamOf, type AdamState, adamUpdate, type AdamWhere } from "./ort_adam.ts";
 import { StepFeeds } from "./ort_feeds.ts";
 import { modelWeights, onnxToTfjs, type OrtModelGroups, tfjsToOnnx } from "./ort_layout.ts";
+import type { HeadInput } from "../model.ts";
 
 export {
   type AdamState,
@@ -47,6 +48,8 @@ export interface OrtTrainerOptions {
   learningRate: number;
   /** Weight of the head's cross-entropy (ignored without a head). Default 0. */
   classWeight?: number;
+  /** What the VAE graph's head reads (model.ts HeadInput). Default "mu". */
+  headInput?: HeadInput;
   /** onnxruntime intra-op threads (default 1: on these 2 shared, busy cores 2 was not faster). */
   threads?: number;
   /** Let idle intra-op threads spin (lower latency, burns the shared cores). Default false. */
@@ -123,7 +126,13 @@ export class OrtTrainer {
    * gradients in the graph and Adam here (same results; slower, see the benchmark).
    */
   static create(models: OrtModels, opts: OrtTrainerOptions): Promise<OrtTrainer> {
-    const spec = { ...models, latent: opts.latent, batch: opts.batchSize, adam: adamOf(opts) };
+    const spec = {
+      ...models,
+      headInput: opts.headInput,
+      latent: opts.latent,
+      batch: opts.batchSize,
+      adam: adamOf(opts),
+    };
     return OrtTrainer.open((mode) => buildTrainingGraph({ ...spec, mode }), models, opts);
   }
 

@@ -4,7 +4,7 @@
  * input in [0, 1] (light on dark). Three graphs:
  *
  * - serving model: `image` [N,1,28,28] -> `probabilities` [N,K] (softmax of the head's logits
- *   on mu), `mu` [N,L], `logvar` [N,L]. Deterministic: the encoder's moments layer is split
+ *   on mu or on the encoder's hidden features), `mu` [N,L], `logvar` [N,L]. Deterministic: the encoder's moments layer is split
  *   into two Gemm; no sampling is exported.
  * - decoder: `z` [N,L] -> `pixels` [N,28,28] = sigmoid(logits), in [0, 1].
  * - pixel classifier (CNN baseline): `image` [N,1,28,28] -> `probabilities` [N,K].
@@ -15,6 +15,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import { DECODER_IO, SERVING_IO } from "../../bundle/tensors.ts";
 import { IMAGE_SIZE } from "../../common/labels.ts";
+import type { HeadInput } from "../model.ts";
 import { convertLayers, dense, type Value } from "./_layers.ts";
 import { GraphBuilder, ONNX_IR_VERSION, ONNX_OPSET } from "./_proto.ts";
 
@@ -63,16 +64,18 @@ function classifierTail(g: GraphBuilder, model: tf.LayersModel, x: Value, what: 
 }
 
 /**
- * Encoder + latent classifier head as one serving graph. `latent` is L; the encoder's last layer
- * must be the linear Dense of 2L units (mu then logvar), the head must map [L] to K logits.
+ * Encoder + classifier head as one serving graph. `latent` is L; the encoder's last layer must be
+ * the linear Dense of 2L units (mu then logvar). The head maps [L] (mu) to K logits, or with
+ * headInput "hidden" the moments layer's input (the encoder's hidden features).
  */
 export function exportServingModel(
   encoder: tf.LayersModel,
   head: tf.LayersModel,
   latent: number,
+  headInput: HeadInput = "mu",
 ): Uint8Array {
   expectShape(inputShape(encoder, "encoder"), [IMAGE_SIZE, IMAGE_SIZE, 1], "encoder input");
-  expectShape(inputShape(head, "head"), [latent], "head input");
+  if (headInput === "mu") expectShape(inputShape(head, "head"), [latent], "head input");
   const moments = encoder.layers[encoder.layers.length - 1];
   const mcfg = moments.getConfig() as Record<string, unknown>;
   if (
@@ -93,7 +96,9 @@ export function exportServingModel(
   }, encoder.layers.length - 1);
   const mu = dense(g, hidden, moments, { columns: [0, latent], output: SERVING_IO.mu });
   dense(g, hidden, moments, { columns: [latent, 2 * latent], output: SERVING_IO.logvar });
-  const K = classifierTail(g, head, mu, "head");
+  const headIn = headInput === "hidden" ? hidden : mu;
+  expectShape(inputShape(head, "head"), headIn.shape, `head input (${headInput})`);
+  const K = classifierTail(g, head, headIn, "head");
   g.output(SERVING_IO.probabilities, ["N", K]);
   g.output(SERVING_IO.mu, ["N", latent]);
   g.output(SERVING_IO.logvar, ["N", latent]);

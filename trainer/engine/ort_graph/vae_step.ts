@@ -8,6 +8,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import { IMAGE_SIZE, PIXELS } from "../../../common/labels.ts";
 import type { Value } from "../../export/_layers.ts";
+import type { HeadInput } from "../../model.ts";
 import { backward } from "./backward.ts";
 import { countHits, crossEntropy, finishGraph } from "./finish.ts";
 import { TRAIN_IO, type TrainingGraph } from "./io.ts";
@@ -23,6 +24,8 @@ export interface TrainingGraphSpec {
   encoder: tf.Sequential;
   decoder: tf.Sequential;
   head: tf.Sequential | null;
+  /** What the head reads (model.ts HeadInput): mu (default) or the encoder's hidden features. */
+  headInput?: HeadInput;
   latent: number;
   /** Fixed batch size of the graph. */
   batch: number;
@@ -37,18 +40,33 @@ export interface TrainingGraphSpec {
 
 type Forward = { out: Value; tape: TapeNode[] };
 
+/** Runs the exporter over some layers from `input`; the output and its tape segment. */
+type ForwardLayers = (layers: tf.layers.Layer[], input: Value) => Forward;
+
+/**
+ * The encoder in two tape segments, split at its moments layer, so the head may read the hidden
+ * features (the moments layer's input); one tape for the backward pass, which sums the two
+ * gradients reaching the hidden features.
+ */
+function forwardEncoder(layers: tf.layers.Layer[], x: string, forward: ForwardLayers) {
+  const trunk = forward(layers.slice(0, -1), { name: x, shape: [IMAGE_SIZE, IMAGE_SIZE, 1] });
+  const moments = forward(layers.slice(-1), trunk.out);
+  return { hidden: trunk.out, out: moments.out, tape: [...trunk.tape, ...moments.tape] };
+}
+
 /** The encoder, z = mu + exp(logvar / 2) * eps (trainer/model.ts sampleLatent), the decoder. */
 function forwardVae(
   g: RecordingBuilder,
   spec: TrainingGraphSpec,
-  forward: (m: tf.Sequential, input: Value) => Forward,
+  layersOf: (m: tf.Sequential) => tf.layers.Layer[],
+  forward: ForwardLayers,
   shapes: Shapes,
 ) {
   const { latent: L, batch: B } = spec;
   const x = g.input(TRAIN_IO.x, [B, 1, IMAGE_SIZE, IMAGE_SIZE]);
   const eps = g.input(TRAIN_IO.eps, [B, L]);
   shapes.set(x, [B, 1, IMAGE_SIZE, IMAGE_SIZE]);
-  const enc = forward(spec.encoder, { name: x, shape: [IMAGE_SIZE, IMAGE_SIZE, 1] });
+  const enc = forwardEncoder(layersOf(spec.encoder), x, forward);
   if (JSON.stringify(enc.out.shape) !== JSON.stringify([2 * L])) {
     throw new Error(
       `ort engine: encoder outputs ${JSON.stringify(enc.out.shape)}, expected [${2 * L}]`,
@@ -62,7 +80,7 @@ function forwardVae(
   const std = g.op("Exp", "std", [g.op("Mul", "half_logvar", [logvar, g.scalar("c_half", 0.5)])]);
   const z = g.op("Add", "z", [mu, g.op("Mul", "std_eps", [std, eps])]);
   shapes.set(z, [B, L]);
-  const dec = forward(spec.decoder, { name: z, shape: [L] });
+  const dec = forward(layersOf(spec.decoder), { name: z, shape: [L] });
   if (JSON.stringify(dec.out.shape) !== JSON.stringify([IMAGE_SIZE, IMAGE_SIZE, 1])) {
     throw new Error(
       `ort engine: decoder outputs ${JSON.stringify(dec.out.shape)}, expected [28,28,1]`,
@@ -116,21 +134,24 @@ function negElbo(
   return { l, xf, invB, ev, elbo: g.op("Add", "neg_elbo", [rec, kl]) };
 }
 
-/** The joint head on mu: total = -ELBO + w * cross-entropy (trainer/train_step.ts), and hits. */
+/**
+ * The joint head on `input` (mu or the hidden features): total = -ELBO + w * cross-entropy
+ * (trainer/train_step.ts), and hits.
+ */
 function headLoss(
   g: RecordingBuilder,
-  head: tf.Sequential,
-  forward: (m: tf.Sequential, input: Value) => Forward,
+  headLayers: tf.layers.Layer[],
+  classes: number,
+  forward: ForwardLayers,
   shapes: Shapes,
   B: number,
-  L: number,
-  mu: string,
+  input: Value,
   elbo: string,
 ) {
-  const onehot = g.input(TRAIN_IO.labels, [B, head.outputShape[1] as number]);
+  const onehot = g.input(TRAIN_IO.labels, [B, classes]);
   const cw = g.input(TRAIN_IO.classWeight, []);
-  shapes.set(mu, [B, L]);
-  const hd = forward(head, { name: mu, shape: [L] });
+  shapes.set(input.name, [B, ...input.shape]);
+  const hd = forward(headLayers, input);
   const hl = hd.out.name;
   const ce = crossEntropy(g, hl, onehot, B, "head_logsoftmax", TRAIN_IO.ce);
   g.op("Add", "total", [elbo, g.op("Mul", "ce_w", [ce, cw])], {}, TRAIN_IO.loss);
@@ -138,19 +159,18 @@ function headLoss(
   return { hd, hl, onehot, cw, numClasses: hd.out.shape[0] };
 }
 
-/** Builds the forward + backward graph of one training step (see the file comment). */
-export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
-  const { encoder, decoder, head, latent: L, batch: B } = spec;
-  const models: Record<string, tf.Sequential> = { encoder, decoder, ...(head ? { head } : {}) };
-  const { g, shapes, slots, total, layersOf } = startStepGraph("vae_training_step", models);
-  const forward = (m: tf.Sequential, input: Value) => forwardLayers(g, layersOf(m), input, shapes);
-
-  const f = forwardVae(g, spec, forward, shapes);
+/**
+ * The decoder's backward pass from d total / d logits = (sigmoid(l) - x) / B, and the gradients
+ * of mu and logvar through the reparameterisation and the KL term.
+ */
+function decoderAndLatentGradients(
+  g: RecordingBuilder,
+  shapes: Shapes,
+  f: ReturnType<typeof forwardVae>,
+  loss: ReturnType<typeof negElbo>,
+  B: number,
+) {
   const logits4 = f.dec.out.name;
-  const loss = negElbo(g, B, f.x, logits4, f.mu, f.logvar);
-  const hd = head ? headLoss(g, head, forward, shapes, B, L, f.mu, loss.elbo) : null;
-  if (!hd) g.op("Identity", "total", [loss.elbo], {}, TRAIN_IO.loss);
-
   // d total / d logits = (sigmoid(l) - x) / B, back in the decoder's NCHW output shape.
   const dl = g.op("Mul", "d_logits", [
     g.op("Sub", "d_logits_a", [g.op("Sigmoid", "sig", [loss.l]), loss.xf]),
@@ -164,7 +184,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
   const dz = gDec.get(f.z);
   if (!dz) throw new Error("ort engine: internal error: no gradient reached the decoder input");
   // dmu = dz + mu/B (KL); dlogvar = dz*eps*std/2 + (exp(logvar) - 1)/(2B).
-  let dmu = g.op("Add", "d_mu", [dz, g.op("Mul", "d_kl_mu", [f.mu, loss.invB])]);
+  const dmu = g.op("Add", "d_mu", [dz, g.op("Mul", "d_kl_mu", [f.mu, loss.invB])]);
   const dlogvar = g.op("Add", "d_logvar", [
     g.op("Mul", "d_lv_a", [
       g.op("Mul", "d_lv_dz_eps", [dz, f.eps]),
@@ -175,7 +195,39 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
       g.scalar("c_half_b", 0.5 / B),
     ]),
   ]);
+  return { gDec, dmu, dlogvar };
+}
+
+/** Builds the forward + backward graph of one training step (see the file comment). */
+export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
+  const { encoder, decoder, head, latent: L, batch: B } = spec;
+  const models: Record<string, tf.Sequential> = { encoder, decoder, ...(head ? { head } : {}) };
+  const { g, shapes, slots, total, layersOf } = startStepGraph("vae_training_step", models);
+  const forward: ForwardLayers = (layers, input) => forwardLayers(g, layers, input, shapes);
+
+  const f = forwardVae(g, spec, layersOf, forward, shapes);
+  const logits4 = f.dec.out.name;
+  const loss = negElbo(g, B, f.x, logits4, f.mu, f.logvar);
+  const headIn = spec.headInput === "hidden" ? f.enc.hidden : { name: f.mu, shape: [L] };
+  const hd = head
+    ? headLoss(
+      g,
+      layersOf(head),
+      head.outputShape[1] as number,
+      forward,
+      shapes,
+      B,
+      headIn,
+      loss.elbo,
+    )
+    : null;
+  if (!hd) g.op("Identity", "total", [loss.elbo], {}, TRAIN_IO.loss);
+
+  const { gDec, dmu: dmuVae, dlogvar } = decoderAndLatentGradients(g, shapes, f, loss, B);
+  let dmu = dmuVae;
   let gHead = new Map<string, string>();
+  // The encoder's backward seeds: the moments' gradient, and the head's when it reads hidden.
+  const encSeeds = new Map<string, string>();
   if (hd) {
     // d total / d head logits = w * (softmax - onehot) / B.
     const dhl = g.op("Mul", "d_head_logits", [
@@ -183,11 +235,13 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): TrainingGraph {
       g.op("Mul", "cw_over_b", [hd.cw, loss.invB]),
     ]);
     gHead = backward(g, hd.hd.tape, shapes, new Map([[hd.hl, dhl]]), new Set());
-    const dmuHead = gHead.get(f.mu);
-    if (dmuHead) dmu = g.op("Add", "d_mu_head", [dmu, dmuHead]);
+    const dHeadIn = gHead.get(headIn.name);
+    if (dHeadIn && headIn.name === f.mu) dmu = g.op("Add", "d_mu_head", [dmu, dHeadIn]);
+    else if (dHeadIn) encSeeds.set(headIn.name, dHeadIn);
   }
   const dh = g.op("Concat", "d_moments", [dmu, dlogvar], { axis: 1 });
-  const gEnc = backward(g, f.enc.tape, shapes, new Map([[f.h, dh]]), new Set([f.x]));
+  encSeeds.set(f.h, dh);
+  const gEnc = backward(g, f.enc.tape, shapes, encSeeds, new Set([f.x]));
 
   const outputs: string[] = [TRAIN_IO.loss, TRAIN_IO.rec, TRAIN_IO.kl];
   if (head) outputs.push(TRAIN_IO.ce, TRAIN_IO.correct);
