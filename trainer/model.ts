@@ -79,6 +79,13 @@ export const TINY_VAE: Readonly<VaeConfig> = Object.freeze(vaeConfig({
 }));
 
 const STRIDES = [2, 2, 1] as const;
+/**
+ * The moving statistics keep momentum^t of their initial values (mean 0, variance 1) after t
+ * steps. Keras's 0.99 leaves that start dominant for hundreds of steps, far longer than a short
+ * run, when the conv outputs' variance is orders of magnitude below 1; 0.9 (PyTorch's default)
+ * forgets it within tens of steps.
+ */
+const BN_MOMENTUM = 0.9;
 const FEATURE = 7; // 28 / 2 / 2
 
 function init(seed: number) {
@@ -107,7 +114,7 @@ export function buildEncoder(cfg: VaeConfig): tf.Sequential {
       name: `enc_conv${i + 1}`,
     }));
     if (bn) {
-      m.add(tf.layers.batchNormalization({ name: `enc_bn${i + 1}` }));
+      m.add(tf.layers.batchNormalization({ momentum: BN_MOMENTUM, name: `enc_bn${i + 1}` }));
       m.add(tf.layers.activation({ activation: "relu", name: `enc_relu${i + 1}` }));
     }
   });
