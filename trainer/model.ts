@@ -26,6 +26,11 @@ export interface VaeConfig {
   kernel: number;
   /** Seeds the weight initialisers; the same seed gives the same initial weights. */
   seed: number;
+  /**
+   * Batch normalisation after each encoder conv (conv without bias or activation -> BN -> relu).
+   * Absent means false, so configs saved before the key load as the same model.
+   */
+  batchNorm?: boolean;
 }
 
 /** The reference VAE of the study and of ../notes (latent 4). */
@@ -39,7 +44,7 @@ export const REFERENCE_VAE: Readonly<VaeConfig> = Object.freeze({
   seed: 1,
 }) as VaeConfig;
 
-const VAE_KEYS = Object.keys(REFERENCE_VAE);
+const VAE_KEYS = [...Object.keys(REFERENCE_VAE), "batchNorm"];
 
 /** Fills defaults and rejects unknown keys (a typo must not silently train another model). */
 export function vaeConfig(
@@ -54,6 +59,9 @@ export function vaeConfig(
   const c = { ...base, ...over } as VaeConfig;
   if (!Number.isInteger(c.latent) || c.latent < 1) {
     throw new Error(`VAE latent must be a positive integer, got ${c.latent}`);
+  }
+  if (c.batchNorm !== undefined && typeof c.batchNorm !== "boolean") {
+    throw new Error(`VAE batchNorm must be true or false, got ${JSON.stringify(c.batchNorm)}`);
   }
   return c;
 }
@@ -71,15 +79,28 @@ export const TINY_VAE: Readonly<VaeConfig> = Object.freeze(vaeConfig({
 }));
 
 const STRIDES = [2, 2, 1] as const;
+/**
+ * The moving statistics keep momentum^t of their initial values (mean 0, variance 1) after t
+ * steps. Keras's 0.99 leaves that start dominant for hundreds of steps, far longer than a short
+ * run, when the conv outputs' variance is orders of magnitude below 1; 0.9 (PyTorch's default)
+ * forgets it within tens of steps.
+ */
+const BN_MOMENTUM = 0.9;
 const FEATURE = 7; // 28 / 2 / 2
 
 function init(seed: number) {
   return tf.initializers.glorotUniform({ seed });
 }
 
-/** Encoder q(z|x): [N,28,28,1] in [0,1] -> [N, 2L] = concat(mu, logvar). Deterministic. */
+/**
+ * Encoder q(z|x): [N,28,28,1] in [0,1] -> [N, 2L] = concat(mu, logvar). Deterministic at
+ * inference (batch norm, if on, then uses its moving statistics). With batch norm the convs have
+ * no bias: BN's beta replaces it, and a bias BN subtracts out again gets only float-noise
+ * gradients, which Adam's normalisation would turn into a random walk.
+ */
 export function buildEncoder(cfg: VaeConfig): tf.Sequential {
   const m = tf.sequential({ name: "encoder" });
+  const bn = cfg.batchNorm === true;
   cfg.conv.forEach((filters, i) => {
     m.add(tf.layers.conv2d({
       ...(i === 0 ? { inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] } : {}),
@@ -87,10 +108,15 @@ export function buildEncoder(cfg: VaeConfig): tf.Sequential {
       kernelSize: cfg.kernel,
       strides: STRIDES[i],
       padding: "same",
-      activation: "relu",
+      activation: bn ? "linear" : "relu",
+      ...(bn ? { useBias: false } : {}),
       kernelInitializer: init(cfg.seed * 1000 + i),
       name: `enc_conv${i + 1}`,
     }));
+    if (bn) {
+      m.add(tf.layers.batchNormalization({ momentum: BN_MOMENTUM, name: `enc_bn${i + 1}` }));
+      m.add(tf.layers.activation({ activation: "relu", name: `enc_relu${i + 1}` }));
+    }
   });
   m.add(tf.layers.flatten({ name: "enc_flatten" }));
   m.add(

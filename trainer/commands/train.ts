@@ -6,12 +6,19 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { choiceFlag, type FlagSpecs, parseCommandFlags } from "../../common/flags.ts";
+import { choiceFlag, FlagError, type FlagSpecs, parseCommandFlags } from "../../common/flags.ts";
 import { AUGMENT_FLAGS, augmentOf } from "../augment.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
-import { ENGINE_CHOICES, type EngineChoice } from "../engine/choice.ts";
+import { ENGINE_CHOICES, type EngineChoice, plannedEngine } from "../engine/choice.ts";
 import { initEngine } from "../engine/tfjs_backend.ts";
-import { DEFAULT_HEAD, type HeadConfig, REFERENCE_VAE, TINY_VAE, vaeConfig } from "../model.ts";
+import {
+  DEFAULT_HEAD,
+  type HeadConfig,
+  REFERENCE_VAE,
+  TINY_VAE,
+  type VaeConfig,
+  vaeConfig,
+} from "../model.ts";
 import { type TrainConfig, trainVae } from "../train.ts";
 import { initFromParent } from "../warm_start.ts";
 import { DATA_FLAGS, type Flags, log, SHARED_FLAGS } from "./common.ts";
@@ -25,6 +32,12 @@ const TRAIN_FLAGS = {
     ["reference", "tiny"],
     "VAE architecture: the reference one, or a tiny one (a few thousand weights, for tests)",
   ),
+  "batch-norm": {
+    type: "boolean",
+    default: false,
+    help:
+      "batch normalisation after each encoder conv (trains on the tfjs engine; folded into the convs at export)",
+  },
   epochs: { type: "int", help: "training epochs (default 12; with --resume, the checkpoint's)" },
   "batch-size": { type: "int", default: 128, help: "images per Adam step" },
   lr: { type: "number", default: 1e-3, help: "Adam learning rate" },
@@ -131,7 +144,12 @@ function trainConfig(f: Flags, start: Start): TrainConfig {
   const { dopts } = start;
   return {
     vae: pc?.vae ?? vaeConfig(
-      { latent: f.latent as number, seed: f.seed as number },
+      {
+        latent: f.latent as number,
+        seed: f.seed as number,
+        // Recorded only when on, so a run without it keeps the config (and bundle) it had.
+        ...(f["batch-norm"] ? { batchNorm: true } : {}),
+      },
       f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE,
     ),
     head,
@@ -153,8 +171,8 @@ function trainConfig(f: Flags, start: Start): TrainConfig {
 }
 
 /** The engine line of the log and of manifest.training.engine. */
-function engineDescription(f: Flags, tfjs: string): string {
-  if (f.engine === "tfjs") return tfjs;
+function engineDescription(f: Flags, vae: VaeConfig, tfjs: string): string {
+  if (plannedEngine(f.engine as EngineChoice, vae) === "tfjs") return tfjs;
   return `onnxruntime training graph${
     f.engine === "auto" ? " (auto: tfjs if it cannot be built)" : ""
   }, ${f["ort-threads"]} thread(s)${
@@ -203,10 +221,19 @@ export async function cmdTrain(args: string[], usage: string): Promise<number> {
   const resumed = f.resume ? loadCheckpoint<TrainConfig>(f.resume as string).header.config : null;
   const start = await startOf(f, resumed);
   const cfg = trainConfig(f, start);
+  // A resumed run or a warm start keeps its recorded architecture; asking for another is an error.
+  const arch = resumed?.vae ?? cfg.vae;
+  if (f["batch-norm"] && !arch.batchNorm) {
+    throw new FlagError(
+      `--batch-norm: the ${resumed ? "checkpoint" : "parent model"} has no batch norm, and a ${
+        resumed ? "resumed run" : "warm start"
+      } keeps its architecture`,
+    );
+  }
   const outDir = resolve((f.out as string | undefined) ?? join("runs", timestamp()));
   mkdirSync(outDir, { recursive: true });
   const ckpt = join(outDir, "checkpoint.bin");
-  const engine = { ...tfjs, description: engineDescription(f, tfjs.description) };
+  const engine = { ...tfjs, description: engineDescription(f, arch, tfjs.description) };
   const { train, data } = start;
   log(
     `training on ${train.count} images of ${data.labels.length} classes${

@@ -21,9 +21,27 @@ export interface EngineRun {
 }
 
 /**
+ * Why the onnxruntime training graph cannot run this VAE, known before building it, or null.
+ * Batch norm needs batch statistics, their backward rule and moving-statistic updates, which
+ * the graph (ort_graph/) does not implement.
+ */
+export function ortRefusal(vae: VaeConfig): string | null {
+  return vae.batchNorm
+    ? "the encoder has batch normalisation (--batch-norm), which the onnxruntime training graph does not implement"
+    : null;
+}
+
+/** The engine `choice` resolves to before onnxruntime is tried: tfjs when ort is refused. */
+export function plannedEngine(choice: EngineChoice | undefined, vae: VaeConfig): EngineChoice {
+  if (choice === "auto" && ortRefusal(vae)) return "tfjs";
+  return choice ?? "tfjs";
+}
+
+/**
  * The onnxruntime engine for `choice` ("ort", or "auto"), started from the models' weights and
  * the tfjs optimizer's state; null means tfjs steps. "auto" falls back to tfjs when the graph
- * cannot be built (no onnxruntime-node, or a layer the graph lacks); "ort" fails instead.
+ * cannot be built (ortRefusal, no onnxruntime-node, or a layer the graph lacks); "ort" fails
+ * instead.
  */
 export async function startOrtEngine(
   choice: EngineChoice | undefined,
@@ -33,6 +51,14 @@ export async function startOrtEngine(
   o: { threads?: number; lanes?: number; log: (s: string) => void },
 ): Promise<OrtEngine | null> {
   if (choice !== "ort" && choice !== "auto") return null;
+  const refused = ortRefusal(run.vae);
+  if (refused && choice === "ort") {
+    throw new Error(`--engine ort cannot train this model: ${refused}; use --engine tfjs or auto`);
+  }
+  if (refused) {
+    o.log(`engine auto: ${refused}; training with tfjs`);
+    return null;
+  }
   try {
     const { OrtTrainer, adamStateFromTfjs } = await import("./ort_train.ts");
     const ortOpts = {

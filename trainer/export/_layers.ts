@@ -1,8 +1,9 @@
 /**
  * Converts the layers of a tfjs Sequential (NHWC) into ONNX nodes (NCHW), one layer at a time,
- * generically: Conv2D, Conv2DTranspose, Dense, Flatten, Reshape, Activation, and the dropout /
- * noise layers (identity at inference). Weights are re-laid out once at export so the graph
- * needs no runtime Transpose on the usual paths:
+ * generically: Conv2D, Conv2DTranspose, Dense, Flatten, Reshape, Activation, BatchNormalization
+ * (folded into the layer before it), and the dropout / noise layers (identity at inference).
+ * Weights are re-laid out once at export so the graph needs no runtime Transpose on the usual
+ * paths:
  *
  * - Conv kernels [KH,KW,Cin,Cout] -> [Cout,Cin,KH,KW]; ConvTranspose [KH,KW,Cout,Cin] ->
  *   [Cin,Cout,KH,KW]; tfjs "same" padding becomes the explicit (asymmetric) pads tf uses.
@@ -14,6 +15,7 @@
  *   converter fall back to an explicit Transpose.
  */
 import type * as tf from "@tensorflow/tfjs";
+import { foldBatchNorm, FOLDS_INTO, isBatchNorm } from "./_batchnorm.ts";
 import type { GraphBuilder } from "./_proto.ts";
 import { flatten, isSpatialReshape, nextConsumer, reshape, reshapeTarget } from "./_reshape.ts";
 import { cfgOf, type Config, IDENTITY_LAYERS, type Value } from "./_value.ts";
@@ -276,6 +278,7 @@ export function conv2dTranspose(g: GraphBuilder, x: Value, layer: tf.layers.Laye
  * Converts the first `count` of `layers` in order, starting from `x`. A smaller `count` lets the
  * caller convert the remaining layers itself (the exporter splits the encoder's moments layer);
  * the look-ahead still sees them, so a Flatten before a caller-converted Dense is folded too.
+ * A BatchNormalization right after a Conv2D or Dense is folded into it (_batchnorm.ts).
  */
 export function convertLayers(
   g: GraphBuilder,
@@ -284,7 +287,19 @@ export function convertLayers(
   count = layers.length,
 ): Value {
   let v = x;
-  layers.slice(0, count).forEach((layer, i) => {
+  const folded = new Set<number>();
+  layers.slice(0, count).forEach((original, i) => {
+    if (folded.has(i)) return;
+    const fold = FOLDS_INTO.has(original.getClassName()) && isBatchNorm(layers[i + 1]);
+    if (fold && i + 1 >= count) {
+      throw new Error(
+        `ONNX export: layer ${original.name} is followed by batch norm outside the converted range`,
+      );
+    }
+    const layer = fold ? foldBatchNorm(original, layers[i + 1]) : original;
+    if (fold) folded.add(i + 1);
+    // The layer whose successor decides the Dense/Flatten layouts: the BN, when folded.
+    const last = fold ? i + 1 : i;
     const kind = layer.getClassName();
     const cfg = cfgOf(layer);
     if (IDENTITY_LAYERS.has(kind)) return;
@@ -299,7 +314,7 @@ export function convertLayers(
         v = conv2dTranspose(g, v, layer);
         return;
       case "Dense": {
-        const next = nextConsumer(layers, i);
+        const next = nextConsumer(layers, last);
         v = dense(
           g,
           v,
@@ -316,6 +331,12 @@ export function convertLayers(
       case "Reshape":
         v = reshape(g, v, layer);
         return;
+      case "BatchNormalization":
+        throw new Error(
+          `ONNX export: BatchNormalization ${layer.name} must directly follow a Conv2D or Dense (it is folded into it), it follows ${
+            layers[i - 1]?.getClassName() ?? "the input"
+          }`,
+        );
       default:
         throw new Error(`ONNX export: layer ${layer.name} of type ${kind} is not supported`);
     }
