@@ -16,7 +16,8 @@ import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
 import { rng, shuffle, type Split } from "./data.ts";
 import { OrtTrainer } from "./engine/ort_train.ts";
 import type { TrainEngine } from "./engine/choice.ts";
-import { buildPixelCnn, classLoss, type CnnConfig } from "./model.ts";
+import { classLoss } from "./model.ts";
+import { buildPixelCnn, type CnnConfig } from "./model_cnn.ts";
 
 /** The CNN baseline's loop settings: Adam with a cosine-decayed rate and random-shift augmentation. */
 export interface CnnFit {

@@ -6,7 +6,7 @@ import { accuracy, confusion, predict } from "./classifiers.ts";
 import { CNN_FIT, cnnSteps, cosineRate, shiftInto, trainPixelCnn } from "./cnn_fit.ts";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
-import { TINY_CNN } from "./model.ts";
+import { TINY_CNN } from "./model_cnn.ts";
 
 before(async () => {
   await initEngine({ log: () => {} });

@@ -10,7 +10,8 @@ import { before, test } from "node:test";
 import { PIXELS } from "../../common/labels.ts";
 import { normalizePixels } from "../../common/preprocess.ts";
 import { loadFashionMnist, type Split, stratifiedSubset } from "../data.ts";
-import { buildPixelCnn, classLoss, type CnnConfig, DEFAULT_CNN, TINY_CNN } from "../model.ts";
+import { classLoss } from "../model.ts";
+import { buildPixelCnn, type CnnConfig, DEFAULT_CNN, TINY_CNN } from "../model_cnn.ts";
 import { OrtTrainer } from "./ort_train.ts";
 import { relErr } from "./testdata/compare.ts";
 

@@ -10,15 +10,13 @@ import { FlagError, type FlagSpecs } from "../../common/flags.ts";
 import { type FitOptions, LOGISTIC_FIT, MLP_FIT } from "../classifiers.ts";
 import { CNN_FIT, type CnnFit } from "../cnn_fit.ts";
 import {
-  type CnnConfig,
-  DEFAULT_CNN,
   DEFAULT_HEAD,
   type HeadConfig,
   REFERENCE_VAE,
-  TINY_CNN,
   TINY_VAE,
   type VaeConfig,
 } from "../model.ts";
+import { type CnnConfig, DEFAULT_CNN, TINY_CNN } from "../model_cnn.ts";
 import { ENGINE_CHOICES } from "../engine/choice.ts";
 import { DATA_DIR_ENV } from "../../common/fashion_mnist.ts";
 

@@ -17,7 +17,8 @@ import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
 import { normalizePixels } from "../../common/preprocess.ts";
 import { loadFashionMnist, type Split, stratifiedSubset, take } from "../data.ts";
-import { buildPixelCnn, type HeadConfig, TINY_CNN, TINY_VAE } from "../model.ts";
+import { type HeadConfig, TINY_VAE } from "../model.ts";
+import { buildPixelCnn, TINY_CNN } from "../model_cnn.ts";
 import { trainVae, type VaeModels } from "../train.ts";
 import { exportDecoder, exportPixelClassifier, exportServingModel } from "./onnx.ts";
 
