@@ -4,6 +4,7 @@
  * building and the first allocating step cancel out. The parent's plan and ETA rest on it.
  */
 import { encodeMu, predict, trainHead } from "../classifiers.ts";
+import { knnSearch } from "../knn.ts";
 import { trainPixelCnn } from "../cnn_fit.ts";
 import { type Split, stratifiedSubset, take } from "../data.ts";
 import { normalizePixels } from "../../common/preprocess.ts";
@@ -21,6 +22,8 @@ export interface Calibration {
   /** Seconds per image through the encoder (encodeMu) and through the CNN (predict). */
   encodeImage: number;
   cnnPredictImage: number;
+  /** Seconds per query-base pair and latent dimension of the few-label heads' kNN search. */
+  knnPairDim: number;
 }
 
 function seconds(f: () => void): number {
@@ -96,6 +99,8 @@ export async function calibrate(
   const px = normalizePixels(sub.images);
   const pTime = seconds(() => predict(cnn, px, sub.count, CNN_INPUT));
   cnn.dispose();
+  const kx = mu.subarray(0, 512 * L);
+  const kTime = seconds(() => knnSearch(kx, 512, kx, 512, L, 10, true));
   return {
     vaeStep: Math.max(1e-4, (v4 - v1) / 3),
     cnnStep: Math.max(1e-4, (c4 - c1) / 3),
@@ -103,5 +108,6 @@ export async function calibrate(
     mlpStep: Math.max(1e-6, (m2 - m1) / 200),
     encodeImage: eTime / sub.count,
     cnnPredictImage: pTime / sub.count,
+    knnPairDim: kTime / (512 * 512 * L),
   };
 }

@@ -48,6 +48,14 @@ export interface ExperimentConfig {
   cnn: { arch: CnnConfig; fit: CnnFit };
   /** Train the pixel CNN baseline (off: latent studies only, e.g. longer VAE training). */
   withCnn: boolean;
+  /** Beyond the study: the few-label heads of ./few_label.ts (kNN, label spreading). */
+  withFewLabel: boolean;
+  fewLabel: {
+    /** Cells with at most this many labels get the few-label heads. */
+    maxSamples: number;
+    /** Training images in the label-spreading graph besides the labelled ones (0 = all 60,000). */
+    graphCount: number;
+  };
   /** Test images scored (0 = all 10,000; the quick run uses the first few). */
   testCount: number;
   /** The CNN's train accuracy is measured on at most this many of its labelled samples (cost). */
@@ -105,6 +113,8 @@ export const FULL_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
     fit: { ...CNN_FIT },
   },
   withCnn: true,
+  withFewLabel: true,
+  fewLabel: { maxSamples: 2000, graphCount: 0 },
   testCount: 0,
   trainAccMax: 5000,
   scatterCount: 5000,
@@ -148,6 +158,7 @@ export const QUICK_CONFIG: Readonly<ExperimentConfig> = Object.freeze({
       seed: CNN_FIT.seed,
     },
   },
+  fewLabel: { ...FULL_CONFIG.fewLabel, graphCount: 3000 },
   testCount: 2000,
   trainAccMax: 1000,
   scatterCount: 2000,
@@ -190,6 +201,17 @@ export const EXPERIMENT_FLAGS = {
     type: "boolean",
     default: true,
     help: "train the pixel CNN baseline (--no-cnn: VAE heads only)",
+  },
+  "few-label": {
+    type: "boolean",
+    default: true,
+    help:
+      `beyond the study: kNN and label-spreading heads on cells of <= ${FULL_CONFIG.fewLabel.maxSamples} labels (--no-few-label: the study's heads only)`,
+  },
+  "graph-count": {
+    type: "int",
+    help:
+      `unlabelled training images in the label-spreading graph (default all 60,000; quick ${QUICK_CONFIG.fewLabel.graphCount})`,
   },
   "cnn-min-steps": {
     type: "int",
@@ -260,6 +282,8 @@ export function configFromFlags(
     jobs?: unknown;
     cnn?: unknown;
     "cnn-min-steps"?: unknown;
+    "few-label"?: unknown;
+    "graph-count"?: unknown;
   },
 ): ExperimentConfig {
   const base = f.quick ? QUICK_CONFIG : FULL_CONFIG;
@@ -272,6 +296,10 @@ export function configFromFlags(
   }
   if (f.jobs !== undefined) cfg.jobs = positive("jobs", f.jobs as number);
   if (f.cnn === false) cfg.withCnn = false;
+  if (f["few-label"] === false) cfg.withFewLabel = false;
+  if (f["graph-count"] !== undefined) {
+    cfg.fewLabel.graphCount = positive("graph-count", f["graph-count"] as number);
+  }
   if (f["cnn-min-steps"] !== undefined) {
     cfg.cnn.fit.minSteps = positive("cnn-min-steps", f["cnn-min-steps"] as number);
   }
@@ -305,9 +333,10 @@ export function shortHash(value: unknown): string {
 
 /**
  * Hash of everything that changes a cell's numbers, but not of the row lists, seeds count,
- * whether the CNN runs, or jobs: a resumed run may add rows, it must not reuse cells made under other settings.
+ * whether the CNN or the few-label heads run, or jobs: a resumed run may add rows, it must not reuse cells made under other settings.
  */
 export function resultsHash(cfg: ExperimentConfig): string {
-  const { latents: _l, samples: _s, seeds: _k, jobs: _j, withCnn: _c, ...rest } = cfg;
+  const { latents: _l, samples: _s, seeds: _k, jobs: _j, withCnn: _c, withFewLabel: _f, ...rest } =
+    cfg;
   return shortHash(rest);
 }

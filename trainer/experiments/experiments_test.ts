@@ -37,8 +37,14 @@ test("--quick runs end to end and writes parseable results, report and figures",
   assert.equal(await main(QUICK_ARGS), 0);
   const out = join(dir, "run");
   const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
-  // 2 latents x 1 N (Table 1) + latent 4 x 1 more N (Table 2), 2 heads, 2 seeds; CNN 2 N x 2 seeds.
-  assert.equal(Object.keys(r.cells).length, (2 + 1) * 2 * 2 + 2 * 2);
+  // 2 latents x 1 N (Table 1) + latent 4 x 1 more N (Table 2), 2 heads + 2 few-label heads,
+  // 2 seeds; CNN 2 N x 2 seeds.
+  assert.equal(Object.keys(r.cells).length, (2 + 1) * 4 * 2 + 2 * 2);
+  const few = Object.values(r.cells).filter((c) =>
+    c.classifier === "knn" || c.classifier === "spread"
+  );
+  assert.equal(few.length, (2 + 1) * 2 * 2);
+  for (const c of few) assert.ok(c.note && c.testAcc > 0.2, `${c.key}: ${c.testAcc} (${c.note})`);
   for (const c of Object.values(r.cells)) {
     for (const v of [c.trainAcc, c.testAcc]) {
       assert.ok(v >= 0 && v <= 1, `${c.key}: accuracy ${v} outside [0, 1]`);
@@ -54,6 +60,7 @@ test("--quick runs end to end and writes parseable results, report and figures",
     const heading of [
       "## Table 1",
       "## Table 2",
+      "## Beyond the study — few-label heads",
       "## Overfitting",
       "## Where we are below the study",
       "## The study's claims, checked",
@@ -119,6 +126,16 @@ test("flags: lists are parsed and checked; unknown flags are errors", async () =
   assert.equal(FULL_CONFIG.vae.epochs, 4, "the preset must not be mutated");
   const noCnn = configFromFlags({ cnn: false });
   assert.equal(noCnn.withCnn, false);
+  const noFew = configFromFlags({ "few-label": false, "graph-count": 5000 });
+  assert.equal(noFew.fewLabel.graphCount, 5000);
+  const noFewJobs = planJobs(noFew, emptyResults(noFew, "h"));
+  assert.ok(
+    noFewJobs.every((j) =>
+      j.kind === "cnn" ||
+      j.cells.every((c) => c.classifier === "logistic" || c.classifier === "mlp")
+    ),
+  );
+  assert.equal(resultsHash({ ...FULL_CONFIG, withFewLabel: false }), resultsHash(FULL_CONFIG));
   assert.equal(planJobs(noCnn, emptyResults(noCnn, "h")).filter((j) => j.kind === "cnn").length, 0);
   assert.equal(resultsHash(noCnn), resultsHash(FULL_CONFIG), "--no-cnn only drops cells");
   assert.equal(await main(["--bogus"]), 2);

@@ -20,6 +20,7 @@ import { evaluateVae, type TrainConfig, trainVae } from "../train.ts";
 import { trainPixelCnn } from "../cnn_fit.ts";
 import { type ExperimentConfig, shortHash } from "./config.ts";
 import type { CellResult, CellSpec, Results, VaeResult } from "./results.ts";
+import { isFewLabel, runFewLabelCells } from "./few_label.ts";
 import type { TrainEngine } from "../engine/choice.ts";
 import { encodeBase64 } from "../../common/base64.ts";
 
@@ -218,8 +219,9 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
     const muTest = encodeMu(encoder, L, test);
     // Large cell sets encode the whole training set once and gather rows; small ones only their rows.
     const wanted = job.cells.reduce((a, c) => a + c.samples, 0);
-    const muAll = wanted > train.count / 3 ? encodeMu(encoder, L, train) : null;
-    for (const c of job.cells) {
+    const few = job.cells.filter((c) => isFewLabel(c.classifier));
+    const muAll = wanted > train.count / 3 || few.length ? encodeMu(encoder, L, train) : null;
+    for (const c of job.cells.filter((c) => !isFewLabel(c.classifier))) {
       const t0 = performance.now();
       const idx = stratifiedIndices(train.labels, c.samples, cfg.dataSeed + c.seed);
       const sub = take(train, idx);
@@ -231,6 +233,19 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
       model.dispose();
       const steps = headSteps(sub.count, fit);
       emitCell(ctx, c, trainAcc, testAcc, sub.count, steps, t0);
+    }
+    if (few.length) {
+      runFewLabelCells({
+        cfg,
+        train,
+        test,
+        latent: L,
+        muAll: muAll!,
+        muTest,
+        cacheStem: vae.path.replace(/\.bin$/, ""),
+        log: (line) => ctx.emit({ type: "log", line: `L=${L}: ${line}` }),
+        emit: (c, r, t0) => emitCell(ctx, c, r.trainAcc, r.testAcc, c.samples, r.steps, t0, r.note),
+      }, few);
     }
     if (job.scatter) {
       const sub = stratifiedSubset(train, Math.min(cfg.scatterCount, train.count), cfg.dataSeed);
@@ -304,12 +319,22 @@ function emitCell(
   trainEvalCount: number,
   steps: number,
   t0: number,
+  note?: string,
 ): void {
   const seconds = (performance.now() - t0) / 1000;
   const testCount = ctx.test.count;
   ctx.emit({
     type: "cell",
-    cell: { ...c, trainAcc, testAcc, trainEvalCount, testCount, steps, seconds },
+    cell: {
+      ...c,
+      trainAcc,
+      testAcc,
+      trainEvalCount,
+      testCount,
+      steps,
+      seconds,
+      ...(note ? { note } : {}),
+    },
   });
 }
 

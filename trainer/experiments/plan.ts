@@ -8,6 +8,7 @@
 import { headSteps } from "../classifiers.ts";
 import { cnnSteps } from "../cnn_fit.ts";
 import { type ExperimentConfig, seedsFor, vaeLatents } from "./config.ts";
+import { FEW_LABEL_HEADS, fewLabelSeconds } from "./few_label.ts";
 import type { Calibration } from "./calibrate.ts";
 import type { Job, LatentJob } from "./jobs.ts";
 import { cellKey, type CellSpec, type Classifier, type Results } from "./results.ts";
@@ -16,7 +17,8 @@ function headCells(cfg: ExperimentConfig, latent: number, samples: number[]): Ce
   const out: CellSpec[] = [];
   for (const n of samples) {
     for (let s = 0; s < seedsFor(cfg, n); s++) {
-      for (const classifier of ["logistic", "mlp"] as Classifier[]) {
+      const few = cfg.withFewLabel && n <= cfg.fewLabel.maxSamples ? FEW_LABEL_HEADS : [];
+      for (const classifier of ["logistic", "mlp", ...few] as Classifier[]) {
         out.push({
           key: cellKey(classifier, latent, n, s),
           classifier,
@@ -111,15 +113,18 @@ export function estimateJob(cfg: ExperimentConfig, job: Job, cal: Calibration, z
   const epochs = Math.max(0, cfg.vae.epochs - z.cachedEpochs(job.latent));
   const vae = epochs * Math.floor(z.vaeTrainCount / cfg.vae.batchSize) * cal.vaeStep;
   const wanted = job.cells.reduce((a, c) => a + c.samples, 0);
-  const encoded = z.testCount * 3.5 + (wanted > z.trainCount / 3 ? z.trainCount : wanted) +
+  const few = fewLabelSeconds(cfg, job.cells, cal, z);
+  const encoded = z.testCount * 3.5 +
+    (wanted > z.trainCount / 3 || few > 0 ? z.trainCount : wanted) +
     (job.scatter ? cfg.scatterCount : 0);
-  const heads = job.cells.reduce((a, c) => {
-    const logistic = c.classifier === "logistic";
-    return a +
-      headSteps(c.samples, logistic ? cfg.heads.logisticFit : cfg.heads.mlpFit) *
-        (logistic ? cal.logisticStep : cal.mlpStep);
-  }, 0);
-  return vae + encoded * cal.encodeImage + heads;
+  const heads = job.cells.filter((c) => c.classifier === "logistic" || c.classifier === "mlp")
+    .reduce((a, c) => {
+      const logistic = c.classifier === "logistic";
+      return a +
+        headSteps(c.samples, logistic ? cfg.heads.logisticFit : cfg.heads.mlpFit) *
+          (logistic ? cal.logisticStep : cal.mlpStep);
+    }, 0);
+  return vae + encoded * cal.encodeImage + heads + few;
 }
 
 export interface Schedule {

@@ -7,6 +7,7 @@
 import { type ExperimentConfig, seedsFor } from "./config.ts";
 import { claims } from "./claims.ts";
 import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
+import { fewLabelSection } from "./report_few_label.ts";
 import { PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
 import { cellsOf, type Classifier, type Results, summarise, type Summary } from "./results.ts";
 
@@ -100,7 +101,7 @@ function groups(r: Results): Group[] {
       test: summarise(cells, (x) => x.testAcc)!,
     });
   }
-  const order: Record<Classifier, number> = { logistic: 0, mlp: 1, cnn: 2 };
+  const order: Record<Classifier, number> = { logistic: 0, mlp: 1, cnn: 2, knn: 3, spread: 4 };
   return [...seen.values()].sort((a, b) =>
     order[a.classifier] - order[b.classifier] || (a.latent ?? 0) - (b.latent ?? 0) ||
     a.samples - b.samples
@@ -111,6 +112,8 @@ const NAME: Record<Classifier, string> = {
   logistic: "VAE + logistic",
   mlp: "VAE + MLP",
   cnn: "pixel CNN",
+  knn: "VAE + kNN (labels only)",
+  spread: "VAE + label spreading",
 };
 
 function gapTable(r: Results): string[] {
@@ -290,6 +293,7 @@ export function renderReport(
     );
   }
   lines.push(
+    ...fewLabelSection(r),
     `## Overfitting — train vs test accuracy of every cell`,
     ...gapTable(r),
     "",

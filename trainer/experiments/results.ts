@@ -7,7 +7,8 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { ExperimentConfig } from "./config.ts";
 
-export type Classifier = "logistic" | "mlp" | "cnn";
+/** The study's heads and pixel CNN, then the few-label heads beyond it (./few_label.ts). */
+export type Classifier = "logistic" | "mlp" | "cnn" | "knn" | "spread";
 
 /** What to train: the classifier, the latent it reads (null for the pixel CNN), N and the subset. */
 export interface CellSpec {
@@ -26,6 +27,8 @@ export interface CellResult extends CellSpec {
   testCount: number;
   steps: number;
   seconds: number;
+  /** How a few-label head was set (chosen k, graph size, iterations), for the report. */
+  note?: string;
 }
 
 export interface VaeResult {
