@@ -9,6 +9,7 @@ import { claims } from "./claims.ts";
 import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
 import { PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
 import { cellsOf, type Classifier, type Results, summarise, type Summary } from "./results.ts";
+import { selectionLines } from "./select_report.ts";
 
 /** Our best Table 1 latent: highest mean of the two heads' test accuracy at Table 1's N. */
 export function bestLatent(r: Results): number | null {
@@ -270,6 +271,7 @@ export function renderReport(
     `## Protocol`,
     ...protocol(cfg),
     "",
+    ...selectionLines(r),
     `## Table 1 — test accuracy vs latent size (${cfg.table1Samples} labelled samples)`,
     ...table1(r, best),
     "",
