@@ -69,6 +69,20 @@ function candidateJobs(cfg: ExperimentConfig, r: Results, L: number): Job[] {
   }));
 }
 
+/** Cells dealt to `parts` jobs, each to the part with the fewest head steps so far. */
+export function splitCells(cfg: ExperimentConfig, cells: CellSpec[], parts: number): CellSpec[][] {
+  const steps = (c: CellSpec) =>
+    headSteps(c.samples, c.classifier === "logistic" ? cfg.heads.logisticFit : cfg.heads.mlpFit);
+  const out: CellSpec[][] = Array.from({ length: Math.max(1, parts) }, () => []);
+  const load = out.map(() => 0);
+  for (const c of [...cells].sort((a, b) => steps(b) - steps(a))) {
+    const i = load.indexOf(Math.min(...load));
+    out[i].push(c);
+    load[i] += steps(c);
+  }
+  return out;
+}
+
 /**
  * The latent jobs and CNN jobs still to run (finished cells and figure data are skipped); with
  * --vae-candidates > 1 also the candidate jobs, which each latent job waits for.
@@ -81,10 +95,19 @@ export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
     const recon = cfg.reconLatents.includes(L) && !r.figures.recon[L];
     const candidates = candidateJobs(cfg, r, L);
     jobs.push(...candidates);
-    if (cells.length || scatter || recon || !r.vaes[L]) {
-      const after = candidates.length ? { after: candidates.map((j) => j.id) } : {};
-      jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon, ...after });
+    if (!(cells.length || scatter || recon || !r.vaes[L])) continue;
+    if (candidatesOf(cfg) <= 1) {
+      jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
+      continue;
     }
+    // The picked VAE is trained already: its heads split over the workers instead of one.
+    const after = candidates.map((j) => j.id);
+    splitCells(cfg, cells, cfg.jobs).forEach((part, i) => {
+      if (i > 0 && part.length === 0) return;
+      const id = i === 0 ? `vae L=${L}` : `heads L=${L} part ${i + 1}`;
+      const figures = i === 0 ? { scatter, recon } : { scatter: false, recon: false };
+      jobs.push({ kind: "latent", id, latent: L, cells: part, ...figures, after });
+    });
   }
   for (const c of cfg.withCnn ? cnnCells(cfg) : []) {
     if (!r.cells[c.key]) {

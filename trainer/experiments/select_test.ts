@@ -108,13 +108,25 @@ test("each latent job waits for its candidate jobs and runs on the picked one", 
     "vae L=4 candidate 0",
     "vae L=4 candidate 1",
     "vae L=4",
+    "heads L=4 part 2",
   ]);
   const latent = jobs[2] as LatentJob;
-  assert.deepEqual(latent.after, ["vae L=4 candidate 0", "vae L=4 candidate 1"]);
-  // Scheduled: the latent job (cheap here) still starts only after both candidates end.
+  const part2 = jobs[3] as LatentJob;
+  for (const j of [latent, part2]) {
+    assert.deepEqual(j.after, ["vae L=4 candidate 0", "vae L=4 candidate 1"]);
+  }
+  // The picked VAE's cells are dealt over the two workers, each cell once, figures in part 1.
+  const keys = [...latent.cells, ...part2.cells].map((c) => c.key).sort();
+  const unsplit = planJobs({ ...cfg, vaeCandidates: undefined }, r)[0] as LatentJob;
+  assert.deepEqual(keys, unsplit.cells.map((c) => c.key).sort());
+  assert.equal(latent.cells.length, 4);
+  assert.equal(part2.cells.length, 4);
+  assert.equal(part2.scatter || part2.recon, false);
+  // Scheduled: the latent jobs (cheap here) start only after both candidates end.
   const cost = (j: Job) => (j.kind === "candidate" ? 10 + j.candidate : 1);
   const s = schedule(jobs, 2, cost);
   assert.equal(s.order.find((o) => o.job.id === "vae L=4")!.start, 11);
+  assert.equal(s.order.find((o) => o.job.id === "heads L=4 part 2")!.start, 11);
   assert.equal(s.wallSeconds, 12);
 
   const failures: Error[] = [];
@@ -140,6 +152,10 @@ test("each latent job waits for its candidate jobs and runs on the picked one", 
   resumed.vaeSelection = {};
   recordCandidate(resumed.vaeSelection, score(4, 0, 0.6), 2);
   const again = planJobs(cfg, resumed);
-  assert.deepEqual(again.map((j) => j.id), ["vae L=4 candidate 1", "vae L=4"]);
+  assert.deepEqual(again.map((j) => j.id), [
+    "vae L=4 candidate 1",
+    "vae L=4",
+    "heads L=4 part 2",
+  ]);
   assert.deepEqual((again[1] as LatentJob).after, ["vae L=4 candidate 1"]);
 });
