@@ -9,7 +9,7 @@ import { claims } from "./claims.ts";
 import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
 import { PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
 import { cellsOf, type Classifier, type Results, summarise, type Summary } from "./results.ts";
-import { selectionLines } from "./select_report.ts";
+import { candidateTrainSeconds, selectionLines } from "./select_report.ts";
 
 /** Our best Table 1 latent: highest mean of the two heads' test accuracy at Table 1's N. */
 export function bestLatent(r: Results): number | null {
@@ -182,7 +182,8 @@ export function shortfalls(r: Results): string[] {
 
 function timeTable(r: Results): string[] {
   const jobs = r.jobs;
-  const vaeTrain = Object.values(r.vaes).reduce((a, v) => a + v.trainSeconds, 0);
+  const vaeTrain = Object.values(r.vaes).reduce((a, v) => a + v.trainSeconds, 0) +
+    candidateTrainSeconds(r);
   const latentJobs = jobs.filter((j) => !j.id.startsWith("cnn")).reduce((a, j) => a + j.seconds, 0);
   const cnn = jobs.filter((j) => j.id.startsWith("cnn")).reduce((a, j) => a + j.seconds, 0);
   const wall = r.sessions.reduce((a, s) => a + s.seconds, 0);

@@ -36,3 +36,9 @@ export function selectionLines(r: Results): string[] {
   lines.push("");
   return lines;
 }
+
+/** Seconds the candidate jobs spent training VAEs (the picked one's record says "cached"). */
+export function candidateTrainSeconds(r: Results): number {
+  return Object.values(r.vaeSelection ?? {}).flatMap((s) => s.candidates)
+    .reduce((a, c) => a + c.trainSeconds, 0);
+}

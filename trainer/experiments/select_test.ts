@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { FlagError } from "../../common/flags.ts";
 import { stratifiedIndices } from "../data.ts";
@@ -6,7 +9,8 @@ import { configFromFlags, resultsHash } from "./config.ts";
 import type { Job, LatentJob } from "./jobs.ts";
 import { planJobs, schedule } from "./plan.ts";
 import { takeReady } from "./record.ts";
-import { emptyResults } from "./results.ts";
+import { emptyResults, type Results } from "./results.ts";
+import { main } from "./main.ts";
 import {
   type CandidateScore,
   labelledIndices,
@@ -159,3 +163,42 @@ test("each latent job waits for its candidate jobs and runs on the picked one", 
   ]);
   assert.deepEqual((again[1] as LatentJob).after, ["vae L=4 candidate 1"]);
 });
+
+test(
+  "--quick --vae-candidates 2 picks the better-scored VAE, runs the cells on it and reports both",
+  {
+    timeout: 170_000,
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "select-test-"));
+    try {
+      const out = join(dir, "run");
+      const args = ["--quick", "--out", out, "--cache-dir", join(dir, "cache"), "--latents", "4"];
+      const more = ["--samples", "100", "--seeds", "1", "--no-cnn", "--vae-candidates", "2"];
+      assert.equal(await main([...args, ...more]), 0);
+      const r = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
+      const sel = r.vaeSelection![4];
+      assert.deepEqual(sel.candidates.map((c) => c.candidate), [0, 1]);
+      const [a, b] = sel.candidates.map((c) => c.validationAcc);
+      assert.ok(a !== b, "two seeds scored the same: the candidates did not differ");
+      assert.equal(sel.picked, a > b ? 0 : 1);
+      assert.equal(r.vaes[4].candidate, sel.picked);
+      assert.notEqual(sel.candidates[0].checkpoint, sel.candidates[1].checkpoint);
+      for (const c of sel.candidates) assert.equal(c.validationCount, VALIDATION_COUNT);
+      assert.equal(Object.keys(r.cells).length, 2);
+      const report = readFileSync(join(out, "report.md"), "utf8");
+      assert.match(report, /## VAE selection — 2 candidates per latent/);
+      const picked = sel.candidates[sel.picked!];
+      assert.match(
+        report,
+        new RegExp(
+          `\\| 4 \\| ${picked.candidate} \\| ${picked.seed} \\| ${
+            (picked.validationAcc * 100).toFixed(2)
+          }% \\| [^|]+ \\| \\*\\*yes\\*\\* \\|`,
+        ),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
