@@ -19,6 +19,7 @@ import {
 import { type CnnConfig, DEFAULT_CNN, TINY_CNN } from "../model_cnn.ts";
 import { ENGINE_CHOICES } from "../engine/choice.ts";
 import { DATA_DIR_ENV } from "../../common/fashion_mnist.ts";
+import { maxLabelled, VALIDATION_COUNT } from "./select.ts";
 
 export interface ExperimentConfig {
   mode: "full" | "quick";
@@ -67,6 +68,8 @@ export interface ExperimentConfig {
   reconLatents: number[];
   /** Worker processes; each runs one job at a time on one wasm thread. */
   jobs: number;
+  /** VAEs per latent to pick from on a validation split (./select.ts); absent = 1, no choice. */
+  vaeCandidates?: number;
 }
 
 /** The study's rows. 60,000 is added: the study stopped at 50,000 for memory reasons only. */
@@ -222,6 +225,12 @@ export const EXPERIMENT_FLAGS = {
     help:
       `VAE training epochs per latent (default ${FULL_CONFIG.vae.epochs}; quick ${QUICK_CONFIG.vae.epochs})`,
   },
+  "vae-candidates": {
+    type: "int",
+    default: 1,
+    help:
+      `VAEs per latent differing only in seed; the one whose latent classifies a ${VALIDATION_COUNT}-image validation split of train best is used (1: no choice, nothing held out)`,
+  },
   "cache-dir": {
     type: "string",
     default: "runs/experiments-cache",
@@ -284,6 +293,7 @@ export function configFromFlags(
     "cnn-min-steps"?: unknown;
     "few-label"?: unknown;
     "graph-count"?: unknown;
+    "vae-candidates"?: unknown;
   },
 ): ExperimentConfig {
   const base = f.quick ? QUICK_CONFIG : FULL_CONFIG;
@@ -303,9 +313,21 @@ export function configFromFlags(
   if (f["cnn-min-steps"] !== undefined) {
     cfg.cnn.fit.minSteps = positive("cnn-min-steps", f["cnn-min-steps"] as number);
   }
-  const tooMany = cfg.samples.filter((n) => n > 60000);
+  const k = f["vae-candidates"] === undefined
+    ? 1
+    : positive("vae-candidates", f["vae-candidates"] as number);
+  if (k > 1) {
+    cfg.vaeCandidates = k;
+    // The default rows end at all 60,000 images; the held-out validation images leave fewer.
+    if (f.samples === undefined) cfg.samples = cfg.samples.filter((n) => n <= maxLabelled(cfg));
+  }
+  const tooMany = cfg.samples.filter((n) => n > maxLabelled(cfg));
   if (tooMany.length) {
-    throw new FlagError(`--samples: ${tooMany.join(", ")} exceed the 60,000 training images`);
+    throw new FlagError(
+      `--samples: ${tooMany.join(", ")} exceed the ${maxLabelled(cfg)} labelled training images${
+        k > 1 ? ` (${VALIDATION_COUNT} are held out to pick the VAE)` : ""
+      }`,
+    );
   }
   return cfg;
 }

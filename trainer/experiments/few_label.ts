@@ -10,6 +10,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { accuracy } from "../classifiers.ts";
 import { type Split, stratifiedIndices } from "../data.ts";
+import { labelledIndices } from "./select.ts";
 import {
   ACTIVE_VARIANCE,
   chooseK,
@@ -89,7 +90,7 @@ export function runFewLabelCells(x: FewLabelContext, cells: CellSpec[]): void {
   let base: GraphData | null = null;
   for (const c of cells) {
     const t0 = performance.now();
-    const idx = stratifiedIndices(train.labels, c.samples, cfg.dataSeed + c.seed);
+    const idx = labelledIndices(cfg, train.labels, c.samples, cfg.dataSeed + c.seed);
     const y = Uint16Array.from(idx, (i) => train.labels[i]);
     const zLab = gatherRows(zAll, w, idx);
     let r: FewLabelResult;

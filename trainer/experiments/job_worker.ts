@@ -8,6 +8,7 @@ import { loadFashionMnist, take } from "../data.ts";
 import { type EngineBackend, initEngine } from "../engine/tfjs_backend.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { calibrate, type Calibration } from "./calibrate.ts";
+import { runCandidateJob } from "./candidate.ts";
 import {
   type Job,
   type JobContext,
@@ -96,6 +97,7 @@ async function onMessage(m: ToWorker): Promise<void> {
   const t0 = performance.now();
   const before = liveTensors();
   if (job.kind === "latent") await runLatentJob(ctx, job);
+  else if (job.kind === "candidate") await runCandidateJob(ctx, job);
   else await runCnnJob(ctx, job);
   const leaked = liveTensors() - before;
   if (leaked > 0) {

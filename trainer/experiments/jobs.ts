@@ -13,7 +13,7 @@ import { IMAGE_SIZE, PIXELS } from "../../common/labels.ts";
 import { normalizePixels, toBytes } from "../../common/preprocess.ts";
 import { loadCheckpoint } from "../checkpoint.ts";
 import { accuracy, encodeMu, headSteps, predict, trainHead } from "../classifiers.ts";
-import { type Split, stratifiedIndices, stratifiedSubset, take } from "../data.ts";
+import { type Split, stratifiedSubset, take } from "../data.ts";
 import { reconstruct } from "../figures.ts";
 import { TINY_VAE, type VaeConfig } from "../model.ts";
 import { evaluateVae, type TrainConfig, trainVae } from "../train.ts";
@@ -21,6 +21,8 @@ import { trainPixelCnn } from "../cnn_fit.ts";
 import { type ExperimentConfig, shortHash } from "./config.ts";
 import type { CellResult, CellSpec, Results, VaeResult } from "./results.ts";
 import { isFewLabel, runFewLabelCells } from "./few_label.ts";
+import type { CandidateJob } from "./candidate.ts";
+import { type CandidateScore, labelledIndices } from "./select.ts";
 import type { TrainEngine } from "../engine/choice.ts";
 import { encodeBase64 } from "../../common/base64.ts";
 
@@ -31,6 +33,10 @@ export interface LatentJob {
   cells: CellSpec[];
   scatter: boolean;
   recon: boolean;
+  /** With --vae-candidates > 1: the candidate jobs this one waits for (ids)... */
+  after?: string[];
+  /** ...and the picked candidate, which the parent fills in when it dispatches the job. */
+  candidate?: number;
 }
 
 export interface CnnJob {
@@ -39,12 +45,13 @@ export interface CnnJob {
   cell: CellSpec;
 }
 
-export type Job = LatentJob | CnnJob;
+export type Job = LatentJob | CnnJob | CandidateJob;
 
 /** Messages a job sends while it runs; the parent persists each one as it arrives. */
 export type JobEvent =
   | { type: "cell"; cell: CellResult }
   | { type: "vae"; vae: VaeResult }
+  | { type: "candidate"; score: CandidateScore }
   | { type: "scatter"; scatter: NonNullable<Results["figures"]["scatter"]> }
   | { type: "recon"; latent: number; pixels: string; testImages: string }
   | { type: "log"; line: string };
@@ -103,8 +110,13 @@ export async function resolveTrainEngine(
   }
 }
 
-export function vaeTrainConfig(cfg: ExperimentConfig, latent: number): TrainConfig {
-  const vae: VaeConfig = { ...cfg.vae.arch, latent };
+/**
+ * The VAE of a latent size; candidate k (--vae-candidates) differs from candidate 0, the
+ * default VAE, only in its seed (initialisation, shuffle, sampling noise).
+ */
+export function vaeTrainConfig(cfg: ExperimentConfig, latent: number, candidate = 0): TrainConfig {
+  const seed = cfg.vae.arch.seed + candidate;
+  const vae: VaeConfig = { ...cfg.vae.arch, latent, seed };
   return {
     vae,
     head: null,
@@ -112,7 +124,7 @@ export function vaeTrainConfig(cfg: ExperimentConfig, latent: number): TrainConf
     epochs: cfg.vae.epochs,
     batchSize: cfg.vae.batchSize,
     learningRate: cfg.vae.learningRate,
-    seed: cfg.vae.arch.seed,
+    seed,
   };
 }
 
@@ -127,8 +139,9 @@ export function vaeTrainSplit(cfg: ExperimentConfig, train: Split): Split {
 export function vaeCachePath(
   ctx: Pick<JobContext, "cfg" | "cacheDir" | "dataId">,
   latent: number,
+  candidate = 0,
 ): string {
-  const t = vaeTrainConfig(ctx.cfg, latent);
+  const t = vaeTrainConfig(ctx.cfg, latent, candidate);
   return join(
     ctx.cacheDir,
     `vae-L${latent}-${shortHash({ t, trainCount: ctx.cfg.vae.trainCount, data: ctx.dataId })}.bin`,
@@ -166,12 +179,13 @@ function gather(m: Float32Array, width: number, idx: ArrayLike<number>): Float32
 }
 
 /** Trains or loads the VAE of a latent size; an interrupted training resumes from its cache file. */
-async function obtainVae(ctx: JobContext, latent: number) {
-  const path = vaeCachePath(ctx, latent);
+export async function obtainVae(ctx: JobContext, latent: number, candidate = 0) {
+  const path = vaeCachePath(ctx, latent, candidate);
   mkdirSync(ctx.cacheDir, { recursive: true });
-  const cfg = vaeTrainConfig(ctx.cfg, latent);
+  const cfg = vaeTrainConfig(ctx.cfg, latent, candidate);
   const done = cachedEpochs(path);
-  const log = (line: string) => ctx.emit({ type: "log", line: `L=${latent}: ${line}` });
+  const who = candidate > 0 ? `L=${latent} candidate ${candidate}` : `L=${latent}`;
+  const log = (line: string) => ctx.emit({ type: "log", line: `${who}: ${line}` });
   const split = vaeTrainSplit(ctx.cfg, ctx.train);
   if (done >= cfg.epochs) log(`loading cached VAE ${path}`);
   else {log(
@@ -198,7 +212,7 @@ async function obtainVae(ctx: JobContext, latent: number) {
 export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<void> {
   const { cfg, train, test } = ctx;
   const L = job.latent;
-  const vae = await obtainVae(ctx, L);
+  const vae = await obtainVae(ctx, L, job.candidate ?? 0);
   const { encoder, decoder } = vae.models;
   try {
     const elbo = evaluateVae(vae.models, L, test);
@@ -214,6 +228,7 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
         testElbo: elbo.elbo,
         testRec: elbo.rec,
         testKl: elbo.kl,
+        ...(job.candidate === undefined ? {} : { candidate: job.candidate }),
       },
     });
     const muTest = encodeMu(encoder, L, test);
@@ -223,7 +238,7 @@ export async function runLatentJob(ctx: JobContext, job: LatentJob): Promise<voi
     const muAll = wanted > train.count / 3 || few.length ? encodeMu(encoder, L, train) : null;
     for (const c of job.cells.filter((c) => !isFewLabel(c.classifier))) {
       const t0 = performance.now();
-      const idx = stratifiedIndices(train.labels, c.samples, cfg.dataSeed + c.seed);
+      const idx = labelledIndices(cfg, train.labels, c.samples, cfg.dataSeed + c.seed);
       const sub = take(train, idx);
       const mu = muAll ? gather(muAll, L, idx) : encodeMu(encoder, L, sub);
       const { head, fit } = headCfg(cfg, c);
@@ -278,7 +293,7 @@ export async function runCnnJob(ctx: JobContext, job: CnnJob): Promise<void> {
   const { cfg, train, test } = ctx;
   const c = job.cell;
   const t0 = performance.now();
-  const sub = stratifiedSubset(train, c.samples, cfg.dataSeed + c.seed);
+  const sub = take(train, labelledIndices(cfg, train.labels, c.samples, cfg.dataSeed + c.seed));
   const arch = { ...cfg.cnn.arch, seed: cfg.cnn.arch.seed + c.seed };
   // A line at most every 30 s: long cells show they are alive, short ones stay quiet.
   let lastLog = t0;

@@ -12,6 +12,8 @@ import { FEW_LABEL_HEADS, fewLabelSeconds } from "./few_label.ts";
 import type { Calibration } from "./calibrate.ts";
 import type { Job, LatentJob } from "./jobs.ts";
 import { cellKey, type CellSpec, type Classifier, type Results } from "./results.ts";
+import { candidateJobId } from "./candidate.ts";
+import { candidatesOf, SELECT_SAMPLES, VALIDATION_COUNT } from "./select.ts";
 
 function headCells(cfg: ExperimentConfig, latent: number, samples: number[]): CellSpec[] {
   const out: CellSpec[] = [];
@@ -56,16 +58,58 @@ export function cnnCells(cfg: ExperimentConfig): CellSpec[] {
   return out;
 }
 
-/** The latent jobs and CNN jobs still to run (finished cells and figure data are skipped). */
+/** Candidate jobs of a latent (--vae-candidates > 1) not scored yet. */
+function candidateJobs(cfg: ExperimentConfig, r: Results, L: number): Job[] {
+  const k = candidatesOf(cfg);
+  if (k <= 1) return [];
+  const scored = new Set((r.vaeSelection?.[L]?.candidates ?? []).map((c) => c.candidate));
+  return Array.from({ length: k }, (_, i) => i).filter((i) => !scored.has(i)).map((i) => ({
+    kind: "candidate",
+    id: candidateJobId(L, i),
+    latent: L,
+    candidate: i,
+  }));
+}
+
+/** Cells dealt to `parts` jobs, each to the part with the fewest head steps so far. */
+export function splitCells(cfg: ExperimentConfig, cells: CellSpec[], parts: number): CellSpec[][] {
+  const steps = (c: CellSpec) =>
+    headSteps(c.samples, c.classifier === "logistic" ? cfg.heads.logisticFit : cfg.heads.mlpFit);
+  const out: CellSpec[][] = Array.from({ length: Math.max(1, parts) }, () => []);
+  const load = out.map(() => 0);
+  for (const c of [...cells].sort((a, b) => steps(b) - steps(a))) {
+    const i = load.indexOf(Math.min(...load));
+    out[i].push(c);
+    load[i] += steps(c);
+  }
+  return out;
+}
+
+/**
+ * The latent jobs and CNN jobs still to run (finished cells and figure data are skipped); with
+ * --vae-candidates > 1 also the candidate jobs, which each latent job waits for.
+ */
 export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
   const jobs: Job[] = [];
   for (const L of vaeLatents(cfg)) {
     const cells = latentCells(cfg, L, L === cfg.table2Latent).filter((c) => !r.cells[c.key]);
     const scatter = L === cfg.scatterLatent && !r.figures.scatter;
     const recon = cfg.reconLatents.includes(L) && !r.figures.recon[L];
-    if (cells.length || scatter || recon || !r.vaes[L]) {
+    const candidates = candidateJobs(cfg, r, L);
+    jobs.push(...candidates);
+    if (!(cells.length || scatter || recon || !r.vaes[L])) continue;
+    if (candidatesOf(cfg) <= 1) {
       jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
+      continue;
     }
+    // The picked VAE is trained already: its heads split over the workers instead of one.
+    const after = candidates.map((j) => j.id);
+    splitCells(cfg, cells, cfg.jobs).forEach((part, i) => {
+      if (i > 0 && part.length === 0) return;
+      const id = i === 0 ? `vae L=${L}` : `heads L=${L} part ${i + 1}`;
+      const figures = i === 0 ? { scatter, recon } : { scatter: false, recon: false };
+      jobs.push({ kind: "latent", id, latent: L, cells: part, ...figures, after });
+    });
   }
   for (const c of cfg.withCnn ? cnnCells(cfg) : []) {
     if (!r.cells[c.key]) {
@@ -98,8 +142,8 @@ export interface Sizes {
   trainCount: number;
   vaeTrainCount: number;
   testCount: number;
-  /** Epochs of each latent's VAE already in the cache. */
-  cachedEpochs: (latent: number) => number;
+  /** Epochs of each latent's VAE (or its candidate k) already in the cache. */
+  cachedEpochs: (latent: number, candidate?: number) => number;
 }
 
 /** Seconds a job should take at the measured speeds. */
@@ -110,8 +154,17 @@ export function estimateJob(cfg: ExperimentConfig, job: Job, cal: Calibration, z
     return cnnSteps(n, cfg.cnn.fit) * cal.cnnStep * batchShare +
       (z.testCount + Math.min(n, cfg.trainAccMax)) * cal.cnnPredictImage;
   }
-  const epochs = Math.max(0, cfg.vae.epochs - z.cachedEpochs(job.latent));
-  const vae = epochs * Math.floor(z.vaeTrainCount / cfg.vae.batchSize) * cal.vaeStep;
+  const epochsLeft = (candidate: number) =>
+    Math.max(0, cfg.vae.epochs - z.cachedEpochs(job.latent, candidate));
+  const vaeSeconds = (epochs: number) =>
+    epochs * Math.floor(z.vaeTrainCount / cfg.vae.batchSize) * cal.vaeStep;
+  if (job.kind === "candidate") {
+    return vaeSeconds(epochsLeft(job.candidate)) +
+      (SELECT_SAMPLES + VALIDATION_COUNT) * cal.encodeImage +
+      headSteps(SELECT_SAMPLES, cfg.heads.logisticFit) * cal.logisticStep;
+  }
+  // With candidates, the picked VAE was trained by its candidate job.
+  const vae = candidatesOf(cfg) > 1 ? 0 : vaeSeconds(epochsLeft(0));
   const wanted = job.cells.reduce((a, c) => a + c.samples, 0);
   const few = fewLabelSeconds(cfg, job.cells, cal, z);
   const encoded = z.testCount * 3.5 +
@@ -139,14 +192,25 @@ export function orderJobs(jobs: Job[], cost: (j: Job) => number): Job[] {
   return [...jobs].sort((a, b) => cost(b) - cost(a));
 }
 
+/** Jobs a latent job waits for (its VAE candidates), empty for the others. */
+export function dependsOn(job: Job): string[] {
+  return job.kind === "latent" ? job.after ?? [] : [];
+}
+
+/** As dispatched: a job waiting for others starts once they have ended. */
 export function schedule(jobs: Job[], workers: number, cost: (j: Job) => number): Schedule {
   const free = new Array(Math.max(1, workers)).fill(0);
   const order: Schedule["order"] = [];
-  for (const job of orderJobs(jobs, cost)) {
+  const ends = new Map<string, number>();
+  const ordered = orderJobs(jobs, cost);
+  const waiting = ordered.filter((j) => dependsOn(j).length > 0);
+  for (const job of [...ordered.filter((j) => dependsOn(j).length === 0), ...waiting]) {
     const w = free.indexOf(Math.min(...free));
     const seconds = cost(job);
-    order.push({ job, worker: w, start: free[w], end: free[w] + seconds, seconds });
-    free[w] += seconds;
+    const start = Math.max(free[w], ...dependsOn(job).map((id) => ends.get(id) ?? 0));
+    order.push({ job, worker: w, start, end: start + seconds, seconds });
+    free[w] = start + seconds;
+    ends.set(job.id, start + seconds);
   }
   return {
     wallSeconds: Math.max(...free),

@@ -10,6 +10,7 @@ import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
 import { fewLabelSection } from "./report_few_label.ts";
 import { PAPER_TITLE, paperTable1, paperTable2 } from "./paper.ts";
 import { cellsOf, type Classifier, type Results, summarise, type Summary } from "./results.ts";
+import { candidateTrainSeconds, selectionLines } from "./select_report.ts";
 
 /** Our best Table 1 latent: highest mean of the two heads' test accuracy at Table 1's N. */
 export function bestLatent(r: Results): number | null {
@@ -184,7 +185,8 @@ export function shortfalls(r: Results): string[] {
 
 function timeTable(r: Results): string[] {
   const jobs = r.jobs;
-  const vaeTrain = Object.values(r.vaes).reduce((a, v) => a + v.trainSeconds, 0);
+  const vaeTrain = Object.values(r.vaes).reduce((a, v) => a + v.trainSeconds, 0) +
+    candidateTrainSeconds(r);
   const latentJobs = jobs.filter((j) => !j.id.startsWith("cnn")).reduce((a, j) => a + j.seconds, 0);
   const cnn = jobs.filter((j) => j.id.startsWith("cnn")).reduce((a, j) => a + j.seconds, 0);
   const wall = r.sessions.reduce((a, s) => a + s.seconds, 0);
@@ -273,6 +275,7 @@ export function renderReport(
     `## Protocol`,
     ...protocol(cfg),
     "",
+    ...selectionLines(r),
     `## Table 1 — test accuracy vs latent size (${cfg.table1Samples} labelled samples)`,
     ...table1(r, best),
     "",

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { ExperimentConfig } from "./config.ts";
+import type { VaeSelection } from "./select.ts";
 
 /** The study's heads and pixel CNN, then the few-label heads beyond it (./few_label.ts). */
 export type Classifier = "logistic" | "mlp" | "cnn" | "knn" | "spread";
@@ -42,6 +43,8 @@ export interface VaeResult {
   testElbo: number;
   testRec: number;
   testKl: number;
+  /** With --vae-candidates > 1: which candidate (./select.ts) this VAE is. */
+  candidate?: number;
 }
 
 export interface JobTiming {
@@ -70,6 +73,8 @@ export interface Results {
   /** Wall seconds of each invocation (a resumed run appends). */
   sessions: { startedAt: string; seconds: number; finished: boolean }[];
   bestLatent: number | null;
+  /** With --vae-candidates > 1, by latent: each candidate's validation score and the pick. */
+  vaeSelection?: Record<string, VaeSelection>;
 }
 
 export function cellKey(

@@ -19,6 +19,7 @@ import { bestLatent, renderReport } from "./report.ts";
 import { loadResults, type Results, saveResults } from "./results.ts";
 import type { FromWorker, ToWorker } from "./job_worker.ts";
 import { type PoolWorker, WorkerPool } from "./pool.ts";
+import { recordEvent, takeReady } from "./record.ts";
 
 export interface RunOptions {
   cfg: ExperimentConfig;
@@ -169,7 +170,7 @@ function planRun(o: RunOptions, r: Results, cal: Calibration, startup: number) {
     trainCount: 60000,
     vaeTrainCount: cfg.vae.trainCount > 0 ? Math.min(cfg.vae.trainCount, 60000) : 60000,
     testCount: cfg.testCount > 0 ? Math.min(cfg.testCount, 10000) : 10000,
-    cachedEpochs: (L) => cachedEpochs(vaeCachePath(ctxForCache, L)),
+    cachedEpochs: (L, k) => cachedEpochs(vaeCachePath(ctxForCache, L, k)),
   };
   const cost = (j: Job) => estimateJob(cfg, j, cal, sizes);
   const jobs = planJobs(cfg, r);
@@ -202,40 +203,6 @@ function planRun(o: RunOptions, r: Results, cal: Calibration, startup: number) {
     );
   }
   return { jobs, plan, cost, estimateSeconds };
-}
-
-/** Records one event a worker reports (a cell, a VAE, a figure's data) in the results. */
-function recordEvent(
-  w: PoolWorker,
-  e: Extract<FromWorker, { type: "event" }>["event"],
-  r: Results,
-  log: (s: string) => void,
-): void {
-  if (e.type === "log") log(`[w${w.id}] ${e.line}`);
-  else if (e.type === "cell") {
-    r.cells[e.cell.key] = e.cell;
-    log(
-      `[w${w.id}] ${e.cell.key}: train ${(e.cell.trainAcc * 100).toFixed(1)}%, test ${
-        (e.cell.testAcc * 100).toFixed(1)
-      }% (${e.cell.seconds.toFixed(1)} s)`,
-    );
-  } else if (e.type === "vae") {
-    // A later job may reload a VAE this run trained; keep the training record.
-    const had = r.vaes[e.vae.latent];
-    if (!(e.vae.cached && had && !had.cached && had.epochs === e.vae.epochs)) {
-      r.vaes[e.vae.latent] = e.vae;
-    }
-    log(
-      `[w${w.id}] VAE L=${e.vae.latent}: test -ELBO ${e.vae.testElbo.toFixed(2)}${
-        e.vae.cached ? " (cached)" : `, trained in ${formatDuration(e.vae.trainSeconds)}`
-      }`,
-    );
-  } else if (e.type === "scatter") {
-    r.figures.scatter = e.scatter;
-  } else if (e.type === "recon") {
-    r.figures.recon[e.latent] = e.pixels;
-    r.figures.testImages = e.testImages;
-  }
 }
 
 /** Adds our best latent's Table 2 heads to the queue when they are new; true when added. */
@@ -282,14 +249,16 @@ function dispatch(
   const total = { jobs: jobs.length, done: 0 };
   const ratio = { actual: 0, estimated: 0 };
   let bestScheduled = false;
-  const latentPending = () =>
-    queue.some((j) => j.kind === "latent") || workers.some((w) => w.job?.kind === "latent");
+  const vaeJob = (j: Job | null) => j?.kind === "latent" || j?.kind === "candidate";
+  const latentPending = () => queue.some(vaeJob) || workers.some((w) => vaeJob(w.job));
+  const ended = new Set<string>();
   const addBestLatentJob = () => {
     bestScheduled = true;
     if (queueBestLatentJob(o, r, queue, cost)) total.jobs++;
   };
   const finished = (w: PoolWorker, m: Extract<FromWorker, { type: "done" }>) => {
     r.jobs.push({ id: m.jobId, worker: w.id, seconds: m.seconds });
+    ended.add(m.jobId);
     total.done++;
     // Re-estimate the rest from how the finished jobs compared with their estimates.
     ratio.actual += m.seconds;
@@ -310,9 +279,10 @@ function dispatch(
     new Promise<void>((resolve) => {
       const next = (w: PoolWorker) => {
         if (!bestScheduled && !latentPending()) addBestLatentJob();
-        const job = queue.shift();
+        const running = workers.some((x) => x.job !== null);
+        const job = takeReady(cfg, r, queue, ended, running, (e) => pool.fail(e));
         if (!job) {
-          if (workers.every((x) => x.job === null)) resolve();
+          if (!queue.length && workers.every((x) => x.job === null)) resolve();
           return;
         }
         w.job = job;
@@ -330,6 +300,8 @@ function dispatch(
             finished(w, m);
             save();
             next(w);
+            // A job that waited on this one may now go to a worker left idle.
+            for (const x of workers) if (x.job === null && x !== w) next(x);
           } else if (m.type === "error") {
             pool.fail(new Error(`job "${m.jobId ?? "?"}" failed in worker ${w.id}: ${m.message}`));
           }
