@@ -131,7 +131,7 @@ test("flags: lists are parsed and checked; unknown flags are errors", async () =
   const noFewJobs = planJobs(noFew, emptyResults(noFew, "h"));
   assert.ok(
     noFewJobs.every((j) =>
-      j.kind === "cnn" ||
+      j.kind !== "latent" ||
       j.cells.every((c) => c.classifier === "logistic" || c.classifier === "mlp")
     ),
   );
