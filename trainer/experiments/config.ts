@@ -225,6 +225,10 @@ export const EXPERIMENT_FLAGS = {
     help:
       `VAE training epochs per latent (default ${FULL_CONFIG.vae.epochs}; quick ${QUICK_CONFIG.vae.epochs})`,
   },
+  "table2-latent": {
+    type: "int",
+    help: `latent of Table 2's rows (default ${FULL_CONFIG.table2Latent}, the study's choice)`,
+  },
   "vae-candidates": {
     type: "int",
     default: 1,
@@ -294,6 +298,7 @@ export function configFromFlags(
     "few-label"?: unknown;
     "graph-count"?: unknown;
     "vae-candidates"?: unknown;
+    "table2-latent"?: unknown;
   },
 ): ExperimentConfig {
   const base = f.quick ? QUICK_CONFIG : FULL_CONFIG;
@@ -305,6 +310,9 @@ export function configFromFlags(
     cfg.vae.epochs = positive("vae-epochs", f["vae-epochs"] as number);
   }
   if (f.jobs !== undefined) cfg.jobs = positive("jobs", f.jobs as number);
+  if (f["table2-latent"] !== undefined) {
+    cfg.table2Latent = positive("table2-latent", f["table2-latent"] as number);
+  }
   if (f.cnn === false) cfg.withCnn = false;
   if (f["few-label"] === false) cfg.withFewLabel = false;
   if (f["graph-count"] !== undefined) {

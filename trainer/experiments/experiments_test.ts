@@ -124,6 +124,14 @@ test("flags: lists are parsed and checked; unknown flags are errors", async () =
   assert.deepEqual(c.latents, [4]);
   assert.equal(c.vae.epochs, 7);
   assert.equal(FULL_CONFIG.vae.epochs, 4, "the preset must not be mutated");
+  const t2 = configFromFlags({ latents: "16", "table2-latent": 16 });
+  assert.equal(t2.table2Latent, 16);
+  assert.equal(
+    planJobs(t2, emptyResults(t2, "h")).filter((j) => j.kind === "latent").length,
+    1,
+    "--table2-latent 16 with --latents 16 trains one VAE",
+  );
+  assert.throws(() => configFromFlags({ "table2-latent": 0 }), /table2-latent/);
   const noCnn = configFromFlags({ cnn: false });
   assert.equal(noCnn.withCnn, false);
   const noFew = configFromFlags({ "few-label": false, "graph-count": 5000 });

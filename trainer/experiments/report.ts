@@ -4,7 +4,7 @@
  * machine and engine, and the figures. A pure function of the results, so a report can be
  * rebuilt from any (even partial) run; a cell still missing shows as "—".
  */
-import { type ExperimentConfig, seedsFor } from "./config.ts";
+import { type ExperimentConfig, FULL_CONFIG, seedsFor } from "./config.ts";
 import { claims } from "./claims.ts";
 import { DASH, delta, fmt, pct, seconds, testAcc } from "./format.ts";
 import { fewLabelSection } from "./report_few_label.ts";
@@ -279,9 +279,9 @@ export function renderReport(
     `## Table 1 — test accuracy vs latent size (${cfg.table1Samples} labelled samples)`,
     ...table1(r, best),
     "",
-    `## Table 2 — test accuracy vs labelled samples (latent ${cfg.table2Latent}, the study's choice${
-      best !== null ? `; our best latent in Table 1 is ${best}` : ""
-    })`,
+    `## Table 2 — test accuracy vs labelled samples (latent ${cfg.table2Latent}${
+      cfg.table2Latent === FULL_CONFIG.table2Latent ? ", the study's choice" : ""
+    }${best !== null ? `; our best latent in Table 1 is ${best}` : ""})`,
     ...table2(r, cfg.table2Latent, true),
     "",
   ];
