@@ -8,7 +8,7 @@
 import { headSteps } from "../classifiers.ts";
 import { cnnSteps } from "../cnn_fit.ts";
 import { type ExperimentConfig, seedsFor, vaeLatents } from "./config.ts";
-import { FEW_LABEL_HEADS, fewLabelSeconds } from "./few_label.ts";
+import { FEW_LABEL_HEADS, fewLabelSeconds, isFewLabel } from "./few_label.ts";
 import type { Calibration } from "./calibrate.ts";
 import type { Job, LatentJob } from "./jobs.ts";
 import { cellKey, type CellSpec, type Classifier, type Results } from "./results.ts";
@@ -102,13 +102,17 @@ export function planJobs(cfg: ExperimentConfig, r: Results): Job[] {
       jobs.push({ kind: "latent", id: `vae L=${L}`, latent: L, cells, scatter, recon });
       continue;
     }
-    // The picked VAE is trained already: its heads split over the workers instead of one.
+    // The picked VAE is trained already: its heads split over the workers instead of one. The
+    // few-label cells stay together in part 1, which builds their kNN graph once.
     const after = candidates.map((j) => j.id);
-    splitCells(cfg, cells, cfg.jobs).forEach((part, i) => {
+    const few = cells.filter((c) => isFewLabel(c.classifier));
+    const rest = cells.filter((c) => !isFewLabel(c.classifier));
+    splitCells(cfg, rest, cfg.jobs).forEach((part, i) => {
       if (i > 0 && part.length === 0) return;
       const id = i === 0 ? `vae L=${L}` : `heads L=${L} part ${i + 1}`;
       const figures = i === 0 ? { scatter, recon } : { scatter: false, recon: false };
-      jobs.push({ kind: "latent", id, latent: L, cells: part, ...figures, after });
+      const own = i === 0 ? [...part, ...few] : part;
+      jobs.push({ kind: "latent", id, latent: L, cells: own, ...figures, after });
     });
   }
   for (const c of cfg.withCnn ? cnnCells(cfg) : []) {

@@ -8,6 +8,7 @@ import { stratifiedIndices } from "../data.ts";
 import { configFromFlags, resultsHash } from "./config.ts";
 import type { Job, LatentJob } from "./jobs.ts";
 import { planJobs, schedule } from "./plan.ts";
+import { isFewLabel } from "./few_label.ts";
 import { takeReady } from "./record.ts";
 import { emptyResults, type Results } from "./results.ts";
 import { main } from "./main.ts";
@@ -123,8 +124,12 @@ test("each latent job waits for its candidate jobs and runs on the picked one", 
   const keys = [...latent.cells, ...part2.cells].map((c) => c.key).sort();
   const unsplit = planJobs({ ...cfg, vaeCandidates: undefined }, r)[0] as LatentJob;
   assert.deepEqual(keys, unsplit.cells.map((c) => c.key).sort());
-  assert.equal(latent.cells.length, 4);
+  // The logistic and MLP cells are halved; the few-label cells (one kNN graph) stay in part 1.
+  const fewIn = (j: LatentJob) => j.cells.filter((c) => isFewLabel(c.classifier)).length;
+  assert.equal(latent.cells.length - fewIn(latent), 4);
   assert.equal(part2.cells.length, 4);
+  assert.equal(fewIn(part2), 0);
+  assert.ok(fewIn(latent) > 0, "the quick config has few-label cells");
   assert.equal(part2.scatter || part2.recon, false);
   // Scheduled: the latent jobs (cheap here) start only after both candidates end.
   const cost = (j: Job) => (j.kind === "candidate" ? 10 + j.candidate : 1);
@@ -185,7 +190,11 @@ test(
       assert.equal(r.vaes[4].candidate, sel.picked);
       assert.notEqual(sel.candidates[0].checkpoint, sel.candidates[1].checkpoint);
       for (const c of sel.candidates) assert.equal(c.validationCount, VALIDATION_COUNT);
-      assert.equal(Object.keys(r.cells).length, 2);
+      // logistic, MLP and the two few-label heads, all on the picked VAE's latent.
+      assert.deepEqual(
+        Object.keys(r.cells).map((k) => k.split("/")[0]).sort(),
+        ["knn", "logistic", "mlp", "spread"],
+      );
       const report = readFileSync(join(out, "report.md"), "utf8");
       assert.match(report, /## VAE selection — 2 candidates per latent/);
       const picked = sel.candidates[sel.picked!];
