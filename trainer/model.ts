@@ -67,6 +67,18 @@ export function vaeConfig(
 }
 
 /**
+ * `cfg` with the encoder widened by `factor`: its convs' filters and hidden dense units (and so
+ * the decoder's last dense layer, 7*7*conv[2]) times factor, rounded. The latent stays.
+ */
+export function widenEncoder(cfg: VaeConfig, factor: number): VaeConfig {
+  if (!(factor > 0) || !Number.isFinite(factor)) {
+    throw new Error(`Encoder width factor must be a positive number, got ${factor}`);
+  }
+  const w = (n: number) => Math.max(1, Math.round(n * factor));
+  return { ...cfg, conv: cfg.conv.map(w) as VaeConfig["conv"], encDense: w(cfg.encDense) };
+}
+
+/**
  * The reference network with every width divided by 8 and a 2-d latent (its kernel and seed):
  * a few thousand weights, for tests that must train in seconds.
  */

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { before, test } from "node:test";
 import { loadFashionMnist, stratifiedSubset } from "./data.ts";
 import { initEngine } from "./engine/tfjs_backend.ts";
-import { DEFAULT_HEAD, TINY_VAE } from "./model.ts";
+import { DEFAULT_HEAD, TINY_VAE, widenEncoder } from "./model.ts";
 import { learningRateAt, type TrainConfig, trainVae } from "./train.ts";
 
 const data = loadFashionMnist();
@@ -156,4 +156,21 @@ test("--lr-schedule cosine: lr from the configured rate to 0 over the run, appli
     `ort vs tfjs ${ortDiff}, cosine vs constant ${scheduleDiff}`,
   );
   assert.notDeepEqual(weightsOf(a.models), weightsOf(constant.models));
+});
+
+test("--width: widenEncoder scales the encoder's convs and hidden units; the widened VAE trains", async () => {
+  assert.deepEqual(widenEncoder(TINY_VAE, 1), TINY_VAE);
+  const wide = widenEncoder(TINY_VAE, 2);
+  assert.deepEqual(wide.conv, [8, 16, 16]);
+  assert.equal(wide.encDense, 32);
+  assert.equal(wide.latent, TINY_VAE.latent);
+  assert.deepEqual(wide.decDense, TINY_VAE.decDense);
+  assert.throws(() => widenEncoder(TINY_VAE, 0), /width factor must be a positive number/);
+  const { models, history } = await trainVae({ ...cfg, vae: wide, epochs: 1 }, small, {
+    progress: false,
+    engine: "ort",
+    log: () => {},
+  });
+  assert.equal(models.encoder.getLayer("enc_conv2").getWeights()[0].shape[3], 16);
+  assert.ok(Number.isFinite(history[0].train.loss), `loss ${history[0].train.loss}`);
 });

@@ -18,6 +18,7 @@ import {
   TINY_VAE,
   type VaeConfig,
   vaeConfig,
+  widenEncoder,
 } from "../model.ts";
 import { type TrainConfig, trainVae } from "../train.ts";
 import { initFromParent } from "../warm_start.ts";
@@ -32,6 +33,12 @@ const TRAIN_FLAGS = {
     ["reference", "tiny"],
     "VAE architecture: the reference one, or a tiny one (a few thousand weights, for tests)",
   ),
+  width: {
+    type: "number",
+    default: 1,
+    help:
+      "encoder width factor: conv filters and hidden dense units times this (2: 64/128/128, 256)",
+  },
   "batch-norm": {
     type: "boolean",
     default: false,
@@ -150,7 +157,7 @@ function trainConfig(f: Flags, start: Start): TrainConfig {
         // Recorded only when on, so a run without it keeps the config (and bundle) it had.
         ...(f["batch-norm"] ? { batchNorm: true } : {}),
       },
-      f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE,
+      widenEncoder(f.arch === "tiny" ? TINY_VAE : REFERENCE_VAE, f.width as number),
     ),
     head,
     classWeight: head ? (f["class-weight"] as number) : 0,
