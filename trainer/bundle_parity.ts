@@ -29,7 +29,7 @@ async function tfjsOutputs(opts: WriteBundleOptions, x: Float32Array, n: number)
     return {
       mu,
       logvar: moments.slice([0, L], [n, L]),
-      probabilities: tfjs.softmax(headLogits(opts.head, opts.headConfig, { hidden, mu })),
+      probabilities: tfjs.softmax(headLogits(opts.head, opts.headConfig.input, { hidden, mu })),
       pixels: opts.decoder ? tfjs.sigmoid(opts.decoder.predict(mu) as tf.Tensor) : tfjs.zeros([0]),
     };
   });

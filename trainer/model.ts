@@ -290,15 +290,15 @@ export function encodeParts(
   return { hidden: t as tf.Tensor2D, moments };
 }
 
-/** The head's logits for a split encoder pass: it reads mu or the hidden features (cfg.input). */
+/** The head's logits for a split encoder pass: it reads mu (default) or the hidden features. */
 export function headLogits(
   head: tf.LayersModel,
-  cfg: HeadConfig,
+  input: HeadInput | undefined,
   parts: { hidden: tf.Tensor2D; mu: tf.Tensor2D },
   training = false,
 ): tf.Tensor2D {
-  const input = (cfg.input ?? "mu") === "hidden" ? parts.hidden : parts.mu;
-  return head.apply(input, { training }) as tf.Tensor2D;
+  const x = input === "hidden" ? parts.hidden : parts.mu;
+  return head.apply(x, { training }) as tf.Tensor2D;
 }
 
 export const DEFAULT_HEAD: Readonly<HeadConfig> = Object.freeze({

@@ -20,7 +20,6 @@ import {
   buildDecoder,
   buildEncoder,
   buildHead,
-  DEFAULT_HEAD,
   encodeParts,
   type HeadConfig,
   type HeadInput,
@@ -125,7 +124,6 @@ export function evaluateVae(
   o: { headInput?: HeadInput; seed?: number; batch?: number } = {},
 ): { elbo: number; rec: number; kl: number; acc: number } {
   const { seed = 12345, batch = 500 } = o;
-  const head = { ...DEFAULT_HEAD, input: o.headInput ?? "mu" };
   let rec = 0, kl = 0, correct = 0;
   const x = new Float32Array(batch * PIXELS);
   const y = new Float32Array(batch);
@@ -141,7 +139,7 @@ export function evaluateVae(
       const parts = vaeLoss(xt, m.decoder.apply(z) as tf.Tensor, mu, logvar);
       let hits = tf.scalar(0);
       if (m.head) {
-        const pred = tf.argMax(headLogits(m.head, head, { hidden: enc.hidden, mu }), 1);
+        const pred = tf.argMax(headLogits(m.head, o.headInput, { hidden: enc.hidden, mu }), 1);
         hits = tf.sum(tf.equal(pred, tf.tensor1d(y.subarray(0, n), "int32")));
       }
       return [parts.rec.dataSync()[0], parts.kl.dataSync()[0], hits.dataSync()[0]];

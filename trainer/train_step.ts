@@ -107,7 +107,7 @@ function tfjsLoss(
   let ce = tf.scalar(0);
   let hits: tf.Scalar = tf.scalar(0);
   if (models.head && cfg.head) {
-    const hl = headLogits(models.head, cfg.head, { hidden: enc.hidden, mu }, true);
+    const hl = headLogits(models.head, cfg.head.input, { hidden: enc.hidden, mu }, true);
     const yt = tf.tensor1d(y, "float32");
     ce = classLoss(hl, yt);
     total = tf.add(total, tf.mul(ce, cfg.classWeight)) as tf.Scalar;

@@ -84,7 +84,7 @@ test("ort gradients match tfjs with the head on the hidden features", async () =
       const z = sampleLatent(mu, logvar, tf.tensor2d(eps, [B, vae.latent]));
       const l = vaeLoss(xt, m.decoder.apply(z) as tf.Tensor, mu, logvar);
       const ce = classLoss(
-        headLogits(m.head, HEAD, { hidden: enc.hidden, mu }, true),
+        headLogits(m.head, HEAD.input, { hidden: enc.hidden, mu }, true),
         tf.tensor1d(y),
       );
       return tf.add(l.total, tf.mul(ce, cw)) as tf.Scalar;
@@ -137,7 +137,7 @@ test("the serving export with a hidden-features head reproduces tfjs", async () 
     const enc = encodeParts(m.encoder, tf.tensor4d(x, [B, 28, 28, 1]));
     const { mu } = splitMoments(enc.moments, vae.latent);
     return {
-      p: tf.softmax(headLogits(m.head, HEAD, { hidden: enc.hidden, mu })).dataSync(),
+      p: tf.softmax(headLogits(m.head, HEAD.input, { hidden: enc.hidden, mu })).dataSync(),
       mu: mu.dataSync(),
     };
   });
