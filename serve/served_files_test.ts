@@ -23,12 +23,12 @@ const MODELS = new URL("../models/fashion-vae/", import.meta.url).pathname;
 const VERSION = (await readFile(join(MODELS, "CURRENT"), "utf8")).trim();
 const { backend } = await loadBackend("native", { threads: 1 });
 
-/** A registry holding the committed version with a trainer checkpoint listed in its manifest. */
+/** A registry holding the committed version, which carries its trainer checkpoint. */
 async function registryWithCheckpoint(): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), "served-files-"));
   const dir = join(root, "fashion-vae", VERSION);
   await cp(join(MODELS, VERSION), dir, { recursive: true });
-  await addCheckpoint(dir);
+  if (!manifestOf(dir).files.some((f) => f.role === "checkpoint")) await addCheckpoint(dir);
   await activateVersion(root, "fashion-vae", VERSION, "publish");
   return root;
 }
@@ -40,10 +40,13 @@ const filesAsked = (seen: string[]) =>
 
 Deno.test("servedRoles(): the graph of the precision, the decoder and the served files, never the checkpoint", () => {
   const m = manifestOf(join(MODELS, VERSION));
-  m.files.push({ role: "checkpoint", path: "checkpoint.bin", sha256: "0".repeat(64), bytes: 1 });
-  assert.deepEqual(servedRoles(m, "auto"), ["decoder", "latent-map", "samples", "model-int8"]);
-  assert.deepEqual(servedRoles(m, "int8"), ["decoder", "latent-map", "samples", "model-int8"]);
-  assert.deepEqual(servedRoles(m, "fp32"), ["model", "decoder", "latent-map", "samples"]);
+  assert.ok(m.files.some((f) => f.role === "checkpoint"), "the default bundle carries its weights");
+  // Published over the previous default: the gate's evaluation and the latent translation.
+  const files = ["decoder", "latent-map", "samples"];
+  const published = ["evaluation", "latent-translation"];
+  assert.deepEqual(servedRoles(m, "auto"), [...files, "model-int8", ...published]);
+  assert.deepEqual(servedRoles(m, "int8"), [...files, "model-int8", ...published]);
+  assert.deepEqual(servedRoles(m, "fp32"), ["model", ...files, ...published]);
   // Without an int8 graph every choice names the fp32 one (the loader refuses "int8" itself).
   assert.deepEqual(servedRoles(manifestOf(TINY_BUNDLE), "int8"), [
     "model",
@@ -60,7 +63,14 @@ Deno.test("the edge's MemorySource downloads the int8 graph and the served files
     const config = defaultConfig({ registry: `http://127.0.0.1:${server.addr.port}/` });
     const source = new MemorySource(config.registry, "fashion-vae", fetch, servedBy("auto"));
     const bundle = source.take(await source.localDir(await source.current()));
-    const expected = ["decoder.onnx", "latent-map.json", "model.int8.onnx", "samples.json"];
+    const expected = [
+      "decoder.onnx",
+      "evaluation.json",
+      "latent-map.json",
+      "latent-translation.json",
+      "model.int8.onnx",
+      "samples.json",
+    ];
     assert.deepEqual([...bundle.files.keys()].sort(), expected);
     assert.deepEqual(filesAsked(seen), expected, seen.join("\n"));
     const model = await loadModelFromMemory(bundle, { backend, maxBatch: 8 });
@@ -91,7 +101,14 @@ Deno.test("the service's HTTP source at --precision fp32 caches model.onnx and t
     const source = await sourceOf(config, {});
     const ref = await source.current();
     const dir = await source.localDir(ref);
-    const expected = ["decoder.onnx", "latent-map.json", "model.onnx", "samples.json"];
+    const expected = [
+      "decoder.onnx",
+      "evaluation.json",
+      "latent-map.json",
+      "latent-translation.json",
+      "model.onnx",
+      "samples.json",
+    ];
     assert.deepEqual(filesAsked(seen), expected, seen.join("\n"));
     assert.deepEqual((await readdir(dir)).sort(), [...expected, "manifest.json"].sort());
     const model = await loadModel(dir, { backend, maxBatch: 8, precision: "fp32" });

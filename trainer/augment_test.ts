@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { mulberry32 } from "../common/random.ts";
 import { IMAGE_SIZE, PIXELS } from "../common/labels.ts";
-import { augmentBatch, augmentInto, draw, NO_AUGMENT, validateAugment } from "./augment.ts";
+import { parseFlags } from "../common/flags.ts";
+import {
+  AUGMENT_FLAGS,
+  augmentBatch,
+  augmentInto,
+  augmentOf,
+  draw,
+  NO_AUGMENT,
+  validateAugment,
+} from "./augment.ts";
 
 function ramp(): Float32Array {
   const x = new Float32Array(PIXELS);
@@ -82,4 +91,14 @@ test("validateAugment() names the field out of range", () => {
   assert.throws(() => validateAugment({ ...NO_AUGMENT, flip: 2 }), /augment flip/);
   assert.throws(() => validateAugment({ ...NO_AUGMENT, shift: 1.5 }), /augment shift/);
   assert.throws(() => validateAugment({ ...NO_AUGMENT, contrast: -1 }), /augment contrast/);
+});
+
+test("the default recipe shifts by 2 px and mirrors half the images only where mirroring keeps labels; flags override", () => {
+  const none = parseFlags([], AUGMENT_FLAGS).flags;
+  assert.deepEqual(augmentOf(none, true), { shift: 2, flip: 0.5, scale: 0, contrast: 0 });
+  assert.deepEqual(augmentOf(none, false), { shift: 2, flip: 0, scale: 0, contrast: 0 });
+  const asked = parseFlags(["--augment-flip", "0.25"], AUGMENT_FLAGS).flags;
+  assert.equal(augmentOf(asked, false)?.flip, 0.25);
+  const off = parseFlags(["--augment-flip", "0", "--augment-shift", "0"], AUGMENT_FLAGS).flags;
+  assert.equal(augmentOf(off, true), undefined);
 });

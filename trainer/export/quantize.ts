@@ -6,7 +6,7 @@
  * (node and web) fuses each DQ -> Conv/Gemm -> Q group into QLinearConv / QGemm kernels.
  *
  * What is quantized: the feature extractor, i.e. every Conv/Gemm with initializer weights that
- * neither produces a graph output nor depends on one. The latent moments (mu, logvar) and the
+ * neither produces a graph output nor depends on one. The latent moments (mu, logvar) and a
  * head on mu stay fp32: they are a tiny share of the work, and mu is part of the API.
  * A Relu after a quantized op is dropped: a uint8 Q with zero point 0 clamps at 0 by itself.
  * A Flatten or Reshape between quantized ops gets its own Q/DQ pair (same scale), so the op
